@@ -1,0 +1,559 @@
+//! The application side of Malachite's channel interface: answers consensus requests by
+//! building, streaming, assembling, checking and committing blocks through [`Application`].
+
+use alloy_primitives::{Address, B256};
+use bytes::{Bytes, BytesMut};
+use malachitebft_app_channel::app::engine::host::Next;
+use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
+use malachitebft_app_channel::app::types::core::{Round, Validity};
+use malachitebft_app_channel::app::types::sync::RawDecidedValue;
+use malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId, ProposedValue};
+use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use crate::codec::{decode_certificate, encode_certificate};
+use crate::context::{
+    BlockHash, Height, ProposalPart, TrellisContext, ValidatorAddress, ValidatorSet,
+};
+use crate::signing::{proposal_digest, verify_digest, Ed25519Signer};
+
+/// Size of one `Data` proposal part.
+const CHUNK_BYTES: usize = 512 * 1024;
+/// Partially received proposal streams kept at once; the oldest is dropped beyond this.
+const MAX_OPEN_STREAMS: usize = 64;
+
+/// Why a received block was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot decode block: {0}")]
+    Undecodable(String),
+    #[error("block {hash} is invalid: {reason}")]
+    Invalid { hash: B256, reason: String },
+}
+
+/// What the chain must provide to consensus. Implemented by the node.
+#[async_trait::async_trait]
+pub trait Application: Send + Sync + 'static {
+    /// Height of the last committed block (0 when only genesis exists).
+    fn committed_height(&self) -> u64;
+    /// The validator set that decides `height`, if known.
+    fn validator_set(&self, height: u64) -> Option<ValidatorSet>;
+    /// Builds and executes a block at `committed_height() + 1`; returns its hash and encoding.
+    async fn build_block(
+        &self,
+        height: u64,
+        proposer: Address,
+        deadline: Instant,
+    ) -> eyre::Result<(B256, Bytes)>;
+    /// Decodes, checks and executes a block at `committed_height() + 1` received from a peer.
+    async fn verify_block(
+        &self,
+        height: u64,
+        proposer: Address,
+        block: Bytes,
+    ) -> Result<B256, VerifyError>;
+    /// Commits a block that was built or verified earlier, together with its certificate.
+    async fn commit_block(&self, height: u64, hash: B256, certificate: Vec<u8>)
+        -> eyre::Result<()>;
+    /// The encoded block and certificate decided at `height`, for peers that sync.
+    fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)>;
+}
+
+struct PartialStream {
+    parts: BTreeMap<u64, ProposalPart>,
+    fin_sequence: Option<u64>,
+    bytes: usize,
+}
+
+struct Assembled {
+    height: Height,
+    round: Round,
+    pol_round: Round,
+    proposer: ValidatorAddress,
+    block: Bytes,
+    signature: malachitebft_signing_ed25519::Signature,
+}
+
+/// Splits a block into a signed proposal stream.
+pub fn stream_block(
+    signer: &Ed25519Signer,
+    chain_id: u64,
+    height: Height,
+    round: Round,
+    pol_round: Round,
+    proposer: ValidatorAddress,
+    block: &Bytes,
+) -> Vec<StreamMessage<ProposalPart>> {
+    let mut id = Vec::with_capacity(24);
+    id.extend_from_slice(&height.0.to_be_bytes());
+    id.extend_from_slice(&round.as_i64().to_be_bytes());
+    id.extend_from_slice(&pol_round.as_i64().to_be_bytes());
+    let stream_id = StreamId::new(Bytes::from(id));
+    let mut parts = vec![ProposalPart::Init {
+        height,
+        round,
+        pol_round,
+        proposer,
+    }];
+    let mut offset = 0;
+    while offset < block.len() {
+        let end = (offset + CHUNK_BYTES).min(block.len());
+        parts.push(ProposalPart::Data(block.slice(offset..end)));
+        offset = end;
+    }
+    let digest = proposal_digest(chain_id, height, round, &proposer, block);
+    parts.push(ProposalPart::Fin(signer.sign_digest(&digest)));
+    let mut messages: Vec<_> = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| StreamMessage {
+            stream_id: stream_id.clone(),
+            sequence: i as u64,
+            content: StreamContent::Data(part),
+        })
+        .collect();
+    messages.push(StreamMessage {
+        stream_id,
+        sequence: messages.len() as u64,
+        content: StreamContent::Fin,
+    });
+    messages
+}
+
+/// The consensus-facing state of one node.
+pub struct AppLoop<A: Application> {
+    chain_id: u64,
+    address: ValidatorAddress,
+    signer: Ed25519Signer,
+    app: Arc<A>,
+    streams: HashMap<(PeerId, Bytes), PartialStream>,
+    stream_order: VecDeque<(PeerId, Bytes)>,
+    /// Values built or accepted, per (height, round), replayed to consensus after restarts.
+    undecided: HashMap<(u64, u32), Vec<ProposedValue<TrellisContext>>>,
+    /// Value this node built per (height, round): it must re-propose the very same one.
+    built: HashMap<(u64, u32), B256>,
+    /// Encoded blocks by hash, for re-streaming; pruned once a height is decided.
+    blocks: HashMap<B256, (u64, Bytes)>,
+    /// Complete proposals for heights above the next one, checked when their height starts.
+    future: Vec<Assembled>,
+}
+
+impl<A: Application> AppLoop<A> {
+    pub fn new(
+        chain_id: u64,
+        address: ValidatorAddress,
+        signer: Ed25519Signer,
+        app: Arc<A>,
+    ) -> Self {
+        AppLoop {
+            chain_id,
+            address,
+            signer,
+            app,
+            streams: HashMap::new(),
+            stream_order: VecDeque::new(),
+            undecided: HashMap::new(),
+            built: HashMap::new(),
+            blocks: HashMap::new(),
+            future: Vec::new(),
+        }
+    }
+
+    fn validator_set(&self, height: Height) -> eyre::Result<ValidatorSet> {
+        self.app
+            .validator_set(height.0)
+            .ok_or_else(|| eyre::eyre!("no validator set known for height {height}"))
+    }
+
+    fn round_key(height: Height, round: Round) -> (u64, u32) {
+        (height.0, round.as_u32().unwrap_or(u32::MAX))
+    }
+
+    /// Runs until consensus stops.
+    pub async fn run(mut self, mut channels: Channels<TrellisContext>) -> eyre::Result<()> {
+        while let Some(msg) = channels.consensus.recv().await {
+            if let Err(e) = self.handle(msg, &mut channels).await {
+                error!(error = %e, "consensus request failed");
+            }
+        }
+        Err(eyre::eyre!("consensus channel closed"))
+    }
+
+    async fn handle(
+        &mut self,
+        msg: AppMsg<TrellisContext>,
+        channels: &mut Channels<TrellisContext>,
+    ) -> eyre::Result<()> {
+        match msg {
+            AppMsg::ConsensusReady { reply } => {
+                let start = Height(self.app.committed_height() + 1);
+                info!(height = %start, "consensus ready");
+                let set = self.validator_set(start)?;
+                let _ = reply.send((start, set));
+            }
+            AppMsg::StartedRound {
+                height,
+                round,
+                proposer,
+                role,
+                reply_value,
+            } => {
+                debug!(%height, %round, %proposer, ?role, "started round");
+                self.check_future(height).await;
+                let values = self
+                    .undecided
+                    .get(&Self::round_key(height, round))
+                    .cloned()
+                    .unwrap_or_default();
+                let _ = reply_value.send(values);
+            }
+            AppMsg::GetValue {
+                height,
+                round,
+                timeout,
+                reply,
+            } => {
+                let key = Self::round_key(height, round);
+                let hash = match self.built.get(&key) {
+                    Some(hash) => *hash,
+                    None => {
+                        // Leave headroom for streaming before the propose timeout fires.
+                        let deadline = Instant::now() + timeout.mul_f32(0.5);
+                        let (hash, bytes) = self
+                            .app
+                            .build_block(height.0, self.address.0, deadline)
+                            .await?;
+                        self.built.insert(key, hash);
+                        self.blocks.insert(hash, (height.0, bytes));
+                        self.undecided.entry(key).or_default().push(ProposedValue {
+                            height,
+                            round,
+                            valid_round: Round::Nil,
+                            proposer: self.address,
+                            value: BlockHash(hash),
+                            validity: Validity::Valid,
+                        });
+                        hash
+                    }
+                };
+                let _ = reply.send(LocallyProposedValue::new(height, round, BlockHash(hash)));
+                self.publish(channels, height, round, Round::Nil, hash)
+                    .await?;
+            }
+            AppMsg::ExtendVote { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            AppMsg::VerifyVoteExtension {
+                reply, extension, ..
+            } => {
+                // Trellis does not use vote extensions; refuse any that show up.
+                let verdict = if extension.is_empty() {
+                    Ok(())
+                } else {
+                    Err(malachitebft_app_channel::app::consensus::VoteExtensionError::InvalidVoteExtension)
+                };
+                let _ = reply.send(verdict);
+            }
+            AppMsg::RestreamProposal {
+                height,
+                round,
+                valid_round,
+                value_id,
+                ..
+            } => {
+                self.publish(channels, height, round, valid_round, value_id.0)
+                    .await?;
+            }
+            AppMsg::GetHistoryMinHeight { reply } => {
+                let _ = reply.send(Height(1));
+            }
+            AppMsg::ReceivedProposalPart { from, part, reply } => {
+                let value = match self.receive_part(from, part) {
+                    Some(assembled) => self.accept(assembled).await,
+                    None => None,
+                };
+                let _ = reply.send(value);
+            }
+            AppMsg::GetValidatorSet { height, reply } => {
+                let _ = reply.send(self.app.validator_set(height.0));
+            }
+            AppMsg::Decided {
+                certificate, reply, ..
+            } => {
+                let height = certificate.height;
+                let hash = certificate.value_id.0;
+                info!(%height, round = %certificate.round, block = %hash, "decided");
+                let next = match self
+                    .app
+                    .commit_block(height.0, hash, encode_certificate(&certificate))
+                    .await
+                {
+                    Ok(()) => {
+                        self.prune(height);
+                        let next_height = Height(height.0 + 1);
+                        Next::Start(next_height, self.validator_set(next_height)?)
+                    }
+                    Err(e) => {
+                        error!(%height, error = %e, "commit failed; restarting height");
+                        Next::Restart(height, self.validator_set(height)?)
+                    }
+                };
+                let _ = reply.send(next);
+            }
+            AppMsg::GetDecidedValue { height, reply } => {
+                let value = self.app.decided_block(height.0).and_then(|(block, cert)| {
+                    match decode_certificate(&cert) {
+                        Ok(certificate) => Some(RawDecidedValue {
+                            value_bytes: block,
+                            certificate,
+                        }),
+                        Err(e) => {
+                            error!(%height, error = %e, "stored certificate is unreadable");
+                            None
+                        }
+                    }
+                });
+                let _ = reply.send(value);
+            }
+            AppMsg::ProcessSyncedValue {
+                height,
+                round,
+                proposer,
+                value_bytes,
+                reply,
+            } => {
+                let value = match self
+                    .app
+                    .verify_block(height.0, proposer.0, value_bytes.clone())
+                    .await
+                {
+                    Ok(hash) => {
+                        self.blocks.insert(hash, (height.0, value_bytes));
+                        Some((hash, Validity::Valid))
+                    }
+                    Err(VerifyError::Invalid { hash, reason }) => {
+                        warn!(%height, %reason, "synced block is invalid");
+                        Some((hash, Validity::Invalid))
+                    }
+                    Err(e @ VerifyError::Undecodable(_)) => {
+                        warn!(%height, error = %e, "synced value rejected");
+                        None
+                    }
+                };
+                let _ = reply.send(value.map(|(hash, validity)| ProposedValue {
+                    height,
+                    round,
+                    valid_round: Round::Nil,
+                    proposer,
+                    value: BlockHash(hash),
+                    validity,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        channels: &mut Channels<TrellisContext>,
+        height: Height,
+        round: Round,
+        pol_round: Round,
+        hash: B256,
+    ) -> eyre::Result<()> {
+        let Some((_, block)) = self.blocks.get(&hash) else {
+            warn!(%height, %round, block = %hash, "asked to stream a block this node does not have");
+            return Ok(());
+        };
+        for msg in stream_block(
+            &self.signer,
+            self.chain_id,
+            height,
+            round,
+            pol_round,
+            self.address,
+            block,
+        ) {
+            channels
+                .network
+                .send(NetworkMsg::PublishProposalPart(msg))
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn receive_part(
+        &mut self,
+        from: PeerId,
+        msg: StreamMessage<ProposalPart>,
+    ) -> Option<Assembled> {
+        let key = (from, msg.stream_id.to_bytes());
+        if !self.streams.contains_key(&key) {
+            if self.streams.len() >= MAX_OPEN_STREAMS {
+                if let Some(oldest) = self.stream_order.pop_front() {
+                    self.streams.remove(&oldest);
+                }
+            }
+            self.stream_order.push_back(key.clone());
+            self.streams.insert(
+                key.clone(),
+                PartialStream {
+                    parts: BTreeMap::new(),
+                    fin_sequence: None,
+                    bytes: 0,
+                },
+            );
+        }
+        let stream = self.streams.get_mut(&key)?;
+        match msg.content {
+            StreamContent::Fin => stream.fin_sequence = Some(msg.sequence),
+            StreamContent::Data(part) => {
+                if let ProposalPart::Data(d) = &part {
+                    stream.bytes += d.len();
+                }
+                stream.parts.insert(msg.sequence, part);
+            }
+        }
+        if stream.bytes > trellis_primitives::MAX_BLOCK_BYTES {
+            warn!(peer = %from, "proposal stream exceeds the block size limit; dropped");
+            self.streams.remove(&key);
+            return None;
+        }
+        let fin = stream.fin_sequence?;
+        if stream.parts.len() as u64 != fin {
+            return None;
+        }
+        let stream = self.streams.remove(&key)?;
+        self.stream_order.retain(|k| k != &key);
+        assemble(stream.parts.into_values())
+    }
+
+    /// Checks a complete proposal; returns the value for consensus if it is for the next height.
+    async fn accept(&mut self, p: Assembled) -> Option<ProposedValue<TrellisContext>> {
+        let next = self.app.committed_height() + 1;
+        if p.height.0 < next {
+            return None;
+        }
+        let set = self.app.validator_set(p.height.0)?;
+        if !stream_signature_valid(
+            self.chain_id,
+            &set,
+            p.height,
+            p.round,
+            &p.proposer,
+            &p.block,
+            &p.signature,
+        ) {
+            warn!(height = %p.height, proposer = %p.proposer, "proposal stream with a bad or foreign signature; dropped");
+            return None;
+        }
+        if p.height.0 > next {
+            self.future.push(p);
+            return None;
+        }
+        self.check(p).await
+    }
+
+    async fn check(&mut self, p: Assembled) -> Option<ProposedValue<TrellisContext>> {
+        let validity = match self
+            .app
+            .verify_block(p.height.0, p.proposer.0, p.block.clone())
+            .await
+        {
+            Ok(hash) => {
+                self.blocks.insert(hash, (p.height.0, p.block));
+                (hash, Validity::Valid)
+            }
+            Err(VerifyError::Invalid { hash, reason }) => {
+                warn!(height = %p.height, %reason, "proposed block is invalid");
+                (hash, Validity::Invalid)
+            }
+            Err(e) => {
+                warn!(height = %p.height, error = %e, "undecodable proposal");
+                return None;
+            }
+        };
+        let value = ProposedValue {
+            height: p.height,
+            round: p.round,
+            valid_round: p.pol_round,
+            proposer: p.proposer,
+            value: BlockHash(validity.0),
+            validity: validity.1,
+        };
+        self.undecided
+            .entry(Self::round_key(p.height, p.round))
+            .or_default()
+            .push(value.clone());
+        Some(value)
+    }
+
+    async fn check_future(&mut self, height: Height) {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future)
+            .into_iter()
+            .partition(|p| p.height == height);
+        self.future = later.into_iter().filter(|p| p.height > height).collect();
+        for p in now {
+            self.check(p).await;
+        }
+    }
+
+    fn prune(&mut self, decided: Height) {
+        self.undecided.retain(|(h, _), _| *h > decided.0);
+        self.built.retain(|(h, _), _| *h > decided.0);
+        self.blocks.retain(|_, (h, _)| *h > decided.0);
+    }
+}
+
+/// Reassembles a complete stream: `Init`, then `Data` chunks, then `Fin`.
+fn assemble(parts: impl Iterator<Item = ProposalPart>) -> Option<Assembled> {
+    let mut parts = parts.peekable();
+    let ProposalPart::Init {
+        height,
+        round,
+        pol_round,
+        proposer,
+    } = parts.next()?
+    else {
+        return None;
+    };
+    let mut block = BytesMut::new();
+    let mut signature = None;
+    for part in parts {
+        match part {
+            ProposalPart::Data(d) if signature.is_none() => block.extend_from_slice(&d),
+            ProposalPart::Fin(s) if signature.is_none() => signature = Some(s),
+            _ => return None,
+        }
+    }
+    Some(Assembled {
+        height,
+        round,
+        pol_round,
+        proposer,
+        block: block.freeze(),
+        signature: signature?,
+    })
+}
+
+/// Verifies the proposer's stream signature.
+pub fn stream_signature_valid(
+    chain_id: u64,
+    set: &ValidatorSet,
+    height: Height,
+    round: Round,
+    proposer: &ValidatorAddress,
+    block: &[u8],
+    signature: &malachitebft_signing_ed25519::Signature,
+) -> bool {
+    set.get(proposer).is_some_and(|v| {
+        verify_digest(
+            &v.public_key,
+            &proposal_digest(chain_id, height, round, proposer, block),
+            signature,
+        )
+    })
+}

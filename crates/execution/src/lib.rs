@@ -1,0 +1,522 @@
+//! Block execution with revm over the node's store.
+//!
+//! [`execute_block`] runs a block's transactions against a [`StateView`] snapshot and returns
+//! receipts, the state changes to commit and the roots that go into the header. Proposers use
+//! [`Mode::Build`] (transactions that cannot run are left out); validators use
+//! [`Mode::Verify`] (any such transaction makes the block invalid). [`call`] serves
+//! `eth_call` without changing anything.
+
+mod db;
+mod roots;
+
+pub use db::StoreDb;
+pub use roots::state_root;
+
+use alloy_consensus::{
+    Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxEnvelope, TxType,
+    Typed2718,
+};
+use alloy_primitives::{logs_bloom, Address, Bloom, Bytes, TxKind, B256, U256};
+use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
+use revm::context::{BlockEnv, CfgEnv, TxEnv};
+use revm::database::CacheDB;
+use revm::primitives::hardfork::SpecId;
+use revm::state::EvmState;
+use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
+use trellis_storage::{AccountState, StateChanges, StateView, StoreError, EMPTY_CODE_HASH};
+
+/// The EVM revision every Trellis chain runs.
+pub const SPEC: SpecId = SpecId::PRAGUE;
+
+/// Environment of the block being executed.
+#[derive(Clone, Debug)]
+pub struct BlockEnvInput {
+    pub chain_id: u64,
+    pub height: u64,
+    pub timestamp_ms: u64,
+    pub proposer: Address,
+    pub gas_limit: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Building a proposal: skip transactions that cannot be included.
+    Build,
+    /// Checking a received block: every transaction must be includable.
+    Verify,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutionError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("transaction {index} is invalid: {reason}")]
+    InvalidTransaction { index: usize, reason: String },
+    #[error("block gas limit exceeded")]
+    GasLimitExceeded,
+}
+
+/// The outcome of executing a block.
+#[derive(Clone, Debug)]
+pub struct ExecutedBlock {
+    /// Transactions actually included (in `Build` mode some may be dropped).
+    pub transactions: Vec<TxEnvelope>,
+    pub senders: Vec<Address>,
+    /// Transactions dropped in `Build` mode, with the reason.
+    pub rejected: Vec<(B256, String)>,
+    pub receipts: Vec<ReceiptEnvelope>,
+    pub changes: StateChanges,
+    pub gas_used: u64,
+    pub state_root: B256,
+    pub receipts_root: B256,
+    pub logs_bloom: Bloom,
+}
+
+fn block_env(env: &BlockEnvInput) -> BlockEnv {
+    BlockEnv {
+        number: U256::from(env.height),
+        beneficiary: env.proposer,
+        timestamp: U256::from(env.timestamp_ms / 1000),
+        gas_limit: env.gas_limit,
+        basefee: 0,
+        difficulty: U256::ZERO,
+        prevrandao: Some(B256::ZERO),
+        ..Default::default()
+    }
+}
+
+fn cfg_env(chain_id: u64) -> CfgEnv {
+    let mut cfg = CfgEnv::new_with_spec(SPEC);
+    cfg.chain_id = chain_id;
+    cfg
+}
+
+/// Maps a signed transaction and its recovered sender onto revm's transaction environment.
+pub fn tx_env(tx: &TxEnvelope, sender: Address) -> TxEnv {
+    let gas_price = match tx.tx_type() {
+        TxType::Legacy | TxType::Eip2930 => tx.gas_price().unwrap_or_default(),
+        _ => tx.max_fee_per_gas(),
+    };
+    TxEnv {
+        tx_type: tx.ty(),
+        caller: sender,
+        gas_limit: tx.gas_limit(),
+        gas_price,
+        kind: tx.kind(),
+        value: tx.value(),
+        data: tx.input().clone(),
+        nonce: tx.nonce(),
+        chain_id: tx.chain_id(),
+        access_list: tx.access_list().cloned().unwrap_or_default(),
+        gas_priority_fee: tx.max_priority_fee_per_gas(),
+        ..Default::default()
+    }
+}
+
+fn receipt_for(
+    tx: &TxEnvelope,
+    success: bool,
+    cumulative_gas_used: u64,
+    logs: Vec<alloy_primitives::Log>,
+) -> ReceiptEnvelope {
+    let bloom = logs_bloom(logs.iter());
+    let receipt = ReceiptWithBloom {
+        receipt: Receipt {
+            status: Eip658Value::Eip658(success),
+            cumulative_gas_used,
+            logs,
+        },
+        logs_bloom: bloom,
+    };
+    match tx.tx_type() {
+        TxType::Eip2930 => ReceiptEnvelope::Eip2930(receipt),
+        TxType::Eip1559 => ReceiptEnvelope::Eip1559(receipt),
+        _ => ReceiptEnvelope::Legacy(receipt),
+    }
+}
+
+/// Folds one transaction's state diff into the block's accumulated changes.
+fn accumulate(changes: &mut StateChanges, state: &EvmState) {
+    for (address, account) in state {
+        if !account.is_touched() {
+            continue;
+        }
+        if account.is_selfdestructed() || account.is_empty() {
+            changes.accounts.insert(*address, None);
+            changes.wiped_storage.insert(*address);
+            changes.storage.remove(address);
+            continue;
+        }
+        if account.is_created() {
+            changes.wiped_storage.insert(*address);
+            changes.storage.remove(address);
+        }
+        let info = &account.info;
+        if let Some(code) = &info.code {
+            if info.code_hash != EMPTY_CODE_HASH && !code.is_empty() {
+                changes
+                    .codes
+                    .entry(info.code_hash)
+                    .or_insert_with(|| code.original_bytes());
+            }
+        }
+        changes.accounts.insert(
+            *address,
+            Some(AccountState {
+                nonce: info.nonce,
+                balance: info.balance,
+                code_hash: info.code_hash,
+                // Filled in by the state-root pass.
+                storage_root: B256::ZERO,
+            }),
+        );
+        let slots = changes.storage.entry(*address).or_default();
+        for (slot, value) in account.changed_storage_slots() {
+            slots.insert(*slot, value.present_value);
+        }
+    }
+}
+
+fn invalid_reason<E: std::fmt::Display>(e: &EVMError<E, InvalidTransaction>) -> String {
+    e.to_string()
+}
+
+/// Executes `txs` (with their recovered `senders`) on top of `view`.
+pub fn execute_block(
+    view: &StateView,
+    env: &BlockEnvInput,
+    txs: Vec<TxEnvelope>,
+    senders: Vec<Address>,
+    mode: Mode,
+) -> Result<ExecutedBlock, ExecutionError> {
+    let db = CacheDB::new(StoreDb::new(view));
+    let mut evm = Context::mainnet()
+        .with_db(db)
+        .with_block(block_env(env))
+        .with_cfg(cfg_env(env.chain_id))
+        .build_mainnet();
+
+    let mut out = ExecutedBlock {
+        transactions: Vec::with_capacity(txs.len()),
+        senders: Vec::with_capacity(txs.len()),
+        rejected: Vec::new(),
+        receipts: Vec::with_capacity(txs.len()),
+        changes: StateChanges::default(),
+        gas_used: 0,
+        state_root: B256::ZERO,
+        receipts_root: B256::ZERO,
+        logs_bloom: Bloom::ZERO,
+    };
+
+    for (index, (tx, sender)) in txs.into_iter().zip(senders).enumerate() {
+        if out.gas_used.saturating_add(tx.gas_limit()) > env.gas_limit {
+            match mode {
+                Mode::Build => {
+                    // Block is full; the rest stays in the pool for the next block.
+                    break;
+                }
+                Mode::Verify => return Err(ExecutionError::GasLimitExceeded),
+            }
+        }
+        let result = evm.transact(tx_env(&tx, sender));
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(EVMError::Database(e)) => return Err(ExecutionError::Store(e.0)),
+            Err(e) => match mode {
+                Mode::Build => {
+                    out.rejected.push((*tx.tx_hash(), invalid_reason(&e)));
+                    continue;
+                }
+                Mode::Verify => {
+                    return Err(ExecutionError::InvalidTransaction {
+                        index,
+                        reason: invalid_reason(&e),
+                    })
+                }
+            },
+        };
+        accumulate(&mut out.changes, &outcome.state);
+        evm.commit(outcome.state);
+        let result: ExecutionResult<HaltReason> = outcome.result;
+        out.gas_used += result.tx_gas_used();
+        let receipt = receipt_for(&tx, result.is_success(), out.gas_used, result.into_logs());
+        out.logs_bloom.accrue_bloom(receipt.logs_bloom());
+        out.receipts.push(receipt);
+        out.transactions.push(tx);
+        out.senders.push(sender);
+    }
+    drop(evm);
+
+    out.receipts_root = alloy_consensus::proofs::calculate_receipt_root(&out.receipts);
+    out.state_root = roots::apply_storage_roots_and_compute(view, &mut out.changes)?;
+    Ok(out)
+}
+
+/// A read-only message call (`eth_call`), against the state in `view`.
+#[derive(Clone, Debug, Default)]
+pub struct CallRequest {
+    pub from: Option<Address>,
+    pub to: Option<Address>,
+    pub gas: Option<u64>,
+    pub value: Option<U256>,
+    pub data: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    Success { output: Bytes, gas_used: u64 },
+    Revert { output: Bytes, gas_used: u64 },
+    Halt { reason: String, gas_used: u64 },
+}
+
+pub fn call(
+    view: &StateView,
+    env: &BlockEnvInput,
+    req: &CallRequest,
+) -> Result<CallOutcome, ExecutionError> {
+    let db = CacheDB::new(StoreDb::new(view));
+    let mut cfg = cfg_env(env.chain_id);
+    cfg.disable_nonce_check = true;
+    cfg.disable_balance_check = true;
+    let mut evm = Context::mainnet()
+        .with_db(db)
+        .with_block(block_env(env))
+        .with_cfg(cfg)
+        .build_mainnet();
+    let tx = TxEnv {
+        caller: req.from.unwrap_or_default(),
+        gas_limit: req.gas.unwrap_or(env.gas_limit).min(env.gas_limit),
+        gas_price: 0,
+        kind: req.to.map(TxKind::Call).unwrap_or(TxKind::Create),
+        value: req.value.unwrap_or_default(),
+        data: req.data.clone(),
+        chain_id: Some(env.chain_id),
+        ..Default::default()
+    };
+    match evm.transact(tx) {
+        Ok(outcome) => Ok(match outcome.result {
+            ExecutionResult::Success { output, gas, .. } => CallOutcome::Success {
+                output: output.into_data(),
+                gas_used: gas.tx_gas_used(),
+            },
+            ExecutionResult::Revert { output, gas, .. } => CallOutcome::Revert {
+                output,
+                gas_used: gas.tx_gas_used(),
+            },
+            ExecutionResult::Halt { reason, gas, .. } => CallOutcome::Halt {
+                reason: format!("{reason:?}"),
+                gas_used: gas.tx_gas_used(),
+            },
+        }),
+        Err(EVMError::Database(e)) => Err(ExecutionError::Store(e.0)),
+        Err(e) => Err(ExecutionError::InvalidTransaction {
+            index: 0,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_consensus::TxLegacy;
+    use trellis_crypto::AccountKey;
+    use trellis_primitives::{Block, Header};
+    use trellis_storage::{BlockCommit, Store};
+
+    fn env(height: u64) -> BlockEnvInput {
+        BlockEnvInput {
+            chain_id: 1337,
+            height,
+            timestamp_ms: 1_000 * height,
+            proposer: Address::ZERO,
+            gas_limit: 30_000_000,
+        }
+    }
+
+    fn transfer(key: &AccountKey, nonce: u64, to: Address, value: u64) -> TxEnvelope {
+        key.sign_tx(TxLegacy {
+            chain_id: Some(1337),
+            nonce,
+            gas_price: 0,
+            gas_limit: 21_000,
+            to: TxKind::Call(to),
+            value: U256::from(value),
+            input: Default::default(),
+        })
+    }
+
+    fn genesis_store(funded: Address) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        let mut changes = StateChanges::default();
+        changes.accounts.insert(
+            funded,
+            Some(AccountState {
+                balance: U256::from(1_000_000u64),
+                ..Default::default()
+            }),
+        );
+        let view = store.view().expect("view");
+        let root = roots::apply_storage_roots_and_compute(&view, &mut changes).expect("root");
+        let genesis = Block {
+            header: Header {
+                chain_id: 1337,
+                height: 0,
+                parent_hash: B256::ZERO,
+                timestamp_ms: 0,
+                proposer: Address::ZERO,
+                transactions_root: Block::compute_transactions_root(&[]),
+                receipts_root: B256::ZERO,
+                state_root: root,
+                logs_bloom: Bloom::ZERO,
+                gas_limit: 30_000_000,
+                gas_used: 0,
+                validators_hash: B256::ZERO,
+            },
+            transactions: vec![],
+        };
+        store.init_genesis(&changes, &genesis).expect("genesis");
+        (dir, store)
+    }
+
+    #[test]
+    fn transfers_execute_and_roots_match_an_independent_computation() {
+        let alice = AccountKey::dev(0);
+        let bob = Address::repeat_byte(0xb0);
+        let (_dir, store) = genesis_store(alice.address());
+        let view = store.view().expect("view");
+        let txs = vec![transfer(&alice, 0, bob, 10), transfer(&alice, 1, bob, 5)];
+        let out = execute_block(&view, &env(1), txs, vec![alice.address(); 2], Mode::Verify)
+            .expect("executes");
+        assert_eq!(out.receipts.len(), 2);
+        assert_eq!(out.gas_used, 42_000);
+        let bob_acc = out.changes.accounts[&bob].expect("bob exists");
+        assert_eq!(bob_acc.balance, U256::from(15));
+
+        let expected = alloy_trie::root::state_root_unhashed(
+            out.changes
+                .accounts
+                .iter()
+                .filter_map(|(a, acc)| acc.map(|acc| (*a, trie_account_for_test(&acc)))),
+        );
+        assert_eq!(out.state_root, expected);
+    }
+
+    fn trie_account_for_test(acc: &AccountState) -> alloy_trie::TrieAccount {
+        alloy_trie::TrieAccount {
+            nonce: acc.nonce,
+            balance: acc.balance,
+            storage_root: acc.storage_root,
+            code_hash: acc.code_hash,
+        }
+    }
+
+    #[test]
+    fn bad_nonce_is_dropped_when_building_and_fatal_when_verifying() {
+        let alice = AccountKey::dev(0);
+        let (_dir, store) = genesis_store(alice.address());
+        let view = store.view().expect("view");
+        let txs = vec![transfer(&alice, 5, Address::ZERO, 1)];
+        let built = execute_block(
+            &view,
+            &env(1),
+            txs.clone(),
+            vec![alice.address()],
+            Mode::Build,
+        )
+        .expect("build");
+        assert!(built.transactions.is_empty());
+        assert_eq!(built.rejected.len(), 1);
+        assert!(matches!(
+            execute_block(&view, &env(1), txs, vec![alice.address()], Mode::Verify),
+            Err(ExecutionError::InvalidTransaction { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn deploy_contract_then_call_it() {
+        let alice = AccountKey::dev(0);
+        let (_dir, store) = genesis_store(alice.address());
+        // Init code that stores 42 at slot 0 and returns runtime code that returns sload(0).
+        // runtime: PUSH1 0 SLOAD PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN
+        let runtime = hex_bytes("60005460005260206000f3");
+        let mut init = hex_bytes("602a600055"); // SSTORE(0, 42)
+                                                // copy runtime (11 bytes) from code offset 0x13? build: PUSH1 len PUSH1 offset PUSH1 0 CODECOPY PUSH1 len PUSH1 0 RETURN
+        init.extend(hex_bytes(
+            "600b601160003960 0b6000f3".replace(' ', "").as_str(),
+        ));
+        init.extend(runtime.iter().copied());
+        let deploy = alice.sign_tx(TxLegacy {
+            chain_id: Some(1337),
+            nonce: 0,
+            gas_price: 0,
+            gas_limit: 200_000,
+            to: TxKind::Create,
+            value: U256::ZERO,
+            input: init.into(),
+        });
+        let view = store.view().expect("view");
+        let out = execute_block(
+            &view,
+            &env(1),
+            vec![deploy.clone()],
+            vec![alice.address()],
+            Mode::Verify,
+        )
+        .expect("deploys");
+        assert!(out.receipts[0].status());
+        let contract = alice.address().create(0);
+        let block = Block {
+            header: Header {
+                chain_id: 1337,
+                height: 1,
+                parent_hash: view
+                    .block(trellis_primitives::Height(0))
+                    .expect("read")
+                    .expect("genesis")
+                    .hash(),
+                timestamp_ms: 1000,
+                proposer: Address::ZERO,
+                transactions_root: Block::compute_transactions_root(std::slice::from_ref(&deploy)),
+                receipts_root: out.receipts_root,
+                state_root: out.state_root,
+                logs_bloom: out.logs_bloom,
+                gas_limit: 30_000_000,
+                gas_used: out.gas_used,
+                validators_hash: B256::ZERO,
+            },
+            transactions: vec![deploy],
+        };
+        store
+            .commit_block(BlockCommit {
+                block: &block,
+                certificate: &[],
+                receipts: &out.receipts,
+                senders: &out.senders,
+                changes: &out.changes,
+            })
+            .expect("commit");
+        let view = store.view().expect("view");
+        let result = call(
+            &view,
+            &env(2),
+            &CallRequest {
+                to: Some(contract),
+                ..Default::default()
+            },
+        )
+        .expect("call");
+        let CallOutcome::Success { output, .. } = result else {
+            panic!("call failed: {result:?}");
+        };
+        assert_eq!(U256::from_be_slice(&output), U256::from(42));
+    }
+
+    fn hex_bytes(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+}

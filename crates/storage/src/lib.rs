@@ -1,0 +1,13 @@
+//! The node's embedded database: blocks, commit certificates, receipts, indexes and state.
+//!
+//! Backed by redb (pure Rust, ACID, copy-on-write B-trees). A block, its certificate, its
+//! receipts, its indexes and its state changes are written in one write transaction, so a
+//! node killed at any moment restarts at its last fully committed block.
+//!
+//! Reads go through [`StateView`], a snapshot that stays consistent while a block executes.
+
+mod account;
+mod store;
+
+pub use account::{AccountState, StateChanges, EMPTY_CODE_HASH, EMPTY_ROOT};
+pub use store::{BlockCommit, StateView, Store, StoreError, TxLocation};

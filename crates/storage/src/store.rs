@@ -1,0 +1,545 @@
+//! redb tables and the atomic block commit.
+
+use alloy_consensus::ReceiptEnvelope;
+use alloy_eips::eip2718::{Decodable2718, Encodable2718};
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use redb::{Database, ReadOnlyTable, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+use trellis_primitives::{Block, Height};
+
+use crate::account::{AccountState, StateChanges};
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+const BLOCK_BY_HASH: TableDefinition<&[u8; 32], u64> = TableDefinition::new("block_by_hash");
+const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
+const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
+const SENDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("senders");
+const TX_INDEX: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
+const ACCOUNTS: TableDefinition<&[u8; 20], &[u8]> = TableDefinition::new("accounts");
+const STORAGE: TableDefinition<&[u8; 52], &[u8; 32]> = TableDefinition::new("storage");
+const CODE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("code");
+/// keccak(address) → account, ordered as the state trie needs them.
+const HASHED_ACCOUNTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("hashed_accounts");
+/// keccak(address) ‖ keccak(slot) → value, ordered as storage tries need them.
+const HASHED_STORAGE: TableDefinition<&[u8; 64], &[u8; 32]> =
+    TableDefinition::new("hashed_storage");
+
+const TIP_KEY: &str = "tip";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+    #[error("corrupt record in table {table}: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+    #[error("block {got} does not extend the tip {tip}")]
+    NotNextHeight { tip: Height, got: Height },
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+fn corrupt(table: &'static str, reason: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        reason: reason.to_string(),
+    }
+}
+
+/// Where a transaction landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxLocation {
+    pub height: Height,
+    pub index: u32,
+}
+
+/// Everything one decided block writes, committed in a single transaction.
+pub struct BlockCommit<'a> {
+    pub block: &'a Block,
+    /// Opaque encoding of the commit certificate (owned by the consensus crate).
+    pub certificate: &'a [u8],
+    pub receipts: &'a [ReceiptEnvelope],
+    pub senders: &'a [Address],
+    pub changes: &'a StateChanges,
+}
+
+/// Handle to the node's database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+fn slot_key(address: &Address, slot: &U256) -> [u8; 52] {
+    let mut key = [0u8; 52];
+    key[..20].copy_from_slice(address.as_slice());
+    key[20..].copy_from_slice(&slot.to_be_bytes::<32>());
+    key
+}
+
+fn hashed_slot_key(hashed_address: &B256, slot: &U256) -> [u8; 64] {
+    let mut key = [0u8; 64];
+    key[..32].copy_from_slice(hashed_address.as_slice());
+    key[32..].copy_from_slice(keccak256(slot.to_be_bytes::<32>()).as_slice());
+    key
+}
+
+impl Store {
+    /// Opens (or creates) the database file and makes sure every table exists.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Db(e.into()))?;
+        }
+        let db = Database::create(path)?;
+        let wtx = db.begin_write()?;
+        {
+            wtx.open_table(META)?;
+            wtx.open_table(BLOCKS)?;
+            wtx.open_table(BLOCK_BY_HASH)?;
+            wtx.open_table(CERTIFICATES)?;
+            wtx.open_table(RECEIPTS)?;
+            wtx.open_table(SENDERS)?;
+            wtx.open_table(TX_INDEX)?;
+            wtx.open_table(ACCOUNTS)?;
+            wtx.open_table(STORAGE)?;
+            wtx.open_table(CODE)?;
+            wtx.open_table(HASHED_ACCOUNTS)?;
+            wtx.open_table(HASHED_STORAGE)?;
+        }
+        wtx.commit()?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    /// Height of the last committed block, or `None` before genesis state is written.
+    pub fn tip(&self) -> Result<Option<Height>, StoreError> {
+        let rtx = self.db.begin_read()?;
+        let meta = rtx.open_table(META)?;
+        Ok(meta.get(TIP_KEY)?.map(|v| Height(v.value())))
+    }
+
+    /// Writes the genesis state (height 0). Does nothing if the store already has a tip.
+    pub fn init_genesis(
+        &self,
+        changes: &StateChanges,
+        genesis_block: &Block,
+    ) -> Result<bool, StoreError> {
+        if self.tip()?.is_some() {
+            return Ok(false);
+        }
+        let wtx = self.db.begin_write()?;
+        write_state(&wtx, changes)?;
+        {
+            let hash = genesis_block.hash();
+            wtx.open_table(BLOCKS)?
+                .insert(0, genesis_block.encode_to_vec().as_slice())?;
+            wtx.open_table(BLOCK_BY_HASH)?.insert(&hash.0, 0)?;
+            wtx.open_table(META)?.insert(TIP_KEY, 0)?;
+        }
+        wtx.commit()?;
+        Ok(true)
+    }
+
+    /// Commits a decided block with its certificate, receipts, indexes and state changes
+    /// atomically. The block must sit directly on the current tip.
+    pub fn commit_block(&self, commit: BlockCommit<'_>) -> Result<(), StoreError> {
+        let height = Height(commit.block.header.height);
+        let wtx = self.db.begin_write()?;
+        {
+            let mut meta = wtx.open_table(META)?;
+            let tip = meta.get(TIP_KEY)?.map(|v| Height(v.value()));
+            if tip.map(Height::next) != Some(height) {
+                return Err(StoreError::NotNextHeight {
+                    tip: tip.unwrap_or_default(),
+                    got: height,
+                });
+            }
+            meta.insert(TIP_KEY, height.0)?;
+        }
+        {
+            let hash = commit.block.hash();
+            wtx.open_table(BLOCKS)?
+                .insert(height.0, commit.block.encode_to_vec().as_slice())?;
+            wtx.open_table(BLOCK_BY_HASH)?.insert(&hash.0, height.0)?;
+            wtx.open_table(CERTIFICATES)?
+                .insert(height.0, commit.certificate)?;
+            let mut receipts = Vec::new();
+            alloy_rlp::encode_list::<Bytes, Bytes>(
+                &commit
+                    .receipts
+                    .iter()
+                    .map(|r| Bytes::from(r.encoded_2718()))
+                    .collect::<Vec<_>>(),
+                &mut receipts,
+            );
+            wtx.open_table(RECEIPTS)?
+                .insert(height.0, receipts.as_slice())?;
+            let senders: Vec<u8> = commit.senders.iter().flat_map(|a| a.0 .0).collect();
+            wtx.open_table(SENDERS)?
+                .insert(height.0, senders.as_slice())?;
+            let mut index = wtx.open_table(TX_INDEX)?;
+            for (i, tx_hash) in commit.block.tx_hashes().enumerate() {
+                index.insert(&tx_hash.0, (height.0, i as u32))?;
+            }
+        }
+        write_state(&wtx, commit.changes)?;
+        wtx.commit()?;
+        Ok(())
+    }
+
+    /// A consistent snapshot for reads and block execution.
+    pub fn view(&self) -> Result<StateView, StoreError> {
+        let rtx = self.db.begin_read()?;
+        Ok(StateView {
+            meta: rtx.open_table(META)?,
+            blocks: rtx.open_table(BLOCKS)?,
+            block_by_hash: rtx.open_table(BLOCK_BY_HASH)?,
+            certificates: rtx.open_table(CERTIFICATES)?,
+            receipts: rtx.open_table(RECEIPTS)?,
+            senders: rtx.open_table(SENDERS)?,
+            tx_index: rtx.open_table(TX_INDEX)?,
+            accounts: rtx.open_table(ACCOUNTS)?,
+            storage: rtx.open_table(STORAGE)?,
+            code: rtx.open_table(CODE)?,
+            hashed_accounts: rtx.open_table(HASHED_ACCOUNTS)?,
+            hashed_storage: rtx.open_table(HASHED_STORAGE)?,
+        })
+    }
+}
+
+fn write_state(wtx: &redb::WriteTransaction, changes: &StateChanges) -> Result<(), StoreError> {
+    let mut accounts = wtx.open_table(ACCOUNTS)?;
+    let mut hashed_accounts = wtx.open_table(HASHED_ACCOUNTS)?;
+    let mut storage = wtx.open_table(STORAGE)?;
+    let mut hashed_storage = wtx.open_table(HASHED_STORAGE)?;
+    let mut code = wtx.open_table(CODE)?;
+
+    for address in &changes.wiped_storage {
+        let mut lo = [0u8; 52];
+        lo[..20].copy_from_slice(address.as_slice());
+        let mut hi = [0xffu8; 52];
+        hi[..20].copy_from_slice(address.as_slice());
+        storage.retain_in::<&[u8; 52], _>(&lo..=&hi, |_, _| false)?;
+        let hashed = keccak256(address);
+        let mut hlo = [0u8; 64];
+        hlo[..32].copy_from_slice(hashed.as_slice());
+        let mut hhi = [0xffu8; 64];
+        hhi[..32].copy_from_slice(hashed.as_slice());
+        hashed_storage.retain_in::<&[u8; 64], _>(&hlo..=&hhi, |_, _| false)?;
+    }
+    for (address, slots) in &changes.storage {
+        let hashed = keccak256(address);
+        for (slot, value) in slots {
+            let key = slot_key(address, slot);
+            let hkey = hashed_slot_key(&hashed, slot);
+            if value.is_zero() {
+                storage.remove(&key)?;
+                hashed_storage.remove(&hkey)?;
+            } else {
+                let bytes = value.to_be_bytes::<32>();
+                storage.insert(&key, &bytes)?;
+                hashed_storage.insert(&hkey, &bytes)?;
+            }
+        }
+    }
+    for (address, account) in &changes.accounts {
+        let hashed = keccak256(address);
+        match account {
+            Some(acc) => {
+                let bytes = acc.to_bytes();
+                accounts.insert(&address.0 .0, bytes.as_slice())?;
+                hashed_accounts.insert(&hashed.0, bytes.as_slice())?;
+            }
+            None => {
+                accounts.remove(&address.0 .0)?;
+                hashed_accounts.remove(&hashed.0)?;
+            }
+        }
+    }
+    for (hash, bytecode) in &changes.codes {
+        code.insert(&hash.0, bytecode.as_ref())?;
+    }
+    Ok(())
+}
+
+/// A read snapshot of the whole database. Later commits do not affect it.
+pub struct StateView {
+    meta: ReadOnlyTable<&'static str, u64>,
+    blocks: ReadOnlyTable<u64, &'static [u8]>,
+    block_by_hash: ReadOnlyTable<&'static [u8; 32], u64>,
+    certificates: ReadOnlyTable<u64, &'static [u8]>,
+    receipts: ReadOnlyTable<u64, &'static [u8]>,
+    senders: ReadOnlyTable<u64, &'static [u8]>,
+    tx_index: ReadOnlyTable<&'static [u8; 32], (u64, u32)>,
+    accounts: ReadOnlyTable<&'static [u8; 20], &'static [u8]>,
+    storage: ReadOnlyTable<&'static [u8; 52], &'static [u8; 32]>,
+    code: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    hashed_accounts: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    hashed_storage: ReadOnlyTable<&'static [u8; 64], &'static [u8; 32]>,
+}
+
+impl StateView {
+    pub fn tip(&self) -> Result<Option<Height>, StoreError> {
+        Ok(self.meta.get(TIP_KEY)?.map(|v| Height(v.value())))
+    }
+
+    pub fn account(&self, address: &Address) -> Result<Option<AccountState>, StoreError> {
+        match self.accounts.get(&address.0 .0)? {
+            None => Ok(None),
+            Some(v) => AccountState::from_bytes(v.value())
+                .map(Some)
+                .ok_or_else(|| corrupt("accounts", "wrong record length")),
+        }
+    }
+
+    pub fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StoreError> {
+        Ok(self
+            .storage
+            .get(&slot_key(address, slot))?
+            .map(|v| U256::from_be_bytes(*v.value()))
+            .unwrap_or_default())
+    }
+
+    pub fn code(&self, hash: &B256) -> Result<Option<Bytes>, StoreError> {
+        Ok(self
+            .code
+            .get(&hash.0)?
+            .map(|v| Bytes::copy_from_slice(v.value())))
+    }
+
+    pub fn block(&self, height: Height) -> Result<Option<Block>, StoreError> {
+        match self.blocks.get(height.0)? {
+            None => Ok(None),
+            Some(v) => Block::decode_bytes(v.value())
+                .map(Some)
+                .map_err(|e| corrupt("blocks", e)),
+        }
+    }
+
+    pub fn height_of(&self, hash: &B256) -> Result<Option<Height>, StoreError> {
+        Ok(self.block_by_hash.get(&hash.0)?.map(|v| Height(v.value())))
+    }
+
+    pub fn certificate(&self, height: Height) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.certificates.get(height.0)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn receipts(&self, height: Height) -> Result<Option<Vec<ReceiptEnvelope>>, StoreError> {
+        let Some(v) = self.receipts.get(height.0)? else {
+            return Ok(None);
+        };
+        let mut raw = v.value();
+        let encoded: Vec<Bytes> =
+            alloy_rlp::Decodable::decode(&mut raw).map_err(|e| corrupt("receipts", e))?;
+        encoded
+            .iter()
+            .map(|bytes| {
+                ReceiptEnvelope::decode_2718(&mut bytes.as_ref())
+                    .map_err(|e| corrupt("receipts", e))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    pub fn senders(&self, height: Height) -> Result<Option<Vec<Address>>, StoreError> {
+        Ok(self.senders.get(height.0)?.map(|v| {
+            v.value()
+                .chunks_exact(20)
+                .map(Address::from_slice)
+                .collect()
+        }))
+    }
+
+    pub fn tx_location(&self, tx_hash: &B256) -> Result<Option<TxLocation>, StoreError> {
+        Ok(self.tx_index.get(&tx_hash.0)?.map(|v| {
+            let (height, index) = v.value();
+            TxLocation {
+                height: Height(height),
+                index,
+            }
+        }))
+    }
+
+    /// All accounts ordered by keccak(address), for state-root computation.
+    pub fn for_each_hashed_account(
+        &self,
+        mut f: impl FnMut(B256, AccountState),
+    ) -> Result<(), StoreError> {
+        for entry in self.hashed_accounts.iter()? {
+            let (k, v) = entry?;
+            let account = AccountState::from_bytes(v.value())
+                .ok_or_else(|| corrupt("hashed_accounts", "wrong record length"))?;
+            f(B256::from(*k.value()), account);
+        }
+        Ok(())
+    }
+
+    /// One account's storage ordered by keccak(slot), for storage-root computation.
+    pub fn for_each_hashed_slot(
+        &self,
+        hashed_address: &B256,
+        mut f: impl FnMut(B256, U256),
+    ) -> Result<(), StoreError> {
+        let mut lo = [0u8; 64];
+        lo[..32].copy_from_slice(hashed_address.as_slice());
+        let mut hi = [0xffu8; 64];
+        hi[..32].copy_from_slice(hashed_address.as_slice());
+        for entry in self.hashed_storage.range::<&[u8; 64]>(&lo..=&hi)? {
+            let (k, v) = entry?;
+            f(
+                B256::from_slice(&k.value()[32..]),
+                U256::from_be_bytes(*v.value()),
+            );
+        }
+        Ok(())
+    }
+
+    pub fn account_count(&self) -> Result<u64, StoreError> {
+        Ok(self.accounts.len()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_consensus::{Eip658Value, Receipt, ReceiptWithBloom};
+    use alloy_primitives::{Bloom, Log};
+    use trellis_primitives::Header;
+
+    fn block_at(height: u64, parent: B256) -> Block {
+        Block {
+            header: Header {
+                chain_id: 1,
+                height,
+                parent_hash: parent,
+                timestamp_ms: height,
+                proposer: Address::ZERO,
+                transactions_root: Block::compute_transactions_root(&[]),
+                receipts_root: B256::ZERO,
+                state_root: B256::ZERO,
+                logs_bloom: Bloom::ZERO,
+                gas_limit: 1,
+                gas_used: 0,
+                validators_hash: B256::ZERO,
+            },
+            transactions: vec![],
+        }
+    }
+
+    #[test]
+    fn commit_is_atomic_and_ordered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        assert_eq!(store.tip().expect("tip"), None);
+
+        let alice = Address::repeat_byte(0xa1);
+        let mut genesis_state = StateChanges::default();
+        genesis_state.accounts.insert(
+            alice,
+            Some(AccountState {
+                balance: U256::from(100),
+                ..Default::default()
+            }),
+        );
+        genesis_state
+            .storage
+            .insert(alice, [(U256::from(1), U256::from(9))].into());
+        let genesis = block_at(0, B256::ZERO);
+        assert!(store
+            .init_genesis(&genesis_state, &genesis)
+            .expect("genesis"));
+        assert!(!store
+            .init_genesis(&genesis_state, &genesis)
+            .expect("idempotent"));
+
+        let b1 = block_at(1, genesis.hash());
+        let mut changes = StateChanges::default();
+        changes
+            .storage
+            .insert(alice, [(U256::from(1), U256::ZERO)].into());
+        let receipt = ReceiptEnvelope::Legacy(ReceiptWithBloom {
+            receipt: Receipt {
+                status: Eip658Value::Eip658(true),
+                cumulative_gas_used: 21_000,
+                logs: vec![Log::empty()],
+            },
+            logs_bloom: Bloom::ZERO,
+        });
+        store
+            .commit_block(BlockCommit {
+                block: &b1,
+                certificate: b"cert",
+                receipts: std::slice::from_ref(&receipt),
+                senders: &[],
+                changes: &changes,
+            })
+            .expect("commit");
+
+        let skipped = block_at(3, b1.hash());
+        assert!(matches!(
+            store.commit_block(BlockCommit {
+                block: &skipped,
+                certificate: b"",
+                receipts: &[],
+                senders: &[],
+                changes: &StateChanges::default(),
+            }),
+            Err(StoreError::NotNextHeight { .. })
+        ));
+
+        let view = store.view().expect("view");
+        assert_eq!(view.tip().expect("tip"), Some(Height(1)));
+        assert_eq!(view.block(Height(1)).expect("read"), Some(b1.clone()));
+        assert_eq!(view.height_of(&b1.hash()).expect("read"), Some(Height(1)));
+        assert_eq!(
+            view.certificate(Height(1)).expect("read"),
+            Some(b"cert".to_vec())
+        );
+        assert_eq!(view.receipts(Height(1)).expect("read"), Some(vec![receipt]));
+        assert_eq!(
+            view.storage(&alice, &U256::from(1)).expect("read"),
+            U256::ZERO
+        );
+        assert_eq!(
+            view.account(&alice).expect("read").map(|a| a.balance),
+            Some(U256::from(100))
+        );
+        let mut slots = 0;
+        view.for_each_hashed_slot(&keccak256(alice), |_, _| slots += 1)
+            .expect("iterate");
+        assert_eq!(slots, 0, "zeroed slot is removed from the hashed table too");
+    }
+
+    #[test]
+    fn data_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let genesis = block_at(0, B256::ZERO);
+        {
+            let store = Store::open(&path).expect("open");
+            store
+                .init_genesis(&StateChanges::default(), &genesis)
+                .expect("genesis");
+        }
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(store.tip().expect("tip"), Some(Height(0)));
+        assert_eq!(
+            store.view().expect("view").block(Height(0)).expect("read"),
+            Some(genesis)
+        );
+    }
+}
