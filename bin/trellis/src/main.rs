@@ -1,1 +1,105 @@
-fn main() {}
+//! The `trellis` command: run a node, a local dev chain or testnet, manage keys and genesis,
+//! and measure throughput. A thin layer over the library crates.
+
+mod bench;
+mod dev;
+mod keys;
+mod testnet;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "trellis",
+    version,
+    about = "Trellis permissioned multi-chain ledger"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a one-validator development chain with pre-funded accounts.
+    Dev(dev::DevArgs),
+    /// Run a node from its configuration file.
+    Node {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Generate node or account keys.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// Write a genesis file.
+    Genesis(keys::GenesisArgs),
+    /// Start or stop a local multi-validator network of separate processes.
+    Testnet {
+        #[command(subcommand)]
+        command: testnet::TestnetCommand,
+    },
+    /// Load generator: pre-signed transfers against one or more RPC endpoints.
+    Bench(bench::BenchArgs),
+}
+
+/// Logs go to stderr, filtered by `TRELLIS_LOG` (tracing's env-filter syntax).
+fn init_logging(single_validator: bool) {
+    let default = if single_validator {
+        // With no peers Malachite reports every gossip publish as an error.
+        "warn,trellis=info,trellis_node=info,trellis_consensus=info,informalsystems_malachitebft_network=off"
+    } else {
+        "warn,trellis=info,trellis_node=info,trellis_consensus=info"
+    };
+    let filter = EnvFilter::try_from_env("TRELLIS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Keys { command } => keys::run(command),
+        Command::Genesis(args) => keys::genesis(args),
+        Command::Testnet { command } => testnet::run(command),
+        Command::Dev(args) => {
+            init_logging(true);
+            runtime()?.block_on(dev::run(args))
+        }
+        Command::Node { config } => {
+            let config = trellis_node::NodeConfig::load(&config)?;
+            init_logging(config.p2p.peers.is_empty());
+            runtime()?.block_on(run_node(config))
+        }
+        Command::Bench(args) => runtime()?.block_on(bench::run(args)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Runs a node until it fails or receives SIGINT/SIGTERM.
+pub async fn run_node(config: trellis_node::NodeConfig) -> anyhow::Result<()> {
+    let node = trellis_node::start(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    println!("JSON-RPC listening on http://{}", node.rpc_addr);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    node.stop().await;
+    Ok(())
+}

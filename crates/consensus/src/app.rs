@@ -285,7 +285,7 @@ impl<A: Application> AppLoop<A> {
             } => {
                 let height = certificate.height;
                 let hash = certificate.value_id.0;
-                info!(%height, round = %certificate.round, block = %hash, "decided");
+                debug!(%height, round = %certificate.round, block = %hash, "decided");
                 let next = match self
                     .app
                     .commit_block(height.0, hash, encode_certificate(&certificate))

@@ -10,7 +10,7 @@ mod db;
 mod roots;
 
 pub use db::StoreDb;
-pub use roots::state_root;
+pub use roots::{finalize_state_root, state_root};
 
 use alloy_consensus::{
     Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxEnvelope, TxType,
@@ -248,7 +248,7 @@ pub fn execute_block(
     drop(evm);
 
     out.receipts_root = alloy_consensus::proofs::calculate_receipt_root(&out.receipts);
-    out.state_root = roots::apply_storage_roots_and_compute(view, &mut out.changes)?;
+    out.state_root = roots::finalize_state_root(view, &mut out.changes)?;
     Ok(out)
 }
 
@@ -358,7 +358,7 @@ mod tests {
             }),
         );
         let view = store.view().expect("view");
-        let root = roots::apply_storage_roots_and_compute(&view, &mut changes).expect("root");
+        let root = roots::finalize_state_root(&view, &mut changes).expect("root");
         let genesis = Block {
             header: Header {
                 chain_id: 1337,

@@ -49,7 +49,7 @@ fn storage_root_of(
 }
 
 /// Fills in the storage roots of changed accounts and returns the new state root.
-pub(crate) fn apply_storage_roots_and_compute(
+pub fn finalize_state_root(
     view: &StateView,
     changes: &mut StateChanges,
 ) -> Result<B256, StoreError> {

@@ -4,6 +4,10 @@
 //! The pool holds only transactions that passed stateless admission (decoding, size, chain
 //! id, signature); it checks what depends on the sender's account nonce.
 
+mod admission;
+
+pub use admission::{decode_and_check, recover, AdmissionError, MAX_TX_BYTES};
+
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256};

@@ -1,1 +1,154 @@
+//! A Trellis node: composes storage, the chain, Malachite consensus, the JSON-RPC server and
+//! transaction gossip for one chain, from one [`NodeConfig`].
 
+pub mod chain;
+pub mod config;
+mod gossip;
+
+pub use chain::{genesis_block, genesis_validators, Chain, ChainSettings};
+pub use config::{ConfigError, NodeConfig};
+
+use eyre::WrapErr;
+use jsonrpsee::server::ServerHandle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tracing::info;
+use trellis_consensus::{ConsensusHandle, EngineSettings, TimeoutConfig};
+use trellis_crypto::NodeKey;
+use trellis_primitives::Genesis;
+use trellis_rpc::RpcLimits;
+use trellis_storage::Store;
+
+/// A started node. Dropping it does not stop it; call [`RunningNode::stop`].
+pub struct RunningNode {
+    pub chain: Chain,
+    pub rpc_addr: SocketAddr,
+    rpc: ServerHandle,
+    consensus: ConsensusHandle,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn timeouts(c: &config::ConsensusConfig) -> TimeoutConfig {
+    let propose = Duration::from_millis(c.timeout_propose_ms);
+    let prevote = Duration::from_millis(c.timeout_prevote_ms);
+    let precommit = Duration::from_millis(c.timeout_precommit_ms);
+    TimeoutConfig {
+        timeout_propose: propose,
+        timeout_propose_delta: propose / 6,
+        timeout_prevote: prevote,
+        timeout_prevote_delta: prevote / 2,
+        timeout_precommit: precommit,
+        timeout_precommit_delta: precommit / 2,
+        timeout_rebroadcast: propose + prevote + precommit,
+    }
+}
+
+/// Opens the store, writes genesis if needed, and starts consensus, RPC and gossip.
+pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
+    let genesis = Genesis::load(&config.genesis)?;
+    let key = NodeKey::load(&config.node_key)?;
+    let chain_dir = config.data_dir.join(format!("chain-{}", genesis.chain_id));
+    let store = Store::open(&chain_dir.join("state.redb")).wrap_err("opening the database")?;
+    let chain = Chain::open(
+        store,
+        &genesis,
+        ChainSettings {
+            empty_block_interval: Duration::from_millis(config.consensus.empty_block_interval_ms),
+            max_block_txs: config.consensus.max_block_txs,
+            pool: config.pool_config(),
+        },
+    )?;
+
+    let mut tasks = Vec::new();
+    if !config.p2p.tx_gossip_peers.is_empty() {
+        let (tx, rx) = tokio::sync::mpsc::channel(gossip::QUEUE_CAPACITY);
+        chain.set_gossip(tx);
+        tasks.push(tokio::spawn(gossip::run(
+            config.p2p.tx_gossip_peers.clone(),
+            rx,
+        )));
+    }
+    {
+        let chain = chain.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                chain.evict_stale();
+            }
+        }));
+    }
+
+    let limits = RpcLimits {
+        max_request_bytes: config.rpc.max_request_bytes,
+        max_connections: config.rpc.max_connections,
+        max_batch_len: config.rpc.max_batch_len,
+        ..Default::default()
+    };
+    let (rpc_addr, rpc) = trellis_rpc::serve(Arc::new(chain.clone()), config.rpc.listen, &limits)
+        .await
+        .wrap_err_with(|| format!("starting JSON-RPC on {}", config.rpc.listen))?;
+
+    let settings = EngineSettings {
+        moniker: config.moniker.clone(),
+        home: chain_dir.join("consensus"),
+        chain_id: genesis.chain_id.0,
+        listen: config
+            .p2p
+            .listen
+            .parse()
+            .wrap_err("p2p.listen is not a multiaddr")?,
+        peers: config
+            .p2p
+            .peers
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<_, _>>()
+            .wrap_err("p2p.peers holds an invalid multiaddr")?,
+        timeouts: timeouts(&config.consensus),
+    };
+    let consensus = trellis_consensus::start(
+        settings,
+        key.private().clone(),
+        chain.validators().clone(),
+        Arc::new(chain.clone()),
+    )
+    .await?;
+    info!(moniker = %config.moniker, chain_id = %genesis.chain_id, rpc = %rpc_addr, "node started");
+    Ok(RunningNode {
+        chain,
+        rpc_addr,
+        rpc,
+        consensus,
+        tasks,
+    })
+}
+
+impl RunningNode {
+    /// Stops consensus, RPC and background tasks.
+    pub async fn stop(self) {
+        let _ = self.rpc.stop();
+        self.consensus.stop().await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Runs until consensus fails or the process is told to stop.
+    pub async fn wait(self) -> eyre::Result<()> {
+        let RunningNode {
+            consensus,
+            rpc,
+            tasks,
+            ..
+        } = self;
+        let result = consensus.wait().await;
+        let _ = rpc.stop();
+        for t in tasks {
+            t.abort();
+        }
+        result
+    }
+}

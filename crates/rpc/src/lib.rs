@@ -1,1 +1,77 @@
+//! Ethereum JSON-RPC (and the `trellis_*` namespace) over HTTP, served by jsonrpsee.
+//!
+//! The server reads chain data through [`Backend`], which the node implements; it never
+//! touches database tables itself. Errors follow Ethereum conventions: `-32602` for bad
+//! parameters, `-32000` for rejected transactions and unavailable data, `3` with revert data
+//! for reverted calls.
 
+mod convert;
+mod error;
+mod methods;
+
+pub use error::RpcError;
+pub use methods::{build_module, BlockTag};
+
+use alloy_primitives::{Address, B256};
+use jsonrpsee::server::{BatchRequestConfig, ServerBuilder, ServerConfig, ServerHandle};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use trellis_mempool::AdmissionError;
+use trellis_storage::{StateView, StoreError};
+
+/// What the RPC layer needs from a chain. Implemented by the node.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    fn chain_id(&self) -> u64;
+    /// A consistent snapshot of committed data.
+    fn view(&self) -> Result<StateView, StoreError>;
+    /// Admits a raw signed transaction into the pool (and forwards it to peers).
+    async fn submit_raw(&self, raw: Vec<u8>) -> Result<B256, AdmissionError>;
+    /// Admits transactions forwarded by a peer; returns how many were new. Not re-forwarded.
+    async fn receive_gossip(&self, raws: Vec<Vec<u8>>) -> usize;
+    /// Next nonce for `address` counting queued pool transactions.
+    fn pending_nonce(&self, address: Address, state_nonce: u64) -> u64;
+    /// The commit certificate of `height` as JSON, if the block is committed.
+    fn certificate_json(&self, height: u64) -> Option<serde_json::Value>;
+}
+
+/// Request limits of the RPC server.
+#[derive(Clone, Debug)]
+pub struct RpcLimits {
+    pub max_request_bytes: u32,
+    pub max_response_bytes: u32,
+    pub max_connections: u32,
+    pub max_batch_len: u32,
+}
+
+impl Default for RpcLimits {
+    fn default() -> Self {
+        RpcLimits {
+            max_request_bytes: 10 * 1024 * 1024,
+            max_response_bytes: 100 * 1024 * 1024,
+            max_connections: 1_000,
+            max_batch_len: 1_000,
+        }
+    }
+}
+
+/// Starts the HTTP JSON-RPC server; returns the bound address and a handle to stop it.
+pub async fn serve<B: Backend>(
+    backend: Arc<B>,
+    addr: SocketAddr,
+    limits: &RpcLimits,
+) -> std::io::Result<(SocketAddr, ServerHandle)> {
+    let config = ServerConfig::builder()
+        .max_request_body_size(limits.max_request_bytes)
+        .max_response_body_size(limits.max_response_bytes)
+        .max_connections(limits.max_connections)
+        .set_batch_request_config(BatchRequestConfig::Limit(limits.max_batch_len))
+        .build();
+    let server = ServerBuilder::default()
+        .set_config(config)
+        .build(addr)
+        .await?;
+    let bound = server.local_addr()?;
+    let module = build_module(backend).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok((bound, server.start(module)))
+}

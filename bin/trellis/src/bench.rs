@@ -1,0 +1,381 @@
+//! `trellis bench`: a load generator. Funds fresh sender accounts from a dev account, signs
+//! all transfers up front, submits them in JSON-RPC batches to one or more nodes (flat out or
+//! at a target rate), and reports submitted and finalized TPS, finality latency, and the
+//! machine's signature-recovery ceiling measured in the same run.
+
+use alloy_consensus::TxLegacy;
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, Bytes, TxKind, B256, U256, U64};
+use anyhow::{bail, Context as _};
+use clap::Args;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::params::BatchRequestBuilder;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use trellis_crypto::AccountKey;
+
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// JSON-RPC endpoint; repeat to spread load over several nodes.
+    #[arg(long = "rpc", default_value = "http://127.0.0.1:8545")]
+    pub rpc: Vec<String>,
+    /// Number of transfers to send.
+    #[arg(long, default_value_t = 10_000)]
+    pub txs: usize,
+    /// Number of distinct sender accounts.
+    #[arg(long, default_value_t = 200)]
+    pub senders: usize,
+    /// Target rate in transactions per second; 0 sends flat out.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Transactions per JSON-RPC batch request.
+    #[arg(long, default_value_t = 200)]
+    pub batch: usize,
+    /// Batches in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Index of the funded dev account that pays for the senders.
+    #[arg(long, default_value_t = 0)]
+    pub funder: u32,
+    /// Validators in the network, for the signature ceiling (default: number of --rpc).
+    #[arg(long)]
+    pub validators: Option<usize>,
+    /// Give up waiting for finality after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+pub struct Report {
+    pub endpoints: usize,
+    pub validators: usize,
+    pub sent: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+    pub finalized: usize,
+    pub submit_secs: f64,
+    pub submitted_tps: f64,
+    pub finalized_tps: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub recoveries_per_core: f64,
+    pub cores: usize,
+    pub ceiling_tps: f64,
+    pub share_of_ceiling: f64,
+}
+
+fn client(url: &str) -> anyhow::Result<HttpClient> {
+    Ok(HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(60))
+        .max_request_size(64 * 1024 * 1024)
+        .build(url)?)
+}
+
+fn transfer(key: &AccountKey, chain_id: u64, nonce: u64, to: Address, value: U256) -> Bytes {
+    Bytes::from(
+        key.sign_tx(TxLegacy {
+            chain_id: Some(chain_id),
+            nonce,
+            gas_price: 0,
+            gas_limit: 21_000,
+            to: TxKind::Call(to),
+            value,
+            input: Default::default(),
+        })
+        .encoded_2718(),
+    )
+}
+
+async fn nonce(c: &HttpClient, a: Address, tag: &str) -> anyhow::Result<u64> {
+    let n: U64 = c
+        .request("eth_getTransactionCount", rpc_params![a, tag])
+        .await?;
+    Ok(n.to())
+}
+
+/// Single-core secp256k1 recovery rate, measured on `sample` signed transfers.
+fn recovery_rate(sample: usize) -> f64 {
+    let key = AccountKey::dev(9_999);
+    let txs: Vec<_> = (0..sample as u64)
+        .map(|n| {
+            key.sign_tx(TxLegacy {
+                chain_id: Some(1),
+                nonce: n,
+                gas_price: 0,
+                gas_limit: 21_000,
+                to: TxKind::Call(Address::ZERO),
+                value: U256::from(1),
+                input: Default::default(),
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let ok = txs
+        .iter()
+        .filter(|tx| trellis_crypto::recover_sender(tx).is_ok())
+        .count();
+    ok as f64 / start.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let report = execute(args.clone()).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "endpoints {}  validators {}",
+            report.endpoints, report.validators
+        );
+        println!(
+            "sent {}  accepted {}  rejected {}  finalized {}",
+            report.sent, report.accepted, report.rejected, report.finalized
+        );
+        println!(
+            "submitted {:.0} tx/s over {:.2} s",
+            report.submitted_tps, report.submit_secs
+        );
+        println!("finalized {:.0} tx/s", report.finalized_tps);
+        println!(
+            "finality latency p50 {:.0} ms  p99 {:.0} ms",
+            report.latency_p50_ms, report.latency_p99_ms
+        );
+        println!(
+            "signature ceiling: {} cores x {:.0} recoveries/s / {} validators = {:.0} tx/s; finalized = {:.1}% of it",
+            report.cores,
+            report.recoveries_per_core,
+            report.validators,
+            report.ceiling_tps,
+            report.share_of_ceiling * 100.0
+        );
+    }
+    Ok(())
+}
+
+pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
+    if args.rpc.is_empty() || args.senders == 0 || args.txs == 0 || args.batch == 0 {
+        bail!("need at least one endpoint, sender, transaction and a non-zero batch size");
+    }
+    let clients: Vec<HttpClient> = args
+        .rpc
+        .iter()
+        .map(|u| client(u))
+        .collect::<anyhow::Result<_>>()?;
+    let main = &clients[0];
+    let chain_id: U64 = main
+        .request("eth_chainId", rpc_params![])
+        .await
+        .context("eth_chainId")?;
+    let chain_id: u64 = chain_id.to();
+
+    // Fund fresh senders from the dev account.
+    let funder = AccountKey::dev(args.funder);
+    let start_nonce = nonce(main, funder.address(), "pending").await?;
+    let senders: Vec<AccountKey> = (0..args.senders).map(|_| AccountKey::random()).collect();
+    let per_sender = args.txs.div_ceil(args.senders);
+    let funding: Vec<Bytes> = senders
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            transfer(
+                &funder,
+                chain_id,
+                start_nonce + i as u64,
+                s.address(),
+                U256::from(10u64).pow(U256::from(18u64)),
+            )
+        })
+        .collect();
+    for chunk in funding.chunks(args.batch) {
+        let mut batch = BatchRequestBuilder::new();
+        for raw in chunk {
+            batch.insert("eth_sendRawTransaction", rpc_params![raw])?;
+        }
+        let responses = main.batch_request::<B256>(batch).await?;
+        if responses.num_failed_calls() > 0 {
+            let first = responses.into_iter().find_map(|r| r.err());
+            bail!("funding transactions rejected: {first:?}");
+        }
+    }
+    let target = start_nonce + args.senders as u64;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    while nonce(main, funder.address(), "latest").await? < target {
+        if Instant::now() > deadline {
+            bail!("funding transactions did not finalize in time");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Pre-sign everything, interleaving senders so each sender's nonces arrive in order.
+    let sink = Address::repeat_byte(0x5e);
+    let mut txs: Vec<(B256, Bytes)> = Vec::with_capacity(args.txs);
+    'outer: for n in 0..per_sender as u64 {
+        for s in &senders {
+            if txs.len() == args.txs {
+                break 'outer;
+            }
+            let raw = transfer(s, chain_id, n, sink, U256::from(1));
+            txs.push((alloy_primitives::keccak256(&raw), raw));
+        }
+    }
+
+    let validators = args.validators.unwrap_or(args.rpc.len());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let recoveries_per_core = tokio::task::spawn_blocking(|| recovery_rate(20_000)).await?;
+
+    // Watch committed blocks and note when each transaction first appears.
+    let seen: Arc<Mutex<HashMap<B256, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let watcher = {
+        let c = main.clone();
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut next: u64 = match c.request::<U64, _>("eth_blockNumber", rpc_params![]).await {
+                Ok(n) => n.to::<u64>() + 1,
+                Err(_) => return,
+            };
+            loop {
+                let tip: u64 = match c.request::<U64, _>("eth_blockNumber", rpc_params![]).await {
+                    Ok(n) => n.to(),
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                while next <= tip {
+                    let block: Result<serde_json::Value, _> = c
+                        .request("eth_getBlockByNumber", rpc_params![U64::from(next), false])
+                        .await;
+                    let Ok(block) = block else { break };
+                    let now = Instant::now();
+                    let hashes = block["transactions"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    for h in hashes {
+                        if let Some(h) = h.as_str().and_then(|s| s.parse::<B256>().ok()) {
+                            seen.entry(h).or_insert(now);
+                        }
+                    }
+                    next += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+
+    // Submit.
+    let submitted: Arc<Mutex<HashMap<B256, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let rejected = Arc::new(Mutex::new(0usize));
+    let start = Instant::now();
+    let batches: Vec<Vec<(B256, Bytes)>> = txs.chunks(args.batch).map(|c| c.to_vec()).collect();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let mut handles = Vec::new();
+    for (i, batch) in batches.into_iter().enumerate() {
+        if args.rate > 0 {
+            let due = start + Duration::from_secs_f64((i * args.batch) as f64 / args.rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let permit = semaphore.clone().acquire_owned().await?;
+        let c = clients[i % clients.len()].clone();
+        let submitted = submitted.clone();
+        let rejected = rejected.clone();
+        handles.push(tokio::spawn(async move {
+            let _permit = permit;
+            let mut req = BatchRequestBuilder::new();
+            for (_, raw) in &batch {
+                if req
+                    .insert("eth_sendRawTransaction", rpc_params![raw])
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let sent_at = Instant::now();
+            match c.batch_request::<B256>(req).await {
+                Ok(responses) => {
+                    let mut sub = submitted.lock().unwrap_or_else(|e| e.into_inner());
+                    for ((hash, _), r) in batch.iter().zip(responses.into_iter()) {
+                        match r {
+                            Ok(_) => {
+                                sub.insert(*hash, sent_at);
+                            }
+                            Err(_) => *rejected.lock().unwrap_or_else(|e| e.into_inner()) += 1,
+                        }
+                    }
+                }
+                Err(_) => *rejected.lock().unwrap_or_else(|e| e.into_inner()) += batch.len(),
+            }
+        }));
+    }
+    for h in handles {
+        h.await?;
+    }
+    let submit_secs = start.elapsed().as_secs_f64();
+    let submitted = Arc::try_unwrap(submitted)
+        .map_err(|_| anyhow::anyhow!("submission tasks still running"))?
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+
+    // Wait for finality.
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    loop {
+        let done = {
+            let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            submitted.keys().all(|h| seen.contains_key(h))
+        };
+        if done || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    watcher.abort();
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut last = start;
+    for (h, sent) in &submitted {
+        if let Some(at) = seen.get(h) {
+            latencies.push(at.duration_since(*sent).as_secs_f64() * 1000.0);
+            last = last.max(*at);
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let finalized = latencies.len();
+    let finalized_secs = last.duration_since(start).as_secs_f64().max(f64::EPSILON);
+    let ceiling_tps = cores as f64 * recoveries_per_core / validators.max(1) as f64;
+    let finalized_tps = finalized as f64 / finalized_secs;
+    let rejected = *rejected.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(Report {
+        endpoints: clients.len(),
+        validators,
+        sent: txs.len(),
+        accepted: submitted.len(),
+        rejected,
+        finalized,
+        submit_secs,
+        submitted_tps: submitted.len() as f64 / submit_secs.max(f64::EPSILON),
+        finalized_tps,
+        latency_p50_ms: percentile(&latencies, 0.50),
+        latency_p99_ms: percentile(&latencies, 0.99),
+        recoveries_per_core,
+        cores,
+        ceiling_tps,
+        share_of_ceiling: finalized_tps / ceiling_tps,
+    })
+}

@@ -1,0 +1,631 @@
+//! One chain instance: admission into the pool, block building and checking for consensus,
+//! atomic commits, and the read side the RPC server uses.
+
+use alloy_consensus::Transaction as _;
+use alloy_primitives::{keccak256, Address, Bytes as AlloyBytes, B256};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{debug, info};
+use trellis_consensus::{Application, ValidatorSet, VerifyError};
+use trellis_execution::{execute_block, BlockEnvInput, ExecutedBlock, Mode};
+use trellis_mempool::{decode_and_check, recover, AdmissionError, Mempool, PoolConfig};
+use trellis_primitives::{Block, Bloom, Genesis, Header, Height};
+use trellis_storage::{
+    AccountState, BlockCommit, StateChanges, StateView, Store, StoreError, EMPTY_CODE_HASH,
+    EMPTY_ROOT,
+};
+
+/// Proposals may carry a timestamp at most this far ahead of the local clock.
+const MAX_CLOCK_DRIFT_MS: u64 = 15_000;
+
+#[derive(Clone, Debug)]
+pub struct ChainSettings {
+    pub empty_block_interval: Duration,
+    pub max_block_txs: usize,
+    pub pool: PoolConfig,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Tip {
+    height: u64,
+    hash: B256,
+    timestamp_ms: u64,
+}
+
+struct PendingBlock {
+    block: Block,
+    executed: ExecutedBlock,
+}
+
+struct Inner {
+    chain_id: u64,
+    gas_limit: u64,
+    store: Store,
+    validators: ValidatorSet,
+    settings: ChainSettings,
+    pool: Mutex<Mempool>,
+    tx_arrived: Notify,
+    pending: Mutex<HashMap<B256, Arc<PendingBlock>>>,
+    tip: RwLock<Tip>,
+    committed: watch::Sender<u64>,
+    gossip: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
+}
+
+/// Handle to a chain instance; cheap to clone.
+#[derive(Clone)]
+pub struct Chain {
+    inner: Arc<Inner>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The validator set described by a genesis file.
+pub fn genesis_validators(genesis: &Genesis) -> eyre::Result<ValidatorSet> {
+    let validators = genesis
+        .validators
+        .iter()
+        .map(|v| {
+            let key = trellis_crypto::parse_public_key(v.public_key.0)?;
+            Ok(trellis_consensus::Validator::new(key, v.power))
+        })
+        .collect::<Result<Vec<_>, trellis_crypto::NodeKeyError>>()?;
+    Ok(ValidatorSet::new(validators)?)
+}
+
+/// Genesis state changes and the height-0 block that commits to them.
+pub fn genesis_block(
+    store: &Store,
+    genesis: &Genesis,
+    validators: &ValidatorSet,
+) -> Result<(StateChanges, Block), StoreError> {
+    let mut changes = StateChanges::default();
+    for (address, account) in &genesis.alloc {
+        let code_hash = if account.code.is_empty() {
+            EMPTY_CODE_HASH
+        } else {
+            let hash = keccak256(&account.code);
+            changes.codes.insert(hash, account.code.clone());
+            hash
+        };
+        changes.accounts.insert(
+            *address,
+            Some(AccountState {
+                nonce: account.nonce,
+                balance: account.balance,
+                code_hash,
+                storage_root: EMPTY_ROOT,
+            }),
+        );
+        if !account.storage.is_empty() {
+            changes.storage.insert(
+                *address,
+                account
+                    .storage
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
+            );
+        }
+    }
+    let view = store.view()?;
+    let state_root = trellis_execution::finalize_state_root(&view, &mut changes)?;
+    let block = Block {
+        header: Header {
+            chain_id: genesis.chain_id.0,
+            height: 0,
+            parent_hash: B256::ZERO,
+            timestamp_ms: genesis.timestamp_ms,
+            proposer: Address::ZERO,
+            transactions_root: Block::compute_transactions_root(&[]),
+            receipts_root: EMPTY_ROOT,
+            state_root,
+            logs_bloom: Bloom::ZERO,
+            gas_limit: genesis.gas_limit,
+            gas_used: 0,
+            validators_hash: validators.hash(),
+        },
+        transactions: vec![],
+    };
+    Ok((changes, block))
+}
+
+impl Chain {
+    /// Opens the chain on `store`, writing genesis state first if the store is new.
+    pub fn open(store: Store, genesis: &Genesis, settings: ChainSettings) -> eyre::Result<Chain> {
+        let validators = genesis_validators(genesis)?;
+        let (changes, block0) = genesis_block(&store, genesis, &validators)?;
+        if store.init_genesis(&changes, &block0)? {
+            info!(chain_id = %genesis.chain_id, genesis = %block0.hash(), "wrote genesis state");
+        }
+        let view = store.view()?;
+        let stored0 = view
+            .block(Height(0))?
+            .ok_or_else(|| eyre::eyre!("store has no genesis block"))?;
+        if stored0.hash() != block0.hash() {
+            eyre::bail!(
+                "the data directory belongs to another chain: stored genesis {} but genesis file gives {}",
+                stored0.hash(),
+                block0.hash()
+            );
+        }
+        let height = view.tip()?.map(|h| h.0).unwrap_or(0);
+        let tip_block = view
+            .block(Height(height))?
+            .ok_or_else(|| eyre::eyre!("tip block {height} missing from store"))?;
+        let tip = Tip {
+            height,
+            hash: tip_block.hash(),
+            timestamp_ms: tip_block.header.timestamp_ms,
+        };
+        info!(height, hash = %tip.hash, "chain opened");
+        let (committed, _) = watch::channel(height);
+        Ok(Chain {
+            inner: Arc::new(Inner {
+                chain_id: genesis.chain_id.0,
+                gas_limit: genesis.gas_limit,
+                pool: Mutex::new(Mempool::new(settings.pool.clone())),
+                store,
+                validators,
+                settings,
+                tx_arrived: Notify::new(),
+                pending: Mutex::new(HashMap::new()),
+                tip: RwLock::new(tip),
+                committed,
+                gossip: Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.inner.chain_id
+    }
+
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.inner.validators
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn height(&self) -> u64 {
+        self.tip().height
+    }
+
+    fn tip(&self) -> Tip {
+        *self.inner.tip.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Follows the committed height.
+    pub fn subscribe_committed(&self) -> watch::Receiver<u64> {
+        self.inner.committed.subscribe()
+    }
+
+    pub fn pool_len(&self) -> usize {
+        self.lock_pool().len()
+    }
+
+    /// Admitted transactions are forwarded on `sender` (see the gossip task).
+    pub fn set_gossip(&self, sender: mpsc::Sender<Vec<u8>>) {
+        *self.inner.gossip.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+    }
+
+    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Mempool> {
+        self.inner.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state_nonce(view: &StateView, address: &Address) -> Result<u64, StoreError> {
+        Ok(view.account(address)?.map(|a| a.nonce).unwrap_or(0))
+    }
+
+    /// Full admission of one raw transaction: stateless checks, signature, then the pool.
+    pub async fn admit(&self, raw: Vec<u8>, forward: bool) -> Result<B256, AdmissionError> {
+        let tx = decode_and_check(&raw, self.inner.chain_id, self.inner.gas_limit)?;
+        let (tx, sender) = tokio::task::spawn_blocking(move || recover(&tx).map(|s| (tx, s)))
+            .await
+            .map_err(|e| AdmissionError::BadSignature(format!("recovery task failed: {e}")))??;
+        let view = self
+            .inner
+            .store
+            .view()
+            .map_err(|e| AdmissionError::Undecodable(format!("state unavailable: {e}")))?;
+        let nonce = Self::state_nonce(&view, &sender)
+            .map_err(|e| AdmissionError::Undecodable(format!("state unavailable: {e}")))?;
+        let hash = self.lock_pool().insert(tx, sender, nonce)?;
+        self.inner.tx_arrived.notify_one();
+        if forward {
+            let gossip = self
+                .inner
+                .gossip
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(gossip) = gossip {
+                if gossip.try_send(raw).is_err() {
+                    debug!("gossip queue full; peers will not see {hash} from this node");
+                }
+            }
+        }
+        Ok(hash)
+    }
+
+    /// Admits a batch forwarded by a peer, recovering signatures in parallel.
+    pub async fn admit_gossip(&self, raws: Vec<Vec<u8>>) -> usize {
+        let chain_id = self.inner.chain_id;
+        let gas_limit = self.inner.gas_limit;
+        let decoded: Vec<_> = raws
+            .iter()
+            .filter_map(|raw| decode_and_check(raw, chain_id, gas_limit).ok())
+            .collect();
+        let Ok(recovered) = tokio::task::spawn_blocking(move || {
+            let senders = trellis_crypto::recover_senders(&decoded);
+            decoded.into_iter().zip(senders).collect::<Vec<_>>()
+        })
+        .await
+        else {
+            return 0;
+        };
+        let Ok(view) = self.inner.store.view() else {
+            return 0;
+        };
+        let mut added = 0;
+        {
+            let mut pool = self.lock_pool();
+            for (tx, sender) in recovered {
+                let Ok(sender) = sender else { continue };
+                let Ok(nonce) = Self::state_nonce(&view, &sender) else {
+                    continue;
+                };
+                if pool.insert(tx, sender, nonce).is_ok() {
+                    added += 1;
+                }
+            }
+        }
+        if added > 0 {
+            self.inner.tx_arrived.notify_one();
+        }
+        added
+    }
+
+    pub fn pending_nonce(&self, address: Address, state_nonce: u64) -> u64 {
+        self.lock_pool().pending_nonce(&address, state_nonce)
+    }
+
+    /// Evicts pool entries past their TTL.
+    pub fn evict_stale(&self) -> usize {
+        self.lock_pool().evict_stale(Instant::now())
+    }
+
+    fn env_for(&self, height: u64, timestamp_ms: u64, proposer: Address) -> BlockEnvInput {
+        BlockEnvInput {
+            chain_id: self.inner.chain_id,
+            height,
+            timestamp_ms,
+            proposer,
+            gas_limit: self.inner.gas_limit,
+        }
+    }
+
+    fn build_blocking(&self, height: u64, proposer: Address) -> eyre::Result<(B256, Bytes)> {
+        let tip = self.tip();
+        if height != tip.height + 1 {
+            eyre::bail!("asked to build block {height} on tip {}", tip.height);
+        }
+        let view = self.inner.store.view()?;
+        let selected = self.lock_pool().select(
+            self.inner.settings.max_block_txs,
+            self.inner.gas_limit,
+            |a| Self::state_nonce(&view, a).unwrap_or(0),
+        );
+        let (txs, senders): (Vec<_>, Vec<_>) = selected.into_iter().unzip();
+        let timestamp_ms = now_ms().max(tip.timestamp_ms + 1);
+        let env = self.env_for(height, timestamp_ms, proposer);
+        let executed = execute_block(&view, &env, txs, senders, Mode::Build)?;
+        if !executed.rejected.is_empty() {
+            let mut pool = self.lock_pool();
+            for (hash, reason) in &executed.rejected {
+                debug!(%hash, %reason, "dropping transaction that cannot execute");
+                pool.remove(hash);
+            }
+        }
+        let block = Block {
+            header: Header {
+                chain_id: self.inner.chain_id,
+                height,
+                parent_hash: tip.hash,
+                timestamp_ms,
+                proposer,
+                transactions_root: Block::compute_transactions_root(&executed.transactions),
+                receipts_root: executed.receipts_root,
+                state_root: executed.state_root,
+                logs_bloom: executed.logs_bloom,
+                gas_limit: self.inner.gas_limit,
+                gas_used: executed.gas_used,
+                validators_hash: self.inner.validators.hash(),
+            },
+            transactions: executed.transactions.clone(),
+        };
+        let hash = block.hash();
+        let encoded = Bytes::from(block.encode_to_vec());
+        debug!(height, txs = block.transactions.len(), %hash, "built block");
+        self.remember(hash, block, executed);
+        Ok((hash, encoded))
+    }
+
+    fn remember(&self, hash: B256, block: Block, executed: ExecutedBlock) {
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hash, Arc::new(PendingBlock { block, executed }));
+    }
+
+    fn verify_blocking(
+        &self,
+        height: u64,
+        proposer: Address,
+        bytes: Bytes,
+    ) -> Result<B256, VerifyError> {
+        let block =
+            Block::decode_bytes(&bytes).map_err(|e| VerifyError::Undecodable(e.to_string()))?;
+        let hash = block.hash();
+        if self
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&hash)
+        {
+            return Ok(hash);
+        }
+        let invalid = |reason: String| VerifyError::Invalid { hash, reason };
+        let tip = self.tip();
+        let h = &block.header;
+        if h.chain_id != self.inner.chain_id {
+            return Err(invalid(format!(
+                "chain id {} instead of {}",
+                h.chain_id, self.inner.chain_id
+            )));
+        }
+        if h.height != height || height != tip.height + 1 {
+            return Err(invalid(format!(
+                "height {} does not follow tip {}",
+                h.height, tip.height
+            )));
+        }
+        if h.parent_hash != tip.hash {
+            return Err(invalid(
+                "parent hash does not match the committed tip".into(),
+            ));
+        }
+        if h.proposer != proposer {
+            return Err(invalid(
+                "proposer in header differs from the consensus proposer".into(),
+            ));
+        }
+        if h.timestamp_ms <= tip.timestamp_ms || h.timestamp_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
+            return Err(invalid(format!(
+                "timestamp {} out of range",
+                h.timestamp_ms
+            )));
+        }
+        if h.gas_limit != self.inner.gas_limit {
+            return Err(invalid("gas limit differs from the chain's".into()));
+        }
+        if h.validators_hash != self.inner.validators.hash() {
+            return Err(invalid("validator-set hash mismatch".into()));
+        }
+        if !block.body_matches_header() {
+            return Err(invalid("transactions root mismatch".into()));
+        }
+        for tx in &block.transactions {
+            if tx.chain_id() != Some(self.inner.chain_id) {
+                return Err(invalid(format!(
+                    "transaction {} has a foreign chain id",
+                    tx.tx_hash()
+                )));
+            }
+        }
+        let senders = trellis_crypto::recover_senders(&block.transactions)
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(format!("bad transaction signature: {e}")))?;
+        let view = self
+            .inner
+            .store
+            .view()
+            .map_err(|e| invalid(format!("state unavailable: {e}")))?;
+        let env = self.env_for(height, h.timestamp_ms, proposer);
+        let executed = execute_block(
+            &view,
+            &env,
+            block.transactions.clone(),
+            senders,
+            Mode::Verify,
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+        if executed.state_root != h.state_root {
+            return Err(invalid("state root mismatch".into()));
+        }
+        if executed.receipts_root != h.receipts_root {
+            return Err(invalid("receipts root mismatch".into()));
+        }
+        if executed.gas_used != h.gas_used || executed.logs_bloom != h.logs_bloom {
+            return Err(invalid("gas used or logs bloom mismatch".into()));
+        }
+        self.remember(hash, block, executed);
+        Ok(hash)
+    }
+
+    fn commit_blocking(&self, height: u64, hash: B256, certificate: Vec<u8>) -> eyre::Result<()> {
+        let tip = self.tip();
+        if height <= tip.height {
+            // Replayed decision after a restart: fine if it is the block we already have.
+            let view = self.inner.store.view()?;
+            return match view.block(Height(height))? {
+                Some(b) if b.hash() == hash => Ok(()),
+                _ => Err(eyre::eyre!(
+                    "decided block {hash} conflicts with committed block {height}"
+                )),
+            };
+        }
+        let pending = self
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+            .cloned()
+            .ok_or_else(|| eyre::eyre!("decided block {hash} was never built or verified here"))?;
+        if pending.block.header.height != height {
+            eyre::bail!(
+                "decided block {hash} is for height {}, not {height}",
+                pending.block.header.height
+            );
+        }
+        self.inner.store.commit_block(BlockCommit {
+            block: &pending.block,
+            certificate: &certificate,
+            receipts: &pending.executed.receipts,
+            senders: &pending.executed.senders,
+            changes: &pending.executed.changes,
+        })?;
+        *self.inner.tip.write().unwrap_or_else(|e| e.into_inner()) = Tip {
+            height,
+            hash,
+            timestamp_ms: pending.block.header.timestamp_ms,
+        };
+        {
+            let mut pool = self.lock_pool();
+            for sender in &pending.executed.senders {
+                if let Some(Some(acc)) = pending.executed.changes.accounts.get(sender) {
+                    pool.prune_sender(sender, acc.nonce);
+                }
+            }
+        }
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, p| p.block.header.height > height);
+        info!(height, %hash, txs = pending.block.transactions.len(), "committed block");
+        self.inner.committed.send_replace(height);
+        Ok(())
+    }
+
+    /// The commit certificate of `height` as JSON.
+    pub fn certificate_json(&self, height: u64) -> Option<serde_json::Value> {
+        let bytes = self
+            .inner
+            .store
+            .view()
+            .ok()?
+            .certificate(Height(height))
+            .ok()??;
+        let cert = trellis_consensus::decode_certificate(&bytes).ok()?;
+        Some(serde_json::json!({
+            "height": cert.height.0,
+            "round": cert.round.as_i64(),
+            "blockHash": cert.value_id.0,
+            "signatures": cert.commit_signatures.iter().map(|s| serde_json::json!({
+                "validator": s.address.0,
+                "signature": AlloyBytes::copy_from_slice(&s.signature.to_bytes()),
+            })).collect::<Vec<_>>(),
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Application for Chain {
+    fn committed_height(&self) -> u64 {
+        self.height()
+    }
+
+    fn validator_set(&self, _height: u64) -> Option<ValidatorSet> {
+        // Fixed by genesis until governance makes it a function of state.
+        Some(self.inner.validators.clone())
+    }
+
+    async fn build_block(
+        &self,
+        height: u64,
+        proposer: Address,
+        deadline: Instant,
+    ) -> eyre::Result<(B256, Bytes)> {
+        let wait_until = deadline.min(Instant::now() + self.inner.settings.empty_block_interval);
+        while self.pool_len() == 0 {
+            let now = Instant::now();
+            if now >= wait_until {
+                break;
+            }
+            let _ = tokio::time::timeout(wait_until - now, self.inner.tx_arrived.notified()).await;
+        }
+        let chain = self.clone();
+        tokio::task::spawn_blocking(move || chain.build_blocking(height, proposer)).await?
+    }
+
+    async fn verify_block(
+        &self,
+        height: u64,
+        proposer: Address,
+        block: Bytes,
+    ) -> Result<B256, VerifyError> {
+        let chain = self.clone();
+        tokio::task::spawn_blocking(move || chain.verify_blocking(height, proposer, block))
+            .await
+            .map_err(|e| VerifyError::Undecodable(format!("verification task failed: {e}")))?
+    }
+
+    async fn commit_block(
+        &self,
+        height: u64,
+        hash: B256,
+        certificate: Vec<u8>,
+    ) -> eyre::Result<()> {
+        let chain = self.clone();
+        tokio::task::spawn_blocking(move || chain.commit_blocking(height, hash, certificate))
+            .await?
+    }
+
+    fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)> {
+        let view = self.inner.store.view().ok()?;
+        let block = view.block(Height(height)).ok()??;
+        let cert = view.certificate(Height(height)).ok()??;
+        Some((Bytes::from(block.encode_to_vec()), cert))
+    }
+}
+
+#[async_trait::async_trait]
+impl trellis_rpc::Backend for Chain {
+    fn chain_id(&self) -> u64 {
+        self.inner.chain_id
+    }
+
+    fn view(&self) -> Result<StateView, StoreError> {
+        self.inner.store.view()
+    }
+
+    async fn submit_raw(&self, raw: Vec<u8>) -> Result<B256, AdmissionError> {
+        self.admit(raw, true).await
+    }
+
+    async fn receive_gossip(&self, raws: Vec<Vec<u8>>) -> usize {
+        self.admit_gossip(raws).await
+    }
+
+    fn pending_nonce(&self, address: Address, state_nonce: u64) -> u64 {
+        Chain::pending_nonce(self, address, state_nonce)
+    }
+
+    fn certificate_json(&self, height: u64) -> Option<serde_json::Value> {
+        Chain::certificate_json(self, height)
+    }
+}

@@ -1,0 +1,204 @@
+//! The node's TOML configuration. Every field has a default that runs; see docs/config.md.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Name of this node in logs and metrics.
+    pub moniker: String,
+    /// Directory holding the database and the consensus write-ahead log.
+    pub data_dir: PathBuf,
+    /// Genesis file of the chain this node runs.
+    pub genesis: PathBuf,
+    /// Ed25519 node key file (created by `trellis keys new --node`).
+    pub node_key: PathBuf,
+    pub rpc: RpcConfig,
+    pub p2p: P2pConfig,
+    pub consensus: ConsensusConfig,
+    pub mempool: MempoolConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    pub listen: SocketAddr,
+    pub max_request_bytes: u32,
+    pub max_connections: u32,
+    pub max_batch_len: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    /// libp2p listen address for consensus traffic, e.g. `/ip4/0.0.0.0/tcp/27000`.
+    pub listen: String,
+    /// Consensus addresses of the other validators.
+    pub peers: Vec<String>,
+    /// JSON-RPC URLs of peer nodes that received transactions are forwarded to.
+    pub tx_gossip_peers: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusConfig {
+    pub timeout_propose_ms: u64,
+    pub timeout_prevote_ms: u64,
+    pub timeout_precommit_ms: u64,
+    /// With an empty pool, the proposer waits this long for transactions before proposing
+    /// an empty block.
+    pub empty_block_interval_ms: u64,
+    /// Most transactions in one block.
+    pub max_block_txs: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolConfig {
+    pub max_txs: usize,
+    pub max_bytes: usize,
+    pub max_nonce_gap: u64,
+    pub ttl_secs: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            moniker: "trellis-node".into(),
+            data_dir: PathBuf::from("data"),
+            genesis: PathBuf::from("genesis.json"),
+            node_key: PathBuf::from("node_key.json"),
+            rpc: RpcConfig::default(),
+            p2p: P2pConfig::default(),
+            consensus: ConsensusConfig::default(),
+            mempool: MempoolConfig::default(),
+        }
+    }
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            max_request_bytes: 10 * 1024 * 1024,
+            max_connections: 1_000,
+            max_batch_len: 1_000,
+        }
+    }
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        P2pConfig {
+            listen: "/ip4/127.0.0.1/tcp/27000".into(),
+            peers: vec![],
+            tx_gossip_peers: vec![],
+        }
+    }
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        ConsensusConfig {
+            timeout_propose_ms: 3_000,
+            timeout_prevote_ms: 1_000,
+            timeout_precommit_ms: 1_000,
+            empty_block_interval_ms: 1_000,
+            max_block_txs: 10_000,
+        }
+    }
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        let d = trellis_mempool::PoolConfig::default();
+        MempoolConfig {
+            max_txs: d.max_txs,
+            max_bytes: d.max_bytes,
+            max_nonce_gap: d.max_nonce_gap,
+            ttl_secs: d.ttl.as_secs(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {source}")]
+    Toml {
+        path: String,
+        source: toml::de::Error,
+    },
+}
+
+impl NodeConfig {
+    /// Loads a config file; relative paths inside it are taken relative to the file.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config: NodeConfig = toml::from_str(&text).map_err(|source| ConfigError::Toml {
+            path: path.display().to_string(),
+            source,
+        })?;
+        if let Some(base) = path.parent() {
+            for p in [
+                &mut config.data_dir,
+                &mut config.genesis,
+                &mut config.node_key,
+            ] {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config always serialises")
+    }
+
+    pub fn pool_config(&self) -> trellis_mempool::PoolConfig {
+        trellis_mempool::PoolConfig {
+            max_txs: self.mempool.max_txs,
+            max_bytes: self.mempool.max_bytes,
+            max_nonce_gap: self.mempool.max_nonce_gap,
+            ttl: std::time::Duration::from_secs(self.mempool.ttl_secs),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_roundtrip_and_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, NodeConfig::default().to_toml()).expect("write");
+        let loaded = NodeConfig::load(&path).expect("load");
+        assert_eq!(loaded.data_dir, dir.path().join("data"));
+        assert_eq!(loaded.rpc.listen, RpcConfig::default().listen);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "monikr = \"typo\"\n").expect("write");
+        assert!(matches!(
+            NodeConfig::load(&path),
+            Err(ConfigError::Toml { .. })
+        ));
+    }
+}
