@@ -10,7 +10,7 @@ mod db;
 mod roots;
 
 pub use db::StoreDb;
-pub use roots::{finalize_state_root, state_root};
+pub use roots::{finalize_state_root, fresh_state_root, state_root};
 
 use alloy_consensus::{
     Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxEnvelope, TxType,
@@ -410,6 +410,29 @@ mod tests {
             storage_root: acc.storage_root,
             code_hash: acc.code_hash,
         }
+    }
+
+    #[test]
+    fn fresh_root_matches_root_over_an_empty_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        let mut changes = StateChanges::default();
+        let a = Address::repeat_byte(1);
+        changes.accounts.insert(
+            a,
+            Some(AccountState {
+                balance: U256::from(7),
+                ..Default::default()
+            }),
+        );
+        changes
+            .storage
+            .insert(a, [(U256::from(1), U256::from(2))].into());
+        let mut other = changes.clone();
+        let view = store.view().expect("view");
+        let expected = roots::finalize_state_root(&view, &mut changes).expect("root");
+        assert_eq!(fresh_state_root(&mut other), expected);
+        assert_eq!(other, changes);
     }
 
     #[test]

@@ -92,3 +92,25 @@ pub fn state_root(view: &StateView, changes: &StateChanges) -> Result<B256, Stor
     }
     Ok(alloy_trie::root::state_root(leaves))
 }
+
+/// State root of `changes` applied to an empty state (genesis), filling in storage roots.
+pub fn fresh_state_root(changes: &mut StateChanges) -> B256 {
+    for (address, account) in changes.accounts.iter_mut() {
+        let Some(acc) = account else { continue };
+        acc.storage_root = match changes.storage.get(address) {
+            Some(slots) => alloy_trie::root::storage_root_unsorted(
+                slots
+                    .iter()
+                    .filter(|(_, v)| !v.is_zero())
+                    .map(|(k, v)| (keccak256(k.to_be_bytes::<32>()), *v)),
+            ),
+            None => EMPTY_ROOT,
+        };
+    }
+    alloy_trie::root::state_root_unsorted(
+        changes
+            .accounts
+            .iter()
+            .filter_map(|(a, acc)| acc.as_ref().map(|acc| (keccak256(a), trie_account(acc)))),
+    )
+}

@@ -81,11 +81,7 @@ pub fn genesis_validators(genesis: &Genesis) -> eyre::Result<ValidatorSet> {
 }
 
 /// Genesis state changes and the height-0 block that commits to them.
-pub fn genesis_block(
-    store: &Store,
-    genesis: &Genesis,
-    validators: &ValidatorSet,
-) -> Result<(StateChanges, Block), StoreError> {
+pub fn genesis_block(genesis: &Genesis, validators: &ValidatorSet) -> (StateChanges, Block) {
     let mut changes = StateChanges::default();
     for (address, account) in &genesis.alloc {
         let code_hash = if account.code.is_empty() {
@@ -115,8 +111,7 @@ pub fn genesis_block(
             );
         }
     }
-    let view = store.view()?;
-    let state_root = trellis_execution::finalize_state_root(&view, &mut changes)?;
+    let state_root = trellis_execution::fresh_state_root(&mut changes);
     let block = Block {
         header: Header {
             chain_id: genesis.chain_id.0,
@@ -134,14 +129,14 @@ pub fn genesis_block(
         },
         transactions: vec![],
     };
-    Ok((changes, block))
+    (changes, block)
 }
 
 impl Chain {
     /// Opens the chain on `store`, writing genesis state first if the store is new.
     pub fn open(store: Store, genesis: &Genesis, settings: ChainSettings) -> eyre::Result<Chain> {
         let validators = genesis_validators(genesis)?;
-        let (changes, block0) = genesis_block(&store, genesis, &validators)?;
+        let (changes, block0) = genesis_block(genesis, &validators);
         if store.init_genesis(&changes, &block0)? {
             info!(chain_id = %genesis.chain_id, genesis = %block0.hash(), "wrote genesis state");
         }

@@ -1,0 +1,245 @@
+//! Helpers for end-to-end tests: real `trellis` processes on loopback ports chosen at run
+//! time, driven through their JSON-RPC API.
+
+#![allow(dead_code)]
+
+use alloy_consensus::{TxEnvelope, TxLegacy};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, Bytes, TxKind, B256, U256, U64};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::params::BatchRequestBuilder;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use trellis_crypto::AccountKey;
+
+pub const CHAIN_ID: u64 = 1337;
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_trellis"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A child process that is killed when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn spawn(args: &[&str], log: &Path) -> Proc {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = Command::new(bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn trellis");
+        Proc { child }
+    }
+
+    pub fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.sigkill();
+    }
+}
+
+pub fn client(url: &str) -> HttpClient {
+    HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(30))
+        .build(url)
+        .expect("http client")
+}
+
+pub async fn wait_for_rpc(url: &str, limit: Duration) {
+    let c = client(url);
+    let start = Instant::now();
+    loop {
+        if c.request::<U64, _>("eth_blockNumber", rpc_params![])
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "node at {url} did not answer within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Starts `trellis dev` in `dir` on a free port; returns the process and its RPC URL.
+pub async fn start_dev(dir: &Path, log_name: &str) -> (Proc, String) {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let proc = Proc::spawn(
+        &[
+            "dev",
+            "--data-dir",
+            dir.to_str().expect("utf-8 path"),
+            "--rpc",
+            &format!("127.0.0.1:{port}"),
+            "--block-interval-ms",
+            "200",
+        ],
+        &dir.with_file_name(log_name),
+    );
+    wait_for_rpc(&url, Duration::from_secs(60)).await;
+    (proc, url)
+}
+
+pub fn legacy(
+    key: &AccountKey,
+    nonce: u64,
+    to: TxKind,
+    value: U256,
+    gas_limit: u64,
+    input: Bytes,
+) -> TxEnvelope {
+    key.sign_tx(TxLegacy {
+        chain_id: Some(CHAIN_ID),
+        nonce,
+        gas_price: 0,
+        gas_limit,
+        to,
+        value,
+        input,
+    })
+}
+
+pub fn transfer(key: &AccountKey, nonce: u64, to: Address, value: u64) -> Bytes {
+    Bytes::from(
+        legacy(
+            key,
+            nonce,
+            TxKind::Call(to),
+            U256::from(value),
+            21_000,
+            Bytes::new(),
+        )
+        .encoded_2718(),
+    )
+}
+
+/// Sends a raw transaction; returns the JSON-RPC error (code, message) on rejection.
+pub async fn send_raw(c: &HttpClient, raw: &Bytes) -> Result<B256, (i32, String)> {
+    c.request::<B256, _>("eth_sendRawTransaction", rpc_params![raw])
+        .await
+        .map_err(|e| match e {
+            jsonrpsee::core::ClientError::Call(obj) => (obj.code(), obj.message().to_string()),
+            other => (0, other.to_string()),
+        })
+}
+
+pub async fn send_batch(c: &HttpClient, raws: &[Bytes]) -> Vec<Result<B256, String>> {
+    let mut batch = BatchRequestBuilder::new();
+    for raw in raws {
+        batch
+            .insert("eth_sendRawTransaction", rpc_params![raw])
+            .expect("params");
+    }
+    c.batch_request::<B256>(batch)
+        .await
+        .expect("batch request")
+        .into_iter()
+        .map(|r| r.map_err(|e| e.message().to_string()))
+        .collect()
+}
+
+pub async fn block_number(c: &HttpClient) -> u64 {
+    c.request::<U64, _>("eth_blockNumber", rpc_params![])
+        .await
+        .expect("eth_blockNumber")
+        .to()
+}
+
+pub async fn nonce(c: &HttpClient, a: Address, tag: &str) -> u64 {
+    c.request::<U64, _>("eth_getTransactionCount", rpc_params![a, tag])
+        .await
+        .expect("eth_getTransactionCount")
+        .to()
+}
+
+pub async fn balance(c: &HttpClient, a: Address) -> U256 {
+    c.request::<U256, _>("eth_getBalance", rpc_params![a, "latest"])
+        .await
+        .expect("eth_getBalance")
+}
+
+pub async fn block(c: &HttpClient, n: u64) -> Value {
+    c.request::<Value, _>("eth_getBlockByNumber", rpc_params![U64::from(n), false])
+        .await
+        .expect("eth_getBlockByNumber")
+}
+
+pub async fn receipt(c: &HttpClient, hash: B256) -> Option<Value> {
+    let r: Value = c
+        .request("eth_getTransactionReceipt", rpc_params![hash])
+        .await
+        .expect("eth_getTransactionReceipt");
+    (!r.is_null()).then_some(r)
+}
+
+/// Like [`receipt`] but reports transport failures (e.g. a killed node) instead of panicking.
+pub async fn try_receipt(
+    c: &HttpClient,
+    hash: B256,
+) -> Result<Option<Value>, jsonrpsee::core::ClientError> {
+    let r: Value = c
+        .request("eth_getTransactionReceipt", rpc_params![hash])
+        .await?;
+    Ok((!r.is_null()).then_some(r))
+}
+
+pub async fn wait_receipt(c: &HttpClient, hash: B256, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(r) = receipt(c, hash).await {
+            return r;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no receipt for {hash} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn wait_height(c: &HttpClient, height: u64, limit: Duration) {
+    let start = Instant::now();
+    while block_number(c).await < height {
+        assert!(
+            start.elapsed() < limit,
+            "height {height} not reached within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn wait_nonce(c: &HttpClient, a: Address, n: u64, limit: Duration) {
+    let start = Instant::now();
+    while nonce(c, a, "latest").await < n {
+        assert!(
+            start.elapsed() < limit,
+            "nonce {n} of {a} not reached within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

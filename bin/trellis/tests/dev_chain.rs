@@ -1,0 +1,337 @@
+//! End-to-end tests against a `trellis dev` process: transfers, contracts, and every
+//! admission error, each of which must leave the pool and the chain unchanged.
+
+mod common;
+
+use alloy_consensus::{SignableTransaction, TxEnvelope, TxLegacy};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, Bytes, Signature, TxKind, U256};
+use common::*;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::rpc_params;
+use serde_json::{json, Value};
+use std::time::Duration;
+use trellis_crypto::AccountKey;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn hex(s: &str) -> Bytes {
+    s.parse().expect("hex")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transfers_and_contracts_work_end_to_end() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_node, url) = start_dev(&tmp.path().join("dev"), "dev.log").await;
+    let c = client(&url);
+
+    let chain_id: String = c
+        .request("eth_chainId", rpc_params![])
+        .await
+        .expect("chainId");
+    assert_eq!(chain_id, "0x539");
+    let alice = AccountKey::dev(0);
+    let bob = Address::repeat_byte(0xb0);
+    let before = balance(&c, alice.address()).await;
+
+    let hashes: Vec<_> = futures::future::join_all((0..5).map(|n| {
+        let c = c.clone();
+        let raw = transfer(&alice, n, bob, 1_000);
+        async move { send_raw(&c, &raw).await.expect("accepted") }
+    }))
+    .await;
+    for h in &hashes {
+        let r = wait_receipt(&c, *h, LIMIT).await;
+        assert_eq!(r["status"], "0x1");
+        assert_eq!(r["gasUsed"], "0x5208");
+        let tx: Value = c
+            .request("eth_getTransactionByHash", rpc_params![h])
+            .await
+            .expect("tx");
+        assert_eq!(
+            tx["from"].as_str().map(str::to_lowercase),
+            Some(format!("{:#x}", alice.address()))
+        );
+        assert_eq!(tx["blockHash"], r["blockHash"]);
+    }
+    assert_eq!(balance(&c, bob).await, U256::from(5_000));
+    assert_eq!(
+        balance(&c, alice.address()).await,
+        before - U256::from(5_000)
+    );
+    assert_eq!(nonce(&c, alice.address(), "latest").await, 5);
+
+    // Contract creation: init code stores 42 in slot 0 and deploys `return sload(0)`.
+    let init = hex("0x602a600055600b6011600039600b6000f360005460005260206000f3");
+    let deploy = legacy(&alice, 5, TxKind::Create, U256::ZERO, 200_000, init);
+    let h = send_raw(&c, &Bytes::from(deploy.encoded_2718()))
+        .await
+        .expect("deploy accepted");
+    let r = wait_receipt(&c, h, LIMIT).await;
+    assert_eq!(r["status"], "0x1");
+    let contract = alice.address().create(5);
+    assert_eq!(
+        r["contractAddress"].as_str().map(str::to_lowercase),
+        Some(format!("{contract:#x}"))
+    );
+    let out: Bytes = c
+        .request("eth_call", rpc_params![json!({"to": contract}), "latest"])
+        .await
+        .expect("eth_call");
+    assert_eq!(U256::from_be_slice(&out), U256::from(42));
+    let code: Bytes = c
+        .request("eth_getCode", rpc_params![contract, "latest"])
+        .await
+        .expect("code");
+    assert_eq!(code, hex("0x60005460005260206000f3"));
+    let gas: String = c
+        .request(
+            "eth_estimateGas",
+            rpc_params![json!({"from": alice.address(), "to": bob, "value": "0x1"})],
+        )
+        .await
+        .expect("estimate");
+    assert_eq!(gas, "0x5208");
+
+    // A call into code that reverts yields code 3.
+    let reverter_init = hex("0x6005600c60003960056000f360006000fd");
+    let deploy = legacy(
+        &alice,
+        6,
+        TxKind::Create,
+        U256::ZERO,
+        200_000,
+        reverter_init,
+    );
+    let h = send_raw(&c, &Bytes::from(deploy.encoded_2718()))
+        .await
+        .expect("deploy accepted");
+    wait_receipt(&c, h, LIMIT).await;
+    let err = c
+        .request::<Bytes, _>(
+            "eth_call",
+            rpc_params![json!({"to": alice.address().create(6)})],
+        )
+        .await
+        .expect_err("reverts");
+    match err {
+        jsonrpsee::core::ClientError::Call(obj) => assert_eq!(obj.code(), 3),
+        other => panic!("unexpected error {other}"),
+    }
+
+    // Blocks link up and the certificate of each is available.
+    let tip = block_number(&c).await;
+    for n in 1..=tip {
+        let b = block(&c, n).await;
+        let parent = block(&c, n - 1).await;
+        assert_eq!(b["parentHash"], parent["hash"]);
+        let cert: Value = c
+            .request(
+                "trellis_getCommitCertificate",
+                rpc_params![format!("{n:#x}")],
+            )
+            .await
+            .expect("certificate");
+        assert_eq!(cert["blockHash"], b["hash"]);
+        assert_eq!(cert["signatures"].as_array().map(Vec::len), Some(1));
+    }
+    // Older state is refused clearly rather than answered wrongly.
+    let err = c
+        .request::<U256, _>("eth_getBalance", rpc_params![bob, "0x1"])
+        .await
+        .expect_err("historical state");
+    assert!(err.to_string().contains("not retained"), "{err}");
+}
+
+fn with_signature(tx: TxLegacy, sig: Signature) -> Bytes {
+    Bytes::from(TxEnvelope::Legacy(tx.into_signed(sig)).encoded_2718())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_admission_error_is_clear_and_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_node, url) = start_dev(&tmp.path().join("dev"), "dev.log").await;
+    let c = client(&url);
+    let alice = AccountKey::dev(1);
+    let to = Address::repeat_byte(0x42);
+
+    let first = transfer(&alice, 0, to, 1);
+    let h = send_raw(&c, &first).await.expect("accepted");
+    wait_receipt(&c, h, LIMIT).await;
+    let balance_before = balance(&c, alice.address()).await;
+    let height_before = block_number(&c).await;
+
+    let base = TxLegacy {
+        chain_id: Some(CHAIN_ID),
+        nonce: 1,
+        gas_price: 0,
+        gas_limit: 21_000,
+        to: TxKind::Call(to),
+        value: U256::from(1),
+        input: Bytes::new(),
+    };
+    let big_input = Bytes::from(vec![0u8; 130 * 1024]);
+    let cases: Vec<(&str, Bytes, &str)> = vec![
+        ("undecodable bytes", hex("0xdeadbeef"), "cannot decode"),
+        ("empty input", Bytes::new(), "cannot decode"),
+        (
+            "wrong chain id",
+            Bytes::from(
+                alice
+                    .sign_tx(TxLegacy {
+                        chain_id: Some(1),
+                        ..base.clone()
+                    })
+                    .encoded_2718(),
+            ),
+            "invalid chain id",
+        ),
+        (
+            "no EIP-155 chain id",
+            Bytes::from(
+                alice
+                    .sign_tx(TxLegacy {
+                        chain_id: None,
+                        ..base.clone()
+                    })
+                    .encoded_2718(),
+            ),
+            "EIP-155",
+        ),
+        (
+            "bad signature",
+            with_signature(
+                base.clone(),
+                Signature::new(U256::ZERO, U256::from(1), false),
+            ),
+            "invalid sender signature",
+        ),
+        ("nonce too low", transfer(&alice, 0, to, 2), "nonce too low"),
+        (
+            "nonce gap",
+            transfer(&alice, 5_000, to, 1),
+            "nonce too high",
+        ),
+        (
+            "gas limit above the block limit",
+            Bytes::from(
+                alice
+                    .sign_tx(TxLegacy {
+                        gas_limit: 2_000_000_000,
+                        ..base.clone()
+                    })
+                    .encoded_2718(),
+            ),
+            "block gas limit",
+        ),
+        (
+            "oversized",
+            Bytes::from(
+                alice
+                    .sign_tx(TxLegacy {
+                        gas_limit: 5_000_000,
+                        input: big_input,
+                        ..base.clone()
+                    })
+                    .encoded_2718(),
+            ),
+            "byte limit",
+        ),
+        ("already known", first.clone(), "nonce too low"),
+    ];
+    for (name, raw, expected) in &cases {
+        let (code, message) = send_raw(&c, raw).await.expect_err(name);
+        assert_eq!(code, -32000, "{name}: {message}");
+        assert!(
+            message.contains(expected),
+            "{name}: expected '{expected}' in '{message}'"
+        );
+    }
+
+    // Nothing entered the pool and nothing reached the chain.
+    assert_eq!(nonce(&c, alice.address(), "pending").await, 1);
+    wait_height(&c, height_before + 3, LIMIT).await;
+    assert_eq!(balance(&c, alice.address()).await, balance_before);
+    assert_eq!(nonce(&c, alice.address(), "latest").await, 1);
+    for n in height_before + 1..=block_number(&c).await {
+        assert_eq!(
+            block(&c, n).await["transactions"],
+            json!([]),
+            "block {n} is empty"
+        );
+    }
+    // And the node still accepts a good transaction.
+    let h = send_raw(&c, &transfer(&alice, 1, to, 1))
+        .await
+        .expect("accepted");
+    assert_eq!(wait_receipt(&c, h, LIMIT).await["status"], "0x1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_pool_and_duplicates_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run trellis");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let shown = run(&["keys", "new", "--out", "node_key.json"]);
+    let public = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .expect("public key printed")
+        .to_string();
+    run(&[
+        "genesis",
+        "--validator",
+        &public,
+        "--dev-accounts",
+        "3",
+        "--out",
+        "genesis.json",
+    ]);
+    let port = free_port();
+    std::fs::write(
+        dir.join("node.toml"),
+        format!(
+            "moniker = \"pool-test\"\n[rpc]\nlisten = \"127.0.0.1:{port}\"\n[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\n[mempool]\nmax_txs = 2\n",
+            free_port()
+        ),
+    )
+    .expect("config");
+    let _node = Proc::spawn(
+        &[
+            "node",
+            "--config",
+            dir.join("node.toml").to_str().expect("path"),
+        ],
+        &dir.join("node.log"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for_rpc(&url, LIMIT).await;
+    let c = client(&url);
+    let key = AccountKey::dev(2);
+    // Transactions with a nonce gap wait in the pool and never execute.
+    let queued = transfer(&key, 3, Address::ZERO, 1);
+    send_raw(&c, &queued).await.expect("first queued");
+    let (_, msg) = send_raw(&c, &queued).await.expect_err("duplicate");
+    assert!(msg.contains("already known"), "{msg}");
+    send_raw(&c, &transfer(&key, 4, Address::ZERO, 1))
+        .await
+        .expect("second queued");
+    let (code, msg) = send_raw(&c, &transfer(&key, 5, Address::ZERO, 1))
+        .await
+        .expect_err("pool full");
+    assert_eq!(code, -32000);
+    assert!(msg.contains("pool is full"), "{msg}");
+    assert_eq!(nonce(&c, key.address(), "latest").await, 0);
+}

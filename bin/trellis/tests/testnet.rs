@@ -1,0 +1,158 @@
+//! Four validators as separate processes on loopback: 1,000 transfers finalize with identical
+//! blocks and state roots everywhere; with one validator stopped the rest keep finalizing;
+//! restarted, it catches up through Malachite sync and agrees on every block.
+
+mod common;
+
+use alloy_primitives::{Address, Bytes};
+use common::*;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use trellis_crypto::AccountKey;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+#[derive(Deserialize)]
+struct TestnetInfo {
+    nodes: Vec<NodeInfo>,
+}
+
+#[derive(Deserialize)]
+struct NodeInfo {
+    pid: u32,
+    rpc: String,
+    config: PathBuf,
+}
+
+/// Stops the recorded testnet processes however the test ends.
+struct Testnet {
+    info: TestnetInfo,
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for n in &self.info.nodes {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(n.pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+async fn assert_same_chain(urls: &[String], upto: u64) {
+    let clients: Vec<_> = urls.iter().map(|u| client(u)).collect();
+    for h in 0..=upto {
+        let first = block(&clients[0], h).await;
+        for (i, c) in clients.iter().enumerate().skip(1) {
+            let b = block(c, h).await;
+            assert_eq!(
+                b["hash"], first["hash"],
+                "block hash at height {h} differs on node {i}"
+            );
+            assert_eq!(
+                b["stateRoot"], first["stateRoot"],
+                "state root at height {h} differs on node {i}"
+            );
+        }
+    }
+}
+
+async fn send_round(urls: &[String], senders: &[AccountKey], nonces: std::ops::Range<u64>) {
+    let clients: Vec<_> = urls.iter().map(|u| client(u)).collect();
+    let sink = Address::repeat_byte(0x77);
+    let mut per_node: Vec<Vec<Bytes>> = vec![Vec::new(); clients.len()];
+    let mut i = 0;
+    for n in nonces {
+        for s in senders {
+            per_node[i % clients.len()].push(transfer(s, n, sink, 1));
+            i += 1;
+        }
+    }
+    for (c, raws) in clients.iter().zip(&per_node) {
+        for chunk in raws.chunks(100) {
+            for r in send_batch(c, chunk).await {
+                r.expect("transaction accepted");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_validators_agree_tolerate_a_stopped_node_and_resync_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("net");
+    let out = std::process::Command::new(bin())
+        .args([
+            "testnet",
+            "up",
+            "-n",
+            "4",
+            "--dir",
+            dir.to_str().expect("path"),
+        ])
+        .output()
+        .expect("testnet up");
+    let info: TestnetInfo = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("testnet.json")).expect("testnet.json"),
+    )
+    .expect("testnet info");
+    let net = Testnet { info };
+    assert!(
+        out.status.success(),
+        "testnet up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let urls: Vec<String> = net.info.nodes.iter().map(|n| n.rpc.clone()).collect();
+
+    // 1,000 transfers from 10 senders, spread over all four nodes.
+    let senders: Vec<_> = (0..10).map(AccountKey::dev).collect();
+    send_round(&urls, &senders, 0..100).await;
+    let c0 = client(&urls[0]);
+    for s in &senders {
+        wait_nonce(&c0, s.address(), 100, LIMIT).await;
+    }
+    let tip = block_number(&c0).await;
+    for u in &urls {
+        wait_height(&client(u), tip, LIMIT).await;
+    }
+    assert_same_chain(&urls, tip).await;
+    let sink_balance = balance(&c0, Address::repeat_byte(0x77)).await;
+    assert_eq!(sink_balance, alloy_primitives::U256::from(1_000));
+
+    // Stop validator 3 hard; the other three still hold more than two thirds.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(net.info.nodes[3].pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let live = &urls[..3];
+    send_round(live, &senders, 100..110).await;
+    for s in &senders {
+        wait_nonce(&c0, s.address(), 110, LIMIT).await;
+    }
+    let tip_without = block_number(&c0).await;
+    assert!(tip_without > tip, "chain advanced without validator 3");
+
+    // Restart it from its data directory: it catches up and agrees on every block.
+    let log = dir.join("node-3").join("restart.log");
+    let _restarted = Proc::spawn(
+        &[
+            "node",
+            "--config",
+            net.info.nodes[3].config.to_str().expect("path"),
+        ],
+        &log,
+    );
+    wait_for_rpc(&urls[3], LIMIT).await;
+    wait_height(&client(&urls[3]), tip_without + 2, LIMIT).await;
+    let common_tip = futures::future::join_all(
+        urls.iter()
+            .map(|u| async move { block_number(&client(u)).await }),
+    )
+    .await
+    .into_iter()
+    .min()
+    .expect("four nodes");
+    assert_same_chain(&urls, common_tip).await;
+}
