@@ -311,7 +311,7 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
             match c.batch_request::<B256>(req).await {
                 Ok(responses) => {
                     let mut sub = submitted.lock().unwrap_or_else(|e| e.into_inner());
-                    for ((hash, _), r) in batch.iter().zip(responses.into_iter()) {
+                    for ((hash, _), r) in batch.iter().zip(responses) {
                         match r {
                             Ok(_) => {
                                 sub.insert(*hash, sent_at);
