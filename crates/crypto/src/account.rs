@@ -54,6 +54,21 @@ pub fn recover_senders(txs: &[TxEnvelope]) -> Vec<Result<Address, RecoveryError>
     txs.par_iter().map(recover_sender).collect()
 }
 
+/// Like [`recover_senders`], but takes senders already known (e.g. from the pool, keyed by
+/// the transaction hash, which covers the signature) and recovers only the rest.
+pub fn recover_unknown_senders(
+    txs: &[TxEnvelope],
+    known: &[Option<Address>],
+) -> Vec<Result<Address, RecoveryError>> {
+    txs.par_iter()
+        .enumerate()
+        .map(|(i, tx)| match known.get(i).copied().flatten() {
+            Some(sender) => Ok(sender),
+            None => recover_sender(tx),
+        })
+        .collect()
+}
+
 /// A secp256k1 account key.
 #[derive(Clone)]
 pub struct AccountKey {
@@ -162,6 +177,23 @@ mod tests {
         });
         let senders = recover_senders(&[legacy, dynamic]);
         assert_eq!(senders, vec![Ok(key.address()), Ok(key.address())]);
+    }
+
+    #[test]
+    fn known_senders_are_reused() {
+        let key = AccountKey::dev(2);
+        let tx = key.sign_tx(TxLegacy {
+            chain_id: Some(1),
+            nonce: 0,
+            gas_price: 0,
+            gas_limit: 21_000,
+            to: TxKind::Call(Address::ZERO),
+            value: U256::ZERO,
+            input: Default::default(),
+        });
+        let planted = Address::repeat_byte(0xee);
+        let out = recover_unknown_senders(&[tx.clone(), tx], &[Some(planted), None]);
+        assert_eq!(out, vec![Ok(planted), Ok(key.address())]);
     }
 
     #[test]

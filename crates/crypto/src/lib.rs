@@ -6,5 +6,8 @@
 mod account;
 mod node_key;
 
-pub use account::{recover_sender, recover_senders, AccountKey, RecoveryError, SECP256K1N_HALF};
+pub use account::{
+    recover_sender, recover_senders, recover_unknown_senders, AccountKey, RecoveryError,
+    SECP256K1N_HALF,
+};
 pub use node_key::{parse_public_key, NodeKey, NodeKeyError, NodePublicKey};

@@ -114,6 +114,11 @@ impl Mempool {
         self.by_hash.contains_key(hash)
     }
 
+    /// The recovered sender of a pooled transaction.
+    pub fn sender_of(&self, hash: &B256) -> Option<Address> {
+        self.by_hash.get(hash).map(|(sender, _)| *sender)
+    }
+
     /// Highest nonce queued for `sender` plus one, if any: the "pending" nonce.
     pub fn pending_nonce(&self, sender: &Address, state_nonce: u64) -> u64 {
         let mut next = state_nonce;

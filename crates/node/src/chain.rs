@@ -11,7 +11,9 @@ use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, info};
 use trellis_consensus::{Application, ValidatorSet, VerifyError};
 use trellis_execution::{execute_block, BlockEnvInput, ExecutedBlock, Mode};
-use trellis_mempool::{decode_and_check, recover, AdmissionError, Mempool, PoolConfig};
+use trellis_mempool::{decode_and_check, AdmissionError, Mempool, PoolConfig};
+
+use crate::recovery::Recoverer;
 use trellis_primitives::{Block, Bloom, Genesis, Header, Height};
 use trellis_storage::{
     AccountState, BlockCommit, StateChanges, StateView, Store, StoreError, EMPTY_CODE_HASH,
@@ -52,6 +54,7 @@ struct Inner {
     tip: RwLock<Tip>,
     committed: watch::Sender<u64>,
     gossip: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
+    recoverer: Recoverer,
 }
 
 /// Handle to a chain instance; cheap to clone.
@@ -175,6 +178,7 @@ impl Chain {
                 tip: RwLock::new(tip),
                 committed,
                 gossip: Mutex::new(None),
+                recoverer: Recoverer::start(),
             }),
         })
     }
@@ -224,9 +228,10 @@ impl Chain {
     /// Full admission of one raw transaction: stateless checks, signature, then the pool.
     pub async fn admit(&self, raw: Vec<u8>, forward: bool) -> Result<B256, AdmissionError> {
         let tx = decode_and_check(&raw, self.inner.chain_id, self.inner.gas_limit)?;
-        let (tx, sender) = tokio::task::spawn_blocking(move || recover(&tx).map(|s| (tx, s)))
-            .await
-            .map_err(|e| AdmissionError::BadSignature(format!("recovery task failed: {e}")))??;
+        let (tx, sender) = self.inner.recoverer.recover(tx).await.ok_or_else(|| {
+            AdmissionError::BadSignature("signature recovery is shutting down".into())
+        })?;
+        let sender = sender.map_err(|e| AdmissionError::BadSignature(e.to_string()))?;
         let view = self
             .inner
             .store
@@ -429,7 +434,16 @@ impl Chain {
                 )));
             }
         }
-        let senders = trellis_crypto::recover_senders(&block.transactions)
+        // Transactions already in our pool had their signature checked at admission.
+        let known: Vec<Option<Address>> = {
+            let pool = self.lock_pool();
+            block
+                .transactions
+                .iter()
+                .map(|tx| pool.sender_of(tx.tx_hash()))
+                .collect()
+        };
+        let senders = trellis_crypto::recover_unknown_senders(&block.transactions, &known)
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(format!("bad transaction signature: {e}")))?;

@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod config;
 mod gossip;
+mod recovery;
 
 pub use chain::{genesis_block, genesis_validators, Chain, ChainSettings};
 pub use config::{ConfigError, NodeConfig};
