@@ -24,6 +24,8 @@ use crate::signing::{proposal_digest, verify_digest, Ed25519Signer};
 const CHUNK_BYTES: usize = 512 * 1024;
 /// Partially received proposal streams kept at once; the oldest is dropped beyond this.
 const MAX_OPEN_STREAMS: usize = 64;
+/// Complete proposals for later heights kept at once.
+const MAX_FUTURE_PROPOSALS: usize = 64;
 
 /// Why a received block was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -451,6 +453,9 @@ impl<A: Application> AppLoop<A> {
             return None;
         }
         if p.height.0 > next {
+            if self.future.len() >= MAX_FUTURE_PROPOSALS {
+                self.future.remove(0);
+            }
             self.future.push(p);
             return None;
         }

@@ -356,6 +356,7 @@ impl Chain {
         let hash = block.hash();
         let encoded = Bytes::from(block.encode_to_vec());
         debug!(height, txs = block.transactions.len(), %hash, "built block");
+        self.keep_proposal(height, &hash, &encoded);
         self.remember(hash, block, executed);
         Ok((hash, encoded))
     }
@@ -470,8 +471,34 @@ impl Chain {
         if executed.gas_used != h.gas_used || executed.logs_bloom != h.logs_bloom {
             return Err(invalid("gas used or logs bloom mismatch".into()));
         }
+        self.keep_proposal(height, &hash, &bytes);
         self.remember(hash, block, executed);
         Ok(hash)
+    }
+
+    fn keep_proposal(&self, height: u64, hash: &B256, bytes: &[u8]) {
+        if let Err(e) = self.inner.store.save_proposal(Height(height), hash, bytes) {
+            debug!(height, %hash, error = %e, "could not keep proposal on disk");
+        }
+    }
+
+    /// A decided block not in memory (e.g. after a restart): re-check it from disk.
+    fn reload_proposal(&self, height: u64, hash: B256) -> eyre::Result<()> {
+        for bytes in self.inner.store.proposals(Height(height))? {
+            let Ok(block) = Block::decode_bytes(&bytes) else {
+                continue;
+            };
+            if block.hash() == hash {
+                let proposer = block.header.proposer;
+                self.verify_blocking(height, proposer, Bytes::from(bytes))
+                    .map_err(|e| eyre::eyre!("kept proposal {hash} no longer verifies: {e}"))?;
+                info!(height, %hash, "reloaded decided block from disk");
+                return Ok(());
+            }
+        }
+        Err(eyre::eyre!(
+            "decided block {hash} was never built or verified here"
+        ))
     }
 
     fn commit_blocking(&self, height: u64, hash: B256, certificate: Vec<u8>) -> eyre::Result<()> {
@@ -486,14 +513,26 @@ impl Chain {
                 )),
             };
         }
-        let pending = self
+        let cached = self
             .inner
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&hash)
-            .cloned()
-            .ok_or_else(|| eyre::eyre!("decided block {hash} was never built or verified here"))?;
+            .cloned();
+        let pending = match cached {
+            Some(p) => p,
+            None => {
+                self.reload_proposal(height, hash)?;
+                self.inner
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&hash)
+                    .cloned()
+                    .ok_or_else(|| eyre::eyre!("decided block {hash} vanished after reloading"))?
+            }
+        };
         if pending.block.header.height != height {
             eyre::bail!(
                 "decided block {hash} is for height {}, not {height}",
@@ -636,5 +675,9 @@ impl trellis_rpc::Backend for Chain {
 
     fn certificate_json(&self, height: u64) -> Option<serde_json::Value> {
         Chain::certificate_json(self, height)
+    }
+
+    fn subscribe_heights(&self) -> watch::Receiver<u64> {
+        self.subscribe_committed()
     }
 }

@@ -73,6 +73,36 @@ pub fn block(block: &TrellisBlock, senders: &[Address], full: bool) -> Block {
     }
 }
 
+/// Every log of a block as RPC logs, with block-wide log indices.
+pub fn block_logs(block: &TrellisBlock, receipts: &[ReceiptEnvelope]) -> Vec<Vec<Log>> {
+    let block_hash = block.hash();
+    let mut log_index = 0u64;
+    receipts
+        .iter()
+        .zip(&block.transactions)
+        .enumerate()
+        .map(|(i, (r, tx))| {
+            r.logs()
+                .iter()
+                .map(|log| {
+                    let rpc_log = Log {
+                        inner: log.clone(),
+                        block_hash: Some(block_hash),
+                        block_number: Some(block.header.height),
+                        block_timestamp: Some(block.header.timestamp_secs()),
+                        transaction_hash: Some(tx.trie_hash()),
+                        transaction_index: Some(i as u64),
+                        log_index: Some(log_index),
+                        removed: false,
+                    };
+                    log_index += 1;
+                    rpc_log
+                })
+                .collect()
+        })
+        .collect()
+}
+
 pub fn receipt(
     block: &TrellisBlock,
     senders: &[Address],
@@ -87,30 +117,22 @@ pub fn receipt(
         .and_then(|i| receipts.get(i))
         .map(|r| r.cumulative_gas_used())
         .unwrap_or(0);
-    let first_log_index: usize = receipts[..index].iter().map(|r| r.logs().len()).sum();
-    let block_hash = block.hash();
-    let tx_hash = tx.trie_hash();
-    let mut log_index = first_log_index as u64;
-    let inner = stored.clone().map_logs(|log| {
-        let rpc_log = Log {
-            inner: log,
-            block_hash: Some(block_hash),
-            block_number: Some(block.header.height),
-            block_timestamp: Some(block.header.timestamp_secs()),
-            transaction_hash: Some(tx_hash),
-            transaction_index: Some(index as u64),
-            log_index: Some(log_index),
-            removed: false,
-        };
-        log_index += 1;
-        rpc_log
+    let mut logs = block_logs(block, receipts)
+        .into_iter()
+        .nth(index)?
+        .into_iter();
+    let inner = stored.clone().map_logs(|l| {
+        logs.next().unwrap_or_else(|| Log {
+            inner: l,
+            ..Default::default()
+        })
     });
     let contract_address = tx.kind().is_create().then(|| sender.create(tx.nonce()));
     Some(TransactionReceipt {
         inner,
-        transaction_hash: tx_hash,
+        transaction_hash: tx.trie_hash(),
         transaction_index: Some(index as u64),
-        block_hash: Some(block_hash),
+        block_hash: Some(block.hash()),
         block_number: Some(block.header.height),
         gas_used: stored.cumulative_gas_used() - previous_cumulative,
         effective_gas_price: tx.effective_gas_price(Some(0)),

@@ -1,4 +1,5 @@
-//! Ethereum JSON-RPC (and the `trellis_*` namespace) over HTTP, served by jsonrpsee.
+//! Ethereum JSON-RPC (and the `trellis_*` namespace) over HTTP and WebSocket on one port,
+//! served by jsonrpsee.
 //!
 //! The server reads chain data through [`Backend`], which the node implements; it never
 //! touches database tables itself. Errors follow Ethereum conventions: `-32602` for bad
@@ -7,10 +8,12 @@
 
 mod convert;
 mod error;
+mod logs;
 mod methods;
 
 pub use error::RpcError;
-pub use methods::{build_module, BlockTag};
+pub use logs::{MAX_BLOCK_RANGE, MAX_LOGS};
+pub use methods::{build_module, BlockTag, RpcContext};
 
 use alloy_primitives::{Address, B256};
 use jsonrpsee::server::{BatchRequestConfig, ServerBuilder, ServerConfig, ServerHandle};
@@ -33,6 +36,8 @@ pub trait Backend: Send + Sync + 'static {
     fn pending_nonce(&self, address: Address, state_nonce: u64) -> u64;
     /// The commit certificate of `height` as JSON, if the block is committed.
     fn certificate_json(&self, height: u64) -> Option<serde_json::Value>;
+    /// Follows the committed height (for subscriptions).
+    fn subscribe_heights(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
 /// Request limits of the RPC server.

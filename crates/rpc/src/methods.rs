@@ -2,7 +2,10 @@
 
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256, U64};
-use alloy_rpc_types_eth::{Block, Transaction, TransactionReceipt, TransactionRequest};
+use alloy_rpc_types_eth::pubsub::SubscriptionKind;
+use alloy_rpc_types_eth::{
+    Block, FeeHistory, Filter, Log, Transaction, TransactionReceipt, TransactionRequest,
+};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::RpcModule;
 use serde::de::DeserializeOwned;
@@ -14,6 +17,7 @@ use trellis_storage::StateView;
 
 use crate::convert;
 use crate::error::RpcError;
+use crate::logs::{self, Filters};
 use crate::Backend;
 
 type RpcResult<T> = Result<T, ErrorObjectOwned>;
@@ -199,11 +203,68 @@ fn find_tx(
     Ok(load_block(view, loc.height.0)?.map(|(b, s)| (b, s, loc.index as usize)))
 }
 
+/// What every method runs with: the chain backend plus the server's own filter registry.
+pub struct RpcContext<B> {
+    backend: Arc<B>,
+    filters: Filters,
+}
+
+impl<B> std::ops::Deref for RpcContext<B> {
+    type Target = B;
+
+    fn deref(&self) -> &B {
+        &self.backend
+    }
+}
+
+/// `eth_feeHistory`: Trellis charges no base fee; gas-used ratios are real.
+fn fee_history(
+    view: &StateView,
+    count: u64,
+    newest: BlockNumberOrTag,
+    percentiles: Option<Vec<f64>>,
+) -> Result<FeeHistory, RpcError> {
+    let tip = tip(view)?;
+    let newest = match newest {
+        BlockNumberOrTag::Number(n) => n.min(tip),
+        BlockNumberOrTag::Earliest => 0,
+        _ => tip,
+    };
+    let count = count.clamp(1, 1024).min(newest + 1);
+    let oldest = newest + 1 - count;
+    let mut gas_used_ratio = Vec::with_capacity(count as usize);
+    for h in oldest..=newest {
+        let header = view
+            .block(Height(h))?
+            .ok_or_else(|| RpcError::Unavailable(format!("block {h} missing")))?
+            .header;
+        gas_used_ratio.push(header.gas_used as f64 / header.gas_limit.max(1) as f64);
+    }
+    Ok(FeeHistory {
+        base_fee_per_gas: vec![0; count as usize + 1],
+        gas_used_ratio,
+        base_fee_per_blob_gas: vec![],
+        blob_gas_used_ratio: vec![],
+        oldest_block: oldest,
+        reward: percentiles.map(|p| vec![vec![0u128; p.len()]; count as usize]),
+    })
+}
+
+fn block_tx_count(view: &StateView, height: Option<u64>) -> Result<Option<U64>, RpcError> {
+    let Some(h) = height else { return Ok(None) };
+    Ok(view
+        .block(Height(h))?
+        .map(|b| U64::from(b.transactions.len())))
+}
+
 /// Builds the module with every method, bound to `backend`.
 pub fn build_module<B: Backend>(
     backend: Arc<B>,
-) -> Result<RpcModule<Arc<B>>, jsonrpsee::core::RegisterMethodError> {
-    let mut m = RpcModule::new(backend);
+) -> Result<RpcModule<RpcContext<B>>, jsonrpsee::core::RegisterMethodError> {
+    let mut m = RpcModule::new(RpcContext {
+        backend,
+        filters: Filters::default(),
+    });
 
     m.register_method("web3_clientVersion", |_, _, _| -> RpcResult<&str> {
         Ok(CLIENT_VERSION)
@@ -353,6 +414,145 @@ pub fn build_module<B: Backend>(
                 .await,
         )
     })?;
+    m.register_method("eth_accounts", |_, _, _| -> RpcResult<Vec<Address>> {
+        Ok(vec![])
+    })?;
+    m.register_method("eth_syncing", |_, _, _| -> RpcResult<bool> { Ok(false) })?;
+    m.register_method("eth_maxPriorityFeePerGas", |_, _, _| -> RpcResult<U256> {
+        Ok(U256::ZERO)
+    })?;
+    m.register_blocking_method("eth_feeHistory", |p, b, _| -> RpcResult<FeeHistory> {
+        let count: U64 = param(&p, 0, "blockCount")?;
+        let newest: BlockNumberOrTag = param(&p, 1, "newestBlock")?;
+        let percentiles: Option<Vec<f64>> = optional_param(&p, 2, "rewardPercentiles")?;
+        let view = b.view().map_err(RpcError::from)?;
+        Ok(fee_history(&view, count.to(), newest, percentiles)?)
+    })?;
+    m.register_method(
+        "eth_getBlockTransactionCountByNumber",
+        |p, b, _| -> RpcResult<Option<U64>> {
+            let number: BlockNumberOrTag = param(&p, 0, "block")?;
+            let view = b.view().map_err(RpcError::from)?;
+            let height = resolve_height(&view, BlockTag::from_number(number))?;
+            Ok(block_tx_count(&view, height)?)
+        },
+    )?;
+    m.register_method(
+        "eth_getBlockTransactionCountByHash",
+        |p, b, _| -> RpcResult<Option<U64>> {
+            let hash: B256 = param(&p, 0, "hash")?;
+            let view = b.view().map_err(RpcError::from)?;
+            let height = view.height_of(&hash).map_err(RpcError::from)?.map(|h| h.0);
+            Ok(block_tx_count(&view, height)?)
+        },
+    )?;
+    m.register_blocking_method("eth_getLogs", |p, b, _| -> RpcResult<Vec<Log>> {
+        let filter: Filter = param(&p, 0, "filter")?;
+        let view = b.view().map_err(RpcError::from)?;
+        let (from, to) = logs::filter_range(&view, &filter)?;
+        Ok(logs::logs_in_range(&view, &filter, from, to)?)
+    })?;
+    m.register_method("eth_newFilter", |p, b, _| -> RpcResult<U256> {
+        let filter: Filter = param(&p, 0, "filter")?;
+        let view = b.view().map_err(RpcError::from)?;
+        Ok(b.filters.new_log_filter(&view, filter)?)
+    })?;
+    m.register_method("eth_newBlockFilter", |_, b, _| -> RpcResult<U256> {
+        let view = b.view().map_err(RpcError::from)?;
+        Ok(b.filters.new_block_filter(&view)?)
+    })?;
+    m.register_blocking_method(
+        "eth_getFilterChanges",
+        |p, b, _| -> RpcResult<logs::FilterChanges> {
+            let id: U256 = param(&p, 0, "filterId")?;
+            let view = b.view().map_err(RpcError::from)?;
+            Ok(b.filters.changes(&view, id)?)
+        },
+    )?;
+    m.register_blocking_method("eth_getFilterLogs", |p, b, _| -> RpcResult<Vec<Log>> {
+        let id: U256 = param(&p, 0, "filterId")?;
+        let view = b.view().map_err(RpcError::from)?;
+        Ok(b.filters.logs(&view, id)?)
+    })?;
+    m.register_method("eth_uninstallFilter", |p, b, _| -> RpcResult<bool> {
+        let id: U256 = param(&p, 0, "filterId")?;
+        Ok(b.filters.uninstall(id))
+    })?;
+    m.register_subscription(
+        "eth_subscribe",
+        "eth_subscription",
+        "eth_unsubscribe",
+        |p, pending, ctx, _| async move {
+            let kind: SubscriptionKind = match param(&p, 0, "subscription kind") {
+                Ok(k) => k,
+                Err(e) => {
+                    pending.reject(ErrorObjectOwned::from(e)).await;
+                    return Ok(());
+                }
+            };
+            let filter = match kind {
+                SubscriptionKind::NewHeads => None,
+                SubscriptionKind::Logs => match optional_param::<Filter>(&p, 1, "filter") {
+                    Ok(f) => Some(f.unwrap_or_default()),
+                    Err(e) => {
+                        pending.reject(ErrorObjectOwned::from(e)).await;
+                        return Ok(());
+                    }
+                },
+                other => {
+                    let e = RpcError::InvalidParams(format!(
+                        "subscription {other:?} is not supported; use newHeads or logs"
+                    ));
+                    pending.reject(ErrorObjectOwned::from(e)).await;
+                    return Ok(());
+                }
+            };
+            let sink = pending.accept().await?;
+            let mut heights = ctx.subscribe_heights();
+            let mut last = *heights.borrow_and_update();
+            loop {
+                tokio::select! {
+                    _ = sink.closed() => break,
+                    changed = heights.changed() => if changed.is_err() { break },
+                }
+                let tip = *heights.borrow_and_update();
+                let view = ctx.view().map_err(|e| e.to_string())?;
+                for h in last + 1..=tip {
+                    let Some(blk) = view.block(Height(h)).map_err(|e| e.to_string())? else {
+                        continue;
+                    };
+                    let messages: Vec<serde_json::Value> = match &filter {
+                        None => vec![serde_json::to_value(convert::header(&blk))
+                            .map_err(|e| e.to_string())?],
+                        Some(filter) => {
+                            if !filter.matches_bloom(blk.header.logs_bloom) {
+                                continue;
+                            }
+                            let receipts = view
+                                .receipts(Height(h))
+                                .map_err(|e| e.to_string())?
+                                .unwrap_or_default();
+                            convert::block_logs(&blk, &receipts)
+                                .into_iter()
+                                .flatten()
+                                .filter(|l| filter.matches(&l.inner))
+                                .map(|l| serde_json::to_value(l).map_err(|e| e.to_string()))
+                                .collect::<Result<_, _>>()?
+                        }
+                    };
+                    for msg in messages {
+                        let raw =
+                            serde_json::value::to_raw_value(&msg).map_err(|e| e.to_string())?;
+                        if sink.send(raw).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                last = tip;
+            }
+            Ok(())
+        },
+    )?;
     m.register_method(
         "trellis_getCommitCertificate",
         |p, b, _| -> RpcResult<Option<serde_json::Value>> {

@@ -26,6 +26,10 @@ const HASHED_ACCOUNTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new(
 const HASHED_STORAGE: TableDefinition<&[u8; 64], &[u8; 32]> =
     TableDefinition::new("hashed_storage");
 
+/// (height, block hash) → encoded block: proposals built or verified but not yet decided,
+/// kept so that a restarted node can still commit a block decided before it crashed.
+const PROPOSALS: TableDefinition<(u64, &[u8; 32]), &[u8]> = TableDefinition::new("proposals");
+
 const TIP_KEY: &str = "tip";
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +127,7 @@ impl Store {
             wtx.open_table(CODE)?;
             wtx.open_table(HASHED_ACCOUNTS)?;
             wtx.open_table(HASHED_STORAGE)?;
+            wtx.open_table(PROPOSALS)?;
         }
         wtx.commit()?;
         Ok(Store { db: Arc::new(db) })
@@ -200,8 +205,42 @@ impl Store {
             }
         }
         write_state(&wtx, commit.changes)?;
+        wtx.open_table(PROPOSALS)?
+            .retain_in::<(u64, &[u8; 32]), _>(
+                (0, &[0u8; 32])..=(height.0, &[0xffu8; 32]),
+                |_, _| false,
+            )?;
         wtx.commit()?;
         Ok(())
+    }
+
+    /// Keeps an undecided proposal. Written without fsync: it becomes durable with the next
+    /// block commit, and losing it only means fetching the block from peers again.
+    pub fn save_proposal(
+        &self,
+        height: Height,
+        hash: &B256,
+        block: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut wtx = self.db.begin_write()?;
+        wtx.set_durability(redb::Durability::None);
+        wtx.open_table(PROPOSALS)?
+            .insert((height.0, &hash.0), block)?;
+        wtx.commit()?;
+        Ok(())
+    }
+
+    /// Undecided proposals kept for `height`.
+    pub fn proposals(&self, height: Height) -> Result<Vec<Vec<u8>>, StoreError> {
+        let rtx = self.db.begin_read()?;
+        let table = rtx.open_table(PROPOSALS)?;
+        let mut out = Vec::new();
+        for entry in
+            table.range::<(u64, &[u8; 32])>((height.0, &[0u8; 32])..=(height.0, &[0xffu8; 32]))?
+        {
+            out.push(entry?.1.value().to_vec());
+        }
+        Ok(out)
     }
 
     /// A consistent snapshot for reads and block execution.
@@ -525,6 +564,41 @@ mod tests {
         view.for_each_hashed_slot(&keccak256(alice), |_, _| slots += 1)
             .expect("iterate");
         assert_eq!(slots, 0, "zeroed slot is removed from the hashed table too");
+    }
+
+    #[test]
+    fn proposals_are_kept_until_their_height_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        let genesis = block_at(0, B256::ZERO);
+        store
+            .init_genesis(&StateChanges::default(), &genesis)
+            .expect("genesis");
+        let b1 = block_at(1, genesis.hash());
+        store
+            .save_proposal(Height(1), &b1.hash(), &b1.encode_to_vec())
+            .expect("save");
+        store
+            .save_proposal(Height(2), &B256::repeat_byte(2), b"later")
+            .expect("save");
+        assert_eq!(
+            store.proposals(Height(1)).expect("read"),
+            vec![b1.encode_to_vec()]
+        );
+        store
+            .commit_block(BlockCommit {
+                block: &b1,
+                certificate: b"",
+                receipts: &[],
+                senders: &[],
+                changes: &StateChanges::default(),
+            })
+            .expect("commit");
+        assert!(store.proposals(Height(1)).expect("read").is_empty());
+        assert_eq!(
+            store.proposals(Height(2)).expect("read"),
+            vec![b"later".to_vec()]
+        );
     }
 
     #[test]
