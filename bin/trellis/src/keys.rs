@@ -22,6 +22,12 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Print one of the deterministic, publicly known development accounts (as funded by
+    /// `trellis dev`, `trellis testnet up` and `trellis genesis --dev-accounts`).
+    Dev {
+        #[arg(long, default_value_t = 0)]
+        index: u32,
+    },
     /// Print the public key of a node key file.
     Show {
         #[arg(default_value = "node_key.json")]
@@ -44,6 +50,11 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
             key.save(&out)?;
             println!("wrote {}", out.display());
             println!("public key: 0x{}", hex::encode(key.public().as_bytes()));
+        }
+        KeysCommand::Dev { index } => {
+            let key = AccountKey::dev(index);
+            println!("address:     {}", key.address());
+            println!("private key: 0x{}", hex::encode(key.secret_bytes()));
         }
         KeysCommand::Show { file } => {
             let key = NodeKey::load(&file)?;

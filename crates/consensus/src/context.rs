@@ -235,6 +235,25 @@ pub struct Vote {
     pub extension: Option<SignedExtension<TrellisContext>>,
 }
 
+impl Vote {
+    pub fn new(
+        typ: VoteType,
+        height: Height,
+        round: Round,
+        value: NilOrVal<BlockHash>,
+        validator_address: ValidatorAddress,
+    ) -> Vote {
+        Vote {
+            typ,
+            height,
+            round,
+            value,
+            validator_address,
+            extension: None,
+        }
+    }
+}
+
 impl mtypes::Vote<TrellisContext> for Vote {
     fn height(&self) -> Height {
         self.height
@@ -356,14 +375,7 @@ impl mtypes::Context for TrellisContext {
         value_id: NilOrVal<BlockHash>,
         address: ValidatorAddress,
     ) -> Vote {
-        Vote {
-            typ: VoteType::Prevote,
-            height,
-            round,
-            value: value_id,
-            validator_address: address,
-            extension: None,
-        }
+        Vote::new(VoteType::Prevote, height, round, value_id, address)
     }
 
     fn new_precommit(
@@ -373,14 +385,7 @@ impl mtypes::Context for TrellisContext {
         value_id: NilOrVal<BlockHash>,
         address: ValidatorAddress,
     ) -> Vote {
-        Vote {
-            typ: VoteType::Precommit,
-            height,
-            round,
-            value: value_id,
-            validator_address: address,
-            extension: None,
-        }
+        Vote::new(VoteType::Precommit, height, round, value_id, address)
     }
 }
 

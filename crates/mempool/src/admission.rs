@@ -28,6 +28,8 @@ pub enum AdmissionError {
     BadSignature(String),
     #[error("{0}")]
     Pool(#[from] PoolError),
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Decodes `raw` and checks everything that does not depend on state or the signature.

@@ -229,16 +229,16 @@ impl Chain {
     pub async fn admit(&self, raw: Vec<u8>, forward: bool) -> Result<B256, AdmissionError> {
         let tx = decode_and_check(&raw, self.inner.chain_id, self.inner.gas_limit)?;
         let (tx, sender) = self.inner.recoverer.recover(tx).await.ok_or_else(|| {
-            AdmissionError::BadSignature("signature recovery is shutting down".into())
+            AdmissionError::Unavailable("signature recovery is shutting down".into())
         })?;
         let sender = sender.map_err(|e| AdmissionError::BadSignature(e.to_string()))?;
         let view = self
             .inner
             .store
             .view()
-            .map_err(|e| AdmissionError::Undecodable(format!("state unavailable: {e}")))?;
+            .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
         let nonce = Self::state_nonce(&view, &sender)
-            .map_err(|e| AdmissionError::Undecodable(format!("state unavailable: {e}")))?;
+            .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
         let hash = self.lock_pool().insert(tx, sender, nonce)?;
         self.inner.tx_arrived.notify_one();
         if forward {

@@ -60,6 +60,18 @@ impl Default for RpcLimits {
     }
 }
 
+/// Subscription ids as Ethereum clients expect them: `0x`-prefixed hex strings (viem and
+/// others ignore notifications whose id is a JSON number).
+#[derive(Debug)]
+struct HexIdProvider;
+
+impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
+    fn next_id(&self) -> jsonrpsee::types::SubscriptionId<'static> {
+        let id: u128 = rand::random();
+        jsonrpsee::types::SubscriptionId::Str(format!("{id:#034x}").into())
+    }
+}
+
 /// Starts the HTTP JSON-RPC server; returns the bound address and a handle to stop it.
 pub async fn serve<B: Backend>(
     backend: Arc<B>,
@@ -71,6 +83,7 @@ pub async fn serve<B: Backend>(
         .max_response_body_size(limits.max_response_bytes)
         .max_connections(limits.max_connections)
         .set_batch_request_config(BatchRequestConfig::Limit(limits.max_batch_len))
+        .set_id_provider(HexIdProvider)
         .build();
     let server = ServerBuilder::default()
         .set_config(config)
