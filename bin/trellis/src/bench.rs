@@ -50,10 +50,47 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// What each transaction does.
+    #[arg(long, value_enum, default_value_t = Workload::Transfer)]
+    pub workload: Workload,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Plain value transfers (21,000 gas).
+    Transfer,
+    /// `transfer` calls on the example ERC-20 (contracts/src/TrellisToken.sol), deployed first.
+    Erc20,
+}
+
+/// The example ERC-20's build artifact, compiled from contracts/src by contracts/build.mjs.
+const TOKEN_ARTIFACT: &str = include_str!("../../../contracts/artifacts/TrellisToken.json");
+
+fn token_deploy_code() -> anyhow::Result<Bytes> {
+    use alloy_sol_types::SolValue;
+    let artifact: serde_json::Value = serde_json::from_str(TOKEN_ARTIFACT)?;
+    let code: Bytes = artifact["bytecode"]
+        .as_str()
+        .context("artifact has no bytecode")?
+        .parse()?;
+    let supply = U256::from(10u64).pow(U256::from(30u64));
+    let args = ("Bench Token".to_string(), "BEN".to_string(), supply).abi_encode_params();
+    Ok([code.to_vec(), args].concat().into())
+}
+
+/// Calldata of ERC-20 `transfer(to, value)`.
+fn erc20_transfer(to: Address, value: U256) -> Bytes {
+    let mut data = vec![0xa9, 0x05, 0x9c, 0xbb];
+    data.extend_from_slice(&[0u8; 12]);
+    data.extend_from_slice(to.as_slice());
+    data.extend_from_slice(&value.to_be_bytes::<32>());
+    data.into()
 }
 
 #[derive(Serialize)]
 pub struct Report {
+    pub workload: Workload,
     pub endpoints: usize,
     pub validators: usize,
     pub sent: usize,
@@ -78,19 +115,86 @@ fn client(url: &str) -> anyhow::Result<HttpClient> {
         .build(url)?)
 }
 
-fn transfer(key: &AccountKey, chain_id: u64, nonce: u64, to: Address, value: U256) -> Bytes {
+fn signed(
+    key: &AccountKey,
+    chain_id: u64,
+    nonce: u64,
+    to: TxKind,
+    value: U256,
+    gas_limit: u64,
+    input: Bytes,
+) -> Bytes {
     Bytes::from(
         key.sign_tx(TxLegacy {
             chain_id: Some(chain_id),
             nonce,
             gas_price: 0,
-            gas_limit: 21_000,
-            to: TxKind::Call(to),
+            gas_limit,
+            to,
             value,
-            input: Default::default(),
+            input,
         })
         .encoded_2718(),
     )
+}
+
+fn transfer(key: &AccountKey, chain_id: u64, nonce: u64, to: Address, value: U256) -> Bytes {
+    signed(
+        key,
+        chain_id,
+        nonce,
+        TxKind::Call(to),
+        value,
+        21_000,
+        Bytes::new(),
+    )
+}
+
+/// What the sink account holds: its ether, or its token balance for the ERC-20 workload.
+async fn sink_value(c: &HttpClient, token: Option<Address>, sink: Address) -> anyhow::Result<U256> {
+    match token {
+        None => Ok(c
+            .request("eth_getBalance", rpc_params![sink, "latest"])
+            .await?),
+        Some(token) => {
+            let mut data = vec![0x70, 0xa0, 0x82, 0x31];
+            data.extend_from_slice(&[0u8; 12]);
+            data.extend_from_slice(sink.as_slice());
+            let call = serde_json::json!({"to": token, "data": Bytes::from(data)});
+            let out: Bytes = c.request("eth_call", rpc_params![call, "latest"]).await?;
+            Ok(U256::from_be_slice(&out))
+        }
+    }
+}
+
+/// Sends set-up transactions from one account and waits until they are all final.
+async fn send_setup(
+    c: &HttpClient,
+    from: Address,
+    raws: &[Bytes],
+    batch_len: usize,
+    final_nonce: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    for chunk in raws.chunks(batch_len) {
+        let mut batch = BatchRequestBuilder::new();
+        for raw in chunk {
+            batch.insert("eth_sendRawTransaction", rpc_params![raw])?;
+        }
+        let responses = c.batch_request::<B256>(batch).await?;
+        if responses.num_failed_calls() > 0 {
+            let first = responses.into_iter().find_map(|r| r.err());
+            bail!("set-up transactions rejected: {first:?}");
+        }
+    }
+    let deadline = Instant::now() + timeout;
+    while nonce(c, from, "latest").await? < final_nonce {
+        if Instant::now() > deadline {
+            bail!("set-up transactions did not finalize in time");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 async fn nonce(c: &HttpClient, a: Address, tag: &str) -> anyhow::Result<u64> {
@@ -182,43 +286,61 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
         .context("eth_chainId")?;
     let chain_id: u64 = chain_id.to();
 
-    // Fund fresh senders from the dev account.
+    // Fund fresh senders from the dev account (and deploy the token for the ERC-20 workload).
     let funder = AccountKey::dev(args.funder);
-    let start_nonce = nonce(main, funder.address(), "pending").await?;
+    let mut next_nonce = nonce(main, funder.address(), "pending").await?;
     let senders: Vec<AccountKey> = (0..args.senders).map(|_| AccountKey::random()).collect();
     let per_sender = args.txs.div_ceil(args.senders);
-    let funding: Vec<Bytes> = senders
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            transfer(
+    let mut setup = Vec::new();
+    let token = match args.workload {
+        Workload::Transfer => None,
+        Workload::Erc20 => {
+            let address = funder.address().create(next_nonce);
+            setup.push(signed(
                 &funder,
                 chain_id,
-                start_nonce + i as u64,
-                s.address(),
-                U256::from(10u64).pow(U256::from(18u64)),
-            )
-        })
-        .collect();
-    for chunk in funding.chunks(args.batch) {
-        let mut batch = BatchRequestBuilder::new();
-        for raw in chunk {
-            batch.insert("eth_sendRawTransaction", rpc_params![raw])?;
+                next_nonce,
+                TxKind::Create,
+                U256::ZERO,
+                3_000_000,
+                token_deploy_code()?,
+            ));
+            next_nonce += 1;
+            Some(address)
         }
-        let responses = main.batch_request::<B256>(batch).await?;
-        if responses.num_failed_calls() > 0 {
-            let first = responses.into_iter().find_map(|r| r.err());
-            bail!("funding transactions rejected: {first:?}");
+    };
+    for s in &senders {
+        setup.push(transfer(
+            &funder,
+            chain_id,
+            next_nonce,
+            s.address(),
+            U256::from(10u64).pow(U256::from(18u64)),
+        ));
+        next_nonce += 1;
+        if let Some(token) = token {
+            let data = erc20_transfer(s.address(), U256::from(10u64).pow(U256::from(24u64)));
+            setup.push(signed(
+                &funder,
+                chain_id,
+                next_nonce,
+                TxKind::Call(token),
+                U256::ZERO,
+                100_000,
+                data,
+            ));
+            next_nonce += 1;
         }
     }
-    let target = start_nonce + args.senders as u64;
-    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
-    while nonce(main, funder.address(), "latest").await? < target {
-        if Instant::now() > deadline {
-            bail!("funding transactions did not finalize in time");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    send_setup(
+        main,
+        funder.address(),
+        &setup,
+        args.batch,
+        next_nonce,
+        Duration::from_secs(args.timeout_secs),
+    )
+    .await?;
 
     // Pre-sign everything, interleaving senders so each sender's nonces arrive in order.
     let sink = Address::repeat_byte(0x5e);
@@ -228,11 +350,23 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
             if txs.len() == args.txs {
                 break 'outer;
             }
-            let raw = transfer(s, chain_id, n, sink, U256::from(1));
+            let raw = match token {
+                None => transfer(s, chain_id, n, sink, U256::from(1)),
+                Some(token) => signed(
+                    s,
+                    chain_id,
+                    n,
+                    TxKind::Call(token),
+                    U256::ZERO,
+                    100_000,
+                    erc20_transfer(sink, U256::from(1)),
+                ),
+            };
             txs.push((alloy_primitives::keccak256(&raw), raw));
         }
     }
 
+    let sink_before = sink_value(main, token, sink).await?;
     let validators = args.validators.unwrap_or(args.rpc.len());
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -356,12 +490,21 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
         }
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
+    // Every finalized transaction must also have done its work (no silent reverts).
+    let moved = sink_value(main, token, sink).await? - sink_before;
+    if moved != U256::from(latencies.len()) {
+        bail!(
+            "{} transactions finalized but the sink received {moved}: some reverted",
+            latencies.len()
+        );
+    }
     let finalized = latencies.len();
     let finalized_secs = last.duration_since(start).as_secs_f64().max(f64::EPSILON);
     let ceiling_tps = cores as f64 * recoveries_per_core / validators.max(1) as f64;
     let finalized_tps = finalized as f64 / finalized_secs;
     let rejected = *rejected.lock().unwrap_or_else(|e| e.into_inner());
     Ok(Report {
+        workload: args.workload,
         endpoints: clients.len(),
         validators,
         sent: txs.len(),
