@@ -93,6 +93,55 @@ async fn transfers_and_contracts_work_end_to_end() {
         .expect("estimate");
     assert_eq!(gas, "0x5208");
 
+    // eth_getProof: the contract's account and its slot 0 verify against the block's state root.
+    let proof: Value = c
+        .request("eth_getProof", rpc_params![contract, ["0x0"], "latest"])
+        .await
+        .expect("eth_getProof");
+    let state_root: alloy_primitives::B256 = block(&c, block_number(&c).await).await["stateRoot"]
+        .as_str()
+        .expect("state root")
+        .parse()
+        .expect("hash");
+    let nodes = |v: &Value| -> Vec<Bytes> {
+        v.as_array()
+            .expect("proof array")
+            .iter()
+            .map(|n| n.as_str().expect("node").parse().expect("hex"))
+            .collect()
+    };
+    let field =
+        |name: &str| -> U256 { proof[name].as_str().expect(name).parse().expect("quantity") };
+    let account = alloy_trie::TrieAccount {
+        nonce: field("nonce").to(),
+        balance: field("balance"),
+        storage_root: proof["storageHash"]
+            .as_str()
+            .expect("storageHash")
+            .parse()
+            .expect("hash"),
+        code_hash: proof["codeHash"]
+            .as_str()
+            .expect("codeHash")
+            .parse()
+            .expect("hash"),
+    };
+    alloy_trie::proof::verify_proof(
+        state_root,
+        alloy_trie::Nibbles::unpack(alloy_primitives::keccak256(contract)),
+        Some(alloy_rlp::encode(account)),
+        &nodes(&proof["accountProof"]),
+    )
+    .expect("account proof verifies against the block's state root");
+    assert_eq!(proof["storageProof"][0]["value"], "0x2a");
+    alloy_trie::proof::verify_proof(
+        account.storage_root,
+        alloy_trie::Nibbles::unpack(alloy_primitives::keccak256(alloy_primitives::B256::ZERO)),
+        Some(alloy_rlp::encode_fixed_size(&U256::from(42)).to_vec()),
+        &nodes(&proof["storageProof"][0]["proof"]),
+    )
+    .expect("storage proof verifies");
+
     // A call into code that reverts yields code 3.
     let reverter_init = hex("0x6005600c60003960056000f360006000fd");
     let deploy = legacy(

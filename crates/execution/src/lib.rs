@@ -10,7 +10,7 @@ mod db;
 mod roots;
 
 pub use db::StoreDb;
-pub use roots::{finalize_state_root, fresh_state_root, state_root};
+pub use roots::{finalize_state_root, fresh_state_root, prove_account, state_root, AccountProof};
 
 use alloy_consensus::{
     Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxEnvelope, TxType,

@@ -6,6 +6,8 @@ use alloy_rpc_types_eth::pubsub::SubscriptionKind;
 use alloy_rpc_types_eth::{
     Block, FeeHistory, Filter, Log, Transaction, TransactionReceipt, TransactionRequest,
 };
+use alloy_rpc_types_eth::{EIP1186AccountProofResponse, EIP1186StorageProof};
+use alloy_serde::storage::JsonStorageKey;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::RpcModule;
 use serde::de::DeserializeOwned;
@@ -21,6 +23,9 @@ use crate::logs::{self, Filters};
 use crate::Backend;
 
 type RpcResult<T> = Result<T, ErrorObjectOwned>;
+
+/// Most storage slots one `eth_getProof` call may ask for.
+pub const MAX_PROOF_KEYS: usize = 1_000;
 
 pub const CLIENT_VERSION: &str = concat!("trellis/v", env!("CARGO_PKG_VERSION"));
 
@@ -414,6 +419,39 @@ pub fn build_module<B: Backend>(
                 .await,
         )
     })?;
+    m.register_blocking_method(
+        "eth_getProof",
+        |p, b, _| -> RpcResult<EIP1186AccountProofResponse> {
+            let address: Address = param(&p, 0, "address")?;
+            let keys: Vec<JsonStorageKey> = param(&p, 1, "storageKeys")?;
+            let tag = BlockTag::from_id(optional_param(&p, 2, "block")?);
+            if keys.len() > MAX_PROOF_KEYS {
+                return Err(RpcError::InvalidParams(format!(
+                    "at most {MAX_PROOF_KEYS} storage keys per call"
+                ))
+                .into());
+            }
+            let view = b.view().map_err(RpcError::from)?;
+            require_latest_state(&view, tag)?;
+            let slots: Vec<B256> = keys.iter().map(JsonStorageKey::as_b256).collect();
+            let proof = trellis_execution::prove_account(&view, &address, &slots)
+                .map_err(RpcError::from)?;
+            let account = proof.account.unwrap_or_default();
+            Ok(EIP1186AccountProofResponse {
+                address,
+                balance: account.balance,
+                code_hash: account.code_hash,
+                nonce: account.nonce,
+                storage_hash: account.storage_root,
+                account_proof: proof.account_proof,
+                storage_proof: keys
+                    .into_iter()
+                    .zip(proof.storage_proofs)
+                    .map(|(key, (_, value, proof))| EIP1186StorageProof { key, value, proof })
+                    .collect(),
+            })
+        },
+    )?;
     m.register_method("eth_accounts", |_, _, _| -> RpcResult<Vec<Address>> {
         Ok(vec![])
     })?;
