@@ -384,3 +384,54 @@ async fn full_pool_and_duplicates_are_refused() {
     assert!(msg.contains("pool is full"), "{msg}");
     assert_eq!(nonce(&c, key.address(), "latest").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_limits_are_enforced_and_the_node_keeps_serving() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_node, url) = start_dev(&tmp.path().join("dev"), "dev.log").await;
+    let big = jsonrpsee::http_client::HttpClientBuilder::default()
+        .max_request_size(64 * 1024 * 1024)
+        .request_timeout(Duration::from_secs(30))
+        .build(&url)
+        .expect("client");
+
+    // Body above the 10 MiB request limit.
+    let huge = Bytes::from(vec![0u8; 11 * 1024 * 1024]);
+    let err = big
+        .request::<alloy_primitives::B256, _>("eth_sendRawTransaction", rpc_params![huge])
+        .await
+        .expect_err("oversized request refused");
+    assert!(!err.to_string().is_empty());
+
+    // A batch above the 1,000-call limit.
+    let mut batch = jsonrpsee::core::params::BatchRequestBuilder::new();
+    for _ in 0..1_001 {
+        batch.insert("eth_chainId", rpc_params![]).expect("params");
+    }
+    assert!(
+        big.batch_request::<String>(batch).await.is_err(),
+        "oversized batch refused"
+    );
+
+    // Unknown methods and malformed parameters get the standard codes.
+    let c = client(&url);
+    match c
+        .request::<Value, _>("eth_noSuchMethod", rpc_params![])
+        .await
+    {
+        Err(jsonrpsee::core::ClientError::Call(obj)) => assert_eq!(obj.code(), -32601),
+        other => panic!("unexpected {other:?}"),
+    }
+    match c
+        .request::<Value, _>("eth_getBalance", rpc_params!["not-an-address"])
+        .await
+    {
+        Err(jsonrpsee::core::ClientError::Call(obj)) => assert_eq!(obj.code(), -32602),
+        other => panic!("unexpected {other:?}"),
+    }
+    // The node still serves normally.
+    let h = send_raw(&c, &transfer(&AccountKey::dev(7), 0, Address::ZERO, 1))
+        .await
+        .expect("accepted");
+    assert_eq!(wait_receipt(&c, h, LIMIT).await["status"], "0x1");
+}

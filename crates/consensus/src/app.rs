@@ -51,12 +51,9 @@ pub trait Application: Send + Sync + 'static {
         deadline: Instant,
     ) -> eyre::Result<(B256, Bytes)>;
     /// Decodes, checks and executes a block at `committed_height() + 1` received from a peer.
-    async fn verify_block(
-        &self,
-        height: u64,
-        proposer: Address,
-        block: Bytes,
-    ) -> Result<B256, VerifyError>;
+    /// The block may have been built by the proposer of an earlier round (Tendermint
+    /// re-proposes locked values), so its header names its builder, not this round's proposer.
+    async fn verify_block(&self, height: u64, block: Bytes) -> Result<B256, VerifyError>;
     /// Commits a block that was built or verified earlier, together with its certificate.
     async fn commit_block(&self, height: u64, hash: B256, certificate: Vec<u8>)
         -> eyre::Result<()>;
@@ -327,11 +324,7 @@ impl<A: Application> AppLoop<A> {
                 value_bytes,
                 reply,
             } => {
-                let value = match self
-                    .app
-                    .verify_block(height.0, proposer.0, value_bytes.clone())
-                    .await
-                {
+                let value = match self.app.verify_block(height.0, value_bytes.clone()).await {
                     Ok(hash) => {
                         self.blocks.insert(hash, (height.0, value_bytes));
                         Some((hash, Validity::Valid))
@@ -463,11 +456,7 @@ impl<A: Application> AppLoop<A> {
     }
 
     async fn check(&mut self, p: Assembled) -> Option<ProposedValue<TrellisContext>> {
-        let validity = match self
-            .app
-            .verify_block(p.height.0, p.proposer.0, p.block.clone())
-            .await
-        {
+        let validity = match self.app.verify_block(p.height.0, p.block.clone()).await {
             Ok(hash) => {
                 self.blocks.insert(hash, (p.height.0, p.block));
                 (hash, Validity::Valid)

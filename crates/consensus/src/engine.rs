@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use malachitebft_app_channel::app::config::{
-    ConsensusConfig, DiscoveryConfig, P2pConfig, PubSubProtocol, TimeoutConfig, ValuePayload,
-    ValueSyncConfig,
+    BootstrapProtocol, ConsensusConfig, DiscoveryConfig, P2pConfig, PubSubProtocol, Selector,
+    TimeoutConfig, ValuePayload, ValueSyncConfig,
 };
 use malachitebft_app_channel::app::events::{RxEvent, TxEvent};
 use malachitebft_app_channel::app::node::{EngineHandle, Node, NodeConfig, NodeHandle};
@@ -69,7 +69,17 @@ impl EngineSettings {
                 p2p: P2pConfig {
                     listen_addr: self.listen.clone(),
                     persistent_peers: self.peers.clone(),
-                    discovery: DiscoveryConfig::default(),
+                    // Discovery repairs outbound connections when they close (a peer
+                    // restarts, a link drops); without it Malachite 0.5 never redials after
+                    // its initial attempts and a healed partition can stay split.
+                    discovery: DiscoveryConfig {
+                        enabled: !self.peers.is_empty(),
+                        bootstrap_protocol: BootstrapProtocol::Full,
+                        selector: Selector::Random,
+                        num_outbound_peers: self.peers.len(),
+                        num_inbound_peers: self.peers.len().max(1) * 4,
+                        ..DiscoveryConfig::default()
+                    },
                     protocol: PubSubProtocol::default(),
                     pubsub_max_size: bytesize(8 * 1024 * 1024),
                     rpc_max_size: bytesize(128 * 1024 * 1024),

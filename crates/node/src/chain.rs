@@ -369,12 +369,7 @@ impl Chain {
             .insert(hash, Arc::new(PendingBlock { block, executed }));
     }
 
-    fn verify_blocking(
-        &self,
-        height: u64,
-        proposer: Address,
-        bytes: Bytes,
-    ) -> Result<B256, VerifyError> {
+    fn verify_blocking(&self, height: u64, bytes: Bytes) -> Result<B256, VerifyError> {
         let block =
             Block::decode_bytes(&bytes).map_err(|e| VerifyError::Undecodable(e.to_string()))?;
         let hash = block.hash();
@@ -407,10 +402,16 @@ impl Chain {
                 "parent hash does not match the committed tip".into(),
             ));
         }
-        if h.proposer != proposer {
-            return Err(invalid(
-                "proposer in header differs from the consensus proposer".into(),
-            ));
+        if self
+            .inner
+            .validators
+            .get(&trellis_consensus::ValidatorAddress(h.proposer))
+            .is_none()
+        {
+            return Err(invalid(format!(
+                "block builder {} is not a validator",
+                h.proposer
+            )));
         }
         if h.timestamp_ms <= tip.timestamp_ms || h.timestamp_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
             return Err(invalid(format!(
@@ -453,7 +454,7 @@ impl Chain {
             .store
             .view()
             .map_err(|e| invalid(format!("state unavailable: {e}")))?;
-        let env = self.env_for(height, h.timestamp_ms, proposer);
+        let env = self.env_for(height, h.timestamp_ms, h.proposer);
         let executed = execute_block(
             &view,
             &env,
@@ -489,8 +490,7 @@ impl Chain {
                 continue;
             };
             if block.hash() == hash {
-                let proposer = block.header.proposer;
-                self.verify_blocking(height, proposer, Bytes::from(bytes))
+                self.verify_blocking(height, Bytes::from(bytes))
                     .map_err(|e| eyre::eyre!("kept proposal {hash} no longer verifies: {e}"))?;
                 info!(height, %hash, "reloaded decided block from disk");
                 return Ok(());
@@ -620,14 +620,9 @@ impl Application for Chain {
         tokio::task::spawn_blocking(move || chain.build_blocking(height, proposer)).await?
     }
 
-    async fn verify_block(
-        &self,
-        height: u64,
-        proposer: Address,
-        block: Bytes,
-    ) -> Result<B256, VerifyError> {
+    async fn verify_block(&self, height: u64, block: Bytes) -> Result<B256, VerifyError> {
         let chain = self.clone();
-        tokio::task::spawn_blocking(move || chain.verify_blocking(height, proposer, block))
+        tokio::task::spawn_blocking(move || chain.verify_blocking(height, block))
             .await
             .map_err(|e| VerifyError::Undecodable(format!("verification task failed: {e}")))?
     }
