@@ -320,34 +320,24 @@ async fn every_admission_error_is_clear_and_changes_nothing() {
 async fn full_pool_and_duplicates_are_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin())
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run trellis");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    let shown = run(&["keys", "new", "--out", "node_key.json"]);
+    let shown = run_cli(dir, &["keys", "new", "--out", "node_key.json"]);
     let public = shown
         .lines()
         .find_map(|l| l.strip_prefix("public key: "))
         .expect("public key printed")
         .to_string();
-    run(&[
-        "genesis",
-        "--validator",
-        &public,
-        "--dev-accounts",
-        "3",
-        "--out",
-        "genesis.json",
-    ]);
+    run_cli(
+        dir,
+        &[
+            "genesis",
+            "--validator",
+            &public,
+            "--dev-accounts",
+            "3",
+            "--out",
+            "genesis.json",
+        ],
+    );
     let port = free_port();
     std::fs::write(
         dir.join("node.toml"),

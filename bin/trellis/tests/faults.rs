@@ -73,20 +73,6 @@ impl Node {
     }
 }
 
-fn run_cli(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("trellis");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Keys, genesis and configs for a network of `VALIDATORS` nodes on loopback.
 fn build_network(dir: &Path) -> Vec<Node> {
     let mut publics = Vec::new();

@@ -243,3 +243,18 @@ pub async fn wait_nonce(c: &HttpClient, a: Address, n: u64, limit: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs a `trellis` command in `dir` and returns its standard output; panics on failure.
+pub fn run_cli(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run trellis");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
