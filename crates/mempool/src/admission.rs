@@ -3,7 +3,6 @@
 
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_eips::eip2718::Decodable2718;
-use alloy_primitives::Address;
 
 use crate::PoolError;
 
@@ -74,17 +73,12 @@ pub fn decode_and_check(
     Ok(tx)
 }
 
-/// Recovers the sender; CPU-bound, call it off the async threads.
-pub fn recover(tx: &TxEnvelope) -> Result<Address, AdmissionError> {
-    trellis_crypto::recover_sender(tx).map_err(|e| AdmissionError::BadSignature(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloy_consensus::TxLegacy;
     use alloy_eips::eip2718::Encodable2718;
-    use alloy_primitives::{TxKind, U256};
+    use alloy_primitives::{Address, TxKind, U256};
     use trellis_crypto::AccountKey;
 
     fn raw(chain_id: Option<u64>, gas_limit: u64) -> Vec<u8> {
@@ -141,7 +135,7 @@ mod tests {
         let n = bytes.len();
         bytes[n - 5] ^= 0x01;
         let tx = decode_and_check(&bytes, 7, 1_000_000).expect("still decodes");
-        let recovered = recover(&tx);
+        let recovered = trellis_crypto::recover_sender(&tx);
         assert_ne!(recovered, Ok(AccountKey::dev(0).address()));
     }
 }

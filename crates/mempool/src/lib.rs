@@ -6,7 +6,7 @@
 
 mod admission;
 
-pub use admission::{decode_and_check, recover, AdmissionError, MAX_TX_BYTES};
+pub use admission::{decode_and_check, AdmissionError, MAX_TX_BYTES};
 
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;

@@ -361,6 +361,15 @@ impl Chain {
         Ok((hash, encoded))
     }
 
+    fn pending_block(&self, hash: &B256) -> Option<Arc<PendingBlock>> {
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+            .cloned()
+    }
+
     fn remember(&self, hash: B256, block: Block, executed: ExecutedBlock) {
         self.inner
             .pending
@@ -373,13 +382,7 @@ impl Chain {
         let block =
             Block::decode_bytes(&bytes).map_err(|e| VerifyError::Undecodable(e.to_string()))?;
         let hash = block.hash();
-        if self
-            .inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&hash)
-        {
+        if self.pending_block(&hash).is_some() {
             return Ok(hash);
         }
         let invalid = |reason: String| VerifyError::Invalid { hash, reason };
@@ -513,23 +516,11 @@ impl Chain {
                 )),
             };
         }
-        let cached = self
-            .inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
-            .cloned();
-        let pending = match cached {
+        let pending = match self.pending_block(&hash) {
             Some(p) => p,
             None => {
                 self.reload_proposal(height, hash)?;
-                self.inner
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&hash)
-                    .cloned()
+                self.pending_block(&hash)
                     .ok_or_else(|| eyre::eyre!("decided block {hash} vanished after reloading"))?
             }
         };

@@ -31,7 +31,7 @@ pub fn header(block: &TrellisBlock) -> Header {
         hash: block.hash(),
         inner,
         total_difficulty: Some(U256::ZERO),
-        size: Some(U256::from(block.encode_to_vec().len())),
+        size: Some(U256::from(alloy_rlp::Encodable::length(block))),
     }
 }
 
@@ -73,32 +73,43 @@ pub fn block(block: &TrellisBlock, senders: &[Address], full: bool) -> Block {
     }
 }
 
+/// One transaction's logs as RPC logs; `first_log_index` is the block-wide index of its first.
+fn tx_logs(
+    block: &TrellisBlock,
+    block_hash: B256,
+    index: usize,
+    receipt: &ReceiptEnvelope,
+    first_log_index: u64,
+) -> Vec<Log> {
+    let tx_hash = block.transactions.get(index).map(|tx| tx.trie_hash());
+    receipt
+        .logs()
+        .iter()
+        .zip(first_log_index..)
+        .map(|(log, log_index)| Log {
+            inner: log.clone(),
+            block_hash: Some(block_hash),
+            block_number: Some(block.header.height),
+            block_timestamp: Some(block.header.timestamp_secs()),
+            transaction_hash: tx_hash,
+            transaction_index: Some(index as u64),
+            log_index: Some(log_index),
+            removed: false,
+        })
+        .collect()
+}
+
 /// Every log of a block as RPC logs, with block-wide log indices.
 pub fn block_logs(block: &TrellisBlock, receipts: &[ReceiptEnvelope]) -> Vec<Vec<Log>> {
     let block_hash = block.hash();
-    let mut log_index = 0u64;
+    let mut first = 0u64;
     receipts
         .iter()
-        .zip(&block.transactions)
         .enumerate()
-        .map(|(i, (r, tx))| {
-            r.logs()
-                .iter()
-                .map(|log| {
-                    let rpc_log = Log {
-                        inner: log.clone(),
-                        block_hash: Some(block_hash),
-                        block_number: Some(block.header.height),
-                        block_timestamp: Some(block.header.timestamp_secs()),
-                        transaction_hash: Some(tx.trie_hash()),
-                        transaction_index: Some(i as u64),
-                        log_index: Some(log_index),
-                        removed: false,
-                    };
-                    log_index += 1;
-                    rpc_log
-                })
-                .collect()
+        .map(|(i, r)| {
+            let logs = tx_logs(block, block_hash, i, r, first);
+            first += logs.len() as u64;
+            logs
         })
         .collect()
 }
@@ -117,10 +128,9 @@ pub fn receipt(
         .and_then(|i| receipts.get(i))
         .map(|r| r.cumulative_gas_used())
         .unwrap_or(0);
-    let mut logs = block_logs(block, receipts)
-        .into_iter()
-        .nth(index)?
-        .into_iter();
+    let block_hash = block.hash();
+    let first_log_index: usize = receipts[..index].iter().map(|r| r.logs().len()).sum();
+    let mut logs = tx_logs(block, block_hash, index, stored, first_log_index as u64).into_iter();
     let inner = stored.clone().map_logs(|l| {
         logs.next().unwrap_or_else(|| Log {
             inner: l,
@@ -132,7 +142,7 @@ pub fn receipt(
         inner,
         transaction_hash: tx.trie_hash(),
         transaction_index: Some(index as u64),
-        block_hash: Some(block.hash()),
+        block_hash: Some(block_hash),
         block_number: Some(block.header.height),
         gas_used: stored.cumulative_gas_used() - previous_cumulative,
         effective_gas_price: tx.effective_gas_price(Some(0)),

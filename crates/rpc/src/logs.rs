@@ -14,6 +14,7 @@ use trellis_storage::StateView;
 
 use crate::convert;
 use crate::error::RpcError;
+use crate::methods::tip;
 
 /// Most blocks one `eth_getLogs` call may scan.
 pub const MAX_BLOCK_RANGE: u64 = 10_000;
@@ -23,10 +24,6 @@ pub const MAX_LOGS: usize = 10_000;
 pub const MAX_FILTERS: usize = 10_000;
 /// Filters not polled for this long are removed.
 pub const FILTER_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn tip(view: &StateView) -> Result<u64, RpcError> {
-    Ok(view.tip()?.map(|h| h.0).unwrap_or(0))
-}
 
 fn resolve(tag: Option<BlockNumberOrTag>, tip: u64, default: u64) -> u64 {
     match tag {

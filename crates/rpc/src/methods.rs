@@ -95,7 +95,8 @@ fn optional_param<T: DeserializeOwned>(
     }
 }
 
-fn tip(view: &StateView) -> Result<u64, RpcError> {
+/// Height of the last committed block.
+pub(crate) fn tip(view: &StateView) -> Result<u64, RpcError> {
     Ok(view.tip()?.map(|h| h.0).unwrap_or(0))
 }
 
