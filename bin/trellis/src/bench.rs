@@ -292,6 +292,23 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     let senders: Vec<AccountKey> = (0..args.senders).map(|_| AccountKey::random()).collect();
     let per_sender = args.txs.div_ceil(args.senders);
     let mut setup = Vec::new();
+    // Fresh senders must belong to an organisation: the funder (an organisation admin)
+    // registers them to its own.
+    for chunk in senders.chunks(trellis_system::governance::MAX_ACCOUNTS_PER_CALL) {
+        let call = trellis_system::governance::abi::addAccountsCall {
+            accounts: chunk.iter().map(|s| s.address()).collect(),
+        };
+        setup.push(signed(
+            &funder,
+            chain_id,
+            next_nonce,
+            TxKind::Call(trellis_system::GOVERNANCE_ADDRESS),
+            U256::ZERO,
+            20_000_000,
+            alloy_sol_types::SolCall::abi_encode(&call).into(),
+        ));
+        next_nonce += 1;
+    }
     let token = match args.workload {
         Workload::Transfer => None,
         Workload::Erc20 => {

@@ -50,7 +50,12 @@ pub fn prepare(args: &DevArgs) -> anyhow::Result<NodeConfig> {
                 name: "dev".into(),
                 public_key: (*key.public().as_bytes()).into(),
                 power: 1,
+                org: "dev".into(),
             }],
+            vec![crate::keys::member_org(
+                "dev",
+                vec![AccountKey::dev(0).address()],
+            )],
             BTreeMap::new(),
             args.accounts,
             1_000_000_000,

@@ -6,7 +6,10 @@ use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use trellis_crypto::{AccountKey, NodeKey};
-use trellis_primitives::{ChainId, Genesis, GenesisAccount, GenesisValidator};
+use trellis_primitives::{
+    ChainId, Genesis, GenesisAccount, GenesisGovernance, GenesisOrganization, GenesisValidator,
+    Threshold,
+};
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -68,9 +71,18 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
 pub struct GenesisArgs {
     #[arg(long, default_value_t = 1337)]
     pub chain_id: u64,
-    /// Validator public key (hex) with optional power: `0xKEY` or `0xKEY:10`. Repeatable.
+    /// Validator public key (hex) with optional power and organisation: `0xKEY`,
+    /// `0xKEY:10` or `0xKEY:10@org2` (default: power 1, the first organisation). Repeatable.
     #[arg(long = "validator", required = true)]
     pub validators: Vec<String>,
+    /// Founding member organisation: `ID=0xADMIN[,0xADMIN...]`. Repeatable; the first
+    /// organisation also receives the dev accounts. Default: `org1` administered by dev
+    /// account 0 (requires --dev-accounts).
+    #[arg(long = "org")]
+    pub orgs: Vec<String>,
+    /// Founding supervisor (regulator) organisation: `ID=0xADMIN[,0xADMIN...]`. Repeatable.
+    #[arg(long = "supervisor")]
+    pub supervisors: Vec<String>,
     /// Pre-funded account: `0xADDRESS=WEI`. Repeatable.
     #[arg(long = "alloc")]
     pub alloc: Vec<String>,
@@ -88,21 +100,42 @@ pub fn dev_balance() -> U256 {
     U256::from(10u64).pow(U256::from(24u64))
 }
 
+/// A member organisation administered by `admins`.
+pub fn member_org(id: &str, admins: Vec<Address>) -> GenesisOrganization {
+    GenesisOrganization {
+        id: id.into(),
+        name: id.into(),
+        admins,
+        member: true,
+        supervisor: false,
+        accounts: Vec::new(),
+    }
+}
+
+/// A genesis whose dev accounts are funded and registered: each to the organisation it
+/// administers, the rest to the first organisation.
 pub fn build_genesis(
     chain_id: u64,
     validators: Vec<GenesisValidator>,
+    mut organizations: Vec<GenesisOrganization>,
     mut alloc: BTreeMap<Address, GenesisAccount>,
     dev_accounts: u32,
     gas_limit: u64,
 ) -> anyhow::Result<Genesis> {
     for i in 0..dev_accounts {
+        let address = AccountKey::dev(i).address();
         alloc.insert(
-            AccountKey::dev(i).address(),
+            address,
             GenesisAccount {
                 balance: dev_balance(),
                 ..Default::default()
             },
         );
+        if !organizations.iter().any(|o| o.admins.contains(&address)) {
+            if let Some(first) = organizations.first_mut() {
+                first.accounts.push(address);
+            }
+        }
     }
     let timestamp_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -112,25 +145,64 @@ pub fn build_genesis(
         timestamp_ms,
         gas_limit,
         validators,
+        governance: GenesisGovernance {
+            organizations,
+            nodes: Vec::new(),
+            threshold: Threshold::default(),
+            proposal_ttl_blocks: 100_000,
+        },
         alloc,
     };
     genesis.validate()?;
     Ok(genesis)
 }
 
+fn parse_org(spec: &str, supervisor: bool) -> anyhow::Result<GenesisOrganization> {
+    let (id, admins) = spec
+        .split_once('=')
+        .context("organisations are given as ID=0xADMIN[,0xADMIN...]")?;
+    let admins = admins
+        .split(',')
+        .map(|a| a.parse::<Address>().context("invalid admin address"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut org = member_org(id, admins);
+    org.member = !supervisor;
+    org.supervisor = supervisor;
+    Ok(org)
+}
+
 pub fn genesis(args: GenesisArgs) -> anyhow::Result<()> {
+    let mut organizations = args
+        .orgs
+        .iter()
+        .map(|o| parse_org(o, false))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if organizations.is_empty() {
+        if args.dev_accounts == 0 {
+            anyhow::bail!("name the founding organisations with --org ID=0xADMIN (or pass --dev-accounts to get org1 run by dev account 0)");
+        }
+        organizations.push(member_org("org1", vec![AccountKey::dev(0).address()]));
+    }
+    for s in &args.supervisors {
+        organizations.push(parse_org(s, true)?);
+    }
+    let first_org = organizations[0].id.clone();
     let validators = args
         .validators
         .iter()
         .enumerate()
         .map(|(i, v)| {
+            let (v, org) = match v.split_once('@') {
+                Some((v, org)) => (v, org.to_owned()),
+                None => (v.as_str(), first_org.clone()),
+            };
             let (key, power) = match v.split_once(':') {
                 Some((k, p)) => (
                     k,
                     p.parse::<u64>()
                         .context("validator power must be a number")?,
                 ),
-                None => (v.as_str(), 1),
+                None => (v, 1),
             };
             let public_key: B256 = key
                 .parse()
@@ -140,6 +212,7 @@ pub fn genesis(args: GenesisArgs) -> anyhow::Result<()> {
                 name: format!("validator-{i}"),
                 public_key,
                 power,
+                org,
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -161,6 +234,7 @@ pub fn genesis(args: GenesisArgs) -> anyhow::Result<()> {
     let genesis = build_genesis(
         args.chain_id,
         validators,
+        organizations,
         alloc,
         args.dev_accounts,
         args.gas_limit,

@@ -12,11 +12,11 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use trellis_crypto::NodeKey;
+use trellis_crypto::{AccountKey, NodeKey};
 use trellis_node::NodeConfig;
 use trellis_primitives::GenesisValidator;
 
-use crate::keys::build_genesis;
+use crate::keys::{build_genesis, member_org};
 
 #[derive(Subcommand)]
 pub enum TestnetCommand {
@@ -95,11 +95,23 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
             name: format!("node-{i}"),
             public_key: (*k.public().as_bytes()).into(),
             power: 1,
+            org: format!("org{i}"),
+        })
+        .collect();
+    // One founding organisation per validator, administered by the dev account of the same
+    // index, so that governance votes can be tried on a testnet.
+    let organizations = (0..n)
+        .map(|i| {
+            member_org(
+                &format!("org{i}"),
+                vec![AccountKey::dev(i as u32).address()],
+            )
         })
         .collect();
     let genesis = build_genesis(
         chain_id,
         validators,
+        organizations,
         BTreeMap::new(),
         accounts,
         1_000_000_000,

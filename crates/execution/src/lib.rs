@@ -8,9 +8,11 @@
 
 mod db;
 mod roots;
+mod system;
 
 pub use db::StoreDb;
 pub use roots::{finalize_state_root, fresh_state_root, prove_account, state_root, AccountProof};
+pub use system::TrellisPrecompiles;
 
 use alloy_consensus::{
     Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxEnvelope, TxType,
@@ -23,7 +25,11 @@ use revm::database::CacheDB;
 use revm::primitives::hardfork::SpecId;
 use revm::state::EvmState;
 use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
+use std::sync::Arc;
 use trellis_storage::{AccountState, StateChanges, StateView, StoreError, EMPTY_CODE_HASH};
+use trellis_system::{
+    Governance, MapSlots, Permissions, ReadOnly, SlotError, Slots, GOVERNANCE_ADDRESS,
+};
 
 /// The EVM revision every Trellis chain runs.
 pub const SPEC: SpecId = SpecId::PRAGUE;
@@ -54,6 +60,21 @@ pub enum ExecutionError {
     InvalidTransaction { index: usize, reason: String },
     #[error("block gas limit exceeded")]
     GasLimitExceeded,
+    #[error(transparent)]
+    System(#[from] SlotError),
+}
+
+/// Governance storage as of `view`, read-only.
+pub fn governance_slots(view: &StateView) -> impl Slots + '_ {
+    ReadOnly(move |slot| {
+        view.storage(&GOVERNANCE_ADDRESS, &slot)
+            .map_err(|e| SlotError(e.to_string()))
+    })
+}
+
+/// The permission checker for transactions executed on top of `view`.
+pub fn permissions(view: &StateView) -> Result<Permissions, SlotError> {
+    Permissions::load(&mut Governance::new(&mut governance_slots(view)))
 }
 
 /// The outcome of executing a block.
@@ -189,12 +210,19 @@ pub fn execute_block(
     senders: Vec<Address>,
     mode: Mode,
 ) -> Result<ExecutedBlock, ExecutionError> {
+    let mut gov_slots = governance_slots(view);
+    let mut permissions = Permissions::load(&mut Governance::new(&mut gov_slots))?;
     let db = CacheDB::new(StoreDb::new(view));
     let mut evm = Context::mainnet()
         .with_db(db)
         .with_block(block_env(env))
         .with_cfg(cfg_env(env.chain_id))
-        .build_mainnet();
+        .build_mainnet()
+        .with_precompiles(TrellisPrecompiles::new(
+            SPEC,
+            env.height,
+            Arc::new(permissions.frozen().clone()),
+        ));
 
     let mut out = ExecutedBlock {
         transactions: Vec::with_capacity(txs.len()),
@@ -218,6 +246,26 @@ pub fn execute_block(
                 Mode::Verify => return Err(ExecutionError::GasLimitExceeded),
             }
         }
+        let allowed = permissions.check(
+            &mut Governance::new(&mut gov_slots),
+            &sender,
+            tx.to().as_ref(),
+        )?;
+        if let Err(refusal) = allowed {
+            match mode {
+                Mode::Build => {
+                    out.rejected.push((*tx.tx_hash(), refusal.to_string()));
+                    continue;
+                }
+                Mode::Verify => {
+                    return Err(ExecutionError::InvalidTransaction {
+                        index,
+                        reason: refusal.to_string(),
+                    })
+                }
+            }
+        }
+        evm.precompiles.tx_hash = *tx.tx_hash();
         let result = evm.transact(tx_env(&tx, sender));
         let outcome = match result {
             Ok(outcome) => outcome,
@@ -246,10 +294,77 @@ pub fn execute_block(
         out.senders.push(sender);
     }
     drop(evm);
+    end_block(view, env.height, &mut out.changes)?;
 
     out.receipts_root = alloy_consensus::proofs::calculate_receipt_root(&out.receipts);
     out.state_root = roots::finalize_state_root(view, &mut out.changes)?;
     Ok(out)
+}
+
+/// Adds the system contracts' genesis state (accounts, marker code, governance records).
+pub fn genesis_system_state(
+    genesis: &trellis_primitives::Genesis,
+    changes: &mut StateChanges,
+) -> Result<(), SlotError> {
+    let mut slots = MapSlots::empty();
+    Governance::new(&mut slots).init(genesis)?;
+    let code = alloy_primitives::Bytes::from_static(trellis_system::SYSTEM_CODE);
+    let code_hash = alloy_primitives::keccak256(&code);
+    changes.codes.insert(code_hash, code);
+    for address in trellis_system::SYSTEM_ADDRESSES {
+        changes.accounts.insert(
+            *address,
+            Some(AccountState {
+                nonce: 1,
+                balance: U256::ZERO,
+                code_hash,
+                storage_root: B256::ZERO,
+            }),
+        );
+    }
+    changes.storage.insert(
+        GOVERNANCE_ADDRESS,
+        slots
+            .writes
+            .into_iter()
+            .filter(|(_, v)| !v.is_zero())
+            .collect(),
+    );
+    Ok(())
+}
+
+/// Applies governance proposals due at the next height on top of the block's changes.
+fn end_block(
+    view: &StateView,
+    height: u64,
+    changes: &mut StateChanges,
+) -> Result<(), ExecutionError> {
+    let writes = {
+        let pending = changes.storage.get(&GOVERNANCE_ADDRESS);
+        let mut slots = MapSlots::over(|slot| match pending.and_then(|p| p.get(&slot)) {
+            Some(v) => Ok(*v),
+            None => view
+                .storage(&GOVERNANCE_ADDRESS, &slot)
+                .map_err(|e| SlotError(e.to_string())),
+        });
+        Governance::new(&mut slots).end_block(height)?;
+        slots.writes
+    };
+    if writes.is_empty() {
+        return Ok(());
+    }
+    if !changes.accounts.contains_key(&GOVERNANCE_ADDRESS) {
+        let account = view
+            .account(&GOVERNANCE_ADDRESS)?
+            .ok_or_else(|| SlotError("the governance account is missing from state".into()))?;
+        changes.accounts.insert(GOVERNANCE_ADDRESS, Some(account));
+    }
+    changes
+        .storage
+        .entry(GOVERNANCE_ADDRESS)
+        .or_default()
+        .extend(writes);
+    Ok(())
 }
 
 /// A read-only message call (`eth_call`), against the state in `view`.
@@ -278,11 +393,13 @@ pub fn call(
     let mut cfg = cfg_env(env.chain_id);
     cfg.disable_nonce_check = true;
     cfg.disable_balance_check = true;
+    let frozen = permissions(view)?.frozen().clone();
     let mut evm = Context::mainnet()
         .with_db(db)
         .with_block(block_env(env))
         .with_cfg(cfg)
-        .build_mainnet();
+        .build_mainnet()
+        .with_precompiles(TrellisPrecompiles::new(SPEC, env.height, Arc::new(frozen)));
     let tx = TxEnv {
         caller: req.from.unwrap_or_default(),
         gas_limit: req.gas.unwrap_or(env.gas_limit).min(env.gas_limit),
@@ -346,10 +463,26 @@ mod tests {
         })
     }
 
+    pub(crate) fn test_genesis(admin: Address) -> trellis_primitives::Genesis {
+        trellis_primitives::Genesis::from_json(&format!(
+            r#"{{"chainId": 1337,
+                "validators": [{{"publicKey": "{}", "power": 1, "org": "org1"}}],
+                "governance": {{"organizations": [{{"id": "org1", "admins": ["{admin}"]}}]}}}}"#,
+            B256::from(
+                trellis_crypto::NodeKey::generate()
+                    .public()
+                    .as_bytes()
+                    .to_owned()
+            )
+        ))
+        .expect("test genesis")
+    }
+
     fn genesis_store(funded: Address) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db")).expect("open");
         let mut changes = StateChanges::default();
+        genesis_system_state(&test_genesis(funded), &mut changes).expect("system state");
         changes.accounts.insert(
             funded,
             Some(AccountState {
@@ -394,11 +527,17 @@ mod tests {
         let bob_acc = out.changes.accounts[&bob].expect("bob exists");
         assert_eq!(bob_acc.balance, U256::from(15));
 
+        // Every account the block touched, plus the untouched governance account.
+        let governance = view
+            .account(&GOVERNANCE_ADDRESS)
+            .expect("read")
+            .expect("governance exists");
         let expected = alloy_trie::root::state_root_unhashed(
             out.changes
                 .accounts
                 .iter()
-                .filter_map(|(a, acc)| acc.map(|acc| (*a, trie_account_for_test(&acc)))),
+                .filter_map(|(a, acc)| acc.map(|acc| (*a, trie_account_for_test(&acc))))
+                .chain([(GOVERNANCE_ADDRESS, trie_account_for_test(&governance))]),
         );
         assert_eq!(out.state_root, expected);
     }

@@ -25,6 +25,8 @@ pub enum AdmissionError {
     GasLimitTooHigh { got: u64, limit: u64 },
     #[error("invalid sender signature: {0}")]
     BadSignature(String),
+    #[error("transaction not permitted: {0}")]
+    NotPermitted(String),
     #[error("{0}")]
     Pool(#[from] PoolError),
     #[error("node unavailable: {0}")]

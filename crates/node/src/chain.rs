@@ -4,14 +4,17 @@
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{keccak256, Address, Bytes as AlloyBytes, B256};
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, info};
 use trellis_consensus::{Application, ValidatorSet, VerifyError};
-use trellis_execution::{execute_block, BlockEnvInput, ExecutedBlock, Mode};
+use trellis_execution::{
+    execute_block, governance_slots, permissions, BlockEnvInput, ExecutedBlock, Mode,
+};
 use trellis_mempool::{decode_and_check, AdmissionError, Mempool, PoolConfig};
+use trellis_system::{Governance, Permissions};
 
 use crate::recovery::Recoverer;
 use trellis_primitives::{Block, Bloom, Genesis, Header, Height};
@@ -46,7 +49,6 @@ struct Inner {
     chain_id: u64,
     gas_limit: u64,
     store: Store,
-    validators: ValidatorSet,
     settings: ChainSettings,
     pool: Mutex<Mempool>,
     tx_arrived: Notify,
@@ -55,7 +57,14 @@ struct Inner {
     committed: watch::Sender<u64>,
     gossip: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
     recoverer: Recoverer,
+    /// Permission checks against the committed state, with the height they belong to.
+    permissions: Mutex<(u64, Option<Permissions>)>,
+    /// Validator sets by the height they decide (recent heights and the next one).
+    validator_sets: RwLock<BTreeMap<u64, ValidatorSet>>,
 }
+
+/// Validator sets kept for heights before the next one (for replays after restarts).
+const KEPT_VALIDATOR_SETS: u64 = 256;
 
 /// Handle to a chain instance; cheap to clone.
 #[derive(Clone)]
@@ -70,22 +79,33 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The validator set described by a genesis file.
-pub fn genesis_validators(genesis: &Genesis) -> eyre::Result<ValidatorSet> {
-    let validators = genesis
-        .validators
-        .iter()
-        .map(|v| {
-            let key = trellis_crypto::parse_public_key(v.public_key.0)?;
-            Ok(trellis_consensus::Validator::new(key, v.power))
+fn validator_set(members: impl IntoIterator<Item = (B256, u64)>) -> eyre::Result<ValidatorSet> {
+    let validators = members
+        .into_iter()
+        .map(|(key, power)| {
+            let key = trellis_crypto::parse_public_key(key.0)?;
+            Ok(trellis_consensus::Validator::new(key, power))
         })
         .collect::<Result<Vec<_>, trellis_crypto::NodeKeyError>>()?;
     Ok(ValidatorSet::new(validators)?)
 }
 
+/// The validator set described by a genesis file.
+pub fn genesis_validators(genesis: &Genesis) -> eyre::Result<ValidatorSet> {
+    validator_set(genesis.validators.iter().map(|v| (v.public_key, v.power)))
+}
+
+/// The validator set governance state in `view` names: it decides the height after `view`'s.
+pub fn validators_in_state(view: &StateView) -> eyre::Result<ValidatorSet> {
+    let members = Governance::new(&mut governance_slots(view)).validators()?;
+    validator_set(members)
+}
+
 /// Genesis state changes and the height-0 block that commits to them.
-pub fn genesis_block(genesis: &Genesis, validators: &ValidatorSet) -> (StateChanges, Block) {
+pub fn genesis_block(genesis: &Genesis) -> eyre::Result<(StateChanges, Block)> {
+    let validators = genesis_validators(genesis)?;
     let mut changes = StateChanges::default();
+    trellis_execution::genesis_system_state(genesis, &mut changes)?;
     for (address, account) in &genesis.alloc {
         let code_hash = if account.code.is_empty() {
             EMPTY_CODE_HASH
@@ -132,14 +152,13 @@ pub fn genesis_block(genesis: &Genesis, validators: &ValidatorSet) -> (StateChan
         },
         transactions: vec![],
     };
-    (changes, block)
+    Ok((changes, block))
 }
 
 impl Chain {
     /// Opens the chain on `store`, writing genesis state first if the store is new.
     pub fn open(store: Store, genesis: &Genesis, settings: ChainSettings) -> eyre::Result<Chain> {
-        let validators = genesis_validators(genesis)?;
-        let (changes, block0) = genesis_block(genesis, &validators);
+        let (changes, block0) = genesis_block(genesis)?;
         if store.init_genesis(&changes, &block0)? {
             info!(chain_id = %genesis.chain_id, genesis = %block0.hash(), "wrote genesis state");
         }
@@ -163,7 +182,8 @@ impl Chain {
             hash: tip_block.hash(),
             timestamp_ms: tip_block.header.timestamp_ms,
         };
-        info!(height, hash = %tip.hash, "chain opened");
+        let next_set = validators_in_state(&view)?;
+        info!(height, hash = %tip.hash, validators = next_set.len(), "chain opened");
         let (committed, _) = watch::channel(height);
         Ok(Chain {
             inner: Arc::new(Inner {
@@ -171,7 +191,6 @@ impl Chain {
                 gas_limit: genesis.gas_limit,
                 pool: Mutex::new(Mempool::new(settings.pool.clone())),
                 store,
-                validators,
                 settings,
                 tx_arrived: Notify::new(),
                 pending: Mutex::new(HashMap::new()),
@@ -179,6 +198,8 @@ impl Chain {
                 committed,
                 gossip: Mutex::new(None),
                 recoverer: Recoverer::start(),
+                permissions: Mutex::new((height, None)),
+                validator_sets: RwLock::new(BTreeMap::from([(height + 1, next_set)])),
             }),
         })
     }
@@ -187,8 +208,63 @@ impl Chain {
         self.inner.chain_id
     }
 
-    pub fn validators(&self) -> &ValidatorSet {
-        &self.inner.validators
+    /// The validator set deciding `height`, if this node knows it (recent and next heights).
+    pub fn validators_at(&self, height: u64) -> Option<ValidatorSet> {
+        self.inner
+            .validator_sets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&height)
+            .cloned()
+    }
+
+    /// The validator set deciding the next height.
+    pub fn next_validators(&self) -> ValidatorSet {
+        let sets = self
+            .inner
+            .validator_sets
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        sets.values()
+            .next_back()
+            .cloned()
+            .expect("the next height's validator set is always known")
+    }
+
+    /// Checks `sender` may send to `to` against committed state (cached per height).
+    fn permitted(
+        &self,
+        view: &StateView,
+        sender: &Address,
+        to: Option<&Address>,
+    ) -> Result<(), AdmissionError> {
+        let unavailable = |e: trellis_system::SlotError| AdmissionError::Unavailable(e.to_string());
+        let height = view
+            .tip()
+            .map_err(|e| AdmissionError::Unavailable(e.to_string()))?
+            .map(|h| h.0)
+            .unwrap_or(0);
+        let mut cache = self
+            .inner
+            .permissions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cache.0 != height || cache.1.is_none() {
+            *cache = (height, Some(permissions(view).map_err(unavailable)?));
+        }
+        let Some(perms) = cache.1.as_mut() else {
+            return Err(AdmissionError::Unavailable(
+                "permissions unavailable".into(),
+            ));
+        };
+        perms
+            .check(
+                &mut Governance::new(&mut governance_slots(view)),
+                sender,
+                to,
+            )
+            .map_err(unavailable)?
+            .map_err(|e| AdmissionError::NotPermitted(e.to_string()))
     }
 
     pub fn store(&self) -> &Store {
@@ -237,6 +313,7 @@ impl Chain {
             .store
             .view()
             .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
+        self.permitted(&view, &sender, tx.to().as_ref())?;
         let nonce = Self::state_nonce(&view, &sender)
             .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
         let hash = self.lock_pool().insert(tx, sender, nonce)?;
@@ -281,6 +358,9 @@ impl Chain {
             let mut pool = self.lock_pool();
             for (tx, sender) in recovered {
                 let Ok(sender) = sender else { continue };
+                if self.permitted(&view, &sender, tx.to().as_ref()).is_err() {
+                    continue;
+                }
                 let Ok(nonce) = Self::state_nonce(&view, &sender) else {
                     continue;
                 };
@@ -319,6 +399,9 @@ impl Chain {
         if height != tip.height + 1 {
             eyre::bail!("asked to build block {height} on tip {}", tip.height);
         }
+        let validators = self
+            .validators_at(height)
+            .ok_or_else(|| eyre::eyre!("no validator set known for height {height}"))?;
         let view = self.inner.store.view()?;
         let selected = self.lock_pool().select(
             self.inner.settings.max_block_txs,
@@ -349,7 +432,7 @@ impl Chain {
                 logs_bloom: executed.logs_bloom,
                 gas_limit: self.inner.gas_limit,
                 gas_used: executed.gas_used,
-                validators_hash: self.inner.validators.hash(),
+                validators_hash: validators.hash(),
             },
             transactions: executed.transactions.clone(),
         };
@@ -405,9 +488,10 @@ impl Chain {
                 "parent hash does not match the committed tip".into(),
             ));
         }
-        if self
-            .inner
-            .validators
+        let validators = self
+            .validators_at(height)
+            .ok_or_else(|| invalid(format!("no validator set known for height {height}")))?;
+        if validators
             .get(&trellis_consensus::ValidatorAddress(h.proposer))
             .is_none()
         {
@@ -425,7 +509,7 @@ impl Chain {
         if h.gas_limit != self.inner.gas_limit {
             return Err(invalid("gas limit differs from the chain's".into()));
         }
-        if h.validators_hash != self.inner.validators.hash() {
+        if h.validators_hash != validators.hash() {
             return Err(invalid("validator-set hash mismatch".into()));
         }
         if !block.body_matches_header() {
@@ -537,6 +621,23 @@ impl Chain {
             senders: &pending.executed.senders,
             changes: &pending.executed.changes,
         })?;
+        let next_set = validators_in_state(&self.inner.store.view()?)?;
+        {
+            let mut sets = self
+                .inner
+                .validator_sets
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if sets.values().next_back().map(|s| s.hash()) != Some(next_set.hash()) {
+                info!(
+                    height = height + 1,
+                    validators = next_set.len(),
+                    "validator set changes"
+                );
+            }
+            sets.insert(height + 1, next_set);
+            sets.retain(|h, _| h + KEPT_VALIDATOR_SETS > height);
+        }
         *self.inner.tip.write().unwrap_or_else(|e| e.into_inner()) = Tip {
             height,
             hash,
@@ -588,9 +689,8 @@ impl Application for Chain {
         self.height()
     }
 
-    fn validator_set(&self, _height: u64) -> Option<ValidatorSet> {
-        // Fixed by genesis until governance makes it a function of state.
-        Some(self.inner.validators.clone())
+    fn validator_set(&self, height: u64) -> Option<ValidatorSet> {
+        self.validators_at(height)
     }
 
     async fn build_block(

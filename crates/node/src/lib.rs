@@ -113,7 +113,7 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
     let consensus = trellis_consensus::start(
         settings,
         key.private().clone(),
-        chain.validators().clone(),
+        chain.next_validators(),
         Arc::new(chain.clone()),
     )
     .await?;

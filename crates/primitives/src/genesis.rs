@@ -1,4 +1,5 @@
-//! Genesis: the chain's id, its first validators and its pre-funded accounts.
+//! Genesis: the chain's id, its founding organisations and validators, and its pre-funded
+//! accounts.
 
 use alloy_primitives::{Address, Bytes, B256, U256};
 use serde::{Deserialize, Serialize};
@@ -17,8 +18,96 @@ pub struct Genesis {
     #[serde(default = "default_gas_limit")]
     pub gas_limit: u64,
     pub validators: Vec<GenesisValidator>,
+    /// The founding consortium: organisations, further nodes, voting rules.
+    pub governance: GenesisGovernance,
     #[serde(default)]
     pub alloc: BTreeMap<Address, GenesisAccount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GenesisGovernance {
+    pub organizations: Vec<GenesisOrganization>,
+    /// Registered nodes that do not validate (full, light, archive).
+    #[serde(default)]
+    pub nodes: Vec<GenesisNode>,
+    /// A proposal passes when more than `numerator / denominator` of the member
+    /// organisations approve it. Default 2/3.
+    #[serde(default)]
+    pub threshold: Threshold,
+    /// Blocks after which an undecided proposal expires.
+    #[serde(default = "default_proposal_ttl")]
+    pub proposal_ttl_blocks: u64,
+}
+
+fn default_proposal_ttl() -> u64 {
+    100_000
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Threshold {
+    pub numerator: u64,
+    pub denominator: u64,
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Threshold {
+            numerator: 2,
+            denominator: 3,
+        }
+    }
+}
+
+impl Threshold {
+    /// At least one half, below one: a strict majority of members can always decide, and a
+    /// threshold of one (never reachable with ">") is refused.
+    pub fn is_valid(&self) -> bool {
+        self.denominator > 0
+            && self.numerator < self.denominator
+            && self.numerator.saturating_mul(2) >= self.denominator
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GenesisOrganization {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// Accounts that vote and manage the organisation's accounts.
+    pub admins: Vec<Address>,
+    /// Members vote on proposals and send transactions.
+    #[serde(default = "yes")]
+    pub member: bool,
+    /// Supervisors (regulators) read everything and co-sign freezes.
+    #[serde(default)]
+    pub supervisor: bool,
+    /// Further accounts allowed to send transactions on the organisation's behalf.
+    #[serde(default)]
+    pub accounts: Vec<Address>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    Validator,
+    Full,
+    Light,
+    Archive,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GenesisNode {
+    pub public_key: B256,
+    pub org: String,
+    pub role: NodeRole,
 }
 
 fn default_gas_limit() -> u64 {
@@ -34,6 +123,8 @@ pub struct GenesisValidator {
     /// Ed25519 public key of the validator's node key.
     pub public_key: B256,
     pub power: u64,
+    /// Organisation operating the validator.
+    pub org: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +157,8 @@ pub enum GenesisError {
     DuplicateValidator(B256),
     #[error("chain id 0 is not allowed")]
     ZeroChainId,
+    #[error("invalid governance: {0}")]
+    Governance(String),
 }
 
 impl Genesis {
@@ -99,6 +192,69 @@ impl Genesis {
                 return Err(GenesisError::DuplicateValidator(v.public_key));
             }
         }
+        self.validate_governance()
+    }
+
+    fn validate_governance(&self) -> Result<(), GenesisError> {
+        let bad = |m: String| Err(GenesisError::Governance(m));
+        let g = &self.governance;
+        if !g.threshold.is_valid() {
+            return bad(format!(
+                "threshold {}/{} must be at least 1/2 and below 1",
+                g.threshold.numerator, g.threshold.denominator
+            ));
+        }
+        if g.proposal_ttl_blocks == 0 {
+            return bad("proposalTtlBlocks must be positive".into());
+        }
+        let mut orgs = std::collections::BTreeSet::new();
+        let mut accounts = std::collections::BTreeSet::new();
+        for org in &g.organizations {
+            if let Err(e) = crate::OrgId::parse(&org.id) {
+                return bad(e.to_string());
+            }
+            if !orgs.insert(org.id.as_str()) {
+                return bad(format!("organisation {} is listed twice", org.id));
+            }
+            if org.admins.is_empty() {
+                return bad(format!("organisation {} has no admin", org.id));
+            }
+            if !org.member && !org.supervisor {
+                return bad(format!(
+                    "organisation {} is neither member nor supervisor",
+                    org.id
+                ));
+            }
+            for a in org.admins.iter().chain(&org.accounts) {
+                if !accounts.insert(*a) && !org.admins.contains(a) {
+                    return bad(format!("account {a} belongs to two organisations"));
+                }
+            }
+        }
+        if !g.organizations.iter().any(|o| o.member) {
+            return bad("at least one member organisation is required".into());
+        }
+        for (key, org) in self
+            .validators
+            .iter()
+            .map(|v| (v.public_key, &v.org))
+            .chain(g.nodes.iter().map(|n| (n.public_key, &n.org)))
+        {
+            if !orgs.contains(org.as_str()) {
+                return bad(format!("node {key} names unknown organisation {org:?}"));
+            }
+        }
+        for n in &g.nodes {
+            if n.role == NodeRole::Validator {
+                return bad(format!(
+                    "node {} is a validator: list it under \"validators\" with its power",
+                    n.public_key
+                ));
+            }
+            if self.validators.iter().any(|v| v.public_key == n.public_key) {
+                return bad(format!("node {} is listed twice", n.public_key));
+            }
+        }
         Ok(())
     }
 
@@ -115,7 +271,8 @@ mod tests {
     fn parses_and_validates() {
         let json = r#"{
             "chainId": 1337,
-            "validators": [{"publicKey": "0x1111111111111111111111111111111111111111111111111111111111111111", "power": 1}],
+            "validators": [{"publicKey": "0x1111111111111111111111111111111111111111111111111111111111111111", "power": 1, "org": "org1"}],
+            "governance": {"organizations": [{"id": "org1", "admins": ["0x00000000000000000000000000000000000000aa"]}]},
             "alloc": {"0x00000000000000000000000000000000000000aa": {"balance": "0x10"}}
         }"#;
         let g = Genesis::from_json(json).expect("valid");
@@ -130,7 +287,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_genesis() {
-        let no_validators = r#"{"chainId": 5, "validators": []}"#;
+        let no_validators = r#"{"chainId": 5, "validators": [], "governance": {"organizations": [{"id": "org1", "admins": ["0x00000000000000000000000000000000000000aa"]}]}}"#;
         assert!(matches!(
             Genesis::from_json(no_validators),
             Err(GenesisError::NoValidators)
@@ -140,10 +297,36 @@ mod tests {
             Genesis::from_json(unknown_field),
             Err(GenesisError::Json(_))
         ));
-        let zero = r#"{"chainId": 5, "validators": [{"publicKey": "0x1111111111111111111111111111111111111111111111111111111111111111", "power": 0}]}"#;
+        let zero = r#"{"chainId": 5, "validators": [{"publicKey": "0x1111111111111111111111111111111111111111111111111111111111111111", "power": 0, "org": "org1"}], "governance": {"organizations": [{"id": "org1", "admins": ["0x00000000000000000000000000000000000000aa"]}]}}"#;
         assert!(matches!(
             Genesis::from_json(zero),
             Err(GenesisError::ZeroPower(_))
+        ));
+        let v = r#"{"publicKey": "0x1111111111111111111111111111111111111111111111111111111111111111", "power": 1, "org": "ORG"}"#;
+        for governance in [
+            r#"{"organizations": []}"#,
+            r#"{"organizations": [{"id": "Bad Id", "admins": ["0x00000000000000000000000000000000000000aa"]}]}"#,
+            r#"{"organizations": [{"id": "org1", "admins": []}]}"#,
+            r#"{"organizations": [{"id": "org1", "admins": ["0x00000000000000000000000000000000000000aa"]}], "threshold": {"numerator": 1, "denominator": 3}}"#,
+            r#"{"organizations": [{"id": "org1", "admins": ["0x00000000000000000000000000000000000000aa"], "member": false, "supervisor": true}]}"#,
+        ] {
+            let json = format!(
+                r#"{{"chainId": 5, "validators": [{}], "governance": {governance}}}"#,
+                v.replace("ORG", "org1")
+            );
+            assert!(
+                matches!(Genesis::from_json(&json), Err(GenesisError::Governance(_))),
+                "{governance} should be refused"
+            );
+        }
+        let unknown_org = format!(
+            r#"{{"chainId": 5, "validators": [{}], {gov}}}"#,
+            v.replace("ORG", "nobody"),
+            gov = r#""governance": {"organizations": [{"id": "org1", "admins": ["0x00000000000000000000000000000000000000aa"]}]}"#
+        );
+        assert!(matches!(
+            Genesis::from_json(&unknown_org),
+            Err(GenesisError::Governance(_))
         ));
     }
 }

@@ -38,3 +38,55 @@ impl fmt::Display for Height {
         self.0.fmt(f)
     }
 }
+
+/// An organisation's id: 1 to 32 characters of `a-z`, `0-9`, `-`, `_` and `.`, starting with
+/// a letter or digit. Parsed once at the edge; the governance contract stores it as a string.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct OrgId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid organisation id {0:?}: use 1-32 characters of a-z, 0-9, '-', '_', '.', starting with a letter or digit")]
+pub struct InvalidOrgId(pub String);
+
+impl OrgId {
+    pub fn parse(s: &str) -> Result<OrgId, InvalidOrgId> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.bytes().enumerate().all(|(i, b)| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || (i > 0 && matches!(b, b'-' | b'_' | b'.'))
+            });
+        if ok {
+            Ok(OrgId(s.to_owned()))
+        } else {
+            Err(InvalidOrgId(s.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for OrgId {
+    type Error = InvalidOrgId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        OrgId::parse(&s)
+    }
+}
+
+impl From<OrgId> for String {
+    fn from(id: OrgId) -> String {
+        id.0
+    }
+}
+
+impl std::fmt::Display for OrgId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -8,8 +8,11 @@ mod genesis;
 mod ids;
 
 pub use block::{Block, BlockDecodeError, Header, MAX_BLOCK_BYTES};
-pub use genesis::{Genesis, GenesisAccount, GenesisError, GenesisValidator};
-pub use ids::{ChainId, Height};
+pub use genesis::{
+    Genesis, GenesisAccount, GenesisError, GenesisGovernance, GenesisNode, GenesisOrganization,
+    GenesisValidator, NodeRole, Threshold,
+};
+pub use ids::{ChainId, Height, InvalidOrgId, OrgId};
 
 pub use alloy_consensus::{ReceiptEnvelope, TxEnvelope};
 pub use alloy_primitives::{Address, Bloom, Bytes, B256, U256};

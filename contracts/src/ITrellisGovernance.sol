@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.20;
+
+/// Consortium governance: the native system contract at
+/// 0x0000000000000000000000000000000000001000 on every Trellis chain.
+///
+/// Organisations join and leave, nodes and accounts are registered, accounts and contracts
+/// are frozen, and the approval threshold changes only by proposals that member
+/// organisations vote on. A proposal passes once more than `numerator/denominator` of the
+/// member organisations approve it; it then takes effect at the start of its effective
+/// height (at the earliest the block after the one in which it passed). Freezes and
+/// unfreezes also need the approval of a supervisor organisation when one exists.
+/// Proposals not decided within the chain's proposal lifetime expire.
+interface ITrellisGovernance {
+    /// Node roles. Only validators vote in consensus; power is their voting weight.
+    enum NodeRole { Validator, Full, Light, Archive }
+
+    /// 0 pending, 1 passed (waiting for its effective height), 2 executed, 3 rejected,
+    /// 4 expired, 5 failed (passed, but could no longer be applied; see the audit log).
+    enum ProposalStatus { Pending, Passed, Executed, Rejected, Expired, Failed }
+
+    struct Organization {
+        string id;
+        string name;
+        address[] admins;
+        bool member;
+        bool supervisor;
+        uint64 joinedAt;
+    }
+
+    struct NodeInfo {
+        bytes32 publicKey;
+        string org;
+        NodeRole role;
+        uint64 power;
+    }
+
+    struct Proposal {
+        uint64 id;
+        string kind;
+        string description;
+        string proposerOrg;
+        address proposer;
+        uint64 createdAt;
+        uint64 expiresAt;
+        uint64 effectiveHeight;
+        ProposalStatus status;
+        string[] approvals;
+        string[] rejections;
+    }
+
+    struct AuditEntry {
+        uint64 seq;
+        uint64 height;
+        bytes32 txHash;
+        string action;
+        string org;
+        address actor;
+        string detail;
+    }
+
+    event ProposalCreated(uint64 indexed id, string kind, string proposerOrg, address proposer, string description, uint64 expiresAt);
+    event Voted(uint64 indexed id, string org, address voter, bool approve);
+    event ProposalPassed(uint64 indexed id, uint64 effectiveHeight);
+    event ProposalRejected(uint64 indexed id);
+    event AccountsAdded(string org, address[] accounts);
+    event AccountsRemoved(string org, address[] accounts);
+
+    // Proposals. Each returns the new proposal's id and counts as its organisation's approval.
+    // `effectiveHeight` 0 means "as soon as it passes".
+    function proposeAddOrganization(string calldata id, string calldata name, address[] calldata admins, bool member, bool supervisor, uint64 effectiveHeight) external returns (uint64);
+    function proposeRemoveOrganization(string calldata id, uint64 effectiveHeight) external returns (uint64);
+    function proposeAddNode(bytes32 publicKey, string calldata org, NodeRole role, uint64 power, uint64 effectiveHeight) external returns (uint64);
+    function proposeRemoveNode(bytes32 publicKey, uint64 effectiveHeight) external returns (uint64);
+    function proposeSetNodeRole(bytes32 publicKey, NodeRole role, uint64 power, uint64 effectiveHeight) external returns (uint64);
+    function proposeAddAccount(address account, string calldata org, uint64 effectiveHeight) external returns (uint64);
+    function proposeRemoveAccount(address account, uint64 effectiveHeight) external returns (uint64);
+    function proposeFreeze(address target, uint64 effectiveHeight) external returns (uint64);
+    function proposeUnfreeze(address target, uint64 effectiveHeight) external returns (uint64);
+    function proposeSetThreshold(uint64 numerator, uint64 denominator, uint64 effectiveHeight) external returns (uint64);
+    function proposeCreateSubchain(uint64 chainId, string calldata name, uint64 effectiveHeight) external returns (uint64);
+
+    /// One vote per organisation, cast by any of its admins.
+    function vote(uint64 proposalId, bool approve) external;
+
+    /// An organisation's admin registers (or removes) its own organisation's accounts
+    /// directly; at most 1,000 per call.
+    function addAccounts(address[] calldata accounts) external;
+    function removeAccounts(address[] calldata accounts) external;
+
+    // Views.
+    function proposalCount() external view returns (uint64);
+    function getProposal(uint64 id) external view returns (Proposal memory);
+    function organizationIds() external view returns (string[] memory);
+    function getOrganization(string calldata id) external view returns (Organization memory);
+    function nodeKeys() external view returns (bytes32[] memory);
+    function getNode(bytes32 publicKey) external view returns (NodeInfo memory);
+    function accountOrganization(address account) external view returns (string memory);
+    function isFrozen(address target) external view returns (bool);
+    function threshold() external view returns (uint64 numerator, uint64 denominator);
+    function auditCount() external view returns (uint64);
+    function auditEntry(uint64 seq) external view returns (AuditEntry memory);
+}

@@ -1,0 +1,193 @@
+//! System contracts inside revm: a precompile provider that answers calls to the reserved
+//! addresses natively (over the EVM journal, so reverts roll their writes back) and refuses
+//! calls into frozen contracts at any depth.
+
+use alloy_primitives::{Address, Bytes, Log, B256, U256};
+use revm::context::Cfg;
+use revm::context_interface::{ContextTr, JournalTr};
+use revm::handler::{EthPrecompiles, PrecompileProvider};
+use revm::interpreter::{CallInputs, Gas, InstructionResult, InterpreterResult};
+use revm::primitives::hardfork::SpecId;
+use revm::primitives::AddressSet;
+use std::collections::HashSet;
+use std::sync::Arc;
+use trellis_system::{CallContext, CallError, Governance, SlotError, Slots, GOVERNANCE_ADDRESS};
+
+/// Gas charged by a system call: a base, per slot read and written, per log.
+const BASE_GAS: u64 = 2_000;
+const READ_GAS: u64 = 200;
+const WRITE_GAS: u64 = 5_000;
+const LOG_GAS: u64 = 375;
+const LOG_BYTE_GAS: u64 = 8;
+
+/// Ethereum's precompiles plus Trellis's system contracts.
+#[derive(Clone, Debug)]
+pub struct TrellisPrecompiles {
+    eth: EthPrecompiles,
+    warm: AddressSet,
+    /// Addresses frozen by governance as of the block's start.
+    pub frozen: Arc<HashSet<Address>>,
+    pub height: u64,
+    /// Hash of the transaction being executed, for the audit log.
+    pub tx_hash: B256,
+}
+
+impl TrellisPrecompiles {
+    pub fn new(spec: SpecId, height: u64, frozen: Arc<HashSet<Address>>) -> Self {
+        let eth = EthPrecompiles::new(spec);
+        let mut warm = eth.warm_addresses().clone();
+        warm.extend(trellis_system::SYSTEM_ADDRESSES.iter().copied());
+        TrellisPrecompiles {
+            eth,
+            warm,
+            frozen,
+            height,
+            tx_hash: B256::ZERO,
+        }
+    }
+}
+
+/// Governance storage through the EVM journal, counting accesses for gas.
+struct JournalSlots<'a, CTX> {
+    ctx: &'a mut CTX,
+    address: Address,
+    reads: u64,
+    writes: u64,
+}
+
+impl<CTX: ContextTr> Slots for JournalSlots<'_, CTX> {
+    fn load(&mut self, slot: U256) -> Result<U256, SlotError> {
+        self.reads += 1;
+        self.ctx
+            .journal_mut()
+            .sload(self.address, slot)
+            .map(|s| s.data)
+            .map_err(|e| SlotError(e.to_string()))
+    }
+
+    fn store(&mut self, slot: U256, value: U256) -> Result<(), SlotError> {
+        self.writes += 1;
+        self.ctx
+            .journal_mut()
+            .sstore(self.address, slot, value)
+            .map(|_| ())
+            .map_err(|e| SlotError(e.to_string()))
+    }
+}
+
+fn result(
+    status: InstructionResult,
+    output: Bytes,
+    gas_used: u64,
+    gas_limit: u64,
+) -> InterpreterResult {
+    let mut gas = Gas::new(gas_limit);
+    if gas_used > gas_limit {
+        gas.spend_all();
+        return InterpreterResult::new(InstructionResult::PrecompileOOG, Bytes::new(), gas);
+    }
+    let _ = gas.record_regular_cost(gas_used);
+    InterpreterResult::new(status, output, gas)
+}
+
+fn revert(reason: &str, gas_used: u64, gas_limit: u64) -> InterpreterResult {
+    result(
+        InstructionResult::Revert,
+        CallError::revert_data(reason),
+        gas_used,
+        gas_limit,
+    )
+}
+
+impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for TrellisPrecompiles {
+    type Output = InterpreterResult;
+
+    fn set_spec(&mut self, spec: <CTX::Cfg as Cfg>::Spec) -> bool {
+        let changed = <EthPrecompiles as PrecompileProvider<CTX>>::set_spec(&mut self.eth, spec);
+        if changed {
+            self.warm = self.eth.warm_addresses().clone();
+            self.warm
+                .extend(trellis_system::SYSTEM_ADDRESSES.iter().copied());
+        }
+        changed
+    }
+
+    fn run(&mut self, ctx: &mut CTX, inputs: &CallInputs) -> Result<Option<Self::Output>, String> {
+        if self.frozen.contains(&inputs.target_address) {
+            let reason = format!("contract {} is frozen", inputs.target_address);
+            return Ok(Some(revert(&reason, 0, inputs.gas_limit)));
+        }
+        if inputs.bytecode_address != GOVERNANCE_ADDRESS {
+            return <EthPrecompiles as PrecompileProvider<CTX>>::run(&mut self.eth, ctx, inputs);
+        }
+        if inputs.target_address != GOVERNANCE_ADDRESS {
+            return Ok(Some(revert(
+                "system contracts cannot be delegate-called",
+                BASE_GAS,
+                inputs.gas_limit,
+            )));
+        }
+        if !inputs.value.get().is_zero() {
+            return Ok(Some(revert(
+                "system contracts do not accept value",
+                BASE_GAS,
+                inputs.gas_limit,
+            )));
+        }
+        let input = inputs.input.bytes(ctx);
+        ctx.journal_mut()
+            .load_account(GOVERNANCE_ADDRESS)
+            .map_err(|e| e.to_string())?;
+        let call = CallContext {
+            caller: inputs.caller,
+            height: self.height,
+            tx_hash: self.tx_hash,
+            is_static: inputs.is_static,
+        };
+        let mut slots = JournalSlots {
+            ctx,
+            address: GOVERNANCE_ADDRESS,
+            reads: 0,
+            writes: 0,
+        };
+        let outcome = Governance::new(&mut slots).call(&call, &input);
+        let gas = BASE_GAS + slots.reads * READ_GAS + slots.writes * WRITE_GAS;
+        match outcome {
+            Ok(out) => {
+                let log_gas: u64 = out
+                    .logs
+                    .iter()
+                    .map(|l| {
+                        LOG_GAS * (1 + l.data.topics().len() as u64)
+                            + LOG_BYTE_GAS * l.data.data.len() as u64
+                    })
+                    .sum();
+                let gas = gas + log_gas;
+                if gas <= inputs.gas_limit {
+                    for log in out.logs {
+                        ctx.journal_mut().log(Log {
+                            address: log.address,
+                            data: log.data,
+                        });
+                    }
+                }
+                Ok(Some(result(
+                    InstructionResult::Return,
+                    out.output,
+                    gas,
+                    inputs.gas_limit,
+                )))
+            }
+            Err(CallError::Revert(reason)) => Ok(Some(revert(&reason, gas, inputs.gas_limit))),
+            Err(CallError::Storage(e)) => Err(e.to_string()),
+        }
+    }
+
+    fn warm_addresses(&self) -> &AddressSet {
+        &self.warm
+    }
+
+    fn contains(&self, address: &Address) -> bool {
+        self.warm.contains(address)
+    }
+}

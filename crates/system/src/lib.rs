@@ -1,0 +1,71 @@
+//! Trellis system contracts: native services at reserved addresses with Solidity interfaces
+//! (`contracts/src/ITrellis*.sol`), reached by transactions, by Solidity contracts and by
+//! `eth_call` exactly like deployed contracts.
+//!
+//! Each contract is plain logic over its own account storage, seen through [`Slots`], so it
+//! runs the same inside the EVM (the execution crate adapts revm's journal), over a state
+//! snapshot (admission checks, RPC reads) and in unit tests. Records are laid out by
+//! [`kv`]; everything lives in ordinary storage under the state root.
+//!
+//! ```
+//! use trellis_system::{governance::Governance, kv::MapSlots};
+//! let mut slots = MapSlots::empty();
+//! assert!(Governance::new(&mut slots).organization_ids().unwrap().is_empty());
+//! ```
+
+pub mod governance;
+pub mod kv;
+
+pub use governance::{Governance, PermissionError, Permissions, GOVERNANCE_ADDRESS};
+pub use kv::{MapSlots, ReadOnly, SlotError, Slots};
+
+use alloy_primitives::{Address, Bytes, Log, B256};
+
+/// Code placed at every system-contract address so that Solidity's `extcodesize` checks pass
+/// and the account is never "empty" (which would let EIP-161 delete its storage). It is never
+/// run: calls are answered natively. `0xfe` is INVALID.
+pub const SYSTEM_CODE: &[u8] = &[0xfe];
+
+/// Every reserved address, for the EVM's warm set.
+pub const SYSTEM_ADDRESSES: &[Address] = &[GOVERNANCE_ADDRESS];
+
+/// Who calls, from where, in which block.
+#[derive(Clone, Copy, Debug)]
+pub struct CallContext {
+    pub caller: Address,
+    pub height: u64,
+    /// Hash of the enclosing transaction (zero in `eth_call`).
+    pub tx_hash: B256,
+    /// A `STATICCALL`: any state change is refused.
+    pub is_static: bool,
+}
+
+/// A successful system call.
+#[derive(Clone, Debug, Default)]
+pub struct CallOutput {
+    pub output: Bytes,
+    pub logs: Vec<Log>,
+}
+
+/// Why a system call did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Refused: the transaction reverts with this reason (ABI `Error(string)`).
+    #[error("{0}")]
+    Revert(String),
+    /// The storage underneath failed; the block cannot be executed.
+    #[error(transparent)]
+    Storage(#[from] SlotError),
+}
+
+impl CallError {
+    pub fn revert(reason: impl Into<String>) -> CallError {
+        CallError::Revert(reason.into())
+    }
+
+    /// Revert data in Solidity's `Error(string)` encoding, which every client decodes.
+    pub fn revert_data(reason: &str) -> Bytes {
+        use alloy_sol_types::SolError;
+        alloy_sol_types::Revert::from(reason).abi_encode().into()
+    }
+}
