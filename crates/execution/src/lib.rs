@@ -27,9 +27,7 @@ use revm::state::EvmState;
 use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
 use std::sync::Arc;
 use trellis_storage::{AccountState, StateChanges, StateView, StoreError, EMPTY_CODE_HASH};
-use trellis_system::{
-    Governance, MapSlots, Permissions, ReadOnly, SlotError, Slots, GOVERNANCE_ADDRESS,
-};
+use trellis_system::{Governance, MapSlots, Permissions, SlotError, Slots, GOVERNANCE_ADDRESS};
 
 /// The EVM revision every Trellis chain runs.
 pub const SPEC: SpecId = SpecId::PRAGUE;
@@ -64,12 +62,30 @@ pub enum ExecutionError {
     System(#[from] SlotError),
 }
 
-/// Governance storage as of `view`, read-only.
-pub fn governance_slots(view: &StateView) -> impl Slots + '_ {
-    ReadOnly(move |slot| {
-        view.storage(&GOVERNANCE_ADDRESS, &slot)
+/// A system contract's storage as of a snapshot, read-only.
+pub struct ViewSlots<'a> {
+    view: &'a StateView,
+    address: alloy_primitives::Address,
+}
+
+impl Slots for ViewSlots<'_> {
+    fn load(&mut self, slot: U256) -> Result<U256, SlotError> {
+        self.view
+            .storage(&self.address, &slot)
             .map_err(|e| SlotError(e.to_string()))
-    })
+    }
+
+    fn store(&mut self, _slot: U256, _value: U256) -> Result<(), SlotError> {
+        Err(SlotError("write through a read-only snapshot".into()))
+    }
+}
+
+/// Governance storage as of `view`, read-only.
+pub fn governance_slots(view: &StateView) -> ViewSlots<'_> {
+    ViewSlots {
+        view,
+        address: GOVERNANCE_ADDRESS,
+    }
 }
 
 /// The permission checker for transactions executed on top of `view`.

@@ -265,10 +265,13 @@ impl Mempool {
     }
 
     /// Removes one transaction (e.g. one that failed during block building).
-    pub fn remove(&mut self, hash: &B256) {
-        if let Some((sender, nonce)) = self.by_hash.get(hash).copied() {
-            self.remove_entry(&sender, nonce);
-        }
+    /// Removes the transaction with `hash`; `false` if the pool did not hold it.
+    pub fn remove(&mut self, hash: &B256) -> bool {
+        let Some((sender, nonce)) = self.by_hash.get(hash).copied() else {
+            return false;
+        };
+        self.remove_entry(&sender, nonce);
+        true
     }
 
     /// Evicts transactions that waited longer than the configured TTL.

@@ -61,6 +61,8 @@ struct Inner {
     permissions: Mutex<(u64, Option<Permissions>)>,
     /// Validator sets by the height they decide (recent heights and the next one).
     validator_sets: RwLock<BTreeMap<u64, ValidatorSet>>,
+    /// This node's moniker and node public key, for `admin_nodeInfo`.
+    identity: std::sync::OnceLock<(String, B256)>,
 }
 
 /// Validator sets kept for heights before the next one (for replays after restarts).
@@ -200,12 +202,18 @@ impl Chain {
                 recoverer: Recoverer::start(),
                 permissions: Mutex::new((height, None)),
                 validator_sets: RwLock::new(BTreeMap::from([(height + 1, next_set)])),
+                identity: std::sync::OnceLock::new(),
             }),
         })
     }
 
     pub fn chain_id(&self) -> u64 {
         self.inner.chain_id
+    }
+
+    /// Records who runs this chain instance (shown to the operator by `admin_nodeInfo`).
+    pub fn set_identity(&self, moniker: String, node_key: B256) {
+        let _ = self.inner.identity.set((moniker, node_key));
     }
 
     /// The validator set deciding `height`, if this node knows it (recent and next heights).
@@ -765,5 +773,30 @@ impl trellis_rpc::Backend for Chain {
 
     fn subscribe_heights(&self) -> watch::Receiver<u64> {
         self.subscribe_committed()
+    }
+
+    fn node_info(&self) -> serde_json::Value {
+        let (moniker, key) = self.inner.identity.get().cloned().unwrap_or_default();
+        let address = trellis_crypto::parse_public_key(key.0)
+            .map(|k| trellis_consensus::ValidatorAddress::from_public_key(&k).0)
+            .ok();
+        let next = self.next_validators();
+        let validating = address
+            .map(|a| next.get(&trellis_consensus::ValidatorAddress(a)).is_some())
+            .unwrap_or(false);
+        serde_json::json!({
+            "moniker": moniker,
+            "chainId": self.inner.chain_id,
+            "nodePublicKey": key,
+            "validatorAddress": address,
+            "height": self.height(),
+            "validatesNextHeight": validating,
+            "validators": next.len(),
+            "pooledTransactions": self.pool_len(),
+        })
+    }
+
+    fn drop_transaction(&self, hash: &B256) -> bool {
+        self.lock_pool().remove(hash)
     }
 }

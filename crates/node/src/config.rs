@@ -28,6 +28,10 @@ pub struct RpcConfig {
     pub max_request_bytes: u32,
     pub max_connections: u32,
     pub max_batch_len: u32,
+    /// Bearer token that `admin_*` methods require; unset turns them off. Keep this file
+    /// private (the node refuses tokens shorter than 16 characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -85,6 +89,7 @@ impl Default for RpcConfig {
             max_request_bytes: 10 * 1024 * 1024,
             max_connections: 1_000,
             max_batch_len: 1_000,
+            admin_token: None,
         }
     }
 }

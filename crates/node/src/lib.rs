@@ -82,10 +82,17 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         }));
     }
 
+    chain.set_identity(config.moniker.clone(), (*key.public().as_bytes()).into());
+    if let Some(token) = &config.rpc.admin_token {
+        if token.trim().len() < 16 {
+            eyre::bail!("rpc.admin_token is too short: use at least 16 random characters");
+        }
+    }
     let limits = RpcLimits {
         max_request_bytes: config.rpc.max_request_bytes,
         max_connections: config.rpc.max_connections,
         max_batch_len: config.rpc.max_batch_len,
+        admin_token: config.rpc.admin_token.clone(),
         ..Default::default()
     };
     let (rpc_addr, rpc) = trellis_rpc::serve(Arc::new(chain.clone()), config.rpc.listen, &limits)

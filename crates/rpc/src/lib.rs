@@ -8,10 +8,12 @@
 
 mod convert;
 mod error;
+mod governance;
 mod logs;
 mod methods;
 
 pub use error::RpcError;
+pub use governance::{AdminAuth, AdminAuthLayer, UNAUTHORIZED};
 pub use logs::{MAX_BLOCK_RANGE, MAX_LOGS};
 pub use methods::{build_module, BlockTag, RpcContext};
 
@@ -38,6 +40,10 @@ pub trait Backend: Send + Sync + 'static {
     fn certificate_json(&self, height: u64) -> Option<serde_json::Value>;
     /// Follows the committed height (for subscriptions).
     fn subscribe_heights(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// This node's identity and state, for its operator (`admin_nodeInfo`).
+    fn node_info(&self) -> serde_json::Value;
+    /// Drops a transaction from this node's pool; `false` if it was not there.
+    fn drop_transaction(&self, hash: &B256) -> bool;
 }
 
 /// Request limits of the RPC server.
@@ -47,6 +53,8 @@ pub struct RpcLimits {
     pub max_response_bytes: u32,
     pub max_connections: u32,
     pub max_batch_len: u32,
+    /// Bearer token for `admin_*` methods; `None` turns them off.
+    pub admin_token: Option<String>,
 }
 
 impl Default for RpcLimits {
@@ -56,6 +64,7 @@ impl Default for RpcLimits {
             max_response_bytes: 100 * 1024 * 1024,
             max_connections: 1_000,
             max_batch_len: 1_000,
+            admin_token: None,
         }
     }
 }
@@ -87,6 +96,9 @@ pub async fn serve<B: Backend>(
         .build();
     let server = ServerBuilder::default()
         .set_config(config)
+        .set_http_middleware(
+            tower::ServiceBuilder::new().layer(AdminAuthLayer::new(limits.admin_token.clone())),
+        )
         .build(addr)
         .await?;
     let bound = server.local_addr()?;

@@ -22,7 +22,7 @@ use crate::error::RpcError;
 use crate::logs::{self, Filters};
 use crate::Backend;
 
-type RpcResult<T> = Result<T, ErrorObjectOwned>;
+pub(crate) type RpcResult<T> = Result<T, ErrorObjectOwned>;
 
 /// Most storage slots one `eth_getProof` call may ask for.
 pub const MAX_PROOF_KEYS: usize = 1_000;
@@ -60,7 +60,7 @@ impl BlockTag {
     }
 }
 
-fn param<T: DeserializeOwned>(
+pub(crate) fn param<T: DeserializeOwned>(
     params: &Params<'_>,
     index: usize,
     name: &str,
@@ -75,7 +75,7 @@ fn param<T: DeserializeOwned>(
     serde_json::from_value(value).map_err(|e| RpcError::InvalidParams(format!("{name}: {e}")))
 }
 
-fn optional_param<T: DeserializeOwned>(
+pub(crate) fn optional_param<T: DeserializeOwned>(
     params: &Params<'_>,
     index: usize,
     name: &str,
@@ -599,5 +599,6 @@ pub fn build_module<B: Backend>(
             Ok(b.certificate_json(height.to::<u64>()))
         },
     )?;
+    crate::governance::register(&mut m)?;
     Ok(m)
 }

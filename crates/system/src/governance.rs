@@ -14,7 +14,10 @@ use trellis_primitives::{Genesis, NodeRole, OrgId, Threshold};
 use crate::kv::{self, SlotError, Slots};
 use crate::{CallContext, CallError, CallOutput};
 
-sol!("../../contracts/src/ITrellisGovernance.sol");
+sol!(
+    #[sol(all_derives)]
+    "../../contracts/src/ITrellisGovernance.sol"
+);
 
 pub use ITrellisGovernance as abi;
 
@@ -1319,8 +1322,9 @@ fn node_role(role: abi::NodeRole) -> Result<NodeRole> {
     })
 }
 
+/// A point on the curve, and not the all-zero encoding (a small-order point no key produces).
 fn valid_ed25519(key: &B256) -> bool {
-    ed25519_consensus::VerificationKey::try_from(key.0).is_ok()
+    key != &B256::ZERO && ed25519_consensus::VerificationKey::try_from(key.0).is_ok()
 }
 
 fn organization_abi(o: &Organization) -> abi::Organization {

@@ -1,0 +1,837 @@
+//! The governance contract driven through its ABI: proposals, votes, thresholds, effective
+//! heights, and a matrix of unauthorised actions that must each be refused with a clear
+//! reason and leave state untouched.
+
+use alloy_primitives::{Address, B256};
+use alloy_sol_types::{SolCall, SolValue};
+use trellis_primitives::Genesis;
+use trellis_system::governance::abi;
+use trellis_system::{
+    CallContext, CallError, CallOutput, Governance, MapSlots, PermissionError, GOVERNANCE_ADDRESS,
+};
+
+fn admin(i: u8) -> Address {
+    Address::with_last_byte(0xa0 + i)
+}
+const USER: Address = Address::repeat_byte(0x11);
+const REGULATOR: Address = Address::repeat_byte(0x22);
+const STRANGER: Address = Address::repeat_byte(0x33);
+
+fn key(seed: u8) -> B256 {
+    B256::from(
+        ed25519_consensus::SigningKey::from([seed; 32])
+            .verification_key()
+            .to_bytes(),
+    )
+}
+
+/// Four member organisations org0..org3 (one validator each), a supervisor, and USER in org0.
+fn genesis(supervisor: bool) -> Genesis {
+    let validators: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                r#"{{"publicKey": "{}", "power": 1, "org": "org{i}"}}"#,
+                key(i)
+            )
+        })
+        .collect();
+    let mut orgs: Vec<String> = (0..4)
+        .map(|i| {
+            let accounts = if i == 0 {
+                format!(r#", "accounts": ["{USER}"]"#)
+            } else {
+                String::new()
+            };
+            format!(
+                r#"{{"id": "org{i}", "admins": ["{}"]{accounts}}}"#,
+                admin(i)
+            )
+        })
+        .collect();
+    if supervisor {
+        orgs.push(format!(
+            r#"{{"id": "regulator", "admins": ["{REGULATOR}"], "member": false, "supervisor": true}}"#
+        ));
+    }
+    Genesis::from_json(&format!(
+        r#"{{"chainId": 7, "validators": [{}], "governance": {{"organizations": [{}], "proposalTtlBlocks": 10}}}}"#,
+        validators.join(","),
+        orgs.join(",")
+    ))
+    .expect("test genesis")
+}
+
+struct Chain {
+    slots: MapSlots<'static>,
+    height: u64,
+}
+
+impl Chain {
+    fn new(supervisor: bool) -> Chain {
+        let mut slots = MapSlots::empty();
+        Governance::new(&mut slots)
+            .init(&genesis(supervisor))
+            .expect("init");
+        Chain { slots, height: 1 }
+    }
+
+    /// Calls like the EVM does: a revert leaves no write behind.
+    fn call<C: SolCall>(&mut self, caller: Address, call: C) -> Result<CallOutput, String> {
+        self.raw(caller, &call.abi_encode(), false)
+    }
+
+    fn raw(
+        &mut self,
+        caller: Address,
+        input: &[u8],
+        is_static: bool,
+    ) -> Result<CallOutput, String> {
+        let before = self.slots.writes.clone();
+        let ctx = CallContext {
+            caller,
+            height: self.height,
+            tx_hash: B256::repeat_byte(self.height as u8),
+            is_static,
+        };
+        match Governance::new(&mut self.slots).call(&ctx, input) {
+            Ok(out) => Ok(out),
+            Err(CallError::Revert(reason)) => {
+                assert_eq!(
+                    self.slots.writes, before,
+                    "a refused call changed state: {reason}"
+                );
+                Err(reason)
+            }
+            Err(e) => panic!("storage failure: {e}"),
+        }
+    }
+
+    fn gov(&mut self) -> Governance<'_, MapSlots<'static>> {
+        Governance::new(&mut self.slots)
+    }
+
+    /// Ends the current block (applying what is due next) and starts the next one.
+    fn next_block(&mut self) {
+        let h = self.height;
+        self.gov().end_block(h).expect("end block");
+        self.height += 1;
+    }
+
+    fn propose_add_org(
+        &mut self,
+        caller: Address,
+        id: &str,
+        admin: Address,
+    ) -> Result<u64, String> {
+        let out = self.call(
+            caller,
+            abi::proposeAddOrganizationCall {
+                id: id.into(),
+                name: format!("{id} Ltd"),
+                admins: vec![admin],
+                member: true,
+                supervisor: false,
+                effectiveHeight: 0,
+            },
+        )?;
+        Ok(u64::abi_decode(&out.output).expect("id"))
+    }
+
+    fn vote(&mut self, caller: Address, id: u64, approve: bool) -> Result<CallOutput, String> {
+        self.call(
+            caller,
+            abi::voteCall {
+                proposalId: id,
+                approve,
+            },
+        )
+    }
+
+    fn status(&mut self, id: u64) -> abi::ProposalStatus {
+        let out = self
+            .call(STRANGER, abi::getProposalCall { id })
+            .expect("view");
+        abi::Proposal::abi_decode(&out.output)
+            .expect("proposal")
+            .status
+    }
+}
+
+#[test]
+fn a_new_member_joins_after_more_than_two_thirds_approve() {
+    let mut c = Chain::new(false);
+    let id = c
+        .propose_add_org(admin(0), "org4", admin(4))
+        .expect("proposed");
+    c.vote(admin(1), id, true).expect("vote");
+    assert_eq!(
+        c.status(id),
+        abi::ProposalStatus::Pending,
+        "2 of 4 is not > 2/3"
+    );
+    let out = c.vote(admin(2), id, true).expect("vote");
+    assert_eq!(c.status(id), abi::ProposalStatus::Passed);
+    assert!(out.logs.iter().any(
+        |l| l.topics()[0] == <abi::ProposalPassed as alloy_sol_types::SolEvent>::SIGNATURE_HASH
+    ));
+    // Passed in block 1, effective at 2: not there until block 1 ends.
+    assert!(c.gov().organization(&"org4".parse_org()).unwrap().is_none());
+    c.next_block();
+    assert_eq!(c.status(id), abi::ProposalStatus::Executed);
+    let org = c
+        .gov()
+        .organization(&"org4".parse_org())
+        .unwrap()
+        .expect("joined");
+    assert_eq!((org.admins, org.joined_at), (vec![admin(4)], 2));
+    assert_eq!(c.gov().check_sender(&admin(4), None).unwrap(), Ok(()));
+    // The newcomer now votes, and five members need four approvals.
+    let id = c
+        .propose_add_org(admin(4), "org5", admin(5))
+        .expect("proposed");
+    for i in 0..2 {
+        c.vote(admin(i), id, true).expect("vote");
+    }
+    assert_eq!(
+        c.status(id),
+        abi::ProposalStatus::Pending,
+        "3 of 5 is not > 2/3"
+    );
+    c.vote(admin(2), id, true).expect("vote");
+    assert_eq!(c.status(id), abi::ProposalStatus::Passed);
+}
+
+trait ParseOrg {
+    fn parse_org(&self) -> trellis_primitives::OrgId;
+}
+impl ParseOrg for &str {
+    fn parse_org(&self) -> trellis_primitives::OrgId {
+        trellis_primitives::OrgId::parse(self).expect("org id")
+    }
+}
+
+#[test]
+fn validators_change_at_the_stated_height() {
+    let mut c = Chain::new(false);
+    let new = key(9);
+    let out = c
+        .call(
+            admin(0),
+            abi::proposeAddNodeCall {
+                publicKey: new,
+                org: "org1".into(),
+                role: abi::NodeRole::Validator,
+                power: 2,
+                effectiveHeight: 5,
+            },
+        )
+        .expect("proposed");
+    let id = u64::abi_decode(&out.output).unwrap();
+    c.vote(admin(1), id, true).unwrap();
+    c.vote(admin(2), id, true).unwrap();
+    for _ in 0..3 {
+        c.next_block();
+        assert_eq!(
+            c.gov().validators().unwrap().len(),
+            4,
+            "not before height 5"
+        );
+    }
+    assert_eq!(c.height, 4);
+    c.next_block(); // end of block 4 applies what is due at 5
+    let validators = c.gov().validators().unwrap();
+    assert_eq!(validators.len(), 5);
+    assert!(validators.contains(&(new, 2)));
+
+    // Demote an original validator to a full node.
+    let out = c
+        .call(
+            admin(3),
+            abi::proposeSetNodeRoleCall {
+                publicKey: key(0),
+                role: abi::NodeRole::Full,
+                power: 0,
+                effectiveHeight: 0,
+            },
+        )
+        .unwrap();
+    let id = u64::abi_decode(&out.output).unwrap();
+    c.vote(admin(1), id, true).unwrap();
+    c.vote(admin(2), id, true).unwrap();
+    c.next_block();
+    let validators = c.gov().validators().unwrap();
+    assert_eq!(validators.len(), 4);
+    assert!(!validators.iter().any(|(k, _)| *k == key(0)));
+}
+
+#[test]
+fn two_rejections_of_four_reject_and_expired_proposals_refuse_votes() {
+    let mut c = Chain::new(false);
+    let id = c.propose_add_org(admin(0), "org4", admin(4)).unwrap();
+    c.vote(admin(1), id, false).unwrap();
+    assert_eq!(c.status(id), abi::ProposalStatus::Pending);
+    c.vote(admin(2), id, false).unwrap();
+    assert_eq!(c.status(id), abi::ProposalStatus::Rejected);
+
+    let id = c.propose_add_org(admin(0), "org5", admin(5)).unwrap();
+    for _ in 0..11 {
+        c.next_block();
+    }
+    assert_eq!(c.status(id), abi::ProposalStatus::Expired);
+    let err = c.vote(admin(1), id, true).unwrap_err();
+    assert!(err.contains("expired at height 11"), "{err}");
+}
+
+#[test]
+fn freezes_need_a_supervisor_and_bind_senders_and_targets() {
+    let mut c = Chain::new(true);
+    let contract = Address::repeat_byte(0xcc);
+    let out = c
+        .call(
+            admin(0),
+            abi::proposeFreezeCall {
+                target: USER,
+                effectiveHeight: 0,
+            },
+        )
+        .unwrap();
+    let id = u64::abi_decode(&out.output).unwrap();
+    for i in 1..4 {
+        c.vote(admin(i), id, true).unwrap();
+    }
+    assert_eq!(
+        c.status(id),
+        abi::ProposalStatus::Pending,
+        "no supervisor approval yet"
+    );
+    c.vote(REGULATOR, id, true).unwrap();
+    assert_eq!(c.status(id), abi::ProposalStatus::Passed);
+    // The supervisor proposes a freeze of a contract itself; members approve.
+    let out = c
+        .call(
+            REGULATOR,
+            abi::proposeFreezeCall {
+                target: contract,
+                effectiveHeight: 0,
+            },
+        )
+        .unwrap();
+    let id2 = u64::abi_decode(&out.output).unwrap();
+    for i in 0..3 {
+        c.vote(admin(i), id2, true).unwrap();
+    }
+    c.next_block();
+    let mut g = c.gov();
+    assert_eq!(
+        g.check_sender(&USER, None).unwrap(),
+        Err(PermissionError::Frozen(USER))
+    );
+    assert_eq!(
+        g.check_sender(&admin(1), Some(&contract)).unwrap(),
+        Err(PermissionError::TargetFrozen(contract))
+    );
+    assert_eq!(
+        g.check_sender(&admin(1), Some(&USER)).unwrap(),
+        Err(PermissionError::TargetFrozen(USER))
+    );
+    assert!(g.is_frozen(&contract).unwrap());
+}
+
+#[test]
+fn org_admins_manage_their_own_accounts() {
+    let mut c = Chain::new(false);
+    let new = Address::repeat_byte(0x44);
+    assert_eq!(
+        c.gov().check_sender(&new, None).unwrap(),
+        Err(PermissionError::NotRegistered(new))
+    );
+    c.call(
+        admin(1),
+        abi::addAccountsCall {
+            accounts: vec![new],
+        },
+    )
+    .unwrap();
+    assert_eq!(c.gov().check_sender(&new, None).unwrap(), Ok(()));
+    assert_eq!(c.gov().account_org(&new).unwrap(), Some("org1".parse_org()));
+    c.call(
+        admin(1),
+        abi::removeAccountsCall {
+            accounts: vec![new],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        c.gov().check_sender(&new, None).unwrap(),
+        Err(PermissionError::NotRegistered(new))
+    );
+}
+
+#[test]
+fn removing_an_organisation_removes_its_nodes_and_silences_its_accounts() {
+    let mut c = Chain::new(false);
+    let out = c
+        .call(
+            admin(1),
+            abi::proposeRemoveOrganizationCall {
+                id: "org0".into(),
+                effectiveHeight: 0,
+            },
+        )
+        .unwrap();
+    let id = u64::abi_decode(&out.output).unwrap();
+    c.vote(admin(2), id, true).unwrap();
+    c.vote(admin(3), id, true).unwrap();
+    c.next_block();
+    let mut g = c.gov();
+    assert_eq!(g.validators().unwrap().len(), 3);
+    assert!(matches!(
+        g.check_sender(&USER, None).unwrap(),
+        Err(PermissionError::OrganizationGone { .. })
+    ));
+    // The id cannot be taken again, which would revive the old accounts.
+    let err = c
+        .propose_add_org(admin(1), "org0", Address::repeat_byte(0x55))
+        .unwrap_err();
+    assert!(err.contains("taken"), "{err}");
+}
+
+#[test]
+fn supervisors_may_only_send_governance_transactions() {
+    let mut c = Chain::new(true);
+    let mut g = c.gov();
+    assert!(matches!(
+        g.check_sender(&REGULATOR, Some(&Address::repeat_byte(1)))
+            .unwrap(),
+        Err(PermissionError::SupervisorOnly { .. })
+    ));
+    assert!(matches!(
+        g.check_sender(&REGULATOR, None).unwrap(),
+        Err(PermissionError::SupervisorOnly { .. })
+    ));
+    assert_eq!(
+        g.check_sender(&REGULATOR, Some(&GOVERNANCE_ADDRESS))
+            .unwrap(),
+        Ok(())
+    );
+}
+
+#[test]
+fn views_answer_through_the_abi() {
+    let mut c = Chain::new(true);
+    let out = c.call(STRANGER, abi::organizationIdsCall {}).unwrap();
+    let ids = Vec::<String>::abi_decode(&out.output).unwrap();
+    assert_eq!(ids, ["org0", "org1", "org2", "org3", "regulator"]);
+    let out = c
+        .call(
+            STRANGER,
+            abi::getOrganizationCall {
+                id: "regulator".into(),
+            },
+        )
+        .unwrap();
+    let org = abi::Organization::abi_decode(&out.output).unwrap();
+    assert!(org.supervisor && !org.member);
+    let out = c.call(STRANGER, abi::thresholdCall {}).unwrap();
+    let t = abi::thresholdCall::abi_decode_returns(&out.output).unwrap();
+    assert_eq!((t.numerator, t.denominator), (2, 3));
+    let out = c
+        .call(STRANGER, abi::getNodeCall { publicKey: key(2) })
+        .unwrap();
+    assert_eq!(abi::NodeInfo::abi_decode(&out.output).unwrap().org, "org2");
+    let out = c
+        .call(STRANGER, abi::accountOrganizationCall { account: USER })
+        .unwrap();
+    assert_eq!(String::abi_decode(&out.output).unwrap(), "org0");
+    c.propose_add_org(admin(0), "org4", admin(4)).unwrap();
+    let out = c.call(STRANGER, abi::auditCountCall {}).unwrap();
+    assert_eq!(u64::abi_decode(&out.output).unwrap(), 1);
+    let out = c.call(STRANGER, abi::auditEntryCall { seq: 0 }).unwrap();
+    let entry = abi::AuditEntry::abi_decode(&out.output).unwrap();
+    assert_eq!(
+        (entry.action.as_str(), entry.org.as_str(), entry.actor),
+        ("propose", "org0", admin(0))
+    );
+    assert_eq!(entry.txHash, B256::repeat_byte(1));
+}
+
+/// Every unauthorised or malformed action is refused with a reason naming the problem, and
+/// changes nothing (the harness asserts the latter for every refusal).
+#[test]
+fn unauthorised_action_matrix() {
+    let mut c = Chain::new(true);
+    let passed = c.propose_add_org(admin(0), "org4", admin(4)).unwrap();
+    c.vote(admin(1), passed, true).unwrap();
+    c.vote(admin(2), passed, true).unwrap();
+    let pending = c.propose_add_org(admin(0), "org5", admin(5)).unwrap();
+    let freeze = {
+        let out = c
+            .call(
+                admin(0),
+                abi::proposeFreezeCall {
+                    target: USER,
+                    effectiveHeight: 0,
+                },
+            )
+            .unwrap();
+        u64::abi_decode(&out.output).unwrap()
+    };
+    let add_org = |admins: Vec<Address>| abi::proposeAddOrganizationCall {
+        id: "orgx".into(),
+        name: "x".into(),
+        admins,
+        member: true,
+        supervisor: false,
+        effectiveHeight: 0,
+    };
+    let cases: Vec<(&str, Address, Vec<u8>, &str)> = vec![
+        (
+            "stranger proposes",
+            STRANGER,
+            add_org(vec![STRANGER]).abi_encode(),
+            "not an admin",
+        ),
+        (
+            "ordinary member account proposes",
+            USER,
+            add_org(vec![STRANGER]).abi_encode(),
+            "not an admin",
+        ),
+        (
+            "stranger votes",
+            STRANGER,
+            abi::voteCall {
+                proposalId: pending,
+                approve: true,
+            }
+            .abi_encode(),
+            "not an admin",
+        ),
+        (
+            "ordinary account votes",
+            USER,
+            abi::voteCall {
+                proposalId: pending,
+                approve: true,
+            }
+            .abi_encode(),
+            "not an admin",
+        ),
+        (
+            "double vote",
+            admin(0),
+            abi::voteCall {
+                proposalId: pending,
+                approve: true,
+            }
+            .abi_encode(),
+            "already voted",
+        ),
+        (
+            "vote on a decided proposal",
+            admin(3),
+            abi::voteCall {
+                proposalId: passed,
+                approve: true,
+            }
+            .abi_encode(),
+            "already passed",
+        ),
+        (
+            "vote on an unknown proposal",
+            admin(1),
+            abi::voteCall {
+                proposalId: 999,
+                approve: true,
+            }
+            .abi_encode(),
+            "no proposal 999",
+        ),
+        (
+            "supervisor proposes a member",
+            REGULATOR,
+            add_org(vec![STRANGER]).abi_encode(),
+            "may only propose freezes",
+        ),
+        (
+            "effective height in the past",
+            admin(0),
+            abi::proposeRemoveNodeCall {
+                publicKey: key(1),
+                effectiveHeight: 1,
+            }
+            .abi_encode(),
+            "not after the current height",
+        ),
+        (
+            "organisation id taken",
+            admin(0),
+            abi::proposeAddOrganizationCall {
+                id: "org1".into(),
+                name: String::new(),
+                admins: vec![STRANGER],
+                member: true,
+                supervisor: false,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "taken",
+        ),
+        (
+            "malformed organisation id",
+            admin(0),
+            abi::proposeAddOrganizationCall {
+                id: "Org One!".into(),
+                name: String::new(),
+                admins: vec![STRANGER],
+                member: true,
+                supervisor: false,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "invalid organisation id",
+        ),
+        (
+            "admin already in another organisation",
+            admin(0),
+            add_org(vec![USER]).abi_encode(),
+            "already belongs to organisation org0",
+        ),
+        (
+            "organisation without admins",
+            admin(0),
+            add_org(vec![]).abi_encode(),
+            "needs 1 to 16 admins",
+        ),
+        (
+            "oversized name",
+            admin(0),
+            abi::proposeCreateSubchainCall {
+                chainId: 9,
+                name: "n".repeat(200),
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "longer than 128 bytes",
+        ),
+        (
+            "node key that is not Ed25519",
+            admin(0),
+            abi::proposeAddNodeCall {
+                publicKey: B256::repeat_byte(2),
+                org: "org0".into(),
+                role: abi::NodeRole::Full,
+                power: 0,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "not an Ed25519 public key",
+        ),
+        (
+            "all-zero node key",
+            admin(0),
+            abi::proposeAddNodeCall {
+                publicKey: B256::ZERO,
+                org: "org0".into(),
+                role: abi::NodeRole::Full,
+                power: 0,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "not an Ed25519 public key",
+        ),
+        (
+            "validator without power",
+            admin(0),
+            abi::proposeAddNodeCall {
+                publicKey: key(7),
+                org: "org0".into(),
+                role: abi::NodeRole::Validator,
+                power: 0,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "positive power",
+        ),
+        (
+            "node for an unknown organisation",
+            admin(0),
+            abi::proposeAddNodeCall {
+                publicKey: key(7),
+                org: "nobody".into(),
+                role: abi::NodeRole::Full,
+                power: 0,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "no organisation nobody",
+        ),
+        (
+            "node registered twice",
+            admin(0),
+            abi::proposeAddNodeCall {
+                publicKey: key(1),
+                org: "org0".into(),
+                role: abi::NodeRole::Full,
+                power: 0,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "already registered",
+        ),
+        (
+            "threshold below one half",
+            admin(0),
+            abi::proposeSetThresholdCall {
+                numerator: 1,
+                denominator: 3,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "at least 1/2",
+        ),
+        (
+            "threshold of one",
+            admin(0),
+            abi::proposeSetThresholdCall {
+                numerator: 3,
+                denominator: 3,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "below 1",
+        ),
+        (
+            "freeze the governance contract",
+            admin(0),
+            abi::proposeFreezeCall {
+                target: GOVERNANCE_ADDRESS,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "cannot be frozen",
+        ),
+        (
+            "unfreeze what is not frozen",
+            admin(0),
+            abi::proposeUnfreezeCall {
+                target: STRANGER,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "is not frozen",
+        ),
+        (
+            "remove an unknown account",
+            admin(0),
+            abi::proposeRemoveAccountCall {
+                account: STRANGER,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "is not registered",
+        ),
+        (
+            "remove an admin account",
+            admin(1),
+            abi::proposeRemoveAccountCall {
+                account: admin(0),
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "is an admin",
+        ),
+        (
+            "register another organisation's account",
+            admin(1),
+            abi::addAccountsCall {
+                accounts: vec![USER],
+            }
+            .abi_encode(),
+            "belongs to organisation org0",
+        ),
+        (
+            "register more than 1,000 accounts",
+            admin(1),
+            abi::addAccountsCall {
+                accounts: vec![STRANGER; 1001],
+            }
+            .abi_encode(),
+            "at most 1000 accounts",
+        ),
+        (
+            "remove another organisation's account",
+            admin(1),
+            abi::removeAccountsCall {
+                accounts: vec![USER],
+            }
+            .abi_encode(),
+            "does not belong to organisation org1",
+        ),
+        (
+            "stranger registers accounts",
+            STRANGER,
+            abi::addAccountsCall {
+                accounts: vec![STRANGER],
+            }
+            .abi_encode(),
+            "not an admin",
+        ),
+        (
+            "sub-chain id zero",
+            admin(0),
+            abi::proposeCreateSubchainCall {
+                chainId: 0,
+                name: "s".into(),
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "chain id 0",
+        ),
+        (
+            "unknown function",
+            admin(0),
+            vec![0xde, 0xad, 0xbe, 0xef],
+            "unknown function",
+        ),
+        (
+            "truncated arguments",
+            admin(0),
+            abi::voteCall {
+                proposalId: 1,
+                approve: true,
+            }
+            .abi_encode()[..20]
+                .to_vec(),
+            "malformed arguments",
+        ),
+    ];
+    assert!(cases.len() >= 20);
+    for (name, caller, input, expected) in cases {
+        let err = c
+            .raw(caller, &input, false)
+            .err()
+            .unwrap_or_else(|| panic!("{name}: was accepted"));
+        assert!(
+            err.contains(expected),
+            "{name}: {err:?} does not mention {expected:?}"
+        );
+    }
+    // Writes inside a static call are refused; reads are fine.
+    let err = c
+        .raw(
+            admin(1),
+            &abi::voteCall {
+                proposalId: pending,
+                approve: true,
+            }
+            .abi_encode(),
+            true,
+        )
+        .unwrap_err();
+    assert!(err.contains("static call"), "{err}");
+    c.raw(STRANGER, &abi::proposalCountCall {}.abi_encode(), true)
+        .expect("views work in static calls");
+    // The supervisor's co-signature is still missing on the freeze.
+    assert_eq!(c.status(freeze), abi::ProposalStatus::Pending);
+}
