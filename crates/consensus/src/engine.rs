@@ -11,8 +11,9 @@ use malachitebft_app_channel::app::node::{EngineHandle, Node, NodeConfig, NodeHa
 use malachitebft_app_channel::app::types::Keypair;
 use malachitebft_signing_ed25519::{PrivateKey, PublicKey};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -48,6 +49,34 @@ impl NodeConfig for EngineConfig {
     }
 }
 
+/// Node keys allowed to connect to this node's consensus network. The node keeps it equal to
+/// the nodes registered in governance; connections from other keys are refused during the
+/// libp2p handshake, before any gossip, sync or discovery traffic.
+#[derive(Clone, Debug, Default)]
+pub struct PeerAllowlist(Arc<RwLock<HashSet<malachitebft_network::behaviour::PeerId>>>);
+
+impl PeerAllowlist {
+    /// Replaces the allowed keys (Ed25519 public keys); returns how many are allowed.
+    pub fn replace(&self, keys: impl IntoIterator<Item = [u8; 32]>) -> usize {
+        let ids: HashSet<_> = keys
+            .into_iter()
+            .filter_map(|k| malachitebft_network::gate::peer_id_from_ed25519(&k))
+            .collect();
+        let n = ids.len();
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ids;
+        n
+    }
+
+    pub fn allows(&self, key: &[u8; 32]) -> bool {
+        malachitebft_network::gate::peer_id_from_ed25519(key).is_some_and(|id| {
+            self.0
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&id)
+        })
+    }
+}
+
 /// What a node needs to start consensus for one chain.
 #[derive(Clone, Debug)]
 pub struct EngineSettings {
@@ -58,6 +87,8 @@ pub struct EngineSettings {
     pub listen: Multiaddr,
     pub peers: Vec<Multiaddr>,
     pub timeouts: TimeoutConfig,
+    /// Which peers may connect; `None` admits any (tests of the engine alone).
+    pub allowlist: Option<PeerAllowlist>,
 }
 
 impl EngineSettings {
@@ -211,6 +242,19 @@ pub async fn start<A: Application>(
     app: Arc<A>,
 ) -> eyre::Result<ConsensusHandle> {
     std::fs::create_dir_all(&settings.home)?;
+    if let Some(list) = settings.allowlist.clone() {
+        let local = malachitebft_network::gate::peer_id_from_ed25519(key.public_key().as_bytes())
+            .ok_or_else(|| eyre::eyre!("the node key is not a valid Ed25519 key"))?;
+        malachitebft_network::gate::set_peer_filter(
+            local,
+            Arc::new(move |peer| {
+                list.0
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(peer)
+            }),
+        );
+    }
     let ctx = TrellisContext {
         chain_id: settings.chain_id,
     };

@@ -13,6 +13,6 @@ pub mod signing;
 pub use app::{Application, VerifyError};
 pub use codec::{decode_certificate, encode_certificate, CodecError, TrellisCodec};
 pub use context::{BlockHash, Height, TrellisContext, Validator, ValidatorAddress, ValidatorSet};
-pub use engine::{start, ConsensusHandle, EngineSettings};
+pub use engine::{start, ConsensusHandle, EngineSettings, PeerAllowlist};
 pub use malachitebft_app_channel::app::config::TimeoutConfig;
 pub use malachitebft_core_types::CommitCertificate;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, info};
-use trellis_consensus::{Application, ValidatorSet, VerifyError};
+use trellis_consensus::{Application, PeerAllowlist, ValidatorSet, VerifyError};
 use trellis_execution::{
     execute_block, governance_slots, permissions, BlockEnvInput, ExecutedBlock, Mode,
 };
@@ -63,6 +63,8 @@ struct Inner {
     validator_sets: RwLock<BTreeMap<u64, ValidatorSet>>,
     /// This node's moniker and node public key, for `admin_nodeInfo`.
     identity: std::sync::OnceLock<(String, B256)>,
+    /// Node keys registered in governance: the only peers consensus networking admits.
+    peers: PeerAllowlist,
 }
 
 /// Validator sets kept for heights before the next one (for replays after restarts).
@@ -187,7 +189,7 @@ impl Chain {
         let next_set = validators_in_state(&view)?;
         info!(height, hash = %tip.hash, validators = next_set.len(), "chain opened");
         let (committed, _) = watch::channel(height);
-        Ok(Chain {
+        let chain = Chain {
             inner: Arc::new(Inner {
                 chain_id: genesis.chain_id.0,
                 gas_limit: genesis.gas_limit,
@@ -203,12 +205,27 @@ impl Chain {
                 permissions: Mutex::new((height, None)),
                 validator_sets: RwLock::new(BTreeMap::from([(height + 1, next_set)])),
                 identity: std::sync::OnceLock::new(),
+                peers: PeerAllowlist::default(),
             }),
-        })
+        };
+        chain.refresh_peers(&view)?;
+        Ok(chain)
     }
 
     pub fn chain_id(&self) -> u64 {
         self.inner.chain_id
+    }
+
+    /// Node keys allowed to connect (kept equal to the registered nodes).
+    pub fn peer_allowlist(&self) -> PeerAllowlist {
+        self.inner.peers.clone()
+    }
+
+    fn refresh_peers(&self, view: &StateView) -> eyre::Result<()> {
+        let keys = Governance::new(&mut governance_slots(view)).node_keys()?;
+        let n = self.inner.peers.replace(keys.into_iter().map(|k| k.0));
+        debug!(registered = n, "peer allowlist refreshed");
+        Ok(())
     }
 
     /// Records who runs this chain instance (shown to the operator by `admin_nodeInfo`).
@@ -629,7 +646,16 @@ impl Chain {
             senders: &pending.executed.senders,
             changes: &pending.executed.changes,
         })?;
-        let next_set = validators_in_state(&self.inner.store.view()?)?;
+        let view = self.inner.store.view()?;
+        let next_set = validators_in_state(&view)?;
+        if pending
+            .executed
+            .changes
+            .storage
+            .contains_key(&trellis_system::GOVERNANCE_ADDRESS)
+        {
+            self.refresh_peers(&view)?;
+        }
         {
             let mut sets = self
                 .inner

@@ -116,6 +116,7 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
             .collect::<Result<_, _>>()
             .wrap_err("p2p.peers holds an invalid multiaddr")?,
         timeouts: timeouts(&config.consensus),
+        allowlist: Some(chain.peer_allowlist()),
     };
     let consensus = trellis_consensus::start(
         settings,

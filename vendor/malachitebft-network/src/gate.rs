@@ -1,0 +1,117 @@
+//! Trellis patch: connection gating. A node may register, before its network starts, a
+//! filter deciding which remote peers may connect; connections from (or to) any other peer
+//! are denied during the handshake, before any protocol (gossip, sync, discovery) runs on
+//! them. Malachite 0.5 offers no such hook; see vendor/README.md in the Trellis repository.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use libp2p::core::transport::PortUse;
+use libp2p::core::Endpoint;
+use libp2p::swarm::{
+    dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
+    THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+use libp2p::{Multiaddr, PeerId};
+
+/// Decides whether a remote peer may hold a connection.
+pub type PeerFilter = Arc<dyn Fn(&PeerId) -> bool + Send + Sync>;
+
+static FILTERS: Mutex<Vec<(PeerId, PeerFilter)>> = Mutex::new(Vec::new());
+
+/// Installs `filter` for the network whose local identity is `local`. Call before starting
+/// the network; replaces an earlier filter for the same identity.
+pub fn set_peer_filter(local: PeerId, filter: PeerFilter) {
+    let mut filters = FILTERS.lock().unwrap_or_else(|e| e.into_inner());
+    filters.retain(|(p, _)| p != &local);
+    filters.push((local, filter));
+}
+
+fn filter_for(local: &PeerId) -> Option<PeerFilter> {
+    let filters = FILTERS.lock().unwrap_or_else(|e| e.into_inner());
+    filters.iter().find(|(p, _)| p == local).map(|(_, f)| f.clone())
+}
+
+#[derive(Debug)]
+pub struct PeerNotAllowed(PeerId);
+
+impl std::fmt::Display for PeerNotAllowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peer {} is not allowed on this network", self.0)
+    }
+}
+
+impl std::error::Error for PeerNotAllowed {}
+
+/// The behaviour that applies the filter.
+pub struct PeerGate {
+    filter: Option<PeerFilter>,
+}
+
+impl PeerGate {
+    pub fn for_local(local: &PeerId) -> Self {
+        PeerGate {
+            filter: filter_for(local),
+        }
+    }
+
+    fn check(&self, peer: PeerId) -> Result<(), ConnectionDenied> {
+        match &self.filter {
+            Some(allowed) if !allowed(&peer) => {
+                tracing::warn!(%peer, "refusing connection from a peer that is not registered");
+                Err(ConnectionDenied::new(PeerNotAllowed(peer)))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl NetworkBehaviour for PeerGate {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Infallible;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        peer: PeerId,
+        _local_addr: &Multiaddr,
+        _remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.check(peer)?;
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        peer: PeerId,
+        _addr: &Multiaddr,
+        _role_override: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.check(peer)?;
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, _event: FromSwarm) {}
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer_id: PeerId,
+        _connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(&mut self, _cx: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}
+
+/// The libp2p identity of an Ed25519 public key (how nodes are registered).
+pub fn peer_id_from_ed25519(public_key: &[u8; 32]) -> Option<PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(public_key).ok()?;
+    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
+}
