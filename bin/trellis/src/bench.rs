@@ -4,19 +4,20 @@
 //! machine's signature-recovery ceiling measured in the same run.
 
 use alloy_consensus::TxLegacy;
-use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256, U64};
 use anyhow::{bail, Context as _};
 use clap::Args;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::BatchRequestBuilder;
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::http_client::HttpClient;
 use jsonrpsee::rpc_params;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use trellis_crypto::AccountKey;
+
+use crate::client::{client, nonce, signed};
 
 #[derive(Args, Clone)]
 pub struct BenchArgs {
@@ -108,36 +109,6 @@ pub struct Report {
     pub share_of_ceiling: f64,
 }
 
-fn client(url: &str) -> anyhow::Result<HttpClient> {
-    Ok(HttpClientBuilder::default()
-        .request_timeout(Duration::from_secs(60))
-        .max_request_size(64 * 1024 * 1024)
-        .build(url)?)
-}
-
-fn signed(
-    key: &AccountKey,
-    chain_id: u64,
-    nonce: u64,
-    to: TxKind,
-    value: U256,
-    gas_limit: u64,
-    input: Bytes,
-) -> Bytes {
-    Bytes::from(
-        key.sign_tx(TxLegacy {
-            chain_id: Some(chain_id),
-            nonce,
-            gas_price: 0,
-            gas_limit,
-            to,
-            value,
-            input,
-        })
-        .encoded_2718(),
-    )
-}
-
 fn transfer(key: &AccountKey, chain_id: u64, nonce: u64, to: Address, value: U256) -> Bytes {
     signed(
         key,
@@ -195,13 +166,6 @@ async fn send_setup(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
-}
-
-async fn nonce(c: &HttpClient, a: Address, tag: &str) -> anyhow::Result<u64> {
-    let n: U64 = c
-        .request("eth_getTransactionCount", rpc_params![a, tag])
-        .await?;
-    Ok(n.to())
 }
 
 /// Single-core secp256k1 recovery rate, measured on `sample` signed transfers.

@@ -2,7 +2,9 @@
 //! and measure throughput. A thin layer over the library crates.
 
 mod bench;
+mod client;
 mod dev;
+mod gov;
 mod keys;
 mod testnet;
 
@@ -45,6 +47,16 @@ enum Command {
     },
     /// Load generator: pre-signed transfers against one or more RPC endpoints.
     Bench(bench::BenchArgs),
+    /// Governance: propose, vote, list and show proposals, read the audit log.
+    Gov {
+        #[command(subcommand)]
+        command: gov::GovCommand,
+    },
+    /// Organisations: list and show them and their nodes; admins manage their accounts.
+    Org {
+        #[command(subcommand)]
+        command: gov::OrgCommand,
+    },
 }
 
 /// Logs go to stderr, filtered by `TRELLIS_LOG` (tracing's env-filter syntax).
@@ -78,6 +90,8 @@ fn main() -> anyhow::Result<()> {
             runtime()?.block_on(run_node(config))
         }
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
+        Command::Gov { command } => runtime()?.block_on(gov::run(command)),
+        Command::Org { command } => runtime()?.block_on(gov::run_org(command)),
     }
 }
 

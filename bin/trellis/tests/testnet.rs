@@ -6,40 +6,10 @@ mod common;
 
 use alloy_primitives::{Address, Bytes};
 use common::*;
-use serde::Deserialize;
-use std::path::PathBuf;
 use std::time::Duration;
 use trellis_crypto::AccountKey;
 
 const LIMIT: Duration = Duration::from_secs(180);
-
-#[derive(Deserialize)]
-struct TestnetInfo {
-    nodes: Vec<NodeInfo>,
-}
-
-#[derive(Deserialize)]
-struct NodeInfo {
-    pid: u32,
-    rpc: String,
-    config: PathBuf,
-}
-
-/// Stops the recorded testnet processes however the test ends.
-struct Testnet {
-    info: TestnetInfo,
-}
-
-impl Drop for Testnet {
-    fn drop(&mut self) {
-        for n in &self.info.nodes {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(n.pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
 
 async fn assert_same_chain(urls: &[String], upto: u64) {
     let clients: Vec<_> = urls.iter().map(|u| client(u)).collect();
@@ -83,27 +53,7 @@ async fn send_round(urls: &[String], senders: &[AccountKey], nonces: std::ops::R
 async fn four_validators_agree_tolerate_a_stopped_node_and_resync_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("net");
-    let out = std::process::Command::new(bin())
-        .args([
-            "testnet",
-            "up",
-            "-n",
-            "4",
-            "--dir",
-            dir.to_str().expect("path"),
-        ])
-        .output()
-        .expect("testnet up");
-    let info: TestnetInfo = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("testnet.json")).expect("testnet.json"),
-    )
-    .expect("testnet info");
-    let net = Testnet { info };
-    assert!(
-        out.status.success(),
-        "testnet up: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let net = Testnet::up(&dir, 4, 10);
     let urls: Vec<String> = net.info.nodes.iter().map(|n| n.rpc.clone()).collect();
 
     // 1,000 transfers from 10 senders, spread over all four nodes.

@@ -115,3 +115,49 @@ pub fn peer_id_from_ed25519(public_key: &[u8; 32]) -> Option<PeerId> {
     let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(public_key).ok()?;
     Some(libp2p::identity::PublicKey::from(key).to_peer_id())
 }
+
+/// Trellis patch: keeps dialing persistent peers that are not connected. Malachite 0.5 dials
+/// them at start (with a few retries) and afterwards only through discovery, so a node that
+/// was refused (not yet registered) or a link that dropped for long could stay cut off.
+#[derive(Debug)]
+pub struct Redialer {
+    addrs: Vec<Multiaddr>,
+    learned: std::collections::HashMap<Multiaddr, PeerId>,
+}
+
+fn without_peer_id(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+        .collect()
+}
+
+impl Redialer {
+    pub fn new(addrs: &[Multiaddr]) -> Self {
+        Redialer {
+            addrs: addrs.iter().map(without_peer_id).collect(),
+            learned: Default::default(),
+        }
+    }
+
+    /// Learns which peer answers at a persistent address.
+    pub fn on_established(&mut self, peer: PeerId, endpoint: &libp2p::core::ConnectedPoint) {
+        if let libp2p::core::ConnectedPoint::Dialer { address, .. } = endpoint {
+            let address = without_peer_id(address);
+            if self.addrs.contains(&address) {
+                self.learned.insert(address, peer);
+            }
+        }
+    }
+
+    /// Dials every persistent address whose peer is not connected.
+    pub fn redial<B: NetworkBehaviour>(&self, swarm: &mut libp2p::Swarm<B>) {
+        for addr in &self.addrs {
+            if self.learned.get(addr).is_some_and(|p| swarm.is_connected(p)) {
+                continue;
+            }
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::debug!(%addr, "redial failed: {e}");
+            }
+        }
+    }
+}

@@ -164,13 +164,16 @@ pub enum CtrlMsg {
 pub struct State {
     pub sync_channels: HashMap<InboundRequestId, sync::ResponseChannel>,
     pub discovery: discovery::Discovery<Behaviour>,
+    // Trellis patch: see gate::Redialer.
+    pub redialer: gate::Redialer,
 }
 
 impl State {
-    fn new(discovery: discovery::Discovery<Behaviour>) -> Self {
+    fn new(discovery: discovery::Discovery<Behaviour>, persistent_peers: &[Multiaddr]) -> Self {
         Self {
             sync_channels: Default::default(),
             discovery,
+            redialer: gate::Redialer::new(persistent_peers),
         }
     }
 }
@@ -213,7 +216,7 @@ pub async fn spawn(
         discovery::Discovery::new(config.discovery, config.persistent_peers.clone(), reg)
     });
 
-    let state = State::new(discovery);
+    let state = State::new(discovery, &config.persistent_peers);
 
     let peer_id = PeerId::from_libp2p(swarm.local_peer_id());
     let span = error_span!("network");
@@ -253,8 +256,17 @@ async fn run(
         };
     }
 
+    // Trellis patch: see gate::Redialer.
+    let mut redial = tokio::time::interval(Duration::from_secs(5));
+    redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
     loop {
         let result = tokio::select! {
+            _ = redial.tick() => {
+                state.redialer.redial(&mut swarm);
+                ControlFlow::Continue(())
+            }
+
             event = swarm.select_next_some() => {
                 handle_swarm_event(event, &config, &metrics, &mut swarm, &mut state, &tx_event).await
             }
@@ -399,6 +411,7 @@ async fn handle_swarm_event(
         } => {
             trace!("Connected to {peer_id} with connection id {connection_id}",);
 
+            state.redialer.on_established(peer_id, &endpoint);
             state
                 .discovery
                 .handle_connection(swarm, peer_id, connection_id, endpoint);

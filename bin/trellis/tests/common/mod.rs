@@ -258,3 +258,71 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+#[derive(serde::Deserialize)]
+pub struct TestnetInfo {
+    pub nodes: Vec<TestnetNode>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct TestnetNode {
+    pub pid: u32,
+    pub rpc: String,
+    pub p2p: String,
+    pub config: PathBuf,
+}
+
+/// A `trellis testnet up` network whose processes are killed however the test ends.
+pub struct Testnet {
+    pub info: TestnetInfo,
+}
+
+impl Testnet {
+    /// Starts `n` validators (one organisation each, administered by dev account i) with
+    /// `accounts` funded dev accounts.
+    pub fn up(dir: &Path, n: usize, accounts: u32) -> Testnet {
+        let out = Command::new(bin())
+            .args([
+                "testnet",
+                "up",
+                "-n",
+                &n.to_string(),
+                "--accounts",
+                &accounts.to_string(),
+                "--dir",
+            ])
+            .arg(dir)
+            .output()
+            .expect("testnet up");
+        let info: TestnetInfo = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("testnet.json")).expect("testnet.json"),
+        )
+        .expect("testnet info");
+        let net = Testnet { info };
+        assert!(
+            out.status.success(),
+            "testnet up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        net
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.info.nodes.iter().map(|n| n.rpc.clone()).collect()
+    }
+
+    pub fn kill(&self, i: usize) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.info.nodes[i].pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for i in 0..self.info.nodes.len() {
+            self.kill(i);
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! JSON-RPC client helpers shared by the CLI's commands: an HTTP client, signing, nonces.
+
+use alloy_consensus::TxLegacy;
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, Bytes, TxKind, U256, U64};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use std::time::Duration;
+use trellis_crypto::AccountKey;
+
+pub fn client(url: &str) -> anyhow::Result<HttpClient> {
+    Ok(HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(60))
+        .max_request_size(64 * 1024 * 1024)
+        .build(url)?)
+}
+
+pub fn signed(
+    key: &AccountKey,
+    chain_id: u64,
+    nonce: u64,
+    to: TxKind,
+    value: U256,
+    gas_limit: u64,
+    input: Bytes,
+) -> Bytes {
+    Bytes::from(
+        key.sign_tx(TxLegacy {
+            chain_id: Some(chain_id),
+            nonce,
+            gas_price: 0,
+            gas_limit,
+            to,
+            value,
+            input,
+        })
+        .encoded_2718(),
+    )
+}
+
+pub async fn nonce(c: &HttpClient, a: Address, tag: &str) -> anyhow::Result<u64> {
+    let n: U64 = c
+        .request("eth_getTransactionCount", rpc_params![a, tag])
+        .await?;
+    Ok(n.to())
+}

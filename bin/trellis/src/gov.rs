@@ -1,0 +1,597 @@
+//! `trellis gov` and `trellis org`: propose, vote and inspect governance on any node, over
+//! JSON-RPC. Writes are signed locally and sent as ordinary transactions to the governance
+//! contract; each is dry-run first (`eth_estimateGas`), so a refused action prints the
+//! contract's reason and sends nothing.
+
+use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
+use alloy_sol_types::{SolCall, SolEvent};
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand, ValueEnum};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::HttpClient;
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use trellis_crypto::AccountKey;
+use trellis_system::governance::abi;
+use trellis_system::GOVERNANCE_ADDRESS;
+
+use crate::client::{client, nonce, signed};
+
+#[derive(Args, Clone)]
+pub struct Endpoint {
+    /// JSON-RPC URL of any node of the chain.
+    #[arg(long, default_value = "http://127.0.0.1:8545", env = "TRELLIS_RPC")]
+    pub rpc: String,
+}
+
+#[derive(Args, Clone)]
+pub struct Signer {
+    /// Hex private key of the signing account (an organisation admin).
+    #[arg(long, env = "TRELLIS_PRIVATE_KEY", conflicts_with = "dev_account")]
+    pub private_key: Option<String>,
+    /// Sign with a deterministic development account instead (dev chains and testnets).
+    #[arg(long)]
+    pub dev_account: Option<u32>,
+}
+
+impl Signer {
+    fn key(&self) -> anyhow::Result<AccountKey> {
+        match (&self.private_key, self.dev_account) {
+            (Some(hex_key), _) => {
+                let bytes: B256 = hex_key
+                    .trim()
+                    .parse()
+                    .context("private key must be 32 bytes of hex")?;
+                Ok(AccountKey::from_bytes(&bytes.0)?)
+            }
+            (None, Some(i)) => Ok(AccountKey::dev(i)),
+            (None, None) => bail!("pass --private-key (or TRELLIS_PRIVATE_KEY) or --dev-account"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Role {
+    Validator,
+    Full,
+    Light,
+    Archive,
+}
+
+impl From<Role> for abi::NodeRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Validator => abi::NodeRole::Validator,
+            Role::Full => abi::NodeRole::Full,
+            Role::Light => abi::NodeRole::Light,
+            Role::Archive => abi::NodeRole::Archive,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Proposal {
+    /// Admit an organisation.
+    AddOrg {
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Admin account (repeatable).
+        #[arg(long = "admin", required = true)]
+        admins: Vec<Address>,
+        /// A supervisor (regulator): reads everything, co-signs freezes.
+        #[arg(long)]
+        supervisor: bool,
+        /// Supervisor only: no vote, no ordinary transactions.
+        #[arg(long)]
+        no_member: bool,
+    },
+    /// Remove an organisation, its nodes and its accounts' rights.
+    RemoveOrg {
+        #[arg(long)]
+        id: String,
+    },
+    /// Register a node key for an organisation.
+    AddNode {
+        /// Ed25519 node public key (`trellis keys show`).
+        #[arg(long)]
+        key: B256,
+        #[arg(long)]
+        org: String,
+        #[arg(long, value_enum, default_value = "full")]
+        role: Role,
+        /// Voting power (validators only).
+        #[arg(long, default_value_t = 1)]
+        power: u64,
+    },
+    RemoveNode {
+        #[arg(long)]
+        key: B256,
+    },
+    SetNodeRole {
+        #[arg(long)]
+        key: B256,
+        #[arg(long, value_enum)]
+        role: Role,
+        #[arg(long, default_value_t = 1)]
+        power: u64,
+    },
+    AddAccount {
+        #[arg(long)]
+        account: Address,
+        #[arg(long)]
+        org: String,
+    },
+    RemoveAccount {
+        #[arg(long)]
+        account: Address,
+    },
+    /// Freeze an account or a contract (needs a supervisor's approval where one exists).
+    Freeze {
+        #[arg(long)]
+        target: Address,
+    },
+    Unfreeze {
+        #[arg(long)]
+        target: Address,
+    },
+    SetThreshold {
+        #[arg(long)]
+        numerator: u64,
+        #[arg(long)]
+        denominator: u64,
+    },
+    CreateSubchain {
+        #[arg(long)]
+        chain_id: u64,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GovCommand {
+    /// Create a proposal (it counts as your organisation's approval).
+    Propose {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        signer: Signer,
+        /// Height at which it takes effect once passed (default: the next block).
+        #[arg(long, default_value_t = 0)]
+        effective_height: u64,
+        #[command(subcommand)]
+        proposal: Proposal,
+    },
+    /// Vote on a proposal for your organisation.
+    Vote {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        signer: Signer,
+        id: u64,
+        /// Vote against instead of for.
+        #[arg(long)]
+        reject: bool,
+    },
+    /// List proposals.
+    List {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Show one proposal.
+    Show {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        id: u64,
+    },
+    /// The audit log: governance actions, freezes and membership changes.
+    Audit {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// List organisations.
+    List {
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Show one organisation and its nodes.
+    Show {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        id: String,
+    },
+    /// List registered nodes.
+    Nodes {
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Register accounts to your own organisation (admins only; no vote needed).
+    AddAccounts {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        signer: Signer,
+        #[arg(required = true)]
+        accounts: Vec<Address>,
+    },
+    /// Remove accounts from your own organisation.
+    RemoveAccounts {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        signer: Signer,
+        #[arg(required = true)]
+        accounts: Vec<Address>,
+    },
+}
+
+fn proposal_call(p: Proposal, effective: u64) -> Vec<u8> {
+    match p {
+        Proposal::AddOrg {
+            id,
+            name,
+            admins,
+            supervisor,
+            no_member,
+        } => abi::proposeAddOrganizationCall {
+            id,
+            name,
+            admins,
+            member: !no_member,
+            supervisor,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::RemoveOrg { id } => abi::proposeRemoveOrganizationCall {
+            id,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::AddNode {
+            key,
+            org,
+            role,
+            power,
+        } => abi::proposeAddNodeCall {
+            publicKey: key,
+            org,
+            role: role.into(),
+            power,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::RemoveNode { key } => abi::proposeRemoveNodeCall {
+            publicKey: key,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::SetNodeRole { key, role, power } => abi::proposeSetNodeRoleCall {
+            publicKey: key,
+            role: role.into(),
+            power,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::AddAccount { account, org } => abi::proposeAddAccountCall {
+            account,
+            org,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::RemoveAccount { account } => abi::proposeRemoveAccountCall {
+            account,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::Freeze { target } => abi::proposeFreezeCall {
+            target,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::Unfreeze { target } => abi::proposeUnfreezeCall {
+            target,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::SetThreshold {
+            numerator,
+            denominator,
+        } => abi::proposeSetThresholdCall {
+            numerator,
+            denominator,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::CreateSubchain { chain_id, name } => abi::proposeCreateSubchainCall {
+            chainId: chain_id,
+            name,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+    }
+}
+
+/// The reason in a JSON-RPC revert error (`Error(string)` data), or the error's message.
+fn refusal(e: &jsonrpsee::core::ClientError) -> String {
+    if let jsonrpsee::core::ClientError::Call(obj) = e {
+        if let Some(data) = obj.data() {
+            if let Ok(bytes) = serde_json::from_str::<Bytes>(data.get()) {
+                if let Ok(revert) =
+                    <alloy_sol_types::Revert as alloy_sol_types::SolError>::abi_decode(&bytes)
+                {
+                    return revert.reason;
+                }
+            }
+        }
+        return obj.message().to_string();
+    }
+    e.to_string()
+}
+
+/// Dry-runs, signs, sends and waits for a governance transaction; returns its receipt.
+async fn send(endpoint: &Endpoint, signer: &Signer, data: Vec<u8>) -> anyhow::Result<Value> {
+    let key = signer.key()?;
+    let c = client(&endpoint.rpc)?;
+    let chain_id: alloy_primitives::U64 = c.request("eth_chainId", rpc_params![]).await?;
+    let call = serde_json::json!({"from": key.address(), "to": GOVERNANCE_ADDRESS, "data": Bytes::from(data.clone())});
+    let gas: alloy_primitives::U64 = match c.request("eth_estimateGas", rpc_params![call]).await {
+        Ok(gas) => gas,
+        Err(e) => bail!("refused: {}", refusal(&e)),
+    };
+    let n = nonce(&c, key.address(), "pending").await?;
+    let raw = signed(
+        &key,
+        chain_id.to(),
+        n,
+        TxKind::Call(GOVERNANCE_ADDRESS),
+        U256::ZERO,
+        gas.to::<u64>() * 2,
+        data.into(),
+    );
+    let hash: B256 = match c.request("eth_sendRawTransaction", rpc_params![raw]).await {
+        Ok(h) => h,
+        Err(e) => bail!("refused: {}", refusal(&e)),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let receipt: Option<Value> = c
+            .request("eth_getTransactionReceipt", rpc_params![hash])
+            .await?;
+        if let Some(r) = receipt {
+            if r["status"] != "0x1" {
+                bail!("transaction {hash} failed in block {}", r["blockNumber"]);
+            }
+            return Ok(r);
+        }
+        if Instant::now() > deadline {
+            bail!("transaction {hash} was not included within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Prints the governance events a receipt carries.
+fn print_events(receipt: &Value) {
+    let block = receipt["blockNumber"].as_str().unwrap_or("?");
+    println!(
+        "included in block {block} (tx {})",
+        receipt["transactionHash"].as_str().unwrap_or("?")
+    );
+    for log in receipt["logs"].as_array().into_iter().flatten() {
+        let Ok(log) = serde_json::from_value::<alloy_rpc_types_eth::Log>(log.clone()) else {
+            continue;
+        };
+        let inner = &log.inner;
+        if let Ok(e) = abi::ProposalCreated::decode_log(inner) {
+            println!(
+                "proposal {} created: {} (expires after block {})",
+                e.id, e.description, e.expiresAt
+            );
+        } else if let Ok(e) = abi::Voted::decode_log(inner) {
+            let verdict = if e.approve { "approves" } else { "rejects" };
+            println!("{} {verdict} proposal {}", e.org, e.id);
+        } else if let Ok(e) = abi::ProposalPassed::decode_log(inner) {
+            println!(
+                "proposal {} passed; takes effect at height {}",
+                e.id, e.effectiveHeight
+            );
+        } else if let Ok(e) = abi::ProposalRejected::decode_log(inner) {
+            println!("proposal {} rejected", e.id);
+        } else if let Ok(e) = abi::AccountsAdded::decode_log(inner) {
+            println!("{} accounts registered to {}", e.accounts.len(), e.org);
+        } else if let Ok(e) = abi::AccountsRemoved::decode_log(inner) {
+            println!("{} accounts removed from {}", e.accounts.len(), e.org);
+        }
+    }
+}
+
+async fn read(
+    endpoint: &Endpoint,
+    method: &str,
+    params: jsonrpsee::core::params::ArrayParams,
+) -> anyhow::Result<Value> {
+    let c: HttpClient = client(&endpoint.rpc)?;
+    c.request(method, params)
+        .await
+        .with_context(|| format!("{method} on {}", endpoint.rpc))
+}
+
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub async fn run(command: GovCommand) -> anyhow::Result<()> {
+    match command {
+        GovCommand::Propose {
+            endpoint,
+            signer,
+            effective_height,
+            proposal,
+        } => {
+            print_events(
+                &send(
+                    &endpoint,
+                    &signer,
+                    proposal_call(proposal, effective_height),
+                )
+                .await?,
+            );
+        }
+        GovCommand::Vote {
+            endpoint,
+            signer,
+            id,
+            reject,
+        } => {
+            let call = abi::voteCall {
+                proposalId: id,
+                approve: !reject,
+            };
+            print_events(&send(&endpoint, &signer, call.abi_encode()).await?);
+        }
+        GovCommand::List {
+            endpoint,
+            from,
+            limit,
+        } => {
+            let list = read(&endpoint, "trellis_getProposals", rpc_params![from, limit]).await?;
+            for p in list.as_array().into_iter().flatten() {
+                println!(
+                    "{:>4}  {:<9} {}  (by {}, approvals: {})",
+                    u64_field(&p["id"]),
+                    p["status"].as_str().unwrap_or("?"),
+                    p["description"].as_str().unwrap_or("?"),
+                    p["proposerOrg"].as_str().unwrap_or("?"),
+                    p["approvals"].as_array().map(|a| a.len()).unwrap_or(0),
+                );
+            }
+        }
+        GovCommand::Show { endpoint, id } => {
+            let p = read(&endpoint, "trellis_getProposal", rpc_params![id]).await?;
+            if p.is_null() {
+                bail!("no proposal {id}");
+            }
+            print_json(&p)?;
+        }
+        GovCommand::Audit {
+            endpoint,
+            from,
+            limit,
+        } => {
+            let log = read(&endpoint, "trellis_auditLog", rpc_params![from, limit]).await?;
+            for e in log.as_array().into_iter().flatten() {
+                println!(
+                    "#{:<5} block {:<7} {:<14} {:<12} {}",
+                    u64_field(&e["seq"]),
+                    u64_field(&e["blockNumber"]),
+                    e["action"].as_str().unwrap_or("?"),
+                    e["org"].as_str().unwrap_or("?"),
+                    e["detail"].as_str().unwrap_or("?"),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn u64_field(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or_default()
+}
+
+pub async fn run_org(command: OrgCommand) -> anyhow::Result<()> {
+    match command {
+        OrgCommand::List { endpoint } => {
+            let orgs = read(&endpoint, "trellis_getOrganizations", rpc_params![]).await?;
+            for o in orgs.as_array().into_iter().flatten() {
+                let roles = match (o["member"].as_bool(), o["supervisor"].as_bool()) {
+                    (Some(true), Some(true)) => "member, supervisor",
+                    (Some(true), _) => "member",
+                    _ => "supervisor",
+                };
+                println!(
+                    "{:<16} {:<24} {roles}",
+                    o["id"].as_str().unwrap_or("?"),
+                    o["name"].as_str().unwrap_or("")
+                );
+            }
+        }
+        OrgCommand::Show { endpoint, id } => {
+            let orgs = read(&endpoint, "trellis_getOrganizations", rpc_params![]).await?;
+            let Some(org) = orgs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|o| o["id"] == id.as_str())
+            else {
+                bail!("no organisation {id}");
+            };
+            let nodes = read(&endpoint, "trellis_getNodes", rpc_params![]).await?;
+            let mut org = org.clone();
+            org["nodes"] = Value::from(
+                nodes
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|n| n["org"] == id.as_str())
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            print_json(&org)?;
+        }
+        OrgCommand::Nodes { endpoint } => {
+            let nodes = read(&endpoint, "trellis_getNodes", rpc_params![]).await?;
+            for n in nodes.as_array().into_iter().flatten() {
+                println!(
+                    "{}  {:<10} {:<9} power {}",
+                    n["publicKey"].as_str().unwrap_or("?"),
+                    n["org"].as_str().unwrap_or("?"),
+                    n["role"].as_str().unwrap_or("?"),
+                    u64_field(&n["power"]),
+                );
+            }
+        }
+        OrgCommand::AddAccounts {
+            endpoint,
+            signer,
+            accounts,
+        } => {
+            for chunk in accounts.chunks(trellis_system::governance::MAX_ACCOUNTS_PER_CALL) {
+                let call = abi::addAccountsCall {
+                    accounts: chunk.to_vec(),
+                };
+                print_events(&send(&endpoint, &signer, call.abi_encode()).await?);
+            }
+        }
+        OrgCommand::RemoveAccounts {
+            endpoint,
+            signer,
+            accounts,
+        } => {
+            for chunk in accounts.chunks(trellis_system::governance::MAX_ACCOUNTS_PER_CALL) {
+                let call = abi::removeAccountsCall {
+                    accounts: chunk.to_vec(),
+                };
+                print_events(&send(&endpoint, &signer, call.abi_encode()).await?);
+            }
+        }
+    }
+    Ok(())
+}
