@@ -691,6 +691,233 @@ mod tests {
         assert_eq!(U256::from_be_slice(&output), U256::from(42));
     }
 
+    fn call_tx(key: &AccountKey, nonce: u64, to: Address, input: Vec<u8>) -> TxEnvelope {
+        key.sign_tx(TxLegacy {
+            chain_id: Some(1337),
+            nonce,
+            gas_price: 0,
+            gas_limit: 5_000_000,
+            to: TxKind::Call(to),
+            value: U256::ZERO,
+            input: input.into(),
+        })
+    }
+
+    /// Applies `out` to `store` as block `height`.
+    fn commit(store: &Store, height: u64, txs: Vec<TxEnvelope>, out: &ExecutedBlock) {
+        let view = store.view().expect("view");
+        let parent = view
+            .block(trellis_primitives::Height(height - 1))
+            .expect("read")
+            .expect("parent");
+        let block = Block {
+            header: Header {
+                chain_id: 1337,
+                height,
+                parent_hash: parent.hash(),
+                timestamp_ms: 1000 * height,
+                proposer: Address::ZERO,
+                transactions_root: Block::compute_transactions_root(&txs),
+                receipts_root: out.receipts_root,
+                state_root: out.state_root,
+                logs_bloom: out.logs_bloom,
+                gas_limit: 30_000_000,
+                gas_used: out.gas_used,
+                validators_hash: B256::ZERO,
+            },
+            transactions: txs,
+        };
+        store
+            .commit_block(BlockCommit {
+                block: &block,
+                certificate: &[],
+                receipts: &out.receipts,
+                senders: &out.senders,
+                changes: &out.changes,
+            })
+            .expect("commit");
+    }
+
+    #[test]
+    fn unregistered_senders_are_dropped_when_building_and_fatal_when_verifying() {
+        let alice = AccountKey::dev(0);
+        let (_dir, store) = genesis_store(alice.address());
+        let view = store.view().expect("view");
+        let stranger = AccountKey::dev(7);
+        let txs = vec![transfer(&stranger, 0, Address::ZERO, 0)];
+        let built = execute_block(
+            &view,
+            &env(1),
+            txs.clone(),
+            vec![stranger.address()],
+            Mode::Build,
+        )
+        .expect("build");
+        assert!(built.transactions.is_empty());
+        assert!(
+            built.rejected[0].1.contains("not registered"),
+            "{:?}",
+            built.rejected
+        );
+        let err = execute_block(&view, &env(1), txs, vec![stranger.address()], Mode::Verify)
+            .expect_err("verify refuses");
+        assert!(err.to_string().contains("not registered"), "{err}");
+    }
+
+    /// A governance transaction runs natively inside the EVM: it emits its events, its
+    /// effect lands at the end of the block, the state root covers it, and a contract that
+    /// calls a frozen contract is refused at depth too.
+    #[test]
+    fn governance_runs_in_the_evm_and_freezes_bind_internal_calls() {
+        use alloy_sol_types::SolCall;
+        use trellis_system::governance::abi;
+        let alice = AccountKey::dev(0);
+        let (_dir, store) = genesis_store(alice.address());
+
+        // Block 1: deploy a target that returns 42, and a caller whose runtime CALLs the
+        // target and returns the call's success flag.
+        let target = alice.address().create(0);
+        let runtime = hex_bytes("602a60005260206000f3");
+        let mut init = hex_bytes("600a600c600039600a6000f3");
+        init.extend(&runtime);
+        // PUSH1 0 (x4: out/in sizes and offsets) PUSH1 0 (value) PUSH20 target GAS CALL
+        // PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN
+        let mut caller_rt = hex_bytes("6000600060006000600073");
+        caller_rt.extend(target.as_slice());
+        caller_rt.extend(hex_bytes("5af160005260206000f3"));
+        let mut caller_init = hex_bytes("60");
+        caller_init.push(caller_rt.len() as u8);
+        caller_init.extend(hex_bytes("600c60003960"));
+        caller_init.push(caller_rt.len() as u8);
+        caller_init.extend(hex_bytes("6000f3"));
+        caller_init.extend(&caller_rt);
+        let deploy = |nonce, code: Vec<u8>| {
+            alice.sign_tx(TxLegacy {
+                chain_id: Some(1337),
+                nonce,
+                gas_price: 0,
+                gas_limit: 500_000,
+                to: TxKind::Create,
+                value: U256::ZERO,
+                input: code.into(),
+            })
+        };
+        let txs = vec![deploy(0, init), deploy(1, caller_init)];
+        let caller = alice.address().create(1);
+        let view = store.view().expect("view");
+        let out = execute_block(
+            &view,
+            &env(1),
+            txs.clone(),
+            vec![alice.address(); 2],
+            Mode::Verify,
+        )
+        .expect("deploys");
+        assert!(out.receipts.iter().all(|r| r.status()));
+        commit(&store, 1, txs, &out);
+        let view = store.view().expect("view");
+        let through = call(
+            &view,
+            &env(2),
+            &CallRequest {
+                to: Some(caller),
+                ..Default::default()
+            },
+        )
+        .expect("call");
+        let CallOutcome::Success { output, .. } = through else {
+            panic!("{through:?}")
+        };
+        assert_eq!(
+            U256::from_be_slice(&output),
+            U256::from(1),
+            "the inner call succeeds"
+        );
+
+        // Block 2: the only member proposes freezing the target: it passes at once and takes
+        // effect at the end of the block.
+        let propose = abi::proposeFreezeCall {
+            target,
+            effectiveHeight: 0,
+        }
+        .abi_encode();
+        let txs = vec![call_tx(&alice, 2, GOVERNANCE_ADDRESS, propose)];
+        let out = execute_block(
+            &view,
+            &env(2),
+            txs.clone(),
+            vec![alice.address()],
+            Mode::Verify,
+        )
+        .expect("governance tx");
+        assert!(
+            out.receipts[0].status(),
+            "the proposal transaction succeeds"
+        );
+        assert_eq!(
+            out.receipts[0].logs().len(),
+            3,
+            "ProposalCreated, Voted, ProposalPassed"
+        );
+        assert!(out.changes.storage.contains_key(&GOVERNANCE_ADDRESS));
+        commit(&store, 2, txs, &out);
+
+        let view = store.view().expect("view");
+        assert!(permissions(&view)
+            .expect("permissions")
+            .frozen()
+            .contains(&target));
+        // Directly: refused before execution. Through the caller contract: the inner CALL fails.
+        let direct = vec![call_tx(&alice, 3, target, vec![])];
+        let err = execute_block(&view, &env(3), direct, vec![alice.address()], Mode::Verify)
+            .expect_err("frozen");
+        assert!(
+            err.to_string()
+                .contains(&format!("contract {target} is frozen")),
+            "{err}"
+        );
+        let through = call(
+            &view,
+            &env(3),
+            &CallRequest {
+                to: Some(caller),
+                ..Default::default()
+            },
+        )
+        .expect("call");
+        let CallOutcome::Success { output, .. } = through else {
+            panic!("{through:?}")
+        };
+        assert_eq!(
+            U256::from_be_slice(&output),
+            U256::ZERO,
+            "the inner call to a frozen contract fails"
+        );
+        // Revert reasons reach eth_call callers in Solidity's Error(string) encoding.
+        let vote = abi::voteCall {
+            proposalId: 9,
+            approve: true,
+        }
+        .abi_encode();
+        let outcome = call(
+            &view,
+            &env(3),
+            &CallRequest {
+                from: Some(alice.address()),
+                to: Some(GOVERNANCE_ADDRESS),
+                data: vote.into(),
+                ..Default::default()
+            },
+        )
+        .expect("call");
+        let CallOutcome::Revert { output, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        let reason = <alloy_sol_types::Revert as alloy_sol_types::SolError>::abi_decode(&output)
+            .expect("Error(string)");
+        assert_eq!(reason.reason, "no proposal 9");
+    }
+
     fn hex_bytes(s: &str) -> Vec<u8> {
         (0..s.len())
             .step_by(2)

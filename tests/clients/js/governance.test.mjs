@@ -1,0 +1,61 @@
+// Governance through viem: the system contract answers like any contract (reads, simulated
+// writes with revert reasons), and a Solidity contract calls it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createPublicClient, createWalletClient, defineChain, http } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { RPC, CHAIN_ID, artifact } from "./env.mjs";
+
+const GOVERNANCE = "0x0000000000000000000000000000000000001000";
+const chain = defineChain({
+  id: CHAIN_ID,
+  name: "Trellis",
+  nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+  rpcUrls: { default: { http: [RPC] } },
+});
+const member = privateKeyToAccount(process.env.TRELLIS_KEY_VIEM);
+const publicClient = createPublicClient({ chain, transport: http(RPC) });
+const wallet = createWalletClient({ account: member, chain, transport: http(RPC) });
+const governance = { address: GOVERNANCE, abi: artifact("ITrellisGovernance").abi };
+
+test("viem: governance reads and refusals", async () => {
+  const orgs = await publicClient.readContract({ ...governance, functionName: "organizationIds" });
+  assert.ok(orgs.length >= 1);
+  const org = await publicClient.readContract({
+    ...governance,
+    functionName: "accountOrganization",
+    args: [member.address],
+  });
+  assert.ok(orgs.includes(org), `${org} is one of ${orgs}`);
+  const details = await publicClient.readContract({ ...governance, functionName: "getOrganization", args: [org] });
+  assert.equal(details.id, org);
+  assert.equal(details.member, true);
+  const [numerator, denominator] = await publicClient.readContract({ ...governance, functionName: "threshold" });
+  assert.deepEqual([numerator, denominator], [2n, 3n]);
+  // An ordinary member account is not an admin: the contract says so.
+  await assert.rejects(
+    publicClient.simulateContract({
+      ...governance,
+      functionName: "proposeSetThreshold",
+      args: [3n, 4n, 0n],
+      account: member,
+    }),
+    (e) => /is not an admin of any organisation/.test(e.message),
+  );
+});
+
+test("viem: a Solidity contract reads governance", async () => {
+  const { abi, bytecode } = artifact("OrgNotes");
+  const hash = await wallet.deployContract({ abi, bytecode });
+  const deployed = await publicClient.waitForTransactionReceipt({ hash });
+  assert.equal(deployed.status, "success");
+  const notes = { address: deployed.contractAddress, abi };
+  const orgs = await publicClient.readContract({ ...governance, functionName: "organizationIds" });
+  assert.equal(await publicClient.readContract({ ...notes, functionName: "organizationCount" }), BigInt(orgs.length));
+  const receipt = await publicClient.waitForTransactionReceipt({
+    hash: await wallet.writeContract({ ...notes, functionName: "note", args: [5n] }),
+  });
+  assert.equal(receipt.status, "success");
+  const org = await publicClient.readContract({ ...governance, functionName: "accountOrganization", args: [member.address] });
+  assert.equal(await publicClient.readContract({ ...notes, functionName: "notes", args: [org] }), 5n);
+});
