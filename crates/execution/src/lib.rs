@@ -369,11 +369,13 @@ fn end_block(
     if writes.is_empty() {
         return Ok(());
     }
-    if !changes.accounts.contains_key(&GOVERNANCE_ADDRESS) {
+    if let std::collections::btree_map::Entry::Vacant(entry) =
+        changes.accounts.entry(GOVERNANCE_ADDRESS)
+    {
         let account = view
             .account(&GOVERNANCE_ADDRESS)?
             .ok_or_else(|| SlotError("the governance account is missing from state".into()))?;
-        changes.accounts.insert(GOVERNANCE_ADDRESS, Some(account));
+        entry.insert(Some(account));
     }
     changes
         .storage

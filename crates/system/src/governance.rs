@@ -762,7 +762,8 @@ impl<'s, S: Slots> Governance<'s, S> {
 
     fn propose(&mut self, ctx: &CallContext, action: Action, effective: u64) -> Result<Vec<u8>> {
         let org = self.admin_org(&ctx.caller)?;
-        if !org.member && !(org.supervisor && action.needs_supervisor()) {
+        let may_propose = org.member || (org.supervisor && action.needs_supervisor());
+        if !may_propose {
             return revert(format!(
                 "organisation {} is a supervisor and may only propose freezes and unfreezes",
                 org.id
