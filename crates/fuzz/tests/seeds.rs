@@ -1,0 +1,235 @@
+//! Writes the seed corpus under `fuzz/corpus/` (run by hand when decoders change:
+//! `cargo test -p trellis-fuzz --test seeds -- --ignored`). Seeds are valid inputs of each
+//! decoder, so fuzzing starts from deep inside the formats.
+
+use alloy_consensus::{TxEip1559, TxEip2930, TxLegacy};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
+use alloy_sol_types::SolCall;
+use malachitebft_codec::Codec;
+use std::path::PathBuf;
+use trellis_consensus::{TrellisCodec, TrellisContext};
+use trellis_crypto::AccountKey;
+use trellis_system::governance::abi;
+
+fn write(target: &str, name: &str, bytes: &[u8]) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join(name), bytes).expect("write");
+}
+
+const GENESIS: &str = r#"{"chainId": 1337,
+ "validators": [{"publicKey": "0x3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29", "power": 1, "org": "org1"}],
+ "governance": {"organizations": [{"id": "org1", "admins": ["0x0000000000000000000000000000000000000001"]},
+                                  {"id": "reg", "admins": ["0x0000000000000000000000000000000000000003"], "member": false, "supervisor": true}],
+                "nodes": [{"publicKey": "0xd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "org": "org1", "role": "full"}],
+                "threshold": {"numerator": 2, "denominator": 3}, "proposalTtlBlocks": 10},
+ "alloc": {"0x0000000000000000000000000000000000000001": {"balance": "0x100"}}}"#;
+
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand"]
+fn write_seeds() {
+    let key = AccountKey::dev(0);
+    let legacy = key.sign_tx(TxLegacy {
+        chain_id: Some(1337),
+        nonce: 3,
+        gas_price: 0,
+        gas_limit: 21_000,
+        to: TxKind::Call(Address::repeat_byte(7)),
+        value: U256::from(5),
+        input: Bytes::new(),
+    });
+    let eip1559 = key.sign_tx(TxEip1559 {
+        chain_id: 1337,
+        nonce: 4,
+        gas_limit: 100_000,
+        max_fee_per_gas: 1,
+        max_priority_fee_per_gas: 1,
+        to: TxKind::Create,
+        value: U256::ZERO,
+        access_list: Default::default(),
+        input: Bytes::from_static(&[0x60, 0x00, 0x60, 0x00, 0xf3]),
+    });
+    let eip2930 = key.sign_tx(TxEip2930 {
+        chain_id: 1337,
+        nonce: 5,
+        gas_price: 0,
+        gas_limit: 50_000,
+        to: TxKind::Call(Address::repeat_byte(9)),
+        value: U256::ZERO,
+        access_list: Default::default(),
+        input: Bytes::from_static(b"data"),
+    });
+    for (name, tx) in [
+        ("legacy", &legacy),
+        ("eip1559", &eip1559),
+        ("eip2930", &eip2930),
+    ] {
+        write("raw_transaction", name, &tx.encoded_2718());
+    }
+
+    let genesis = trellis_primitives::Genesis::from_json(GENESIS).expect("genesis");
+    write("genesis", "consortium.json", GENESIS.as_bytes());
+    write("genesis", "written.json", genesis.to_json().as_bytes());
+    let (_, block0) = trellis_node::genesis_block(&genesis).expect("genesis block");
+    write("block", "genesis", &block0.encode_to_vec());
+    let mut block1 = block0.clone();
+    block1.header.height = 1;
+    block1.header.parent_hash = block0.hash();
+    block1.transactions = vec![legacy.clone(), eip1559.clone(), eip2930.clone()];
+    block1.header.transactions_root =
+        trellis_primitives::Block::compute_transactions_root(&block1.transactions);
+    write("block", "three_txs", &block1.encode_to_vec());
+
+    let mut config = trellis_node::NodeConfig::default();
+    write("node_config", "default.toml", config.to_toml().as_bytes());
+    config.rpc.admin_token = Some("0123456789abcdef0123".into());
+    config.p2p.peers = vec!["/ip4/10.0.0.2/tcp/27000".into()];
+    config.p2p.tx_gossip_peers = vec!["http://10.0.0.2:8545".into()];
+    write("node_config", "full.toml", config.to_toml().as_bytes());
+
+    // Consensus: a proposal stream for block 1, its parts, and a certificate.
+    let node_key = trellis_crypto::NodeKey::from_secret([7; 32]);
+    let signer = trellis_consensus::signing::Ed25519Signer::new(node_key.private().clone(), 1337);
+    let address = trellis_consensus::ValidatorAddress::from_public_key(&node_key.public());
+    let encoded = bytes::Bytes::from(block1.encode_to_vec());
+    let stream = trellis_consensus::app::stream_block(
+        &signer,
+        1337,
+        trellis_consensus::Height(1),
+        trellis_consensus::engine::Round::new(0),
+        trellis_consensus::engine::Round::Nil,
+        address,
+        &encoded,
+    );
+    for (i, msg) in stream.iter().enumerate() {
+        let bytes = TrellisCodec.encode(msg).expect("encode");
+        write(
+            "consensus_message",
+            &format!("stream_part_{i}"),
+            &[[2u8].as_slice(), &bytes].concat(),
+        );
+    }
+    let cert = malachitebft_core_types::CommitCertificate::<TrellisContext> {
+        height: trellis_consensus::Height(1),
+        round: trellis_consensus::engine::Round::new(0),
+        value_id: trellis_consensus::BlockHash(block1.hash()),
+        commit_signatures: vec![malachitebft_core_types::CommitSignature::new(
+            address,
+            signer.sign_digest(&B256::repeat_byte(1)),
+        )],
+    };
+    write(
+        "certificate",
+        "one_signature",
+        &trellis_consensus::encode_certificate(&cert),
+    );
+
+    // Governance calls: the first byte picks the caller (1 = org1's admin, 3 = supervisor).
+    let calls: Vec<(&str, u8, Vec<u8>)> = vec![
+        (
+            "add_org",
+            1,
+            abi::proposeAddOrganizationCall {
+                id: "org2".into(),
+                name: "Org 2".into(),
+                admins: vec![Address::repeat_byte(2)],
+                member: true,
+                supervisor: false,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+        ),
+        (
+            "add_node",
+            1,
+            abi::proposeAddNodeCall {
+                publicKey: "0xd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511b"
+                    .parse()
+                    .expect("key"),
+                org: "org1".into(),
+                role: abi::NodeRole::Validator,
+                power: 2,
+                effectiveHeight: 9,
+            }
+            .abi_encode(),
+        ),
+        (
+            "freeze",
+            3,
+            abi::proposeFreezeCall {
+                target: Address::repeat_byte(5),
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+        ),
+        (
+            "vote",
+            1,
+            abi::voteCall {
+                proposalId: 0,
+                approve: true,
+            }
+            .abi_encode(),
+        ),
+        (
+            "add_accounts",
+            1,
+            abi::addAccountsCall {
+                accounts: vec![Address::repeat_byte(8), Address::repeat_byte(9)],
+            }
+            .abi_encode(),
+        ),
+        (
+            "threshold",
+            1,
+            abi::proposeSetThresholdCall {
+                numerator: 3,
+                denominator: 4,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+        ),
+        (
+            "subchain",
+            1,
+            abi::proposeCreateSubchainCall {
+                chainId: 9,
+                name: "logistics".into(),
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+        ),
+        (
+            "get_org",
+            0x80,
+            abi::getOrganizationCall { id: "org1".into() }.abi_encode(),
+        ),
+        ("audit", 0x80, abi::auditEntryCall { seq: 0 }.abi_encode()),
+    ];
+    for (name, who, input) in calls {
+        write(
+            "governance_call",
+            name,
+            &[[who].as_slice(), &input].concat(),
+        );
+    }
+
+    let raw = format!("0x{}", hex::encode(legacy.encoded_2718()));
+    let requests = [
+        ("block_number", r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#.to_owned()),
+        ("get_balance", r#"{"jsonrpc":"2.0","id":2,"method":"eth_getBalance","params":["0x0000000000000000000000000000000000000001","latest"]}"#.to_owned()),
+        ("call", r#"{"jsonrpc":"2.0","id":3,"method":"eth_call","params":[{"to":"0x0000000000000000000000000000000000001000","data":"0x4a2b3b33"},"latest"]}"#.to_owned()),
+        ("send_raw", format!(r#"{{"jsonrpc":"2.0","id":4,"method":"eth_sendRawTransaction","params":["{raw}"]}}"#)),
+        ("get_logs", r#"{"jsonrpc":"2.0","id":5,"method":"eth_getLogs","params":[{"fromBlock":"0x0","toBlock":"latest","address":"0x0000000000000000000000000000000000001000"}]}"#.to_owned()),
+        ("proof", r#"{"jsonrpc":"2.0","id":6,"method":"eth_getProof","params":["0x0000000000000000000000000000000000001000",["0x0"],"latest"]}"#.to_owned()),
+        ("audit", r#"{"jsonrpc":"2.0","id":7,"method":"trellis_auditLog","params":["0x0","0x10"]}"#.to_owned()),
+        ("block", r#"{"jsonrpc":"2.0","id":8,"method":"eth_getBlockByNumber","params":["0x0",true]}"#.to_owned()),
+        ("estimate", r#"{"jsonrpc":"2.0","id":9,"method":"eth_estimateGas","params":[{"from":"0x0000000000000000000000000000000000000001","to":"0x0000000000000000000000000000000000000002","value":"0x1"}]}"#.to_owned()),
+    ];
+    for (name, body) in requests {
+        write("json_rpc", name, body.as_bytes());
+    }
+}
