@@ -7,7 +7,7 @@ use alloy_consensus::{SignableTransaction, TxEnvelope, TxLegacy};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, Bytes, Signature, TxKind, U256};
 use common::*;
-use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
 use jsonrpsee::rpc_params;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -319,44 +319,7 @@ async fn every_admission_error_is_clear_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn full_pool_and_duplicates_are_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path();
-    let shown = run_cli(dir, &["keys", "new", "--out", "node_key.json"]);
-    let public = shown
-        .lines()
-        .find_map(|l| l.strip_prefix("public key: "))
-        .expect("public key printed")
-        .to_string();
-    run_cli(
-        dir,
-        &[
-            "genesis",
-            "--validator",
-            &public,
-            "--dev-accounts",
-            "3",
-            "--out",
-            "genesis.json",
-        ],
-    );
-    let port = free_port();
-    std::fs::write(
-        dir.join("node.toml"),
-        format!(
-            "moniker = \"pool-test\"\n[rpc]\nlisten = \"127.0.0.1:{port}\"\n[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\n[mempool]\nmax_txs = 2\n",
-            free_port()
-        ),
-    )
-    .expect("config");
-    let _node = Proc::spawn(
-        &[
-            "node",
-            "--config",
-            dir.join("node.toml").to_str().expect("path"),
-        ],
-        &dir.join("node.log"),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    wait_for_rpc(&url, LIMIT).await;
+    let (_node, url) = start_single_node(tmp.path(), "[mempool]\nmax_txs = 2\n").await;
     let c = client(&url);
     let key = AccountKey::dev(2);
     // Transactions with a nonce gap wait in the pool and never execute.
@@ -424,4 +387,91 @@ async fn request_limits_are_enforced_and_the_node_keeps_serving() {
         .await
         .expect("accepted");
     assert_eq!(wait_receipt(&c, h, LIMIT).await["status"], "0x1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_connection_rate_and_subscription_limits_answer_clearly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_node, url) = start_single_node(
+        tmp.path(),
+        "[rpc]\ncalls_per_second = 20\ncall_burst = 20\nmax_subscriptions = 2\n",
+    )
+    .await;
+    // One connection: the burst passes, the rest is refused at once with -32005.
+    let c = client(&url);
+    let mut refused = 0;
+    for _ in 0..60 {
+        match c
+            .request::<Value, _>("eth_blockNumber", rpc_params![])
+            .await
+        {
+            Ok(_) => {}
+            Err(jsonrpsee::core::ClientError::Call(obj)) => {
+                assert_eq!(obj.code(), trellis_rpc::RATE_LIMITED);
+                assert!(
+                    obj.message().contains("rate limit exceeded"),
+                    "{}",
+                    obj.message()
+                );
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert!(
+        refused >= 30,
+        "only {refused} of 60 rapid calls were limited"
+    );
+    // The bucket refills: after a pause the same connection is served again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.request::<Value, _>("eth_blockNumber", rpc_params![])
+        .await
+        .expect("served after the refill");
+    // A batch costs one token per call: one bigger than the burst never passes.
+    let mut batch = jsonrpsee::core::params::BatchRequestBuilder::new();
+    for _ in 0..25 {
+        batch.insert("eth_chainId", rpc_params![]).expect("batch");
+    }
+    let answers = c
+        .batch_request::<Value>(batch)
+        .await
+        .expect("a batch of answers");
+    assert_eq!(
+        answers.num_failed_calls(),
+        25,
+        "every call of the batch is refused"
+    );
+    for answer in answers {
+        assert_eq!(
+            answer.expect_err("refused").code(),
+            trellis_rpc::RATE_LIMITED
+        );
+    }
+
+    // Subscriptions: two per WebSocket connection.
+    let ws = jsonrpsee::ws_client::WsClientBuilder::default()
+        .build(url.replace("http://", "ws://"))
+        .await
+        .expect("websocket");
+    let _a = ws
+        .subscribe::<Value, _>("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe")
+        .await
+        .expect("first");
+    let _b = ws
+        .subscribe::<Value, _>("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe")
+        .await
+        .expect("second");
+    let err = ws
+        .subscribe::<Value, _>("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe")
+        .await
+        .expect_err("third subscription");
+    assert!(
+        err.to_string().to_lowercase().contains("subscription"),
+        "{err}"
+    );
+    // The node keeps serving other connections.
+    client(&url)
+        .request::<Value, _>("eth_blockNumber", rpc_params![])
+        .await
+        .expect("a fresh connection is served");
 }

@@ -32,6 +32,12 @@ pub struct RpcConfig {
     /// private (the node refuses tokens shorter than 16 characters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
+    /// Sustained calls per second one connection may make (a batch counts each call).
+    pub calls_per_second: u32,
+    /// Calls one connection may make in a burst above the sustained rate.
+    pub call_burst: u32,
+    /// Active subscriptions one WebSocket connection may hold.
+    pub max_subscriptions: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -90,6 +96,9 @@ impl Default for RpcConfig {
             max_connections: 1_000,
             max_batch_len: 1_000,
             admin_token: None,
+            calls_per_second: 10_000,
+            call_burst: 20_000,
+            max_subscriptions: 1_024,
         }
     }
 }

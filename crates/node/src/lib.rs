@@ -93,6 +93,9 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         max_connections: config.rpc.max_connections,
         max_batch_len: config.rpc.max_batch_len,
         admin_token: config.rpc.admin_token.clone(),
+        calls_per_second: config.rpc.calls_per_second,
+        call_burst: config.rpc.call_burst,
+        max_subscriptions: config.rpc.max_subscriptions,
         ..Default::default()
     };
     let (rpc_addr, rpc) = trellis_rpc::serve(Arc::new(chain.clone()), config.rpc.listen, &limits)

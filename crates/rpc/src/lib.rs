@@ -9,11 +9,13 @@
 mod convert;
 mod error;
 mod governance;
+mod limits;
 mod logs;
 mod methods;
 
 pub use error::RpcError;
 pub use governance::{AdminAuth, AdminAuthLayer, UNAUTHORIZED};
+pub use limits::{RateLimit, RateLimiter, RATE_LIMITED};
 pub use logs::{MAX_BLOCK_RANGE, MAX_LOGS};
 pub use methods::{build_module, BlockTag, RpcContext};
 
@@ -55,6 +57,11 @@ pub struct RpcLimits {
     pub max_batch_len: u32,
     /// Bearer token for `admin_*` methods; `None` turns them off.
     pub admin_token: Option<String>,
+    /// Calls per second one connection may make (sustained), and its burst.
+    pub calls_per_second: u32,
+    pub call_burst: u32,
+    /// Active subscriptions one WebSocket connection may hold.
+    pub max_subscriptions: u32,
 }
 
 impl Default for RpcLimits {
@@ -65,6 +72,9 @@ impl Default for RpcLimits {
             max_connections: 1_000,
             max_batch_len: 1_000,
             admin_token: None,
+            calls_per_second: 10_000,
+            call_burst: 20_000,
+            max_subscriptions: 1_024,
         }
     }
 }
@@ -92,10 +102,17 @@ pub async fn serve<B: Backend>(
         .max_response_body_size(limits.max_response_bytes)
         .max_connections(limits.max_connections)
         .set_batch_request_config(BatchRequestConfig::Limit(limits.max_batch_len))
+        .max_subscriptions_per_connection(limits.max_subscriptions)
         .set_id_provider(HexIdProvider)
         .build();
     let server = ServerBuilder::default()
         .set_config(config)
+        .set_rpc_middleware(
+            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn({
+                let limiter = RateLimiter::new(limits.calls_per_second, limits.call_burst);
+                move |service| RateLimit::new(service, limiter.clone())
+            }),
+        )
         .set_http_middleware(
             tower::ServiceBuilder::new().layer(AdminAuthLayer::new(limits.admin_token.clone())),
         )

@@ -326,3 +326,50 @@ impl Drop for Testnet {
         }
     }
 }
+
+/// Starts a one-validator chain from `trellis keys` and `trellis genesis` (three funded dev
+/// accounts) with `extra` appended to its `node.toml`; returns the process and RPC URL.
+pub async fn start_single_node(dir: &Path, extra: &str) -> (Proc, String) {
+    let shown = run_cli(dir, &["keys", "new", "--out", "node_key.json"]);
+    let public = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .expect("public key printed")
+        .to_string();
+    run_cli(
+        dir,
+        &[
+            "genesis",
+            "--validator",
+            &public,
+            "--dev-accounts",
+            "3",
+            "--out",
+            "genesis.json",
+        ],
+    );
+    let port = free_port();
+    let (rpc, rest) = match extra.strip_prefix("[rpc]\n") {
+        Some(rpc_keys) => (rpc_keys.to_owned(), String::new()),
+        None => (String::new(), extra.to_owned()),
+    };
+    std::fs::write(
+        dir.join("node.toml"),
+        format!(
+            "moniker = \"single\"\n[rpc]\nlisten = \"127.0.0.1:{port}\"\n{rpc}[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\n{rest}",
+            free_port()
+        ),
+    )
+    .expect("config");
+    let node = Proc::spawn(
+        &[
+            "node",
+            "--config",
+            dir.join("node.toml").to_str().expect("path"),
+        ],
+        &dir.join("node.log"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for_rpc(&url, Duration::from_secs(60)).await;
+    (node, url)
+}
