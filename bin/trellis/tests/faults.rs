@@ -4,6 +4,10 @@
 //! back within a bound. A failure names its seed; replay it with
 //! `TRELLIS_FAULT_SEEDS=<seed> cargo test -p trellis --test faults`, or run many with
 //! `scripts/soak`.
+//!
+//! The crash-durability storm SIGKILLs validators one after another at random moments under
+//! load (`TRELLIS_CRASH_KILLS`, 12 in CI, `scripts/soak --crash 100` for the full run) and
+//! also checks that no node ever comes back below a height it had committed before the kill.
 
 mod common;
 
@@ -23,6 +27,8 @@ const SENDERS: u32 = 10;
 /// After the last fault ends, every node must be final at a new height within this.
 const LIVENESS_BOUND: Duration = Duration::from_secs(90);
 const CI_SEEDS: &[u64] = &[11, 12];
+/// SIGKILLs in the CI crash storm.
+const CI_CRASH_KILLS: usize = 12;
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
@@ -50,6 +56,24 @@ fn schedule(seed: u64) -> Vec<Fault> {
             _ => Fault::Calm {
                 ms: rng.gen_range(300..1_500),
             },
+        })
+        .collect()
+}
+
+/// `kills` SIGKILLs of random validators, one at a time, at random moments.
+fn crash_storm(seed: u64, kills: usize) -> Vec<Fault> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..kills)
+        .flat_map(|_| {
+            [
+                Fault::Kill {
+                    node: rng.gen_range(0..VALIDATORS),
+                    down_ms: rng.gen_range(50..1_500),
+                },
+                Fault::Calm {
+                    ms: rng.gen_range(0..1_200),
+                },
+            ]
         })
         .collect()
 }
@@ -241,7 +265,7 @@ async fn check_invariants(nodes: &[Node], acked: &[(B256, String)]) -> Result<()
     Ok(())
 }
 
-async fn run_seed(seed: u64) -> Result<usize, String> {
+async fn run_schedule(seed: u64, schedule: Vec<Fault>) -> Result<usize, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut nodes = build_network(tmp.path());
     for n in nodes.iter_mut() {
@@ -260,14 +284,29 @@ async fn run_seed(seed: u64) -> Result<usize, String> {
         acked.clone(),
     );
 
-    for fault in schedule(seed) {
+    let mut lost = Vec::new();
+    for fault in schedule {
         match fault {
             Fault::Kill { node, down_ms } => {
+                // What the node has committed (and said so) before the kill must survive it.
+                let c = client(&nodes[node].rpc);
+                let committed = tokio::time::timeout(Duration::from_secs(2), block_number(&c))
+                    .await
+                    .ok();
                 if let Some(mut p) = nodes[node].proc.take() {
                     p.sigkill();
                 }
                 tokio::time::sleep(Duration::from_millis(down_ms)).await;
                 nodes[node].start();
+                if let Some(before) = committed {
+                    wait_for_rpc(&nodes[node].rpc, Duration::from_secs(60)).await;
+                    let after = block_number(&c).await;
+                    if after < before {
+                        lost.push(format!(
+                            "node {node} committed height {before} before a SIGKILL but restarted at {after}"
+                        ));
+                    }
+                }
             }
             Fault::Pause { node, for_ms } => {
                 let pid = nodes[node].proc.as_ref().map(|p| p.child.id() as i32);
@@ -288,6 +327,9 @@ async fn run_seed(seed: u64) -> Result<usize, String> {
         let _ = l.await;
     }
     let acked = acked.lock().map_err(|e| e.to_string())?.clone();
+    if !lost.is_empty() {
+        return Err(lost.join("; "));
+    }
     if acked.is_empty() {
         return Err("no transaction was acknowledged under the fault schedule".into());
     }
@@ -318,7 +360,7 @@ async fn seeded_crash_and_pause_schedules_keep_every_invariant() {
     let mut failures = Vec::new();
     for seed in seeds() {
         let schedule = schedule(seed);
-        match run_seed(seed).await {
+        match run_schedule(seed, schedule.clone()).await {
             Ok(acked) => {
                 eprintln!("seed {seed}: ok ({acked} acknowledged transactions) under {schedule:?}")
             }
@@ -331,4 +373,21 @@ async fn seeded_crash_and_pause_schedules_keep_every_invariant() {
         "fault scenarios failed:\n{}",
         failures.join("\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkills_at_random_moments_lose_nothing() {
+    let kills = std::env::var("TRELLIS_CRASH_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(CI_CRASH_KILLS);
+    let seed = 7_700 + kills as u64;
+    let started = Instant::now();
+    match run_schedule(seed, crash_storm(seed, kills)).await {
+        Ok(acked) => eprintln!(
+            "crash storm: {kills} SIGKILLs in {:?}; {acked} acknowledged transactions all present, nodes agree",
+            started.elapsed()
+        ),
+        Err(e) => panic!("crash storm (seed {seed}, {kills} kills): {e}"),
+    }
 }
