@@ -65,6 +65,8 @@ struct Inner {
     identity: std::sync::OnceLock<(String, B256)>,
     /// Node keys registered in governance: the only peers consensus networking admits.
     peers: PeerAllowlist,
+    #[cfg(feature = "fault-injection")]
+    garbage_blocks: std::sync::atomic::AtomicBool,
 }
 
 /// Validator sets kept for heights before the next one (for replays after restarts).
@@ -206,6 +208,8 @@ impl Chain {
                 validator_sets: RwLock::new(BTreeMap::from([(height + 1, next_set)])),
                 identity: std::sync::OnceLock::new(),
                 peers: PeerAllowlist::default(),
+                #[cfg(feature = "fault-injection")]
+                garbage_blocks: Default::default(),
             }),
         };
         chain.refresh_peers(&view)?;
@@ -226,6 +230,28 @@ impl Chain {
         let n = self.inner.peers.replace(keys.into_iter().map(|k| k.0));
         debug!(registered = n, "peer allowlist refreshed");
         Ok(())
+    }
+
+    /// Test builds only: makes this node a byzantine proposer whose blocks claim a wrong state
+    /// root, so that tests can check honest validators reject them and the chain goes on.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_garbage_blocks(&self) {
+        self.inner
+            .garbage_blocks
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!("FAULT INJECTION: this node proposes blocks with a wrong state root");
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn maybe_corrupt(&self, mut block: Block) -> Block {
+        if self
+            .inner
+            .garbage_blocks
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            block.header.state_root = keccak256(block.header.state_root);
+        }
+        block
     }
 
     /// Records who runs this chain instance (shown to the operator by `admin_nodeInfo`).
@@ -461,6 +487,8 @@ impl Chain {
             },
             transactions: executed.transactions.clone(),
         };
+        #[cfg(feature = "fault-injection")]
+        let block = self.maybe_corrupt(block);
         let hash = block.hash();
         let encoded = Bytes::from(block.encode_to_vec());
         debug!(height, txs = block.transactions.len(), %hash, "built block");

@@ -83,6 +83,10 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
     }
 
     chain.set_identity(config.moniker.clone(), (*key.public().as_bytes()).into());
+    #[cfg(feature = "fault-injection")]
+    if std::env::var("TRELLIS_FAULT").as_deref() == Ok("garbage-blocks") {
+        chain.inject_garbage_blocks();
+    }
     if let Some(token) = &config.rpc.admin_token {
         if token.trim().len() < 16 {
             eyre::bail!("rpc.admin_token is too short: use at least 16 random characters");

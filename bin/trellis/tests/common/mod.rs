@@ -37,9 +37,15 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[&str], log: &Path) -> Proc {
+        Proc::spawn_with_env(args, log, &[])
+    }
+
+    /// Like [`Proc::spawn`] with extra environment variables.
+    pub fn spawn_with_env(args: &[&str], log: &Path, env: &[(&str, &str)]) -> Proc {
         let log = std::fs::File::create(log).expect("log file");
         let child = Command::new(bin())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
