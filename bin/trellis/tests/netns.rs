@@ -122,7 +122,7 @@ impl Hosts {
     }
 
     /// Runs `f` on a thread inside the client namespace (sockets follow the thread's namespace).
-    fn from_client<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+    fn in_client_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         let path = format!("/var/run/netns/{}", self.ns("client"));
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -248,7 +248,7 @@ fn a_cut_off_host_catches_up_after_the_network_heals() {
 
     let sender = AccountKey::dev(5);
     let sink = Address::repeat_byte(0x42);
-    hosts.from_client(|| {
+    hosts.in_client_ns(|| {
         block_on(async {
             for i in 0..NODES {
                 wait_height_of(&rpc_url(i), 2).await;
@@ -258,7 +258,7 @@ fn a_cut_off_host_catches_up_after_the_network_heals() {
 
     // Cut host 3 off; the other three (three of four validators) keep finalizing transfers.
     hosts.link(3, false);
-    let cut_at = hosts.from_client(|| {
+    let cut_at = hosts.in_client_ns(|| {
         block_on(async {
             let c = client(&rpc_url(0));
             for n in 0..20 {
@@ -275,7 +275,7 @@ fn a_cut_off_host_catches_up_after_the_network_heals() {
 
     // Heal: host 3 rejoins, catches up and agrees on every block.
     hosts.link(3, true);
-    hosts.from_client(|| {
+    hosts.in_client_ns(|| {
         block_on(async {
             wait_height_of(&rpc_url(3), cut_at + 2).await;
             let c3 = client(&rpc_url(3));

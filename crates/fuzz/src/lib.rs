@@ -18,8 +18,11 @@ use std::sync::OnceLock;
 use trellis_consensus::context::ProposalPart;
 use trellis_consensus::{TrellisCodec, TrellisContext};
 
+/// A fuzz target body.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the names of `fuzz/fuzz_targets/*.rs` and `fuzz/corpus/*`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("raw_transaction", raw_transaction),
     ("block", block),
     ("consensus_message", consensus_message),
