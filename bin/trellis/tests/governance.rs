@@ -12,7 +12,6 @@ use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClientBuilder;
 use jsonrpsee::rpc_params;
 use serde_json::Value;
-use std::path::Path;
 use std::time::{Duration, Instant};
 use trellis_crypto::AccountKey;
 
@@ -20,24 +19,6 @@ const LIMIT: Duration = Duration::from_secs(180);
 const ADMIN_TOKEN: &str = "governance-test-admin-token";
 /// The new organisation's admin: a dev account the testnet registered nowhere.
 const ORG4_ADMIN: u32 = 20;
-
-fn gov(dir: &Path, rpc: &str, dev_account: u32, args: &[&str]) -> String {
-    let account = dev_account.to_string();
-    let mut all = vec!["gov", args[0], "--rpc", rpc, "--dev-account", &account];
-    all.extend_from_slice(&args[1..]);
-    run_cli(dir, &all)
-}
-
-/// The id in "proposal N created".
-fn proposal_id(out: &str) -> String {
-    out.lines()
-        .find_map(|l| {
-            l.strip_prefix("proposal ")?
-                .split_once(" created")
-                .map(|(id, _)| id.to_owned())
-        })
-        .unwrap_or_else(|| panic!("no proposal created in: {out}"))
-}
 
 fn validator_address(public_key: &B256) -> Address {
     Address::from_slice(&keccak256(public_key)[12..])

@@ -8,20 +8,12 @@ mod common;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, Bytes, TxKind, U256};
 use common::*;
-use std::path::Path;
 use std::time::Duration;
 use trellis_crypto::AccountKey;
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// Supervisor admin: a dev account the dev chain does not register.
 const REGULATOR: u32 = 30;
-
-fn gov(dir: &Path, rpc: &str, dev_account: u32, args: &[&str]) -> String {
-    let account = dev_account.to_string();
-    let mut all = vec!["gov", args[0], "--rpc", rpc, "--dev-account", &account];
-    all.extend_from_slice(&args[1..]);
-    run_cli(dir, &all)
-}
 
 /// Sends `raw` expecting a refusal whose message contains `expected`; checks that the
 /// sender's nonce and balance did not move.
@@ -198,14 +190,7 @@ async fn outsiders_frozen_accounts_frozen_contracts_and_supervisors_are_refused(
         !out.contains("passed"),
         "a freeze change needs the supervisor: {out}"
     );
-    let id = out
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("proposal ")?
-                .split_once(" created")
-                .map(|(id, _)| id.to_owned())
-        })
-        .expect("proposal id");
+    let id = proposal_id(&out);
     let out = gov(dir, &url, REGULATOR, &["vote", &id]);
     assert!(out.contains("passed"), "{out}");
     let h = block_number(&c).await;

@@ -379,3 +379,22 @@ pub async fn start_single_node(dir: &Path, extra: &str) -> (Proc, String) {
     wait_for_rpc(&url, Duration::from_secs(60)).await;
     (node, url)
 }
+
+/// Runs `trellis gov <args[0]> --rpc RPC --dev-account N <args[1..]>` in `dir`.
+pub fn gov(dir: &Path, rpc: &str, dev_account: u32, args: &[&str]) -> String {
+    let account = dev_account.to_string();
+    let mut all = vec!["gov", args[0], "--rpc", rpc, "--dev-account", &account];
+    all.extend_from_slice(&args[1..]);
+    run_cli(dir, &all)
+}
+
+/// The id in the CLI's "proposal N created" line.
+pub fn proposal_id(out: &str) -> String {
+    out.lines()
+        .find_map(|l| {
+            l.strip_prefix("proposal ")?
+                .split_once(" created")
+                .map(|(id, _)| id.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no proposal created in: {out}"))
+}
