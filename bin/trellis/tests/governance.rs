@@ -1,7 +1,8 @@
 //! Consortium governance on a real 4-validator network: members vote a fifth organisation
 //! and its validator in (the node, refused while unregistered, then syncs and signs commits),
 //! then vote an original validator out (it stops being counted: with it and one more
-//! validator stopped, the remaining three of four keep finalizing). The chain never stalls.
+//! validator stopped, the remaining three of four keep finalizing) and is disconnected. The
+//! chain never stalls.
 //! Also: the admin RPC refuses calls without the right token.
 
 mod common;
@@ -267,6 +268,13 @@ async fn members_vote_a_validator_in_and_another_out_without_stalling() {
             "node-0 signed height {h} after its removal"
         );
     }
+    // Unregistered, it is disconnected and refused: it falls behind for good.
+    let stuck = block_number(&c0).await;
+    wait_height(&c2, stuck + 8, LIMIT).await;
+    assert!(
+        block_number(&c0).await < stuck + 3,
+        "the removed node kept receiving blocks"
+    );
 
     // 5. Stop node-0 and node-1: nodes 2, 3 and 4 are three of the four validators left, so
     // the chain keeps finalizing (it would stall if node-0 still counted: 3 of 5).

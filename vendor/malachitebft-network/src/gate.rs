@@ -44,15 +44,23 @@ impl std::fmt::Display for PeerNotAllowed {
 
 impl std::error::Error for PeerNotAllowed {}
 
+/// How often established connections are checked against the filter, so that a peer that
+/// is no longer allowed (its node was removed) is disconnected, not just refused next time.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The behaviour that applies the filter.
 pub struct PeerGate {
     filter: Option<PeerFilter>,
+    connected: std::collections::HashSet<PeerId>,
+    recheck: Option<tokio::time::Interval>,
 }
 
 impl PeerGate {
     pub fn for_local(local: &PeerId) -> Self {
         PeerGate {
             filter: filter_for(local),
+            connected: Default::default(),
+            recheck: None,
         }
     }
 
@@ -94,7 +102,17 @@ impl NetworkBehaviour for PeerGate {
         Ok(dummy::ConnectionHandler)
     }
 
-    fn on_swarm_event(&mut self, _event: FromSwarm) {}
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(e) => {
+                self.connected.insert(e.peer_id);
+            }
+            FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
+                self.connected.remove(&e.peer_id);
+            }
+            _ => {}
+        }
+    }
 
     fn on_connection_handler_event(
         &mut self,
@@ -105,7 +123,24 @@ impl NetworkBehaviour for PeerGate {
         match event {}
     }
 
-    fn poll(&mut self, _cx: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        let Some(allowed) = self.filter.clone() else {
+            return Poll::Pending;
+        };
+        let recheck = self
+            .recheck
+            .get_or_insert_with(|| tokio::time::interval(RECHECK));
+        // Polling until Pending keeps the waker registered for the next tick.
+        while recheck.poll_tick(cx).is_ready() {
+            if let Some(peer) = self.connected.iter().find(|p| !allowed(p)).copied() {
+                self.connected.remove(&peer);
+                tracing::warn!(%peer, "closing connections of a peer that is no longer registered");
+                return Poll::Ready(ToSwarm::CloseConnection {
+                    peer_id: peer,
+                    connection: libp2p::swarm::CloseConnection::All,
+                });
+            }
+        }
         Poll::Pending
     }
 }
