@@ -1,9 +1,10 @@
-//! Seeded fault scenarios: four validators (real processes on loopback) under a steady load
-//! while a schedule derived from a seed kills (SIGKILL), restarts and freezes (SIGSTOP) them. Afterwards the invariants are checked by code: one block per height everywhere,
-//! identical state roots, every acknowledged transaction present exactly once, and liveness
-//! back within a bound. A failure names its seed; replay it with
-//! `TRELLIS_FAULT_SEEDS=<seed> cargo test -p trellis --test faults`, or run many with
-//! `scripts/soak`.
+//! Seeded fault scenarios: four validators (seven in one scenario), real processes on
+//! loopback, under a steady load while a schedule derived from a seed kills (SIGKILL),
+//! restarts and freezes (SIGSTOP) them. Afterwards the invariants are checked by code: one
+//! block per height everywhere, identical state roots, every acknowledged transaction present
+//! exactly once, and liveness back within a bound. A failure names its seed; replay it with
+//! `TRELLIS_FAULT_SEEDS=<seed> cargo test -p trellis --test faults` (and
+//! `TRELLIS_FAULT_VALIDATORS=7` for seven validators), or run many with `scripts/soak`.
 //!
 //! The crash-durability storm SIGKILLs validators one after another at random moments under
 //! load (`TRELLIS_CRASH_KILLS`, 12 in CI, `scripts/soak --crash 100` for the full run) and
@@ -22,6 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use trellis_crypto::AccountKey;
 
+/// Validators of the standard scenarios (`TRELLIS_FAULT_VALIDATORS` overrides it for
+/// `seeded_crash_and_pause_schedules_keep_every_invariant`); one CI scenario runs seven.
 const VALIDATORS: usize = 4;
 const SENDERS: u32 = 10;
 /// After the last fault ends, every node must be final at a new height within this.
@@ -41,16 +44,16 @@ enum Fault {
     Calm { ms: u64 },
 }
 
-fn schedule(seed: u64) -> Vec<Fault> {
+fn schedule(seed: u64, validators: usize) -> Vec<Fault> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..5)
         .map(|_| match rng.gen_range(0..3) {
             0 => Fault::Kill {
-                node: rng.gen_range(0..VALIDATORS),
+                node: rng.gen_range(0..validators),
                 down_ms: rng.gen_range(300..3_000),
             },
             1 => Fault::Pause {
-                node: rng.gen_range(0..VALIDATORS),
+                node: rng.gen_range(0..validators),
                 for_ms: rng.gen_range(500..4_000),
             },
             _ => Fault::Calm {
@@ -102,10 +105,10 @@ impl Node {
     }
 }
 
-/// Keys, genesis and configs for a network of `VALIDATORS` nodes on loopback.
-fn build_network(dir: &Path) -> Vec<Node> {
+/// Keys, genesis and configs for a network of `validators` nodes on loopback.
+fn build_network(dir: &Path, validators: usize) -> Vec<Node> {
     let mut publics = Vec::new();
-    for i in 0..VALIDATORS {
+    for i in 0..validators {
         std::fs::create_dir_all(dir.join(format!("node-{i}"))).expect("dir");
         let out = run_cli(
             dir,
@@ -124,15 +127,15 @@ fn build_network(dir: &Path) -> Vec<Node> {
     }
     run_cli(dir, &args);
 
-    let p2p: Vec<u16> = (0..VALIDATORS).map(|_| free_port()).collect();
-    let rpc: Vec<u16> = (0..VALIDATORS).map(|_| free_port()).collect();
+    let p2p: Vec<u16> = (0..validators).map(|_| free_port()).collect();
+    let rpc: Vec<u16> = (0..validators).map(|_| free_port()).collect();
     let mut nodes = Vec::new();
-    for i in 0..VALIDATORS {
-        let peers: Vec<String> = (0..VALIDATORS)
+    for i in 0..validators {
+        let peers: Vec<String> = (0..validators)
             .filter(|j| *j != i)
             .map(|j| format!("\"/ip4/127.0.0.1/tcp/{}\"", p2p[j]))
             .collect();
-        let gossip: Vec<String> = (0..VALIDATORS)
+        let gossip: Vec<String> = (0..validators)
             .filter(|j| *j != i)
             .map(|j| format!("\"http://127.0.0.1:{}\"", rpc[j]))
             .collect();
@@ -288,8 +291,8 @@ async fn check_invariants(
     Ok(builders)
 }
 
-async fn run_schedule(seed: u64, schedule: Vec<Fault>) -> Result<usize, String> {
-    run_network(seed, schedule, |_| {})
+async fn run_schedule(seed: u64, validators: usize, schedule: Vec<Fault>) -> Result<usize, String> {
+    run_network(seed, validators, schedule, |_| {})
         .await
         .map(|(acked, _)| acked)
 }
@@ -297,11 +300,12 @@ async fn run_schedule(seed: u64, schedule: Vec<Fault>) -> Result<usize, String> 
 /// Runs `schedule` on a fresh network whose nodes `prepare` may adjust before they start.
 async fn run_network(
     seed: u64,
+    validators: usize,
     schedule: Vec<Fault>,
     prepare: impl FnOnce(&mut [Node]),
 ) -> Result<(usize, HashSet<Address>), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut nodes = build_network(tmp.path());
+    let mut nodes = build_network(tmp.path(), validators);
     prepare(&mut nodes);
     for n in nodes.iter_mut() {
         n.start();
@@ -396,8 +400,12 @@ fn seeds() -> Vec<u64> {
 async fn seeded_crash_and_pause_schedules_keep_every_invariant() {
     let mut failures = Vec::new();
     for seed in seeds() {
-        let schedule = schedule(seed);
-        match run_schedule(seed, schedule.clone()).await {
+        let validators = std::env::var("TRELLIS_FAULT_VALIDATORS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(VALIDATORS);
+        let schedule = schedule(seed, validators);
+        match run_schedule(seed, validators, schedule.clone()).await {
             Ok(acked) => {
                 eprintln!("seed {seed}: ok ({acked} acknowledged transactions) under {schedule:?}")
             }
@@ -420,7 +428,7 @@ async fn sigkills_at_random_moments_lose_nothing() {
         .unwrap_or(CI_CRASH_KILLS);
     let seed = 7_700 + kills as u64;
     let started = Instant::now();
-    match run_schedule(seed, crash_storm(seed, kills)).await {
+    match run_schedule(seed, VALIDATORS, crash_storm(seed, kills)).await {
         Ok(acked) => eprintln!(
             "crash storm: {kills} SIGKILLs in {:?}; {acked} acknowledged transactions all present, nodes agree",
             started.elapsed()
@@ -438,7 +446,7 @@ async fn a_validator_proposing_garbage_cannot_stop_or_fork_the_chain() {
     let seed = 4_242;
     let schedule = vec![Fault::Calm { ms: 12_000 }];
     let mut byzantine = Address::ZERO;
-    let (acked, builders) = run_network(seed, schedule, |nodes| {
+    let (acked, builders) = run_network(seed, VALIDATORS, schedule, |nodes| {
         nodes[0].env = vec![("TRELLIS_FAULT", "garbage-blocks")];
         byzantine = nodes[0].validator;
     })
@@ -454,4 +462,17 @@ async fn a_validator_proposing_garbage_cannot_stop_or_fork_the_chain() {
         "honest validators built the blocks: {builders:?}"
     );
     eprintln!("garbage proposer: {acked} acknowledged transactions; committed blocks built by {builders:?}");
+}
+
+/// The seeded scenario on seven validators (tolerating two faulty): the same invariants.
+#[tokio::test(flavor = "multi_thread")]
+async fn seven_validators_keep_every_invariant() {
+    let seed = 21;
+    let schedule = schedule(seed, 7);
+    match run_schedule(seed, 7, schedule.clone()).await {
+        Ok(acked) => {
+            eprintln!("7 validators, seed {seed}: ok ({acked} acknowledged) under {schedule:?}")
+        }
+        Err(e) => panic!("7 validators, seed {seed} ({schedule:?}): {e}"),
+    }
 }
