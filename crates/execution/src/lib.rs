@@ -741,6 +741,14 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_slots_refuse_writes() {
+        let (_dir, store) = genesis_store(AccountKey::dev(0).address());
+        let view = store.view().expect("view");
+        let mut slots = governance_slots(&view);
+        assert!(slots.store(U256::ZERO, U256::from(1)).is_err());
+    }
+
+    #[test]
     fn unregistered_senders_are_dropped_when_building_and_fatal_when_verifying() {
         let alice = AccountKey::dev(0);
         let (_dir, store) = genesis_store(alice.address());

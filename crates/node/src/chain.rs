@@ -674,16 +674,20 @@ impl Chain {
             senders: &pending.executed.senders,
             changes: &pending.executed.changes,
         })?;
-        let view = self.inner.store.view()?;
-        let next_set = validators_in_state(&view)?;
-        if pending
+        // Validators and registered nodes are functions of governance storage: re-read them
+        // only when this block changed it.
+        let governance_changed = pending
             .executed
             .changes
             .storage
-            .contains_key(&trellis_system::GOVERNANCE_ADDRESS)
-        {
+            .contains_key(&trellis_system::GOVERNANCE_ADDRESS);
+        let next_set = if governance_changed {
+            let view = self.inner.store.view()?;
             self.refresh_peers(&view)?;
-        }
+            validators_in_state(&view)?
+        } else {
+            self.next_validators()
+        };
         {
             let mut sets = self
                 .inner

@@ -89,16 +89,18 @@ impl Default for NodeConfig {
 }
 
 impl Default for RpcConfig {
+    /// The RPC server's own defaults, so the two cannot drift apart.
     fn default() -> Self {
+        let limits = trellis_rpc::RpcLimits::default();
         RpcConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8545)),
-            max_request_bytes: 10 * 1024 * 1024,
-            max_connections: 1_000,
-            max_batch_len: 1_000,
-            admin_token: None,
-            calls_per_second: 10_000,
-            call_burst: 20_000,
-            max_subscriptions: 1_024,
+            max_request_bytes: limits.max_request_bytes,
+            max_connections: limits.max_connections,
+            max_batch_len: limits.max_batch_len,
+            admin_token: limits.admin_token,
+            calls_per_second: limits.calls_per_second,
+            call_burst: limits.call_burst,
+            max_subscriptions: limits.max_subscriptions,
         }
     }
 }

@@ -111,14 +111,14 @@ where
         &self,
         request: Request<'a>,
     ) -> impl std::future::Future<Output = Self::MethodResponse> + Send + 'a {
-        let admitted = self.limiter.admit(connection(request.extensions()), 1);
-        let refusal = self.limiter.refusal();
+        // The refusal message is built only for refused calls: this runs on every call.
+        let refusal = (!self.limiter.admit(connection(request.extensions()), 1))
+            .then(|| self.limiter.refusal());
         let inner = self.inner.clone();
         async move {
-            if admitted {
-                inner.call(request).await
-            } else {
-                MethodResponse::error(request.id, refusal)
+            match refusal {
+                None => inner.call(request).await,
+                Some(refusal) => MethodResponse::error(request.id, refusal),
             }
         }
     }
@@ -128,13 +128,13 @@ where
         mut requests: Batch<'a>,
     ) -> impl std::future::Future<Output = Self::BatchResponse> + Send + 'a {
         let cost = requests.len();
-        let admitted = self.limiter.admit(connection(requests.extensions()), cost);
-        let refusal = self.limiter.refusal();
+        let refusal = (!self.limiter.admit(connection(requests.extensions()), cost))
+            .then(|| self.limiter.refusal());
         let inner = self.inner.clone();
         async move {
-            if admitted {
+            let Some(refusal) = refusal else {
                 return inner.batch(requests).await;
-            }
+            };
             // Every call of the batch gets the refusal, under its own id.
             let mut out = BatchResponseBuilder::new_with_limit(usize::MAX);
             for entry in requests {

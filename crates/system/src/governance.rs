@@ -2,12 +2,12 @@
 //! threshold, changed only by proposals that member organisations vote on.
 //!
 //! Calls arrive ABI-encoded ([`Governance::call`]); the node also reads it directly for
-//! admission ([`Governance::check_sender`]), for the validator set of the next height
+//! admission and block execution ([`Permissions`]), for the validator set of the next height
 //! ([`Governance::validators`]) and, after each block's transactions, to apply the proposals
 //! due at the next height ([`Governance::end_block`]).
 
 use alloy_primitives::{address, Address, Log, B256};
-use alloy_sol_types::{sol, SolCall, SolEvent, SolInterface, SolValue};
+use alloy_sol_types::{sol, SolEvent, SolInterface, SolValue};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use trellis_primitives::{Genesis, NodeRole, OrgId, Threshold};
 
@@ -1386,9 +1386,4 @@ fn audit_abi(e: &AuditEntry) -> abi::AuditEntry {
         actor: e.actor,
         detail: e.detail.clone(),
     }
-}
-
-/// ABI-encodes a call for clients (CLI, tests): `encode(abi::voteCall { .. })`.
-pub fn encode<C: SolCall>(call: C) -> Vec<u8> {
-    call.abi_encode()
 }

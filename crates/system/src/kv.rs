@@ -133,19 +133,6 @@ impl Slots for MapSlots<'_> {
     }
 }
 
-/// Read-only slots: any write is an error (views, admission checks).
-pub struct ReadOnly<F>(pub F);
-
-impl<F: FnMut(U256) -> Result<U256, SlotError>> Slots for ReadOnly<F> {
-    fn load(&mut self, slot: U256) -> Result<U256, SlotError> {
-        (self.0)(slot)
-    }
-
-    fn store(&mut self, _slot: U256, _value: U256) -> Result<(), SlotError> {
-        Err(SlotError("write through a read-only view".into()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +161,5 @@ mod tests {
         assert!(put(&mut s, b"k", &vec![0; MAX_RECORD_BYTES + 1]).is_err());
         s.store(base(b"bad"), U256::MAX).unwrap();
         assert!(get(&mut s, b"bad").is_err());
-        let mut ro = ReadOnly(|_| Ok(U256::ZERO));
-        assert!(put(&mut ro, b"k", b"v").is_err());
     }
 }

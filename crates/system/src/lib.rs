@@ -17,7 +17,7 @@ pub mod governance;
 pub mod kv;
 
 pub use governance::{Governance, PermissionError, Permissions, GOVERNANCE_ADDRESS};
-pub use kv::{MapSlots, ReadOnly, SlotError, Slots};
+pub use kv::{MapSlots, SlotError, Slots};
 
 use alloy_primitives::{Address, Bytes, Log, B256};
 
