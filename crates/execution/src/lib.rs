@@ -9,9 +9,12 @@
 mod db;
 mod roots;
 mod system;
+pub mod trie;
 
 pub use db::StoreDb;
-pub use roots::{finalize_state_root, fresh_state_root, prove_account, state_root, AccountProof};
+pub use roots::{
+    finalize_state_root, fresh_state_root, prove_account, rebuild_tries, AccountProof, RebuiltTries,
+};
 pub use system::TrellisPrecompiles;
 
 use alloy_consensus::{
@@ -588,7 +591,7 @@ mod tests {
         let mut other = changes.clone();
         let view = store.view().expect("view");
         let expected = roots::finalize_state_root(&view, &mut changes).expect("root");
-        assert_eq!(fresh_state_root(&mut other), expected);
+        assert_eq!(fresh_state_root(&mut other).expect("root"), expected);
         assert_eq!(other, changes);
     }
 

@@ -1,14 +1,17 @@
 //! State commitment: an Ethereum Merkle-Patricia state root over the committed state plus a
 //! block's changes, so that `eth_getProof`-style proofs stay possible.
 //!
-//! The root is rebuilt from the hashed tables on every block (O(accounts)); changed storage
-//! tries are rebuilt per touched account. Incremental tries are future work once state
-//! sizes demand it (see docs/BENCHMARKS.md).
+//! The tries are stored node by node ([`crate::trie`]); a block updates only the paths of
+//! the accounts and slots it changed, and the node writes travel in
+//! [`StateChanges::trie_nodes`] to be committed with the block.
 
-use alloy_primitives::{keccak256, B256, U256};
+use crate::trie::{self, NodeSource, Trie};
+use alloy_primitives::{keccak256, Address, B256, U256};
 use alloy_trie::TrieAccount;
 use std::collections::BTreeMap;
-use trellis_storage::{AccountState, StateChanges, StateView, StoreError, EMPTY_ROOT};
+use trellis_storage::{
+    AccountState, StateChanges, StateView, StoreError, ACCOUNT_TRIE_OWNER, EMPTY_ROOT,
+};
 
 fn trie_account(acc: &AccountState) -> TrieAccount {
     TrieAccount {
@@ -19,100 +22,97 @@ fn trie_account(acc: &AccountState) -> TrieAccount {
     }
 }
 
-fn storage_root_of(
-    view: &StateView,
-    changes: &StateChanges,
-    address: &alloy_primitives::Address,
-    previous: Option<&AccountState>,
-) -> Result<B256, StoreError> {
-    let wiped = changes.wiped_storage.contains(address);
-    let slot_changes = changes.storage.get(address);
-    if !wiped && slot_changes.is_none_or(|s| s.is_empty()) {
-        return Ok(previous.map(|p| p.storage_root).unwrap_or(EMPTY_ROOT));
-    }
-    let hashed = keccak256(address);
-    let mut slots: BTreeMap<B256, U256> = BTreeMap::new();
-    if !wiped {
-        view.for_each_hashed_slot(&hashed, |k, v| {
-            slots.insert(k, v);
-        })?;
-    }
-    for (slot, value) in slot_changes.into_iter().flatten() {
-        let key = keccak256(slot.to_be_bytes::<32>());
-        if value.is_zero() {
-            slots.remove(&key);
-        } else {
-            slots.insert(key, *value);
-        }
-    }
-    Ok(alloy_trie::root::storage_root(slots))
+fn account_leaf(acc: &AccountState) -> Vec<u8> {
+    alloy_rlp::encode(trie_account(acc))
 }
 
-/// Fills in the storage roots of changed accounts and returns the new state root.
+fn slot_leaf(value: &U256) -> Vec<u8> {
+    alloy_rlp::encode_fixed_size(value).to_vec()
+}
+
+/// Fills in the storage roots of changed accounts, records the trie nodes to write in
+/// `changes.trie_nodes` and returns the new state root.
 pub fn finalize_state_root(
     view: &StateView,
     changes: &mut StateChanges,
 ) -> Result<B256, StoreError> {
-    let addresses: Vec<_> = changes.accounts.keys().copied().collect();
-    for address in addresses {
-        let previous = view.account(&address)?;
-        let root = storage_root_of(view, changes, &address, previous.as_ref())?;
-        if let Some(Some(acc)) = changes.accounts.get_mut(&address) {
-            acc.storage_root = root;
-        }
-    }
-    state_root(view, changes)
+    update_tries(view, changes, |address| {
+        Ok(view.account(address)?.map(|p| p.storage_root))
+    })
 }
 
-/// State root of `view` with `changes` (whose storage roots are already filled in) applied.
-pub fn state_root(view: &StateView, changes: &StateChanges) -> Result<B256, StoreError> {
-    let pending: BTreeMap<B256, Option<AccountState>> = changes
-        .accounts
-        .iter()
-        .map(|(a, acc)| (keccak256(a), *acc))
-        .collect();
-    let mut pending = pending.into_iter().peekable();
-    let mut leaves: Vec<(B256, TrieAccount)> = Vec::new();
-    view.for_each_hashed_account(|key, acc| {
-        while let Some((pk, pacc)) = pending.next_if(|(pk, _)| *pk < key) {
-            if let Some(p) = pacc {
-                leaves.push((pk, trie_account(&p)));
-            }
-        }
-        match pending.next_if(|(pk, _)| *pk == key) {
-            Some((_, Some(p))) => leaves.push((key, trie_account(&p))),
-            Some((_, None)) => {}
-            None => leaves.push((key, trie_account(&acc))),
-        }
-    })?;
-    for (pk, pacc) in pending {
-        if let Some(p) = pacc {
-            leaves.push((pk, trie_account(&p)));
-        }
-    }
-    Ok(alloy_trie::root::state_root(leaves))
+/// State root of `changes` applied to an empty state (genesis), filling in storage roots and
+/// the trie nodes to write.
+pub fn fresh_state_root(changes: &mut StateChanges) -> Result<B256, StoreError> {
+    update_tries(&trie::Empty, changes, |_| Ok(None))
 }
 
-/// State root of `changes` applied to an empty state (genesis), filling in storage roots.
-pub fn fresh_state_root(changes: &mut StateChanges) -> B256 {
+fn update_tries<S: NodeSource>(
+    source: &S,
+    changes: &mut StateChanges,
+    previous_storage_root: impl Fn(&Address) -> Result<Option<B256>, StoreError>,
+) -> Result<B256, StoreError> {
+    let mut writes = std::mem::take(&mut changes.trie_nodes);
+    let mut account_leaves: BTreeMap<B256, Option<Vec<u8>>> = BTreeMap::new();
     for (address, account) in changes.accounts.iter_mut() {
-        let Some(acc) = account else { continue };
-        acc.storage_root = match changes.storage.get(address) {
-            Some(slots) => alloy_trie::root::storage_root_unsorted(
-                slots
-                    .iter()
-                    .filter(|(_, v)| !v.is_zero())
-                    .map(|(k, v)| (keccak256(k.to_be_bytes::<32>()), *v)),
-            ),
-            None => EMPTY_ROOT,
+        let hashed = keccak256(address);
+        let Some(acc) = account else {
+            // Its storage trie goes with `wiped_storage`.
+            account_leaves.insert(hashed, None);
+            continue;
         };
+        let wiped = changes.wiped_storage.contains(address);
+        let slot_changes = changes.storage.get(address).filter(|s| !s.is_empty());
+        acc.storage_root = match (wiped, slot_changes) {
+            (false, None) => previous_storage_root(address)?.unwrap_or(EMPTY_ROOT),
+            (wiped, slots) => {
+                let leaves: BTreeMap<B256, Option<Vec<u8>>> = slots
+                    .into_iter()
+                    .flatten()
+                    .map(|(slot, value)| {
+                        let leaf = (!value.is_zero()).then(|| slot_leaf(value));
+                        (keccak256(slot.to_be_bytes::<32>()), leaf)
+                    })
+                    .collect();
+                // A wiped account's old nodes are dropped before these writes are applied.
+                if wiped {
+                    Trie::new(&trie::Empty, &mut writes, hashed).apply(&leaves)?
+                } else {
+                    Trie::new(source, &mut writes, hashed).apply(&leaves)?
+                }
+            }
+        };
+        account_leaves.insert(hashed, Some(account_leaf(acc)));
     }
-    alloy_trie::root::state_root_unsorted(
-        changes
-            .accounts
-            .iter()
-            .filter_map(|(a, acc)| acc.as_ref().map(|acc| (keccak256(a), trie_account(acc)))),
-    )
+    let root = Trie::new(source, &mut writes, ACCOUNT_TRIE_OWNER).apply(&account_leaves)?;
+    changes.trie_nodes = writes;
+    Ok(root)
+}
+
+/// Trie nodes for the whole committed state, and its root.
+pub struct RebuiltTries {
+    pub root: B256,
+    pub writes: trie::NodeWrites,
+}
+
+/// Builds every trie from the committed accounts and slots (for data directories written
+/// before the tries were stored). O(state).
+pub fn rebuild_tries(view: &StateView) -> Result<RebuiltTries, StoreError> {
+    let mut writes = trie::NodeWrites::new();
+    let mut accounts = Vec::new();
+    view.for_each_hashed_account(|key, acc| accounts.push((key, acc)))?;
+    let mut account_leaves = BTreeMap::new();
+    for (hashed, mut acc) in accounts {
+        let mut slots = BTreeMap::new();
+        view.for_each_hashed_slot(&hashed, |k, v| {
+            slots.insert(k, Some(slot_leaf(&v)));
+        })?;
+        acc.storage_root = Trie::new(&trie::Empty, &mut writes, hashed).apply(&slots)?;
+        account_leaves.insert(hashed, Some(account_leaf(&acc)));
+    }
+    let root = Trie::new(&trie::Empty, &mut writes, ACCOUNT_TRIE_OWNER).apply(&account_leaves)?;
+    writes.retain(|_, node| node.is_some());
+    Ok(RebuiltTries { root, writes })
 }
 
 /// Merkle proofs of one account and some of its storage slots against the state root.
@@ -126,56 +126,20 @@ pub struct AccountProof {
     pub storage_proofs: Vec<(B256, U256, Vec<alloy_primitives::Bytes>)>,
 }
 
-/// Builds the proof by rebuilding the tries with a proof retainer (O(state), like the root).
+/// Reads the proof nodes along the account's and the slots' paths (O(depth) each).
 pub fn prove_account(
     view: &StateView,
-    address: &alloy_primitives::Address,
+    address: &Address,
     slots: &[B256],
 ) -> Result<AccountProof, StoreError> {
-    use alloy_rlp::Encodable;
-    use alloy_trie::proof::ProofRetainer;
-    use alloy_trie::{HashBuilder, Nibbles};
-
+    let mut none = trie::NodeWrites::new();
     let hashed = keccak256(address);
-    let target = Nibbles::unpack(hashed);
-    let mut builder = HashBuilder::default().with_proof_retainer(ProofRetainer::new(vec![target]));
-    let mut buf = Vec::new();
-    view.for_each_hashed_account(|key, acc| {
-        buf.clear();
-        trie_account(&acc).encode(&mut buf);
-        builder.add_leaf(Nibbles::unpack(key), &buf);
-    })?;
-    builder.root();
-    let account_proof = builder
-        .take_proof_nodes()
-        .matching_nodes_sorted(&target)
-        .into_iter()
-        .map(|(_, node)| node)
-        .collect();
-
-    let slot_targets: Vec<Nibbles> = slots
-        .iter()
-        .map(|s| Nibbles::unpack(keccak256(s)))
-        .collect();
-    let mut storage =
-        HashBuilder::default().with_proof_retainer(ProofRetainer::new(slot_targets.clone()));
-    view.for_each_hashed_slot(&hashed, |key, value| {
-        storage.add_leaf(
-            Nibbles::unpack(key),
-            alloy_rlp::encode_fixed_size(&value).as_ref(),
-        );
-    })?;
-    storage.root();
-    let nodes = storage.take_proof_nodes();
+    let account_proof = Trie::new(view, &mut none, ACCOUNT_TRIE_OWNER).proof(&hashed)?;
+    let storage = Trie::new(view, &mut none, hashed);
     let mut storage_proofs = Vec::with_capacity(slots.len());
-    for (slot, target) in slots.iter().zip(&slot_targets) {
+    for slot in slots {
         let value = view.storage(address, &U256::from_be_bytes(slot.0))?;
-        let proof = nodes
-            .matching_nodes_sorted(target)
-            .into_iter()
-            .map(|(_, node)| node)
-            .collect();
-        storage_proofs.push((*slot, value, proof));
+        storage_proofs.push((*slot, value, storage.proof(&keccak256(slot))?));
     }
     Ok(AccountProof {
         account: view.account(address)?,
@@ -190,8 +154,136 @@ mod tests {
     use alloy_primitives::Address;
     use alloy_trie::proof::verify_proof;
     use alloy_trie::Nibbles;
+    use rand::{Rng, SeedableRng};
     use trellis_primitives::{Block, Bloom, Header};
-    use trellis_storage::Store;
+    use trellis_storage::{BlockCommit, Store};
+
+    fn header(height: u64, parent: B256, state_root: B256) -> Block {
+        Block {
+            header: Header {
+                chain_id: 1,
+                height,
+                parent_hash: parent,
+                timestamp_ms: height,
+                proposer: Address::ZERO,
+                transactions_root: EMPTY_ROOT,
+                receipts_root: EMPTY_ROOT,
+                state_root,
+                logs_bloom: Bloom::ZERO,
+                gas_limit: 1,
+                gas_used: 0,
+                validators_hash: B256::ZERO,
+            },
+            transactions: vec![],
+        }
+    }
+
+    /// The root rebuilt from every committed account and slot (the pre-incremental method).
+    fn full_rebuild(view: &StateView) -> B256 {
+        let mut accounts = Vec::new();
+        view.for_each_hashed_account(|key, acc| accounts.push((key, acc)))
+            .expect("accounts");
+        let mut leaves = Vec::new();
+        for (key, mut acc) in accounts {
+            let mut slots = Vec::new();
+            view.for_each_hashed_slot(&key, |k, v| slots.push((k, v)))
+                .expect("slots");
+            acc.storage_root = alloy_trie::root::storage_root(slots);
+            leaves.push((key, trie_account(&acc)));
+        }
+        alloy_trie::root::state_root(leaves)
+    }
+
+    #[test]
+    fn committed_blocks_keep_the_root_equal_to_a_full_rebuild() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let addresses: Vec<Address> = (1..=12u8).map(Address::repeat_byte).collect();
+        let mut genesis = StateChanges::default();
+        for a in &addresses[..6] {
+            genesis.accounts.insert(*a, Some(AccountState::default()));
+            genesis
+                .storage
+                .insert(*a, [(U256::from(1), U256::from(1))].into());
+        }
+        let root = fresh_state_root(&mut genesis).expect("root");
+        let mut parent = header(0, B256::ZERO, root);
+        store.init_genesis(&genesis, &parent).expect("genesis");
+        assert_eq!(full_rebuild(&store.view().expect("view")), root);
+
+        for height in 1..=40u64 {
+            let view = store.view().expect("view");
+            let mut changes = StateChanges::default();
+            for _ in 0..rng.gen_range(1..6) {
+                let a = addresses[rng.gen_range(0..addresses.len())];
+                match rng.gen_range(0..10) {
+                    // Deleted (self-destructed) with its storage.
+                    0 => {
+                        changes.accounts.insert(a, None);
+                        changes.wiped_storage.insert(a);
+                        changes.storage.remove(&a);
+                    }
+                    // Re-created: old storage wiped, some new slots.
+                    1 => {
+                        changes.accounts.insert(a, Some(AccountState::default()));
+                        changes.wiped_storage.insert(a);
+                        changes.storage.insert(
+                            a,
+                            [(U256::from(rng.gen_range(0..20u8)), U256::from(9))].into(),
+                        );
+                    }
+                    _ => {
+                        let mut acc = view.account(&a).expect("read").unwrap_or_default();
+                        acc.nonce += 1;
+                        changes.accounts.insert(a, Some(acc));
+                        let slots = changes.storage.entry(a).or_default();
+                        for _ in 0..rng.gen_range(0..30) {
+                            let value = if rng.gen_bool(0.3) {
+                                0
+                            } else {
+                                rng.gen::<u64>()
+                            };
+                            slots.insert(U256::from(rng.gen_range(0..60u8)), U256::from(value));
+                        }
+                    }
+                }
+            }
+            let root = finalize_state_root(&view, &mut changes).expect("root");
+            drop(view);
+            let block = header(height, parent.hash(), root);
+            store
+                .commit_block(BlockCommit {
+                    block: &block,
+                    certificate: &[],
+                    receipts: &[],
+                    senders: &[],
+                    changes: &changes,
+                })
+                .expect("commit");
+            let view = store.view().expect("view");
+            assert_eq!(full_rebuild(&view), root, "height {height}");
+            for a in &addresses {
+                let proof = prove_account(&view, a, &[]).expect("prove");
+                let expected = proof
+                    .account
+                    .map(|acc| alloy_rlp::encode(trie_account(&acc)));
+                verify_proof(
+                    root,
+                    Nibbles::unpack(keccak256(a)),
+                    expected,
+                    &proof.account_proof,
+                )
+                .expect("account proof");
+            }
+            parent = block;
+        }
+        let view = store.view().expect("view");
+        assert_eq!(
+            rebuild_tries(&view).expect("rebuild").root,
+            full_rebuild(&view)
+        );
+    }
 
     #[test]
     fn proofs_verify_against_the_state_root() {
@@ -215,24 +307,8 @@ mod tests {
                 .map(|k| (U256::from(k), U256::from(k * 10)))
                 .collect(),
         );
-        let root = fresh_state_root(&mut changes);
-        let genesis = Block {
-            header: Header {
-                chain_id: 1,
-                height: 0,
-                parent_hash: B256::ZERO,
-                timestamp_ms: 0,
-                proposer: Address::ZERO,
-                transactions_root: EMPTY_ROOT,
-                receipts_root: EMPTY_ROOT,
-                state_root: root,
-                logs_bloom: Bloom::ZERO,
-                gas_limit: 1,
-                gas_used: 0,
-                validators_hash: B256::ZERO,
-            },
-            transactions: vec![],
-        };
+        let root = fresh_state_root(&mut changes).expect("root");
+        let genesis = header(0, B256::ZERO, root);
         store.init_genesis(&changes, &genesis).expect("genesis");
         let view = store.view().expect("view");
 

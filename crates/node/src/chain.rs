@@ -140,7 +140,7 @@ pub fn genesis_block(genesis: &Genesis) -> eyre::Result<(StateChanges, Block)> {
             );
         }
     }
-    let state_root = trellis_execution::fresh_state_root(&mut changes);
+    let state_root = trellis_execution::fresh_state_root(&mut changes)?;
     let block = Block {
         header: Header {
             chain_id: genesis.chain_id.0,
@@ -168,7 +168,23 @@ impl Chain {
         if store.init_genesis(&changes, &block0)? {
             info!(chain_id = %genesis.chain_id, genesis = %block0.hash(), "wrote genesis state");
         }
-        let view = store.view()?;
+        let mut view = store.view()?;
+        if !view.has_trie_nodes()? {
+            // A data directory written before tries were stored node by node.
+            let nodes = trellis_execution::rebuild_tries(&view)?;
+            let root = nodes.root;
+            store.write_trie_nodes(&nodes.writes)?;
+            view = store.view()?;
+            let tip = view.tip()?.unwrap_or_default();
+            let expected = view
+                .block(tip)?
+                .map(|b| b.header.state_root)
+                .unwrap_or_default();
+            if root != expected {
+                eyre::bail!("rebuilt state root {root} differs from the tip's {expected}");
+            }
+            info!(%root, "stored the state tries of an older data directory");
+        }
         let stored0 = view
             .block(Height(0))?
             .ok_or_else(|| eyre::eyre!("store has no genesis block"))?;

@@ -68,6 +68,20 @@ pub struct StateChanges {
     pub storage: BTreeMap<Address, BTreeMap<U256, U256>>,
     /// Newly deployed code by hash.
     pub codes: BTreeMap<B256, Bytes>,
+    /// Merkle-Patricia trie nodes written (`Some`) or removed (`None`), keyed by
+    /// [`trie_node_key`]. Applied after the tries of `wiped_storage` accounts are dropped.
+    pub trie_nodes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+/// Owner of the account trie's nodes; a storage trie's owner is keccak(address).
+pub const ACCOUNT_TRIE_OWNER: B256 = B256::ZERO;
+
+/// Key of the trie node at `path` (one nibble per byte) in `owner`'s trie.
+pub fn trie_node_key(owner: &B256, path: impl IntoIterator<Item = u8>) -> Vec<u8> {
+    let mut key = Vec::with_capacity(32 + 64);
+    key.extend_from_slice(owner.as_slice());
+    key.extend(path);
+    key
 }
 
 #[cfg(test)]

@@ -9,5 +9,7 @@
 mod account;
 mod store;
 
-pub use account::{AccountState, StateChanges, EMPTY_CODE_HASH, EMPTY_ROOT};
+pub use account::{
+    trie_node_key, AccountState, StateChanges, ACCOUNT_TRIE_OWNER, EMPTY_CODE_HASH, EMPTY_ROOT,
+};
 pub use store::{BlockCommit, StateView, Store, StoreError, TxLocation};

@@ -28,6 +28,9 @@ const HASHED_STORAGE: TableDefinition<&[u8; 64], &[u8; 32]> =
 
 /// (height, block hash) → encoded block: proposals built or verified but not yet decided,
 /// kept so that a restarted node can still commit a block decided before it crashed.
+/// Merkle-Patricia trie nodes by (owner, path): updated in place, so a block re-hashes only
+/// the paths it changed.
+const TRIE_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("trie_nodes");
 const PROPOSALS: TableDefinition<(u64, &[u8; 32]), &[u8]> = TableDefinition::new("proposals");
 
 const TIP_KEY: &str = "tip";
@@ -127,6 +130,7 @@ impl Store {
             wtx.open_table(CODE)?;
             wtx.open_table(HASHED_ACCOUNTS)?;
             wtx.open_table(HASHED_STORAGE)?;
+            wtx.open_table(TRIE_NODES)?;
             wtx.open_table(PROPOSALS)?;
         }
         wtx.commit()?;
@@ -214,6 +218,17 @@ impl Store {
         Ok(())
     }
 
+    /// Writes trie nodes outside a block (filling in the tries of an older data directory).
+    pub fn write_trie_nodes(
+        &self,
+        nodes: &std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    ) -> Result<(), StoreError> {
+        let wtx = self.db.begin_write()?;
+        apply_trie_nodes(&mut wtx.open_table(TRIE_NODES)?, nodes)?;
+        wtx.commit()?;
+        Ok(())
+    }
+
     /// Keeps an undecided proposal. Written without fsync: it becomes durable with the next
     /// block commit, and losing it only means fetching the block from peers again.
     pub fn save_proposal(
@@ -259,8 +274,22 @@ impl Store {
             code: rtx.open_table(CODE)?,
             hashed_accounts: rtx.open_table(HASHED_ACCOUNTS)?,
             hashed_storage: rtx.open_table(HASHED_STORAGE)?,
+            trie_nodes: rtx.open_table(TRIE_NODES)?,
         })
     }
+}
+
+fn apply_trie_nodes(
+    table: &mut redb::Table<&[u8], &[u8]>,
+    nodes: &std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+) -> Result<(), StoreError> {
+    for (key, node) in nodes {
+        match node {
+            Some(node) => table.insert(key.as_slice(), node.as_slice())?,
+            None => table.remove(key.as_slice())?,
+        };
+    }
+    Ok(())
 }
 
 fn write_state(wtx: &redb::WriteTransaction, changes: &StateChanges) -> Result<(), StoreError> {
@@ -269,6 +298,7 @@ fn write_state(wtx: &redb::WriteTransaction, changes: &StateChanges) -> Result<(
     let mut storage = wtx.open_table(STORAGE)?;
     let mut hashed_storage = wtx.open_table(HASHED_STORAGE)?;
     let mut code = wtx.open_table(CODE)?;
+    let mut trie_nodes = wtx.open_table(TRIE_NODES)?;
 
     for address in &changes.wiped_storage {
         let mut lo = [0u8; 52];
@@ -282,7 +312,12 @@ fn write_state(wtx: &redb::WriteTransaction, changes: &StateChanges) -> Result<(
         let mut hhi = [0xffu8; 64];
         hhi[..32].copy_from_slice(hashed.as_slice());
         hashed_storage.retain_in::<&[u8; 64], _>(&hlo..=&hhi, |_, _| false)?;
+        // Trie node keys are the owner followed by at most 64 nibbles (each below 0x10).
+        let mut thi = [0xffu8; 33];
+        thi[..32].copy_from_slice(hashed.as_slice());
+        trie_nodes.retain_in::<&[u8], _>(hashed.as_slice()..=&thi[..], |_, _| false)?;
     }
+    apply_trie_nodes(&mut trie_nodes, &changes.trie_nodes)?;
     for (address, slots) in &changes.storage {
         let hashed = keccak256(address);
         for (slot, value) in slots {
@@ -332,6 +367,7 @@ pub struct StateView {
     code: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     hashed_accounts: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     hashed_storage: ReadOnlyTable<&'static [u8; 64], &'static [u8; 32]>,
+    trie_nodes: ReadOnlyTable<&'static [u8], &'static [u8]>,
 }
 
 impl StateView {
@@ -448,6 +484,16 @@ impl StateView {
             );
         }
         Ok(())
+    }
+
+    /// The trie node stored under `key` (see [`crate::trie_node_key`]).
+    pub fn trie_node(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.trie_nodes.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Whether any trie node is stored (false for data written before tries were stored).
+    pub fn has_trie_nodes(&self) -> Result<bool, StoreError> {
+        Ok(!self.trie_nodes.is_empty()?)
     }
 
     pub fn account_count(&self) -> Result<u64, StoreError> {
