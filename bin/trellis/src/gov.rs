@@ -345,10 +345,21 @@ fn refusal(e: &jsonrpsee::core::ClientError) -> String {
 
 /// Dry-runs, signs, sends and waits for a governance transaction; returns its receipt.
 async fn send(endpoint: &Endpoint, signer: &Signer, data: Vec<u8>) -> anyhow::Result<Value> {
+    send_to(endpoint, signer, GOVERNANCE_ADDRESS, data).await
+}
+
+/// Dry-runs (so a refusal prints the contract's reason and sends nothing), signs, sends and
+/// waits for a transaction to `to`; returns its receipt.
+pub async fn send_to(
+    endpoint: &Endpoint,
+    signer: &Signer,
+    to: Address,
+    data: Vec<u8>,
+) -> anyhow::Result<Value> {
     let key = signer.key()?;
     let c = client(&endpoint.rpc)?;
     let chain_id: alloy_primitives::U64 = c.request("eth_chainId", rpc_params![]).await?;
-    let call = serde_json::json!({"from": key.address(), "to": GOVERNANCE_ADDRESS, "data": Bytes::from(data.clone())});
+    let call = serde_json::json!({"from": key.address(), "to": to, "data": Bytes::from(data.clone())});
     let gas: alloy_primitives::U64 = match c.request("eth_estimateGas", rpc_params![call]).await {
         Ok(gas) => gas,
         Err(e) => bail!("refused: {}", refusal(&e)),
@@ -358,7 +369,7 @@ async fn send(endpoint: &Endpoint, signer: &Signer, data: Vec<u8>) -> anyhow::Re
         &key,
         chain_id.to(),
         n,
-        TxKind::Call(GOVERNANCE_ADDRESS),
+        TxKind::Call(to),
         U256::ZERO,
         gas.to::<u64>() * 2,
         data.into(),

@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod dev;
+mod evidence;
 mod gov;
 mod keys;
 mod testnet;
@@ -57,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: gov::OrgCommand,
     },
+    /// Evidence (notarization): submit file digests, verify files against the chain.
+    Evidence {
+        #[command(subcommand)]
+        command: evidence::EvidenceCommand,
+    },
 }
 
 /// Logs go to stderr, filtered by `TRELLIS_LOG` (tracing's env-filter syntax).
@@ -92,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
         Command::Gov { command } => runtime()?.block_on(gov::run(command)),
         Command::Org { command } => runtime()?.block_on(gov::run_org(command)),
+        Command::Evidence { command } => runtime()?.block_on(evidence::run(command)),
     }
 }
 

@@ -120,6 +120,8 @@ pub enum ValidatorSetError {
     Duplicate(ValidatorAddress),
     #[error("validator {0} has zero voting power")]
     ZeroPower(ValidatorAddress),
+    #[error("validator key {0} is not a valid Ed25519 public key")]
+    InvalidKey(B256),
 }
 
 impl ValidatorSet {
@@ -140,6 +142,21 @@ impl ValidatorSet {
         Ok(ValidatorSet {
             validators: Arc::new(validators),
         })
+    }
+
+    /// A set from raw Ed25519 public keys and their powers (genesis, governance state).
+    pub fn from_keys(
+        members: impl IntoIterator<Item = (B256, u64)>,
+    ) -> Result<Self, ValidatorSetError> {
+        let validators = members
+            .into_iter()
+            .map(|(key, power)| {
+                trellis_crypto::parse_public_key(key.0)
+                    .map(|k| Validator::new(k, power))
+                    .map_err(|_| ValidatorSetError::InvalidKey(key))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        ValidatorSet::new(validators)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Validator> {

@@ -5,12 +5,14 @@
 //! Malachite through an [`Application`] implemented by the node, and [`engine`] starts it all.
 
 pub mod app;
+pub mod certificate;
 pub mod codec;
 pub mod context;
 pub mod engine;
 pub mod signing;
 
 pub use app::{Application, VerifyError};
+pub use certificate::{verify_certificate, CertificateError};
 pub use codec::{decode_certificate, encode_certificate, CodecError, TrellisCodec};
 pub use context::{BlockHash, Height, TrellisContext, Validator, ValidatorAddress, ValidatorSet};
 pub use engine::{start, ConsensusHandle, EngineSettings, PeerAllowlist};

@@ -85,10 +85,12 @@ impl Slots for ViewSlots<'_> {
 
 /// Governance storage as of `view`, read-only.
 pub fn governance_slots(view: &StateView) -> ViewSlots<'_> {
-    ViewSlots {
-        view,
-        address: GOVERNANCE_ADDRESS,
-    }
+    system_slots(view, GOVERNANCE_ADDRESS)
+}
+
+/// Read-only storage of the system contract at `address` in `view`.
+pub fn system_slots(view: &StateView, address: alloy_primitives::Address) -> ViewSlots<'_> {
+    ViewSlots { view, address }
 }
 
 /// The permission checker for transactions executed on top of `view`.
@@ -240,6 +242,7 @@ pub fn execute_block(
         .with_precompiles(TrellisPrecompiles::new(
             SPEC,
             env.height,
+            env.timestamp_ms,
             Arc::new(permissions.frozen().clone()),
         ));
 
@@ -420,7 +423,12 @@ pub fn call(
         .with_block(block_env(env))
         .with_cfg(cfg)
         .build_mainnet()
-        .with_precompiles(TrellisPrecompiles::new(SPEC, env.height, Arc::new(frozen)));
+        .with_precompiles(TrellisPrecompiles::new(
+            SPEC,
+            env.height,
+            env.timestamp_ms,
+            Arc::new(frozen),
+        ));
     let tx = TxEnv {
         caller: req.from.unwrap_or_default(),
         gas_limit: req.gas.unwrap_or(env.gas_limit).min(env.gas_limit),

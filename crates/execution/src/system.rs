@@ -4,14 +4,18 @@
 
 use alloy_primitives::{Address, Bytes, Log, B256, U256};
 use revm::context::Cfg;
-use revm::context_interface::{ContextTr, JournalTr};
+use revm::context_interface::{ContextTr, JournalTr, Transaction};
 use revm::handler::{EthPrecompiles, PrecompileProvider};
 use revm::interpreter::{CallInputs, Gas, InstructionResult, InterpreterResult};
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::AddressSet;
 use std::collections::HashSet;
 use std::sync::Arc;
-use trellis_system::{CallContext, CallError, Governance, SlotError, Slots, GOVERNANCE_ADDRESS};
+use trellis_system::evidence::Submitter;
+use trellis_system::{
+    CallContext, CallError, CallOutput, Evidence, Governance, SlotError, Slots,
+    EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS,
+};
 
 /// Gas charged by a system call: a base, per slot read and written, per log.
 const BASE_GAS: u64 = 2_000;
@@ -28,12 +32,14 @@ pub struct TrellisPrecompiles {
     /// Addresses frozen by governance as of the block's start.
     pub frozen: Arc<HashSet<Address>>,
     pub height: u64,
+    /// Block timestamp in milliseconds (the EVM sees seconds).
+    pub timestamp_ms: u64,
     /// Hash of the transaction being executed, for the audit log.
     pub tx_hash: B256,
 }
 
 impl TrellisPrecompiles {
-    pub fn new(spec: SpecId, height: u64, frozen: Arc<HashSet<Address>>) -> Self {
+    pub fn new(spec: SpecId, height: u64, timestamp_ms: u64, frozen: Arc<HashSet<Address>>) -> Self {
         let eth = EthPrecompiles::new(spec);
         let mut warm = eth.warm_addresses().clone();
         warm.extend(trellis_system::SYSTEM_ADDRESSES.iter().copied());
@@ -42,6 +48,7 @@ impl TrellisPrecompiles {
             warm,
             frozen,
             height,
+            timestamp_ms,
             tx_hash: B256::ZERO,
         }
     }
@@ -117,10 +124,11 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
             let reason = format!("contract {} is frozen", inputs.target_address);
             return Ok(Some(revert(&reason, 0, inputs.gas_limit)));
         }
-        if inputs.bytecode_address != GOVERNANCE_ADDRESS {
+        let address = inputs.bytecode_address;
+        if address != GOVERNANCE_ADDRESS && address != EVIDENCE_ADDRESS {
             return <EthPrecompiles as PrecompileProvider<CTX>>::run(&mut self.eth, ctx, inputs);
         }
-        if inputs.target_address != GOVERNANCE_ADDRESS {
+        if inputs.target_address != address {
             return Ok(Some(revert(
                 "system contracts cannot be delegate-called",
                 BASE_GAS,
@@ -135,22 +143,50 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
             )));
         }
         let input = inputs.input.bytes(ctx);
-        ctx.journal_mut()
-            .load_account(GOVERNANCE_ADDRESS)
-            .map_err(|e| e.to_string())?;
         let call = CallContext {
             caller: inputs.caller,
             height: self.height,
             tx_hash: self.tx_hash,
             is_static: inputs.is_static,
         };
+        let mut reads = 0;
+        // The evidence record keeps the organisation of the transaction's sender.
+        let submitter = if address == EVIDENCE_ADDRESS {
+            let origin = ctx.tx().caller();
+            ctx.journal_mut()
+                .load_account(GOVERNANCE_ADDRESS)
+                .map_err(|e| e.to_string())?;
+            let mut gov = JournalSlots {
+                ctx: &mut *ctx,
+                address: GOVERNANCE_ADDRESS,
+                reads: 0,
+                writes: 0,
+            };
+            let org = Governance::new(&mut gov)
+                .account_org(&origin)
+                .map_err(|e| e.to_string())?;
+            reads += gov.reads;
+            Some(Submitter {
+                address: inputs.caller,
+                org,
+                timestamp_ms: self.timestamp_ms,
+            })
+        } else {
+            None
+        };
+        ctx.journal_mut()
+            .load_account(address)
+            .map_err(|e| e.to_string())?;
         let mut slots = JournalSlots {
             ctx,
-            address: GOVERNANCE_ADDRESS,
-            reads: 0,
+            address,
+            reads,
             writes: 0,
         };
-        let outcome = Governance::new(&mut slots).call(&call, &input);
+        let outcome: Result<CallOutput, CallError> = match &submitter {
+            Some(by) => Evidence::new(&mut slots).call(&call, by, &input),
+            None => Governance::new(&mut slots).call(&call, &input),
+        };
         let gas = BASE_GAS + slots.reads * READ_GAS + slots.writes * WRITE_GAS;
         match outcome {
             Ok(out) => {

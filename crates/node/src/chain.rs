@@ -86,14 +86,7 @@ fn now_ms() -> u64 {
 }
 
 fn validator_set(members: impl IntoIterator<Item = (B256, u64)>) -> eyre::Result<ValidatorSet> {
-    let validators = members
-        .into_iter()
-        .map(|(key, power)| {
-            let key = trellis_crypto::parse_public_key(key.0)?;
-            Ok(trellis_consensus::Validator::new(key, power))
-        })
-        .collect::<Result<Vec<_>, trellis_crypto::NodeKeyError>>()?;
-    Ok(ValidatorSet::new(validators)?)
+    Ok(ValidatorSet::from_keys(members)?)
 }
 
 /// The validator set described by a genesis file.

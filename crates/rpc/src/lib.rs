@@ -12,6 +12,7 @@ mod governance;
 mod limits;
 mod logs;
 mod methods;
+pub mod rest;
 
 pub use error::RpcError;
 pub use governance::{AdminAuth, AdminAuthLayer, UNAUTHORIZED};
@@ -114,7 +115,9 @@ pub async fn serve<B: Backend>(
             }),
         )
         .set_http_middleware(
-            tower::ServiceBuilder::new().layer(AdminAuthLayer::new(limits.admin_token.clone())),
+            tower::ServiceBuilder::new()
+                .layer(rest::RestLayer::new(rest::router(backend.clone())))
+                .layer(AdminAuthLayer::new(limits.admin_token.clone())),
         )
         .build(addr)
         .await?;

@@ -77,6 +77,12 @@ pub fn put(slots: &mut impl Slots, key: &[u8], value: &[u8]) -> Result<(), SlotE
     Ok(())
 }
 
+/// The slots a record of `len` bytes under `key` occupies (header first), for storage proofs.
+pub fn record_slots(key: &[u8], len: usize) -> Vec<U256> {
+    let base = base(key);
+    (0..=chunks(len)).map(|i| base + U256::from(i)).collect()
+}
+
 /// Removes the record under `key`.
 pub fn delete(slots: &mut impl Slots, key: &[u8]) -> Result<(), SlotError> {
     let base = base(key);

@@ -13,9 +13,12 @@
 //! assert!(Governance::new(&mut slots).organization_ids().unwrap().is_empty());
 //! ```
 
+pub mod evidence;
 pub mod governance;
 pub mod kv;
+pub mod proof;
 
+pub use evidence::{Evidence, EVIDENCE_ADDRESS};
 pub use governance::{Governance, PermissionError, Permissions, GOVERNANCE_ADDRESS};
 pub use kv::{MapSlots, SlotError, Slots};
 
@@ -27,7 +30,7 @@ use alloy_primitives::{Address, Bytes, Log, B256};
 pub const SYSTEM_CODE: &[u8] = &[0xfe];
 
 /// Every reserved address, for the EVM's warm set.
-pub const SYSTEM_ADDRESSES: &[Address] = &[GOVERNANCE_ADDRESS];
+pub const SYSTEM_ADDRESSES: &[Address] = &[GOVERNANCE_ADDRESS, EVIDENCE_ADDRESS];
 
 /// Who calls, from where, in which block.
 #[derive(Clone, Copy, Debug)]

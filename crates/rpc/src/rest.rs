@@ -1,0 +1,237 @@
+//! REST endpoints of the built-in services, served on the JSON-RPC port: requests whose path
+//! starts with one of [`REST_PREFIXES`] go to an axum router, everything else to jsonrpsee.
+//!
+//! Reads come from one snapshot of committed state, so a record and its proof always belong
+//! to the same finalized height. Errors are JSON `{"error": {"code", "message"}}` with the
+//! matching HTTP status.
+
+use alloy_primitives::{Bytes, B256};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::ServiceExt;
+use trellis_storage::{StateView, StoreError};
+use trellis_system::evidence::{evidence_id, HashAlgorithm};
+use trellis_system::proof::{ProvenAccount, SlotProof, StateProof};
+use trellis_system::{Evidence, EVIDENCE_ADDRESS};
+
+use crate::Backend;
+
+/// Paths served by the REST router rather than JSON-RPC.
+pub const REST_PREFIXES: &[&str] = &["/v1/"];
+
+/// A REST failure: HTTP status, a stable machine-readable code and a message.
+#[derive(Debug)]
+pub struct RestError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl RestError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        RestError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalidRequest",
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        RestError {
+            status: StatusCode::NOT_FOUND,
+            code: "notFound",
+            message: message.into(),
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        RestError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internalError",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for RestError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "REST read failed");
+        RestError::internal(e.to_string())
+    }
+}
+
+impl From<trellis_system::SlotError> for RestError {
+    fn from(e: trellis_system::SlotError) -> Self {
+        tracing::error!(error = %e, "REST read failed");
+        RestError::internal(e.to_string())
+    }
+}
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The REST routes over `backend`.
+pub fn router<B: Backend>(backend: Arc<B>) -> Router {
+    Router::new()
+        .route("/v1/evidence/{id}", get(evidence_by_id::<B>))
+        .route(
+            "/v1/evidence/{algorithm}/{digest}",
+            get(evidence_by_digest::<B>),
+        )
+        .fallback(|| async { RestError::not_found("no such endpoint") })
+        .with_state(backend)
+}
+
+fn parse_b256(what: &str, s: &str) -> Result<B256, RestError> {
+    s.parse::<B256>()
+        .map_err(|_| RestError::bad_request(format!("{what} must be 32 bytes of 0x-prefixed hex")))
+}
+
+async fn evidence_by_id<B: Backend>(
+    State(backend): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, RestError> {
+    let id = parse_b256("evidence id", &id)?;
+    evidence(&*backend, id)
+}
+
+async fn evidence_by_digest<B: Backend>(
+    State(backend): State<Arc<B>>,
+    Path((algorithm, digest)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, RestError> {
+    let algorithm = HashAlgorithm::parse(&algorithm).ok_or_else(|| {
+        RestError::bad_request(format!(
+            "unknown hash algorithm {algorithm:?} (sha256, keccak256, sm3)"
+        ))
+    })?;
+    let digest = parse_b256("digest", &digest)?;
+    evidence(&*backend, evidence_id(algorithm, &digest))
+}
+
+fn evidence<B: Backend>(backend: &B, id: B256) -> Result<Json<serde_json::Value>, RestError> {
+    let view = backend.view()?;
+    let mut slots = trellis_execution::system_slots(&view, EVIDENCE_ADDRESS);
+    let record = Evidence::new(&mut slots)
+        .get(&id)?
+        .ok_or_else(|| RestError::not_found(format!("evidence {id} not found")))?;
+    let proof_slots = Evidence::new(&mut slots).proof_slots(&id)?;
+    let proof = state_proof(
+        backend.chain_id(),
+        &view,
+        EVIDENCE_ADDRESS,
+        &proof_slots.iter().map(|s| B256::from(*s)).collect::<Vec<_>>(),
+    )?;
+    Ok(Json(json!({ "record": record, "proof": proof })))
+}
+
+/// Proof of `slots` of `address` at the snapshot's (finalized) tip.
+pub fn state_proof(
+    chain_id: u64,
+    view: &StateView,
+    address: alloy_primitives::Address,
+    slots: &[B256],
+) -> Result<StateProof, RestError> {
+    let height = view.tip()?.unwrap_or_default();
+    let block = view
+        .block(height)?
+        .ok_or_else(|| RestError::internal(format!("block {height} missing")))?;
+    // Genesis has no certificate: it is trusted by its hash.
+    let certificate = view.certificate(height)?.unwrap_or_default();
+    let proof = trellis_execution::prove_account(view, &address, slots)?;
+    let account = proof.account.unwrap_or_default();
+    Ok(StateProof {
+        chain_id,
+        height: height.0,
+        header: Bytes::from(alloy_rlp::encode(&block.header)),
+        certificate: Bytes::from(certificate),
+        address,
+        account: ProvenAccount {
+            nonce: account.nonce,
+            balance: account.balance,
+            storage_root: account.storage_root,
+            code_hash: account.code_hash,
+        },
+        account_proof: proof.account_proof,
+        storage_proofs: proof
+            .storage_proofs
+            .into_iter()
+            .map(|(slot, value, proof)| SlotProof { slot, value, proof })
+            .collect(),
+    })
+}
+
+/// HTTP middleware putting the REST router in front of the JSON-RPC service.
+#[derive(Clone)]
+pub struct RestLayer {
+    router: Router,
+}
+
+impl RestLayer {
+    pub fn new(router: Router) -> Self {
+        RestLayer { router }
+    }
+}
+
+impl<S> tower::Layer<S> for RestLayer {
+    type Service = RestService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RestService {
+            router: self.router.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RestService<S> {
+    router: Router,
+    inner: S,
+}
+
+type RpcBody = jsonrpsee::server::HttpBody;
+
+impl<S, B> tower::Service<http::Request<B>> for RestService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RpcBody>>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = http::Response<RpcBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        if REST_PREFIXES.iter().any(|p| path.starts_with(p)) {
+            let router = self.router.clone();
+            let request = request.map(axum::body::Body::new);
+            Box::pin(async move {
+                let response = match router.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                Ok(response.map(RpcBody::new))
+            })
+        } else {
+            Box::pin(self.inner.call(request))
+        }
+    }
+}

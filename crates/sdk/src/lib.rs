@@ -1,0 +1,19 @@
+//! Trellis SDK: what an application needs to use the built-in services from Rust.
+//!
+//! - [`rest`]: a small HTTP client for the services' REST endpoints.
+//! - [`proof`]: checks a [`StateProof`](trellis_system::proof::StateProof) against a trusted
+//!   validator set — header, commit certificate, account and storage Merkle proofs — so a
+//!   client need not trust the node that answered.
+//! - [`evidence`]: hashing files the way the chain records them, the calldata of
+//!   submissions, and verification of an evidence record with its proof.
+//!
+//! Transactions are ordinary Ethereum transactions to the system contracts' addresses: sign
+//! them with any Ethereum library (or `trellis_crypto`) and send them with
+//! `eth_sendRawTransaction`.
+
+pub mod evidence;
+pub mod proof;
+pub mod rest;
+
+pub use proof::{ProofError, Trusted, VerifiedState};
+pub use rest::{RestClient, RestError};

@@ -1,0 +1,81 @@
+//! A minimal client for the REST endpoints (plain HTTP/1.1 over hyper).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestError {
+    #[error("invalid URL {0}")]
+    Url(String),
+    #[error("cannot reach the node: {0}")]
+    Transport(String),
+    /// The node answered with an error (`code` as in docs/services.md).
+    #[error("{status}: {code}: {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("unexpected response: {0}")]
+    Decode(String),
+}
+
+impl RestError {
+    /// The node answered 404.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RestError::Api { status: 404, .. })
+    }
+}
+
+/// REST client of one node (`base` like `http://127.0.0.1:8545`).
+#[derive(Clone)]
+pub struct RestClient {
+    base: String,
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl RestClient {
+    pub fn new(base: &str) -> RestClient {
+        RestClient {
+            base: base.trim_end_matches('/').to_owned(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// GETs `path` (starting with `/`) and decodes the JSON answer.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, RestError> {
+        let url = format!("{}{path}", self.base);
+        let uri: http::Uri = url.parse().map_err(|_| RestError::Url(url.clone()))?;
+        let response = self
+            .client
+            .get(uri)
+            .await
+            .map_err(|e| RestError::Transport(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| RestError::Transport(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let field = |name: &str| {
+                error["error"][name]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
+            };
+            return Err(RestError::Api {
+                status: status.as_u16(),
+                code: field("code"),
+                message: field("message"),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| RestError::Decode(e.to_string()))
+    }
+}
