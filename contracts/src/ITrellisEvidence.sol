@@ -40,6 +40,10 @@ interface ITrellisEvidence {
     /// Notarizes 1 to 1,000 digests atomically (any refusal reverts the whole batch).
     function submitBatch(Submission[] calldata items) external returns (bytes32[] memory ids);
 
+    /// Notarizes 1 to 1,000 digests of one algorithm without content type or metadata: the
+    /// compact form (32 bytes of calldata per record) for high-volume notarization.
+    function submitDigests(uint8 algorithm, bytes32[] calldata digests) external returns (bytes32[] memory ids);
+
     /// The record of `id`; reverts with "evidence not found" if there is none.
     function get(bytes32 id) external view returns (Record memory);
 

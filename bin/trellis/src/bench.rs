@@ -54,6 +54,9 @@ pub struct BenchArgs {
     /// What each transaction does.
     #[arg(long, value_enum, default_value_t = Workload::Transfer)]
     pub workload: Workload,
+    /// Evidence records per `submitBatch` transaction (evidence workload).
+    #[arg(long, default_value_t = 1_000)]
+    pub records_per_tx: usize,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -63,6 +66,24 @@ pub enum Workload {
     Transfer,
     /// `transfer` calls on the example ERC-20 (contracts/src/TrellisToken.sol), deployed first.
     Erc20,
+    /// Evidence `submitDigests` calls of `--records-per-tx` random SHA-256 digests each.
+    Evidence,
+}
+
+/// Calldata of one evidence batch of `n` fresh random digests.
+fn evidence_batch(n: usize) -> Bytes {
+    let digests: Vec<B256> = (0..n)
+        .map(|_| B256::from(rand::random::<[u8; 32]>()))
+        .collect();
+    trellis_sdk::evidence::submit_digests_calldata(
+        trellis_system::evidence::HashAlgorithm::Sha256,
+        &digests,
+    )
+}
+
+/// Gas for one evidence batch: four slot writes, an existence read and a log per record.
+fn evidence_gas(n: usize) -> u64 {
+    100_000 + 30_000 * n as u64
 }
 
 /// The example ERC-20's build artifact, compiled from contracts/src by contracts/build.mjs.
@@ -92,6 +113,9 @@ fn erc20_transfer(to: Address, value: U256) -> Bytes {
 #[derive(Serialize)]
 pub struct Report {
     pub workload: Workload,
+    /// Work items per transaction (evidence records per batch; 1 otherwise).
+    pub units_per_tx: usize,
+    pub finalized_units_per_sec: f64,
     pub endpoints: usize,
     pub validators: usize,
     pub sent: usize,
@@ -121,8 +145,22 @@ fn transfer(key: &AccountKey, chain_id: u64, nonce: u64, to: Address, value: U25
     )
 }
 
-/// What the sink account holds: its ether, or its token balance for the ERC-20 workload.
-async fn sink_value(c: &HttpClient, token: Option<Address>, sink: Address) -> anyhow::Result<U256> {
+/// What the workload's transactions add to: the sink's ether, its token balance for the
+/// ERC-20 workload, the number of evidence records for the evidence workload.
+async fn sink_value(
+    c: &HttpClient,
+    workload: Workload,
+    token: Option<Address>,
+    sink: Address,
+) -> anyhow::Result<U256> {
+    if workload == Workload::Evidence {
+        let data =
+            alloy_sol_types::SolCall::abi_encode(&trellis_system::evidence::abi::countCall {});
+        let call =
+            serde_json::json!({"to": trellis_system::EVIDENCE_ADDRESS, "data": Bytes::from(data)});
+        let out: Bytes = c.request("eth_call", rpc_params![call, "latest"]).await?;
+        return Ok(U256::from_be_slice(&out));
+    }
     match token {
         None => Ok(c
             .request("eth_getBalance", rpc_params![sink, "latest"])
@@ -218,6 +256,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             report.submitted_tps, report.submit_secs
         );
         println!("finalized {:.0} tx/s", report.finalized_tps);
+        if report.units_per_tx > 1 {
+            println!(
+                "finalized {:.0} records/s ({} per transaction)",
+                report.finalized_units_per_sec, report.units_per_tx
+            );
+        }
         println!(
             "finality latency p50 {:.0} ms  p99 {:.0} ms",
             report.latency_p50_ms, report.latency_p99_ms
@@ -237,6 +281,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     if args.rpc.is_empty() || args.senders == 0 || args.txs == 0 || args.batch == 0 {
         bail!("need at least one endpoint, sender, transaction and a non-zero batch size");
+    }
+    if !(1..=trellis_system::evidence::MAX_BATCH).contains(&args.records_per_tx) {
+        bail!(
+            "--records-per-tx must be 1 to {}",
+            trellis_system::evidence::MAX_BATCH
+        );
     }
     let clients: Vec<HttpClient> = args
         .rpc
@@ -274,7 +324,7 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
         next_nonce += 1;
     }
     let token = match args.workload {
-        Workload::Transfer => None,
+        Workload::Transfer | Workload::Evidence => None,
         Workload::Erc20 => {
             let address = funder.address().create(next_nonce);
             setup.push(signed(
@@ -332,6 +382,15 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
                 break 'outer;
             }
             let raw = match token {
+                None if args.workload == Workload::Evidence => signed(
+                    s,
+                    chain_id,
+                    n,
+                    TxKind::Call(trellis_system::EVIDENCE_ADDRESS),
+                    U256::ZERO,
+                    evidence_gas(args.records_per_tx),
+                    evidence_batch(args.records_per_tx),
+                ),
                 None => transfer(s, chain_id, n, sink, U256::from(1)),
                 Some(token) => signed(
                     s,
@@ -347,7 +406,7 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
         }
     }
 
-    let sink_before = sink_value(main, token, sink).await?;
+    let sink_before = sink_value(main, args.workload, token, sink).await?;
     let validators = args.validators.unwrap_or(args.rpc.len());
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -472,11 +531,16 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     // Every finalized transaction must also have done its work (no silent reverts).
-    let moved = sink_value(main, token, sink).await? - sink_before;
-    if moved != U256::from(latencies.len()) {
+    let units_per_tx = match args.workload {
+        Workload::Evidence => args.records_per_tx,
+        Workload::Transfer | Workload::Erc20 => 1,
+    };
+    let moved = sink_value(main, args.workload, token, sink).await? - sink_before;
+    if moved != U256::from(latencies.len() * units_per_tx) {
         bail!(
-            "{} transactions finalized but the sink received {moved}: some reverted",
-            latencies.len()
+            "{} transactions finalized but they added {moved} (expected {}): some reverted",
+            latencies.len(),
+            latencies.len() * units_per_tx
         );
     }
     let finalized = latencies.len();
@@ -486,6 +550,8 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     let rejected = *rejected.lock().unwrap_or_else(|e| e.into_inner());
     Ok(Report {
         workload: args.workload,
+        units_per_tx,
+        finalized_units_per_sec: finalized_tps * units_per_tx as f64,
         endpoints: clients.len(),
         validators,
         sent: txs.len(),

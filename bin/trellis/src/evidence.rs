@@ -14,7 +14,8 @@ use trellis_system::EVIDENCE_ADDRESS;
 use crate::gov::{send_to, Endpoint, Signer};
 
 fn algorithm(name: &str) -> Result<HashAlgorithm, String> {
-    HashAlgorithm::parse(name).ok_or_else(|| format!("unknown algorithm {name:?}: use sha256, keccak256 or sm3"))
+    HashAlgorithm::parse(name)
+        .ok_or_else(|| format!("unknown algorithm {name:?}: use sha256, keccak256 or sm3"))
 }
 
 #[derive(Subcommand)]
@@ -81,7 +82,7 @@ pub async fn run(command: EvidenceCommand) -> anyhow::Result<()> {
                 });
             }
             for (chunk, names) in items.chunks(MAX_BATCH).zip(files.chunks(MAX_BATCH)) {
-                let data = ev::submit_batch_calldata(chunk);
+                let data = ev::submission_calldata(chunk);
                 let receipt = send_to(&endpoint, &signer, EVIDENCE_ADDRESS, data.to_vec())
                     .await
                     .context("evidence not submitted")?;
@@ -90,12 +91,20 @@ pub async fn run(command: EvidenceCommand) -> anyhow::Result<()> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .filter_map(|l| serde_json::from_value::<alloy_rpc_types_eth::Log>(l.clone()).ok())
+                    .filter_map(|l| {
+                        serde_json::from_value::<alloy_rpc_types_eth::Log>(l.clone()).ok()
+                    })
                     .filter(|l| abi::EvidenceSubmitted::decode_log(&l.inner).is_ok())
                     .count();
                 println!("{submitted} records in block {block}:");
                 for (item, name) in chunk.iter().zip(names) {
-                    println!("  {}  {}:{}  {}", item.id(), algorithm, item.digest, name.display());
+                    println!(
+                        "  {}  {}:{}  {}",
+                        item.id(),
+                        algorithm,
+                        item.digest,
+                        name.display()
+                    );
                 }
             }
             Ok(())
@@ -146,7 +155,10 @@ fn print_verified(response: &ev::EvidenceResponse, genesis: &Path) -> anyhow::Re
         "verified: notarized in block {} by {}{}; proven against finalized block {} ({})",
         r.height,
         r.submitter,
-        r.org.as_ref().map(|o| format!(" of {o}")).unwrap_or_default(),
+        r.org
+            .as_ref()
+            .map(|o| format!(" of {o}"))
+            .unwrap_or_default(),
         verified.proven_at,
         verified.block_hash
     );

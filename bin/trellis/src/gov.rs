@@ -359,7 +359,8 @@ pub async fn send_to(
     let key = signer.key()?;
     let c = client(&endpoint.rpc)?;
     let chain_id: alloy_primitives::U64 = c.request("eth_chainId", rpc_params![]).await?;
-    let call = serde_json::json!({"from": key.address(), "to": to, "data": Bytes::from(data.clone())});
+    let call =
+        serde_json::json!({"from": key.address(), "to": to, "data": Bytes::from(data.clone())});
     let gas: alloy_primitives::U64 = match c.request("eth_estimateGas", rpc_params![call]).await {
         Ok(gas) => gas,
         Err(e) => bail!("refused: {}", refusal(&e)),

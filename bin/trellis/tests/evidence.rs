@@ -55,8 +55,16 @@ async fn notarize_verify_refuse_tamper_and_restart() {
 
     // Submit through the CLI (one batch), verify each file through the CLI.
     let mut args = vec![
-        "evidence", "submit", "--rpc", &url, "--dev-account", "1", "--content-type",
-        "application/pdf", "--metadata", "{\"lot\":42}",
+        "evidence",
+        "submit",
+        "--rpc",
+        &url,
+        "--dev-account",
+        "1",
+        "--content-type",
+        "application/pdf",
+        "--metadata",
+        "{\"lot\":42}",
     ];
     args.extend(&names);
     let out = run_cli(tmp.path(), &args);
@@ -64,7 +72,15 @@ async fn notarize_verify_refuse_tamper_and_restart() {
     for name in &names {
         let out = run_cli(
             tmp.path(),
-            &["evidence", "verify", "--rpc", &url, "--genesis", genesis, name],
+            &[
+                "evidence",
+                "verify",
+                "--rpc",
+                &url,
+                "--genesis",
+                genesis,
+                name,
+            ],
         );
         assert!(out.contains("verified: notarized in block"), "{out}");
         assert!(out.contains(" of dev;"), "organisation recorded: {out}");
@@ -77,21 +93,50 @@ async fn notarize_verify_refuse_tamper_and_restart() {
     let nonce_before = nonce(&c, sender, "latest").await;
     let err = cli_fails(
         tmp.path(),
-        &["evidence", "submit", "--rpc", &url, "--dev-account", "1", names[0]],
+        &[
+            "evidence",
+            "submit",
+            "--rpc",
+            &url,
+            "--dev-account",
+            "1",
+            names[0],
+        ],
     );
-    assert!(err.contains("item 0: digest already notarized as evidence"), "{err}");
+    assert!(
+        err.contains("item 0: digest already notarized as evidence"),
+        "{err}"
+    );
     let big = "m".repeat(4097);
     let other = tmp.path().join("other.txt");
     std::fs::write(&other, "another document").expect("write");
     let other = other.to_str().expect("utf-8");
     let err = cli_fails(
         tmp.path(),
-        &["evidence", "submit", "--rpc", &url, "--dev-account", "1", "--metadata", &big, other],
+        &[
+            "evidence",
+            "submit",
+            "--rpc",
+            &url,
+            "--dev-account",
+            "1",
+            "--metadata",
+            &big,
+            other,
+        ],
     );
     assert!(err.contains("metadata of 4097 bytes exceeds 4096"), "{err}");
     let err = cli_fails(
         tmp.path(),
-        &["evidence", "verify", "--rpc", &url, "--genesis", genesis, other],
+        &[
+            "evidence",
+            "verify",
+            "--rpc",
+            &url,
+            "--genesis",
+            genesis,
+            other,
+        ],
     );
     assert!(err.contains("is not notarized"), "{err}");
     assert_eq!(nonce(&c, sender, "latest").await, nonce_before);
@@ -121,13 +166,18 @@ async fn notarize_verify_refuse_tamper_and_restart() {
         .get::<serde_json::Value>("/v1/evidence/0x1234")
         .await
         .expect_err("bad id");
-    assert!(matches!(&bad, trellis_sdk::RestError::Api { status: 400, code, .. } if code == "invalidRequest"), "{bad}");
+    assert!(
+        matches!(&bad, trellis_sdk::RestError::Api { status: 400, code, .. } if code == "invalidRequest"),
+        "{bad}"
+    );
     let bad = rest
         .get::<serde_json::Value>(&format!("/v1/evidence/md5/{}", B256::ZERO))
         .await
         .expect_err("bad algorithm");
     assert!(bad.to_string().contains("unknown hash algorithm"), "{bad}");
-    let missing = ev::get(&rest, &B256::repeat_byte(1)).await.expect_err("missing");
+    let missing = ev::get(&rest, &B256::repeat_byte(1))
+        .await
+        .expect_err("missing");
     assert!(missing.is_not_found(), "{missing}");
 
     // Verification does not trust the node: tampered answers fail.
@@ -138,7 +188,10 @@ async fn notarize_verify_refuse_tamper_and_restart() {
 
     let mut forged = good.clone();
     forged.record.submitter = outsider.address();
-    assert!(matches!(ev::verify(&forged, &trusted), Err(VerifyError::RecordMismatch)));
+    assert!(matches!(
+        ev::verify(&forged, &trusted),
+        Err(VerifyError::RecordMismatch)
+    ));
 
     let mut forged = good.clone();
     forged.record.height += 1;
@@ -150,7 +203,10 @@ async fn notarize_verify_refuse_tamper_and_restart() {
 
     let mut forged = good.clone();
     forged.proof.storage_proofs.pop();
-    assert!(matches!(ev::verify(&forged, &trusted), Err(VerifyError::NotProven(_))));
+    assert!(matches!(
+        ev::verify(&forged, &trusted),
+        Err(VerifyError::NotProven(_))
+    ));
 
     let mut forged = good.clone();
     forged.proof.certificate = Bytes::new();
@@ -161,7 +217,8 @@ async fn notarize_verify_refuse_tamper_and_restart() {
 
     let stranger = Trusted::from_genesis(&{
         let mut g = trellis_primitives::Genesis::load(Path::new(genesis)).expect("genesis");
-        g.validators[0].public_key = B256::from(*trellis_crypto::NodeKey::generate().public().as_bytes());
+        g.validators[0].public_key =
+            B256::from(*trellis_crypto::NodeKey::generate().public().as_bytes());
         g
     })
     .expect("other set");

@@ -110,19 +110,29 @@ mod tests {
     #[test]
     fn two_thirds_of_the_trusted_set_are_needed_and_enough() {
         let keys: Vec<NodeKey> = (0..4).map(|_| NodeKey::generate()).collect();
-        let set = ValidatorSet::new(keys.iter().map(|k| Validator::new(k.public(), 1)))
-            .expect("set");
+        let set =
+            ValidatorSet::new(keys.iter().map(|k| Validator::new(k.public(), 1))).expect("set");
         let hash = B256::repeat_byte(7);
         let three = certificate(keys[..3].iter().map(|k| sign(k, 9, hash)).collect(), hash);
-        assert_eq!(verify_certificate(9, &three, 5, hash, &set).expect("valid"), 3);
+        assert_eq!(
+            verify_certificate(9, &three, 5, hash, &set).expect("valid"),
+            3
+        );
 
         let two = certificate(keys[..2].iter().map(|k| sign(k, 9, hash)).collect(), hash);
         assert!(matches!(
             verify_certificate(9, &two, 5, hash, &set),
-            Err(CertificateError::InsufficientPower { signed: 2, total: 4 })
+            Err(CertificateError::InsufficientPower {
+                signed: 2,
+                total: 4
+            })
         ));
         let doubled = certificate(
-            vec![sign(&keys[0], 9, hash), sign(&keys[0], 9, hash), sign(&keys[1], 9, hash)],
+            vec![
+                sign(&keys[0], 9, hash),
+                sign(&keys[0], 9, hash),
+                sign(&keys[1], 9, hash),
+            ],
             hash,
         );
         assert!(matches!(
@@ -143,7 +153,10 @@ mod tests {
         ));
         let outsider = NodeKey::generate();
         let forged = certificate(
-            [&keys[0], &keys[1], &outsider].iter().map(|k| sign(k, 9, hash)).collect(),
+            [&keys[0], &keys[1], &outsider]
+                .iter()
+                .map(|k| sign(k, 9, hash))
+                .collect(),
             hash,
         );
         assert!(matches!(

@@ -556,17 +556,20 @@ mod tests {
         let bob_acc = out.changes.accounts[&bob].expect("bob exists");
         assert_eq!(bob_acc.balance, U256::from(15));
 
-        // Every account the block touched, plus the untouched governance account.
-        let governance = view
-            .account(&GOVERNANCE_ADDRESS)
-            .expect("read")
-            .expect("governance exists");
+        // Every account the block touched, plus the untouched system contracts.
+        let system = trellis_system::SYSTEM_ADDRESSES.iter().map(|a| {
+            let acc = view
+                .account(a)
+                .expect("read")
+                .expect("system account exists");
+            (*a, trie_account_for_test(&acc))
+        });
         let expected = alloy_trie::root::state_root_unhashed(
             out.changes
                 .accounts
                 .iter()
                 .filter_map(|(a, acc)| acc.map(|acc| (*a, trie_account_for_test(&acc))))
-                .chain([(GOVERNANCE_ADDRESS, trie_account_for_test(&governance))]),
+                .chain(system),
         );
         assert_eq!(out.state_root, expected);
     }

@@ -100,12 +100,13 @@ pub struct RebuiltTries {
 pub fn rebuild_tries(view: &StateView) -> Result<RebuiltTries, StoreError> {
     let mut writes = trie::NodeWrites::new();
     let mut accounts = Vec::new();
-    view.for_each_hashed_account(|key, acc| accounts.push((key, acc)))?;
+    view.for_each_account(|address, acc| accounts.push((address, acc)))?;
     let mut account_leaves = BTreeMap::new();
-    for (hashed, mut acc) in accounts {
+    for (address, mut acc) in accounts {
+        let hashed = keccak256(address);
         let mut slots = BTreeMap::new();
-        view.for_each_hashed_slot(&hashed, |k, v| {
-            slots.insert(k, Some(slot_leaf(&v)));
+        view.for_each_slot(&address, |k, v| {
+            slots.insert(keccak256(k.to_be_bytes::<32>()), Some(slot_leaf(&v)));
         })?;
         acc.storage_root = Trie::new(&trie::Empty, &mut writes, hashed).apply(&slots)?;
         account_leaves.insert(hashed, Some(account_leaf(&acc)));
@@ -181,17 +182,17 @@ mod tests {
     /// The root rebuilt from every committed account and slot (the pre-incremental method).
     fn full_rebuild(view: &StateView) -> B256 {
         let mut accounts = Vec::new();
-        view.for_each_hashed_account(|key, acc| accounts.push((key, acc)))
+        view.for_each_account(|address, acc| accounts.push((address, acc)))
             .expect("accounts");
         let mut leaves = Vec::new();
-        for (key, mut acc) in accounts {
+        for (address, mut acc) in accounts {
             let mut slots = Vec::new();
-            view.for_each_hashed_slot(&key, |k, v| slots.push((k, v)))
+            view.for_each_slot(&address, |k, v| slots.push((B256::from(k), v)))
                 .expect("slots");
-            acc.storage_root = alloy_trie::root::storage_root(slots);
-            leaves.push((key, trie_account(&acc)));
+            acc.storage_root = alloy_trie::root::storage_root_unhashed(slots);
+            leaves.push((address, trie_account(&acc)));
         }
-        alloy_trie::root::state_root(leaves)
+        alloy_trie::root::state_root_unhashed(leaves)
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use trellis_system::evidence::Submitter;
 use trellis_system::{
-    CallContext, CallError, CallOutput, Evidence, Governance, SlotError, Slots,
-    EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS,
+    CallContext, CallError, CallOutput, Evidence, Governance, SlotError, Slots, EVIDENCE_ADDRESS,
+    GOVERNANCE_ADDRESS,
 };
 
 /// Gas charged by a system call: a base, per slot read and written, per log.
@@ -39,7 +39,12 @@ pub struct TrellisPrecompiles {
 }
 
 impl TrellisPrecompiles {
-    pub fn new(spec: SpecId, height: u64, timestamp_ms: u64, frozen: Arc<HashSet<Address>>) -> Self {
+    pub fn new(
+        spec: SpecId,
+        height: u64,
+        timestamp_ms: u64,
+        frozen: Arc<HashSet<Address>>,
+    ) -> Self {
         let eth = EthPrecompiles::new(spec);
         let mut warm = eth.warm_addresses().clone();
         warm.extend(trellis_system::SYSTEM_ADDRESSES.iter().copied());

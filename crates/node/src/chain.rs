@@ -30,6 +30,8 @@ const MAX_CLOCK_DRIFT_MS: u64 = 15_000;
 pub struct ChainSettings {
     pub empty_block_interval: Duration,
     pub max_block_txs: usize,
+    /// Gas a proposer puts in one block at most (capped by the chain's gas limit).
+    pub max_block_gas: u64,
     pub pool: PoolConfig,
 }
 
@@ -465,7 +467,7 @@ impl Chain {
         let view = self.inner.store.view()?;
         let selected = self.lock_pool().select(
             self.inner.settings.max_block_txs,
-            self.inner.gas_limit,
+            self.inner.gas_limit.min(self.inner.settings.max_block_gas),
             |a| Self::state_nonce(&view, a).unwrap_or(0),
         );
         let (txs, senders): (Vec<_>, Vec<_>) = selected.into_iter().unzip();

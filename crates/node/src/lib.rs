@@ -58,6 +58,7 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         ChainSettings {
             empty_block_interval: Duration::from_millis(config.consensus.empty_block_interval_ms),
             max_block_txs: config.consensus.max_block_txs,
+            max_block_gas: config.consensus.max_block_gas,
             pool: config.pool_config(),
         },
     )?;

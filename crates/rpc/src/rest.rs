@@ -131,7 +131,10 @@ fn evidence<B: Backend>(backend: &B, id: B256) -> Result<Json<serde_json::Value>
         backend.chain_id(),
         &view,
         EVIDENCE_ADDRESS,
-        &proof_slots.iter().map(|s| B256::from(*s)).collect::<Vec<_>>(),
+        &proof_slots
+            .iter()
+            .map(|s| B256::from(*s))
+            .collect::<Vec<_>>(),
     )?;
     Ok(Json(json!({ "record": record, "proof": proof })))
 }

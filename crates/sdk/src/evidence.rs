@@ -103,6 +103,33 @@ pub fn submit_batch_calldata(items: &[Submission]) -> Bytes {
     .into()
 }
 
+/// Calldata of `submitDigests`: up to [`MAX_BATCH`] digests of one algorithm without content
+/// type or metadata (32 bytes per record, so 1,000 fit well inside a transaction).
+pub fn submit_digests_calldata(algorithm: HashAlgorithm, digests: &[B256]) -> Bytes {
+    debug_assert!(digests.len() <= MAX_BATCH);
+    abi::submitDigestsCall {
+        algorithm: algorithm.code(),
+        digests: digests.to_vec(),
+    }
+    .abi_encode()
+    .into()
+}
+
+/// Calldata for `items`: the compact `submitDigests` when none has a content type or
+/// metadata and all share one algorithm, `submitBatch` otherwise.
+pub fn submission_calldata(items: &[Submission]) -> Bytes {
+    let plain = items
+        .iter()
+        .all(|s| s.content_type.is_empty() && s.metadata.is_empty());
+    match items.first() {
+        Some(first) if plain && items.iter().all(|s| s.algorithm == first.algorithm) => {
+            let digests: Vec<B256> = items.iter().map(|s| s.digest).collect();
+            submit_digests_calldata(first.algorithm, &digests)
+        }
+        _ => submit_batch_calldata(items),
+    }
+}
+
 /// A record as a node serves it, with the proof that backs it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EvidenceResponse {
@@ -135,7 +162,10 @@ pub struct VerifiedRecord {
 
 /// Verifies `response` without trusting the node: the proof against `trusted`, then the
 /// record decoded from the proven slots alone.
-pub fn verify(response: &EvidenceResponse, trusted: &Trusted) -> Result<VerifiedRecord, VerifyError> {
+pub fn verify(
+    response: &EvidenceResponse,
+    trusted: &Trusted,
+) -> Result<VerifiedRecord, VerifyError> {
     if response.proof.address != EVIDENCE_ADDRESS {
         return Err(VerifyError::WrongContract(response.proof.address));
     }

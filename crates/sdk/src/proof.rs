@@ -109,7 +109,8 @@ pub fn verify(proof: &StateProof, trusted: &Trusted) -> Result<VerifiedState, Pr
     let mut slots = BTreeMap::new();
     for p in &proof.storage_proofs {
         let slot = U256::from_be_bytes(p.slot.0);
-        let expected = (!p.value.is_zero()).then(|| alloy_rlp::encode_fixed_size(&p.value).to_vec());
+        let expected =
+            (!p.value.is_zero()).then(|| alloy_rlp::encode_fixed_size(&p.value).to_vec());
         verify_proof(
             proof.account.storage_root,
             Nibbles::unpack(keccak256(p.slot)),

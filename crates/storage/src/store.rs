@@ -20,11 +20,9 @@ const TX_INDEX: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("t
 const ACCOUNTS: TableDefinition<&[u8; 20], &[u8]> = TableDefinition::new("accounts");
 const STORAGE: TableDefinition<&[u8; 52], &[u8; 32]> = TableDefinition::new("storage");
 const CODE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("code");
-/// keccak(address) → account, ordered as the state trie needs them.
-const HASHED_ACCOUNTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("hashed_accounts");
-/// keccak(address) ‖ keccak(slot) → value, ordered as storage tries need them.
-const HASHED_STORAGE: TableDefinition<&[u8; 64], &[u8; 32]> =
-    TableDefinition::new("hashed_storage");
+/// Tables of keccak-keyed copies of accounts and slots that earlier versions kept for
+/// rebuilding the state root; dropped on open (the tries are stored node by node now).
+const RETIRED_TABLES: [&str; 2] = ["hashed_accounts", "hashed_storage"];
 
 /// (height, block hash) → encoded block: proposals built or verified but not yet decided,
 /// kept so that a restarted node can still commit a block decided before it crashed.
@@ -102,13 +100,6 @@ fn slot_key(address: &Address, slot: &U256) -> [u8; 52] {
     key
 }
 
-fn hashed_slot_key(hashed_address: &B256, slot: &U256) -> [u8; 64] {
-    let mut key = [0u8; 64];
-    key[..32].copy_from_slice(hashed_address.as_slice());
-    key[32..].copy_from_slice(keccak256(slot.to_be_bytes::<32>()).as_slice());
-    key
-}
-
 impl Store {
     /// Opens (or creates) the database file and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -128,10 +119,12 @@ impl Store {
             wtx.open_table(ACCOUNTS)?;
             wtx.open_table(STORAGE)?;
             wtx.open_table(CODE)?;
-            wtx.open_table(HASHED_ACCOUNTS)?;
-            wtx.open_table(HASHED_STORAGE)?;
             wtx.open_table(TRIE_NODES)?;
             wtx.open_table(PROPOSALS)?;
+        }
+        for name in RETIRED_TABLES {
+            let table: TableDefinition<&[u8], &[u8]> = TableDefinition::new(name);
+            wtx.delete_table(table)?;
         }
         wtx.commit()?;
         Ok(Store { db: Arc::new(db) })
@@ -272,8 +265,6 @@ impl Store {
             accounts: rtx.open_table(ACCOUNTS)?,
             storage: rtx.open_table(STORAGE)?,
             code: rtx.open_table(CODE)?,
-            hashed_accounts: rtx.open_table(HASHED_ACCOUNTS)?,
-            hashed_storage: rtx.open_table(HASHED_STORAGE)?,
             trie_nodes: rtx.open_table(TRIE_NODES)?,
         })
     }
@@ -294,9 +285,7 @@ fn apply_trie_nodes(
 
 fn write_state(wtx: &redb::WriteTransaction, changes: &StateChanges) -> Result<(), StoreError> {
     let mut accounts = wtx.open_table(ACCOUNTS)?;
-    let mut hashed_accounts = wtx.open_table(HASHED_ACCOUNTS)?;
     let mut storage = wtx.open_table(STORAGE)?;
-    let mut hashed_storage = wtx.open_table(HASHED_STORAGE)?;
     let mut code = wtx.open_table(CODE)?;
     let mut trie_nodes = wtx.open_table(TRIE_NODES)?;
 
@@ -307,11 +296,6 @@ fn write_state(wtx: &redb::WriteTransaction, changes: &StateChanges) -> Result<(
         hi[..20].copy_from_slice(address.as_slice());
         storage.retain_in::<&[u8; 52], _>(&lo..=&hi, |_, _| false)?;
         let hashed = keccak256(address);
-        let mut hlo = [0u8; 64];
-        hlo[..32].copy_from_slice(hashed.as_slice());
-        let mut hhi = [0xffu8; 64];
-        hhi[..32].copy_from_slice(hashed.as_slice());
-        hashed_storage.retain_in::<&[u8; 64], _>(&hlo..=&hhi, |_, _| false)?;
         // Trie node keys are the owner followed by at most 64 nibbles (each below 0x10).
         let mut thi = [0xffu8; 33];
         thi[..32].copy_from_slice(hashed.as_slice());
@@ -319,31 +303,22 @@ fn write_state(wtx: &redb::WriteTransaction, changes: &StateChanges) -> Result<(
     }
     apply_trie_nodes(&mut trie_nodes, &changes.trie_nodes)?;
     for (address, slots) in &changes.storage {
-        let hashed = keccak256(address);
         for (slot, value) in slots {
             let key = slot_key(address, slot);
-            let hkey = hashed_slot_key(&hashed, slot);
             if value.is_zero() {
                 storage.remove(&key)?;
-                hashed_storage.remove(&hkey)?;
             } else {
-                let bytes = value.to_be_bytes::<32>();
-                storage.insert(&key, &bytes)?;
-                hashed_storage.insert(&hkey, &bytes)?;
+                storage.insert(&key, &value.to_be_bytes::<32>())?;
             }
         }
     }
     for (address, account) in &changes.accounts {
-        let hashed = keccak256(address);
         match account {
             Some(acc) => {
-                let bytes = acc.to_bytes();
-                accounts.insert(&address.0 .0, bytes.as_slice())?;
-                hashed_accounts.insert(&hashed.0, bytes.as_slice())?;
+                accounts.insert(&address.0 .0, acc.to_bytes().as_slice())?;
             }
             None => {
                 accounts.remove(&address.0 .0)?;
-                hashed_accounts.remove(&hashed.0)?;
             }
         }
     }
@@ -365,8 +340,6 @@ pub struct StateView {
     accounts: ReadOnlyTable<&'static [u8; 20], &'static [u8]>,
     storage: ReadOnlyTable<&'static [u8; 52], &'static [u8; 32]>,
     code: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
-    hashed_accounts: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
-    hashed_storage: ReadOnlyTable<&'static [u8; 64], &'static [u8; 32]>,
     trie_nodes: ReadOnlyTable<&'static [u8], &'static [u8]>,
 }
 
@@ -452,34 +425,32 @@ impl StateView {
         }))
     }
 
-    /// All accounts ordered by keccak(address), for state-root computation.
-    pub fn for_each_hashed_account(
+    /// Every account, ordered by address.
+    pub fn for_each_account(
         &self,
-        mut f: impl FnMut(B256, AccountState),
+        mut f: impl FnMut(Address, AccountState),
     ) -> Result<(), StoreError> {
-        for entry in self.hashed_accounts.iter()? {
+        for entry in self.accounts.iter()? {
             let (k, v) = entry?;
             let account = AccountState::from_bytes(v.value())
-                .ok_or_else(|| corrupt("hashed_accounts", "wrong record length"))?;
-            f(B256::from(*k.value()), account);
+                .ok_or_else(|| corrupt("accounts", "wrong record length"))?;
+            f(Address::from(*k.value()), account);
         }
         Ok(())
     }
 
-    /// One account's storage ordered by keccak(slot), for storage-root computation.
-    pub fn for_each_hashed_slot(
+    /// One account's storage, ordered by slot.
+    pub fn for_each_slot(
         &self,
-        hashed_address: &B256,
-        mut f: impl FnMut(B256, U256),
+        address: &Address,
+        mut f: impl FnMut(U256, U256),
     ) -> Result<(), StoreError> {
-        let mut lo = [0u8; 64];
-        lo[..32].copy_from_slice(hashed_address.as_slice());
-        let mut hi = [0xffu8; 64];
-        hi[..32].copy_from_slice(hashed_address.as_slice());
-        for entry in self.hashed_storage.range::<&[u8; 64]>(&lo..=&hi)? {
+        let lo = slot_key(address, &U256::ZERO);
+        let hi = slot_key(address, &U256::MAX);
+        for entry in self.storage.range::<&[u8; 52]>(&lo..=&hi)? {
             let (k, v) = entry?;
             f(
-                B256::from_slice(&k.value()[32..]),
+                U256::from_be_slice(&k.value()[20..]),
                 U256::from_be_bytes(*v.value()),
             );
         }
@@ -607,9 +578,9 @@ mod tests {
             Some(U256::from(100))
         );
         let mut slots = 0;
-        view.for_each_hashed_slot(&keccak256(alice), |_, _| slots += 1)
+        view.for_each_slot(&alice, |_, _| slots += 1)
             .expect("iterate");
-        assert_eq!(slots, 0, "zeroed slot is removed from the hashed table too");
+        assert_eq!(slots, 0, "zeroed slot is removed");
     }
 
     #[test]

@@ -165,7 +165,10 @@ fn check<'a>(
             "content type longer than {MAX_CONTENT_TYPE_BYTES} bytes"
         ));
     }
-    if content_type.chars().any(|c| !c.is_ascii_graphic() && c != ' ') {
+    if content_type
+        .chars()
+        .any(|c| !c.is_ascii_graphic() && c != ' ')
+    {
         return revert("content type must be printable ASCII");
     }
     if metadata.len() > MAX_METADATA_BYTES {
@@ -297,7 +300,8 @@ impl<'s, S: Slots> Evidence<'s, S> {
         }
         let [s_head, s_digest, s_org, s_time] = Self::record_slots(&id);
         self.slots.store(s_head, U256::from_be_bytes(head))?;
-        self.slots.store(s_digest, U256::from_be_bytes(item.digest.0))?;
+        self.slots
+            .store(s_digest, U256::from_be_bytes(item.digest.0))?;
         if by.org.is_some() {
             self.slots.store(s_org, U256::from_be_bytes(org))?;
         }
@@ -319,6 +323,34 @@ impl<'s, S: Slots> Evidence<'s, S> {
         Ok(id)
     }
 
+    /// Notarizes `len` items atomically (the EVM journal drops every write of a reverted
+    /// call); a refusal names the item.
+    fn put_batch<'a>(
+        &mut self,
+        ctx: &CallContext,
+        by: &Submitter,
+        len: usize,
+        items: impl Iterator<Item = (u8, B256, &'a str, &'a [u8])>,
+    ) -> Result<Vec<B256>> {
+        if len == 0 || len > MAX_BATCH {
+            return revert(format!(
+                "a batch holds 1 to {MAX_BATCH} submissions, got {len}"
+            ));
+        }
+        let mut ids = Vec::with_capacity(len);
+        for (i, (algorithm, digest, content_type, metadata)) in items.enumerate() {
+            let id = check(algorithm, digest, content_type, metadata)
+                .and_then(|item| self.put(ctx, by, &item))
+                .map_err(|e| match e {
+                    CallError::Revert(reason) => CallError::Revert(format!("item {i}: {reason}")),
+                    other => other,
+                })?;
+            ids.push(id);
+        }
+        self.add_to_count(ids.len() as u64)?;
+        Ok(ids)
+    }
+
     fn add_to_count(&mut self, n: u64) -> Result<(), SlotError> {
         let count = self.count()?;
         self.slots.store(count_slot(), U256::from(count + n))
@@ -332,7 +364,7 @@ impl<'s, S: Slots> Evidence<'s, S> {
                 "evidence: unknown function or malformed arguments ({e})"
             ))
         })?;
-        let writes = matches!(call, C::submit(_) | C::submitBatch(_));
+        let writes = matches!(call, C::submit(_) | C::submitBatch(_) | C::submitDigests(_));
         if writes && ctx.is_static {
             return revert("evidence: state change in a static call");
         }
@@ -344,26 +376,20 @@ impl<'s, S: Slots> Evidence<'s, S> {
                 id.abi_encode()
             }
             C::submitBatch(c) => {
-                if c.items.is_empty() || c.items.len() > MAX_BATCH {
-                    return revert(format!(
-                        "a batch holds 1 to {MAX_BATCH} submissions, got {}",
-                        c.items.len()
-                    ));
-                }
-                let mut ids = Vec::with_capacity(c.items.len());
-                for (i, s) in c.items.iter().enumerate() {
-                    let item = check(s.algorithm, s.digest, &s.contentType, &s.metadata)
-                        .and_then(|item| self.put(ctx, by, &item))
-                        .map_err(|e| match e {
-                            CallError::Revert(reason) => {
-                                CallError::Revert(format!("item {i}: {reason}"))
-                            }
-                            other => other,
-                        })?;
-                    ids.push(item);
-                }
-                self.add_to_count(ids.len() as u64)?;
-                ids.abi_encode()
+                let items = c.items.iter().map(|s| {
+                    (
+                        s.algorithm,
+                        s.digest,
+                        s.contentType.as_str(),
+                        &s.metadata[..],
+                    )
+                });
+                self.put_batch(ctx, by, c.items.len(), items)?.abi_encode()
+            }
+            C::submitDigests(c) => {
+                let items = c.digests.iter().map(|d| (c.algorithm, *d, "", &[][..]));
+                self.put_batch(ctx, by, c.digests.len(), items)?
+                    .abi_encode()
             }
             C::get(c) => match self.get(&c.id)? {
                 Some(record) => to_abi(&record).abi_encode(),
@@ -389,7 +415,11 @@ fn to_abi(r: &Record) -> abi::Record {
         algorithm: r.algorithm.code(),
         digest: r.digest,
         submitter: r.submitter,
-        org: r.org.as_ref().map(|o| o.as_str().to_owned()).unwrap_or_default(),
+        org: r
+            .org
+            .as_ref()
+            .map(|o| o.as_str().to_owned())
+            .unwrap_or_default(),
         height: r.height,
         timestampMs: r.timestamp_ms,
         contentType: r.content_type.clone(),
@@ -454,7 +484,10 @@ mod tests {
         let id = B256::abi_decode(&out.output).expect("id");
         assert_eq!(id, evidence_id(HashAlgorithm::Sha256, &digest));
         assert_eq!(out.logs.len(), 1);
-        let record = Evidence::new(&mut slots).get(&id).expect("read").expect("exists");
+        let record = Evidence::new(&mut slots)
+            .get(&id)
+            .expect("read")
+            .expect("exists");
         assert_eq!(
             record,
             Record {
@@ -488,7 +521,10 @@ mod tests {
         let before = slots.writes.clone();
         let cases: Vec<(Result<CallOutput>, &str)> = vec![
             (submit(&mut slots, 1, digest, "", b""), "already notarized"),
-            (submit(&mut slots, 9, B256::repeat_byte(2), "", b""), "unknown hash algorithm"),
+            (
+                submit(&mut slots, 9, B256::repeat_byte(2), "", b""),
+                "unknown hash algorithm",
+            ),
             (submit(&mut slots, 1, B256::ZERO, "", b""), "digest is zero"),
             (
                 submit(&mut slots, 1, B256::repeat_byte(2), &"x".repeat(129), b""),
@@ -532,11 +568,34 @@ mod tests {
         assert_eq!(ids.len(), 3);
         assert_eq!(ok.logs.len(), 3);
         assert_eq!(Evidence::new(&mut slots).count().expect("count"), 3);
-        let record = Evidence::new(&mut slots).get(&ids[0]).expect("read").expect("exists");
+        let record = Evidence::new(&mut slots)
+            .get(&ids[0])
+            .expect("read")
+            .expect("exists");
         assert_eq!(record.org, None);
 
         let r = Evidence::new(&mut slots).call(&ctx(1), &by(None), &batch(vec![]));
         assert!(reason(r).contains("1 to 1000"));
+
+        let digests = abi::submitDigestsCall {
+            algorithm: 2,
+            digests: vec![B256::repeat_byte(0x31), B256::repeat_byte(0x32)],
+        };
+        let out = Evidence::new(&mut slots)
+            .call(&ctx(1), &by(None), &digests.abi_encode())
+            .expect("digests");
+        let ids = <Vec<B256>>::abi_decode(&out.output).expect("ids");
+        assert_eq!(
+            ids[1],
+            evidence_id(HashAlgorithm::Keccak256, &B256::repeat_byte(0x32))
+        );
+        assert_eq!(Evidence::new(&mut slots).count().expect("count"), 5);
+        let bad = abi::submitDigestsCall {
+            algorithm: 2,
+            digests: vec![B256::repeat_byte(0x33), B256::ZERO],
+        };
+        let r = Evidence::new(&mut slots).call(&ctx(1), &by(None), &bad.abi_encode());
+        assert_eq!(reason(r), "item 1: digest is zero");
         let r = Evidence::new(&mut slots).call(
             &ctx(1),
             &by(None),
@@ -563,7 +622,10 @@ mod tests {
         .abi_encode();
         let r = Evidence::new(&mut slots).call(&static_ctx, &by(None), &input);
         assert!(reason(r).contains("static call"));
-        let missing = abi::getCall { id: B256::repeat_byte(3) }.abi_encode();
+        let missing = abi::getCall {
+            id: B256::repeat_byte(3),
+        }
+        .abi_encode();
         let r = Evidence::new(&mut slots).call(&static_ctx, &by(None), &missing);
         assert!(reason(r).contains("not found"));
         let count = abi::countCall {}.abi_encode();
