@@ -143,7 +143,7 @@ impl<'a, S: NodeSource + ?Sized> Trie<'a, S> {
                     leaves.push((existing, leaf.value.as_slice()));
                 }
                 leaves.extend(changes.iter().filter_map(|(k, v)| v.map(|v| (*k, v))));
-                leaves.sort_by(|a, b| a.0.cmp(&b.0));
+                leaves.sort_by_key(|(key, _)| *key);
                 Ok(self.build(path, &leaves))
             }
             Some(TrieNode::Extension(ext)) => {

@@ -30,6 +30,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("genesis", genesis),
     ("node_config", node_config),
     ("governance_call", governance_call),
+    ("evidence_call", evidence_call),
+    ("evidence_proof", evidence_proof),
     ("json_rpc", json_rpc),
 ];
 
@@ -168,6 +170,67 @@ pub fn governance_call(data: &[u8]) {
     }
     gov.end_block(5)
         .expect("end of block works on any state the calls leave");
+}
+
+/// Calldata for the evidence contract (first byte picks the caller, its organisation and a
+/// static call): any input either reverts with a reason or leaves records that read back.
+pub fn evidence_call(data: &[u8]) {
+    use alloy_primitives::B256;
+    use trellis_system::evidence::{abi, Submitter};
+    let Some((who, input)) = data.split_first() else {
+        return;
+    };
+    let mut slots = trellis_system::MapSlots::empty();
+    let caller = alloy_primitives::Address::with_last_byte(who % 4);
+    let ctx = trellis_system::CallContext {
+        caller,
+        height: 5,
+        tx_hash: B256::ZERO,
+        is_static: who & 0x80 != 0,
+    };
+    let by = Submitter {
+        address: caller,
+        org: (who & 0x40 != 0).then(|| trellis_primitives::OrgId::parse("org1").expect("valid id")),
+        timestamp_ms: 7,
+    };
+    let logs = match trellis_system::Evidence::new(&mut slots).call(&ctx, &by, input) {
+        Ok(out) => out.logs,
+        Err(trellis_system::CallError::Revert(_)) => return,
+        Err(e) => panic!("evidence storage failed on fuzz input: {e}"),
+    };
+    for log in logs {
+        let event =
+            <abi::EvidenceSubmitted as alloy_sol_types::SolEvent>::decode_log_data(&log.data)
+                .expect("the contract's own event decodes");
+        let record = trellis_system::Evidence::new(&mut slots)
+            .get(&event.id)
+            .expect("readable")
+            .expect("a submitted record exists");
+        assert_eq!((record.digest, record.submitter), (event.digest, caller));
+    }
+}
+
+/// A node's answer to `GET /v1/evidence/...` as the SDK verifier receives it: whatever the
+/// bytes, verification returns a result (almost always an error), never panics.
+pub fn evidence_proof(data: &[u8]) {
+    static TRUSTED: OnceLock<trellis_sdk::Trusted> = OnceLock::new();
+    let trusted = TRUSTED.get_or_init(|| trellis_sdk::Trusted {
+        chain_id: 1337,
+        validators: trellis_consensus::ValidatorSet::from_keys([(
+            alloy_primitives::B256::from(
+                *trellis_crypto::NodeKey::from_secret([7; 32])
+                    .public()
+                    .as_bytes(),
+            ),
+            1,
+        )])
+        .expect("one validator"),
+    });
+    let Ok(response) = serde_json::from_slice::<trellis_sdk::evidence::EvidenceResponse>(data)
+    else {
+        return;
+    };
+    let _ = trellis_sdk::evidence::verify(&response, trusted);
 }
 
 struct RpcHarness {

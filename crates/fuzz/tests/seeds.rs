@@ -217,6 +217,73 @@ fn write_seeds() {
         );
     }
 
+    {
+        use trellis_system::evidence::abi as ev;
+        let item = |d: u8| ev::Submission {
+            algorithm: 1,
+            digest: B256::repeat_byte(d),
+            contentType: "application/pdf".into(),
+            metadata: Bytes::from_static(b"{\"lot\":1}"),
+        };
+        let calls: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "submit",
+                ev::submitCall {
+                    algorithm: 1,
+                    digest: B256::repeat_byte(1),
+                    contentType: "text/plain".into(),
+                    metadata: Bytes::new(),
+                }
+                .abi_encode(),
+            ),
+            (
+                "batch",
+                ev::submitBatchCall {
+                    items: vec![item(1), item(2), item(1)],
+                }
+                .abi_encode(),
+            ),
+            (
+                "digests",
+                ev::submitDigestsCall {
+                    algorithm: 3,
+                    digests: vec![B256::repeat_byte(4), B256::repeat_byte(5)],
+                }
+                .abi_encode(),
+            ),
+            (
+                "get",
+                ev::getCall {
+                    id: B256::repeat_byte(1),
+                }
+                .abi_encode(),
+            ),
+            ("count", ev::countCall {}.abi_encode()),
+        ];
+        for (name, input) in calls {
+            write(
+                "evidence_call",
+                name,
+                &[[0x41u8].as_slice(), &input].concat(),
+            );
+        }
+        let response = serde_json::json!({
+            "record": {"id": B256::repeat_byte(1), "algorithm": "sha256", "digest": B256::repeat_byte(2),
+                       "submitter": Address::repeat_byte(3), "org": "org1", "height": 4, "timestampMs": 5,
+                       "contentType": "", "metadata": "0x"},
+            "proof": {"chainId": 1337, "height": 4, "header": "0xc0", "certificate": "0x",
+                      "address": "0x0000000000000000000000000000000000001001",
+                      "account": {"nonce": 0, "balance": "0x0", "storageRoot": B256::ZERO, "codeHash": B256::ZERO},
+                      "accountProof": ["0x80"],
+                      "storageProofs": [{"slot": B256::ZERO, "value": "0x1", "proof": []}]}
+        });
+        write(
+            "evidence_proof",
+            "skeleton",
+            response.to_string().as_bytes(),
+        );
+    }
+
     let raw = format!("0x{}", hex::encode(legacy.encoded_2718()));
     let requests = [
         ("block_number", r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#.to_owned()),

@@ -1,5 +1,6 @@
 //! Ethereum JSON-RPC (and the `trellis_*` namespace) over HTTP and WebSocket on one port,
-//! served by jsonrpsee.
+//! served by jsonrpsee, with the built-in services' REST endpoints ([`rest`]) on the same
+//! port.
 //!
 //! The server reads chain data through [`Backend`], which the node implements; it never
 //! touches database tables itself. Errors follow Ethereum conventions: `-32602` for bad

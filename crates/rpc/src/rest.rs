@@ -25,7 +25,7 @@ use trellis_system::{Evidence, EVIDENCE_ADDRESS};
 use crate::Backend;
 
 /// Paths served by the REST router rather than JSON-RPC.
-pub const REST_PREFIXES: &[&str] = &["/v1/"];
+pub const REST_PREFIXES: &[&str] = &["/v1/", "/health"];
 
 /// A REST failure: HTTP status, a stable machine-readable code and a message.
 #[derive(Debug)]
@@ -85,6 +85,7 @@ impl IntoResponse for RestError {
 /// The REST routes over `backend`.
 pub fn router<B: Backend>(backend: Arc<B>) -> Router {
     Router::new()
+        .route("/health", get(health::<B>))
         .route("/v1/evidence/{id}", get(evidence_by_id::<B>))
         .route(
             "/v1/evidence/{algorithm}/{digest}",
@@ -92,6 +93,16 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         )
         .fallback(|| async { RestError::not_found("no such endpoint") })
         .with_state(backend)
+}
+
+/// Liveness for load balancers and orchestrators: the chain id and the committed height.
+async fn health<B: Backend>(
+    State(backend): State<Arc<B>>,
+) -> Result<Json<serde_json::Value>, RestError> {
+    let height = backend.view()?.tip()?.unwrap_or_default();
+    Ok(Json(
+        json!({ "status": "ok", "chainId": backend.chain_id(), "height": height.0 }),
+    ))
 }
 
 fn parse_b256(what: &str, s: &str) -> Result<B256, RestError> {

@@ -37,7 +37,7 @@ pub fn hash_file(algorithm: HashAlgorithm, path: &Path) -> std::io::Result<B256>
 
 enum Hasher {
     Sha256(sha2::Sha256),
-    Keccak256(alloy_primitives::Keccak256),
+    Keccak256(Box<alloy_primitives::Keccak256>),
     Sm3(sm3::Sm3),
 }
 
@@ -46,7 +46,9 @@ impl Hasher {
         use sha2::Digest;
         match algorithm {
             HashAlgorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            HashAlgorithm::Keccak256 => Hasher::Keccak256(alloy_primitives::Keccak256::new()),
+            HashAlgorithm::Keccak256 => {
+                Hasher::Keccak256(Box::new(alloy_primitives::Keccak256::new()))
+            }
             HashAlgorithm::Sm3 => Hasher::Sm3(sm3::Sm3::new()),
         }
     }
@@ -64,7 +66,7 @@ impl Hasher {
         use sha2::Digest;
         match self {
             Hasher::Sha256(h) => B256::from_slice(&h.finalize()),
-            Hasher::Keccak256(h) => h.finalize(),
+            Hasher::Keccak256(h) => (*h).finalize(),
             Hasher::Sm3(h) => B256::from_slice(&h.finalize()),
         }
     }
