@@ -79,6 +79,9 @@ interface ITrellisGovernance {
     function proposeUnfreeze(address target, uint64 effectiveHeight) external returns (uint64);
     function proposeSetThreshold(uint64 numerator, uint64 denominator, uint64 effectiveHeight) external returns (uint64);
     function proposeCreateSubchain(uint64 chainId, string calldata name, uint64 effectiveHeight) external returns (uint64);
+    /// Delegates an identifier prefix (e.g. "MA.156") to an organisation, or moves it; the
+    /// holder may delegate sub-prefixes and register identifiers (ITrellisIdentifiers).
+    function proposeDelegatePrefix(string calldata prefix, string calldata org, uint64 effectiveHeight) external returns (uint64);
 
     /// One vote per organisation, cast by any of its admins.
     function vote(uint64 proposalId, bool approve) external;
@@ -98,6 +101,8 @@ interface ITrellisGovernance {
     function accountOrganization(address account) external view returns (string memory);
     function isFrozen(address target) external view returns (bool);
     function threshold() external view returns (uint64 numerator, uint64 denominator);
+    /// Prefixes delegated by governance and their holders (parallel arrays).
+    function delegatedPrefixes() external view returns (string[] memory prefixes, string[] memory orgs);
     function auditCount() external view returns (uint64);
     function auditEntry(uint64 seq) external view returns (AuditEntry memory);
 }

@@ -36,7 +36,7 @@ pub struct Signer {
 }
 
 impl Signer {
-    fn key(&self) -> anyhow::Result<AccountKey> {
+    pub fn key(&self) -> anyhow::Result<AccountKey> {
         match (&self.private_key, self.dev_account) {
             (Some(hex_key), _) => {
                 let bytes: B256 = hex_key
@@ -148,6 +148,13 @@ pub enum Proposal {
         chain_id: u64,
         #[arg(long)]
         name: String,
+    },
+    /// Delegate an identifier prefix (e.g. MA.156) to an organisation, or move it.
+    DelegatePrefix {
+        #[arg(long)]
+        prefix: String,
+        #[arg(long)]
+        org: String,
     },
 }
 
@@ -320,6 +327,12 @@ fn proposal_call(p: Proposal, effective: u64) -> Vec<u8> {
         Proposal::CreateSubchain { chain_id, name } => abi::proposeCreateSubchainCall {
             chainId: chain_id,
             name,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::DelegatePrefix { prefix, org } => abi::proposeDelegatePrefixCall {
+            prefix,
+            org,
             effectiveHeight: effective,
         }
         .abi_encode(),

@@ -6,6 +6,7 @@ mod client;
 mod dev;
 mod evidence;
 mod gov;
+mod ids;
 mod keys;
 mod testnet;
 
@@ -63,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: evidence::EvidenceCommand,
     },
+    /// Industrial identifiers: delegate prefixes, register and resolve identifiers.
+    Id {
+        #[command(subcommand)]
+        command: ids::IdCommand,
+    },
 }
 
 /// Logs go to stderr, filtered by `TRELLIS_LOG` (tracing's env-filter syntax).
@@ -99,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         Command::Gov { command } => runtime()?.block_on(gov::run(command)),
         Command::Org { command } => runtime()?.block_on(gov::run_org(command)),
         Command::Evidence { command } => runtime()?.block_on(evidence::run(command)),
+        Command::Id { command } => runtime()?.block_on(ids::run(command)),
     }
 }
 

@@ -9,12 +9,13 @@ use revm::handler::{EthPrecompiles, PrecompileProvider};
 use revm::interpreter::{CallInputs, Gas, InstructionResult, InterpreterResult};
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::AddressSet;
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::Arc;
 use trellis_system::evidence::Submitter;
 use trellis_system::{
-    CallContext, CallError, CallOutput, Evidence, Governance, SlotError, Slots, EVIDENCE_ADDRESS,
-    GOVERNANCE_ADDRESS,
+    CallContext, CallError, CallOutput, Evidence, Governance, Identifiers, SlotError, Slots,
+    EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS, IDENTIFIERS_ADDRESS,
 };
 
 /// Gas charged by a system call: a base, per slot read and written, per log.
@@ -59,18 +60,35 @@ impl TrellisPrecompiles {
     }
 }
 
-/// Governance storage through the EVM journal, counting accesses for gas.
-struct JournalSlots<'a, CTX> {
-    ctx: &'a mut CTX,
+/// One system contract's storage through the EVM journal, counting accesses for gas. The
+/// context is shared so that a contract can read another's storage (governance) while it runs.
+struct JournalSlots<'a, 'c, CTX> {
+    ctx: &'a RefCell<&'c mut CTX>,
     address: Address,
     reads: u64,
     writes: u64,
 }
 
-impl<CTX: ContextTr> Slots for JournalSlots<'_, CTX> {
+impl<'a, 'c, CTX: ContextTr> JournalSlots<'a, 'c, CTX> {
+    fn open(ctx: &'a RefCell<&'c mut CTX>, address: Address) -> Result<Self, String> {
+        ctx.borrow_mut()
+            .journal_mut()
+            .load_account(address)
+            .map_err(|e| e.to_string())?;
+        Ok(JournalSlots {
+            ctx,
+            address,
+            reads: 0,
+            writes: 0,
+        })
+    }
+}
+
+impl<CTX: ContextTr> Slots for JournalSlots<'_, '_, CTX> {
     fn load(&mut self, slot: U256) -> Result<U256, SlotError> {
         self.reads += 1;
         self.ctx
+            .borrow_mut()
             .journal_mut()
             .sload(self.address, slot)
             .map(|s| s.data)
@@ -80,6 +98,7 @@ impl<CTX: ContextTr> Slots for JournalSlots<'_, CTX> {
     fn store(&mut self, slot: U256, value: U256) -> Result<(), SlotError> {
         self.writes += 1;
         self.ctx
+            .borrow_mut()
             .journal_mut()
             .sstore(self.address, slot, value)
             .map(|_| ())
@@ -130,7 +149,7 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
             return Ok(Some(revert(&reason, 0, inputs.gas_limit)));
         }
         let address = inputs.bytecode_address;
-        if address != GOVERNANCE_ADDRESS && address != EVIDENCE_ADDRESS {
+        if !trellis_system::SYSTEM_ADDRESSES.contains(&address) {
             return <EthPrecompiles as PrecompileProvider<CTX>>::run(&mut self.eth, ctx, inputs);
         }
         if inputs.target_address != address {
@@ -154,45 +173,32 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
             tx_hash: self.tx_hash,
             is_static: inputs.is_static,
         };
-        let mut reads = 0;
-        // The evidence record keeps the organisation of the transaction's sender.
-        let submitter = if address == EVIDENCE_ADDRESS {
-            let origin = ctx.tx().caller();
-            ctx.journal_mut()
-                .load_account(GOVERNANCE_ADDRESS)
-                .map_err(|e| e.to_string())?;
-            let mut gov = JournalSlots {
-                ctx: &mut *ctx,
-                address: GOVERNANCE_ADDRESS,
-                reads: 0,
-                writes: 0,
-            };
-            let org = Governance::new(&mut gov)
-                .account_org(&origin)
-                .map_err(|e| e.to_string())?;
-            reads += gov.reads;
-            Some(Submitter {
-                address: inputs.caller,
-                org,
-                timestamp_ms: self.timestamp_ms,
-            })
+        let origin = ctx.tx().caller();
+        let shared = RefCell::new(&mut *ctx);
+        let mut slots = JournalSlots::open(&shared, address)?;
+        let mut gov = JournalSlots::open(&shared, GOVERNANCE_ADDRESS)?;
+        let outcome: Result<CallOutput, CallError> = if address == EVIDENCE_ADDRESS {
+            // The evidence record keeps the organisation of the transaction's sender.
+            match Governance::new(&mut gov).account_org(&origin) {
+                Ok(org) => {
+                    let by = Submitter {
+                        address: inputs.caller,
+                        org,
+                        timestamp_ms: self.timestamp_ms,
+                    };
+                    Evidence::new(&mut slots).call(&call, &by, &input)
+                }
+                Err(e) => Err(e.into()),
+            }
+        } else if address == IDENTIFIERS_ADDRESS {
+            Identifiers::new(&mut slots, &mut gov).call(&call, &input)
         } else {
-            None
+            Governance::new(&mut slots).call(&call, &input)
         };
-        ctx.journal_mut()
-            .load_account(address)
-            .map_err(|e| e.to_string())?;
-        let mut slots = JournalSlots {
-            ctx,
-            address,
-            reads,
-            writes: 0,
-        };
-        let outcome: Result<CallOutput, CallError> = match &submitter {
-            Some(by) => Evidence::new(&mut slots).call(&call, by, &input),
-            None => Governance::new(&mut slots).call(&call, &input),
-        };
-        let gas = BASE_GAS + slots.reads * READ_GAS + slots.writes * WRITE_GAS;
+        let (reads, writes) = (slots.reads + gov.reads, slots.writes + gov.writes);
+        drop((slots, gov));
+        let ctx = shared.into_inner();
+        let gas = BASE_GAS + reads * READ_GAS + writes * WRITE_GAS;
         match outcome {
             Ok(out) => {
                 let log_gas: u64 = out

@@ -10,6 +10,7 @@
 mod convert;
 mod error;
 mod governance;
+pub mod handles;
 mod limits;
 mod logs;
 mod methods;

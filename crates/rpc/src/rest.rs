@@ -9,7 +9,7 @@ use alloy_primitives::{Bytes, B256};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use std::future::Future;
@@ -22,10 +22,10 @@ use trellis_system::evidence::{evidence_id, HashAlgorithm};
 use trellis_system::proof::{ProvenAccount, SlotProof, StateProof};
 use trellis_system::{Evidence, EVIDENCE_ADDRESS};
 
-use crate::Backend;
+use crate::{handles, Backend};
 
 /// Paths served by the REST router rather than JSON-RPC.
-pub const REST_PREFIXES: &[&str] = &["/v1/", "/health"];
+pub const REST_PREFIXES: &[&str] = &["/v1/", "/api/", "/health"];
 
 /// A REST failure: HTTP status, a stable machine-readable code and a message.
 #[derive(Debug)]
@@ -92,7 +92,16 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             get(evidence_by_digest::<B>),
         )
         .fallback(|| async { RestError::not_found("no such endpoint") })
-        .with_state(backend)
+        .with_state(backend.clone())
+        .merge(
+            Router::new()
+                .route("/api/handles", post(handles::post_batch::<B>))
+                .route("/api/handles/{*identifier}", get(handles::get_handle::<B>))
+                .with_state(handles::HandleState {
+                    cache: handles::HandleCache::start(backend.clone()),
+                    backend,
+                }),
+        )
 }
 
 /// Liveness for load balancers and orchestrators: the chain id and the committed height.

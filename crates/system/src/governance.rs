@@ -11,6 +11,7 @@ use alloy_sol_types::{sol, SolEvent, SolInterface, SolValue};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use trellis_primitives::{Genesis, NodeRole, OrgId, Threshold};
 
+use crate::identifiers::Prefix;
 use crate::kv::{self, SlotError, Slots};
 use crate::{CallContext, CallError, CallOutput};
 
@@ -99,6 +100,11 @@ pub enum Action {
         chain_id: u64,
         name: String,
     },
+    /// Delegates an identifier prefix (e.g. `MA.156`) to an organisation, or moves it.
+    DelegatePrefix {
+        prefix: Prefix,
+        org: OrgId,
+    },
 }
 
 impl Action {
@@ -115,6 +121,7 @@ impl Action {
             Action::Unfreeze { .. } => "unfreeze",
             Action::SetThreshold(_) => "setThreshold",
             Action::CreateSubchain { .. } => "createSubchain",
+            Action::DelegatePrefix { .. } => "delegatePrefix",
         }
     }
 
@@ -160,6 +167,9 @@ impl Action {
             }
             Action::CreateSubchain { chain_id, name } => {
                 format!("create sub-chain {chain_id} ({name})")
+            }
+            Action::DelegatePrefix { prefix, org } => {
+                format!("delegate identifier prefix {prefix} to {org}")
             }
         }
     }
@@ -333,6 +343,7 @@ const RETIRED: &[u8] = b"retired";
 const NODES: &[u8] = b"nodes";
 const FROZEN: &[u8] = b"frozen";
 const SUBCHAINS: &[u8] = b"subchains";
+const PREFIXES: &[u8] = b"prefixes";
 
 fn key(prefix: &[u8], id: &[u8]) -> Vec<u8> {
     [prefix, id].concat()
@@ -534,6 +545,11 @@ impl<'s, S: Slots> Governance<'s, S> {
         self.read(&audit_key(seq))
     }
 
+    /// Identifier prefixes delegated by governance, with their holders.
+    pub fn prefixes(&mut self) -> Result<Vec<(Prefix, OrgId)>, SlotError> {
+        self.list(PREFIXES)
+    }
+
     pub fn subchains(&mut self) -> Result<Vec<Subchain>, SlotError> {
         self.list(SUBCHAINS)
     }
@@ -579,6 +595,7 @@ impl<'s, S: Slots> Governance<'s, S> {
                 | C::accountOrganization(_)
                 | C::isFrozen(_)
                 | C::threshold(_)
+                | C::delegatedPrefixes(_)
                 | C::auditCount(_)
                 | C::auditEntry(_)
         );
@@ -691,6 +708,16 @@ impl<'s, S: Slots> Governance<'s, S> {
                     c.effectiveHeight,
                 )?
             }
+            C::proposeDelegatePrefix(c) => {
+                let prefix =
+                    Prefix::parse(&c.prefix).map_err(|e| CallError::revert(e.to_string()))?;
+                let org = parse_org(&c.org)?;
+                self.propose(
+                    ctx,
+                    Action::DelegatePrefix { prefix, org },
+                    c.effectiveHeight,
+                )?
+            }
             C::vote(c) => {
                 self.vote(ctx, c.proposalId, c.approve)?;
                 Vec::new()
@@ -735,6 +762,14 @@ impl<'s, S: Slots> Governance<'s, S> {
             C::threshold(_) => {
                 let t = self.config()?.threshold;
                 (t.numerator, t.denominator).abi_encode_params()
+            }
+            C::delegatedPrefixes(_) => {
+                let (prefixes, orgs): (Vec<String>, Vec<String>) = self
+                    .prefixes()?
+                    .into_iter()
+                    .map(|(p, o)| (p.as_str().to_owned(), o.as_str().to_owned()))
+                    .unzip();
+                (prefixes, orgs).abi_encode_params()
             }
             C::auditCount(_) => self.config()?.audits.abi_encode(),
             C::auditEntry(c) => match self.audit_entry(c.seq)? {
@@ -1032,6 +1067,13 @@ impl<'s, S: Slots> Governance<'s, S> {
                     ))
                 }
             }
+            Action::DelegatePrefix { org, .. } => {
+                if self.organization(org)?.is_none() {
+                    Err(format!("no organisation {org}"))
+                } else {
+                    Ok(())
+                }
+            }
             Action::CreateSubchain { chain_id, .. } => {
                 if *chain_id == 0 {
                     Err("chain id 0 is not allowed".into())
@@ -1202,7 +1244,7 @@ impl<'s, S: Slots> Governance<'s, S> {
         Ok(())
     }
 
-    fn apply(&mut self, action: &Action, effective: u64) -> Result<(), SlotError> {
+    pub(crate) fn apply(&mut self, action: &Action, effective: u64) -> Result<(), SlotError> {
         match action.clone() {
             Action::AddOrganization {
                 id,
@@ -1296,6 +1338,13 @@ impl<'s, S: Slots> Governance<'s, S> {
                     created_at: effective,
                 });
                 self.write(SUBCHAINS, &subchains)?;
+            }
+            Action::DelegatePrefix { prefix, org } => {
+                let mut prefixes = self.prefixes()?;
+                prefixes.retain(|(p, _)| p != &prefix);
+                prefixes.push((prefix, org));
+                prefixes.sort();
+                self.write(PREFIXES, &prefixes)?;
             }
         }
         Ok(())

@@ -15,11 +15,13 @@
 
 pub mod evidence;
 pub mod governance;
+pub mod identifiers;
 pub mod kv;
 pub mod proof;
 
 pub use evidence::{Evidence, EVIDENCE_ADDRESS};
 pub use governance::{Governance, PermissionError, Permissions, GOVERNANCE_ADDRESS};
+pub use identifiers::{Identifiers, IDENTIFIERS_ADDRESS};
 pub use kv::{MapSlots, SlotError, Slots};
 
 use alloy_primitives::{Address, Bytes, Log, B256};
@@ -30,7 +32,8 @@ use alloy_primitives::{Address, Bytes, Log, B256};
 pub const SYSTEM_CODE: &[u8] = &[0xfe];
 
 /// Every reserved address, for the EVM's warm set.
-pub const SYSTEM_ADDRESSES: &[Address] = &[GOVERNANCE_ADDRESS, EVIDENCE_ADDRESS];
+pub const SYSTEM_ADDRESSES: &[Address] =
+    &[GOVERNANCE_ADDRESS, EVIDENCE_ADDRESS, IDENTIFIERS_ADDRESS];
 
 /// Who calls, from where, in which block.
 #[derive(Clone, Copy, Debug)]

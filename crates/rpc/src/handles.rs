@@ -1,0 +1,322 @@
+//! Identifier resolution in the Handle.net proxy's JSON shape:
+//! `GET /api/handles/{identifier}[?type=URL&index=1]` and the batch `POST /api/handles`.
+//!
+//! Answers come from a read-optimised cache of rendered records, kept coherent with finalized
+//! state: after each committed block the cache drops every identifier the block's
+//! identifiers-contract events name, then advances its height; an entry is used only while the
+//! cache is at the committed height, and an entry read from an older snapshot is never stored.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::{json, Value as JsonValue};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
+use trellis_storage::StateView;
+use trellis_system::identifiers::{logged_identifier, Identifier, Record, IDENTIFIERS_ADDRESS};
+use trellis_system::Identifiers;
+
+use crate::rest::RestError;
+use crate::Backend;
+
+/// Most identifiers one batch request may resolve.
+pub const MAX_BATCH: usize = 1_000;
+/// Most entries the cache holds (beyond it, answers are read from state without caching).
+const MAX_ENTRIES: usize = 4_000_000;
+
+/// Handle response codes.
+const FOUND: u8 = 1;
+const ERROR: u8 = 2;
+const NOT_FOUND: u8 = 100;
+const VALUES_NOT_FOUND: u8 = 200;
+
+/// A resolution as cached: the record (for filtered answers) and the unfiltered body.
+enum Resolved {
+    Found { record: Record, body: Bytes },
+    Missing,
+}
+
+struct CacheState {
+    height: u64,
+    entries: HashMap<String, Arc<Resolved>>,
+}
+
+/// Resolution cache shared by the REST handlers and the task that follows commits.
+pub struct HandleCache {
+    state: RwLock<CacheState>,
+    committed: watch::Receiver<u64>,
+}
+
+impl HandleCache {
+    /// A cache following `backend`'s commits (spawns the follower on the current runtime).
+    pub fn start<B: Backend>(backend: Arc<B>) -> Arc<HandleCache> {
+        let committed = backend.subscribe_heights();
+        let height = *committed.borrow();
+        let cache = Arc::new(HandleCache {
+            state: RwLock::new(CacheState {
+                height,
+                entries: HashMap::new(),
+            }),
+            committed: committed.clone(),
+        });
+        let follower = cache.clone();
+        tokio::spawn(async move { follower.follow(backend, committed).await });
+        cache
+    }
+
+    async fn follow<B: Backend>(&self, backend: Arc<B>, mut committed: watch::Receiver<u64>) {
+        while committed.changed().await.is_ok() {
+            let tip = *committed.borrow_and_update();
+            let from = self.read_state().height + 1;
+            let touched = backend
+                .view()
+                .map_err(|e| e.to_string())
+                .and_then(|view| touched_identifiers(&view, from, tip));
+            let mut state = self.write_state();
+            match touched {
+                Ok(ids) => {
+                    for id in ids {
+                        state.entries.remove(&id);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "identifier cache cleared: cannot read committed blocks");
+                    state.entries.clear();
+                }
+            }
+            state.height = state.height.max(tip);
+        }
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, CacheState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, CacheState> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lookup(&self, id: &str) -> Option<Arc<Resolved>> {
+        let state = self.read_state();
+        if state.height != *self.committed.borrow() {
+            return None;
+        }
+        state.entries.get(id).cloned()
+    }
+
+    fn store(&self, id: &str, at_height: u64, resolved: Arc<Resolved>) {
+        let mut state = self.write_state();
+        if state.height == at_height && state.entries.len() < MAX_ENTRIES {
+            state.entries.insert(id.to_owned(), resolved);
+        }
+    }
+}
+
+fn touched_identifiers(view: &StateView, from: u64, to: u64) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for height in from..=to {
+        let receipts = view
+            .receipts(trellis_primitives::Height(height))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("receipts of block {height} missing"))?;
+        for receipt in &receipts {
+            for log in receipt.logs() {
+                if log.address == IDENTIFIERS_ADDRESS {
+                    out.extend(logged_identifier(&log.data));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn handle_value(v: &trellis_system::identifiers::Value) -> JsonValue {
+    let data = match std::str::from_utf8(&v.data) {
+        Ok(s) => json!({ "format": "string", "value": s }),
+        Err(_) => json!({
+            "format": "base64",
+            "value": base64::engine::general_purpose::STANDARD.encode(&v.data),
+        }),
+    };
+    json!({ "index": v.index, "type": v.kind, "data": data, "ttl": v.ttl })
+}
+
+fn found_json(id: &str, record: &Record, values: Vec<JsonValue>) -> JsonValue {
+    json!({
+        "responseCode": FOUND,
+        "handle": id,
+        "values": values,
+        "org": record.org.as_str(),
+        "created": record.created,
+        "updated": record.updated,
+    })
+}
+
+/// Which values a request asks for (`type=` and `index=`, repeated or comma-separated).
+#[derive(Default)]
+struct Filter {
+    types: Vec<String>,
+    indexes: Vec<u32>,
+}
+
+impl Filter {
+    fn parse(query: Option<&str>) -> Result<Filter, RestError> {
+        let mut filter = Filter::default();
+        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            for part in v.split(',').filter(|p| !p.is_empty()) {
+                match k.as_ref() {
+                    "type" => filter.types.push(part.to_owned()),
+                    "index" => filter.indexes.push(part.parse().map_err(|_| {
+                        RestError::bad_request(format!("index {part:?} is not a number"))
+                    })?),
+                    _ => {}
+                }
+            }
+        }
+        Ok(filter)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.types.is_empty() && self.indexes.is_empty()
+    }
+
+    fn keeps(&self, v: &trellis_system::identifiers::Value) -> bool {
+        (self.types.is_empty() || self.types.iter().any(|t| t.eq_ignore_ascii_case(&v.kind)))
+            && (self.indexes.is_empty() || self.indexes.contains(&v.index))
+    }
+}
+
+/// Resolves one identifier: from the cache, or from state (then cached).
+fn resolve<B: Backend>(
+    backend: &B,
+    cache: &HandleCache,
+    id: &Identifier,
+) -> Result<Arc<Resolved>, RestError> {
+    if let Some(hit) = cache.lookup(id.as_str()) {
+        return Ok(hit);
+    }
+    let view = backend.view()?;
+    let height = view.tip()?.unwrap_or_default().0;
+    let mut own = trellis_execution::system_slots(&view, IDENTIFIERS_ADDRESS);
+    let mut gov = trellis_execution::governance_slots(&view);
+    let resolved = Arc::new(match Identifiers::new(&mut own, &mut gov).get(id)? {
+        Some(record) => {
+            let values = record.values.iter().map(handle_value).collect();
+            let body = serde_json::to_vec(&found_json(id.as_str(), &record, values))
+                .map_err(|e| RestError::bad_request(e.to_string()))?;
+            Resolved::Found {
+                record,
+                body: body.into(),
+            }
+        }
+        None => Resolved::Missing,
+    });
+    cache.store(id.as_str(), height, resolved.clone());
+    Ok(resolved)
+}
+
+/// The Handle answer for `raw` as (HTTP status, JSON).
+fn answer<B: Backend>(
+    backend: &B,
+    cache: &HandleCache,
+    raw: &str,
+    filter: &Filter,
+) -> Result<(StatusCode, JsonValue), RestError> {
+    let id = match Identifier::parse(raw) {
+        Ok(id) => id,
+        Err(e) => {
+            let body = json!({ "responseCode": ERROR, "handle": raw, "message": e.to_string() });
+            return Ok((StatusCode::BAD_REQUEST, body));
+        }
+    };
+    Ok(match &*resolve(backend, cache, &id)? {
+        Resolved::Missing => (
+            StatusCode::NOT_FOUND,
+            json!({ "responseCode": NOT_FOUND, "handle": raw }),
+        ),
+        Resolved::Found { record, .. } => {
+            let values: Vec<JsonValue> = record
+                .values
+                .iter()
+                .filter(|v| filter.keeps(v))
+                .map(handle_value)
+                .collect();
+            if values.is_empty() && !filter.is_empty() {
+                (
+                    StatusCode::OK,
+                    json!({ "responseCode": VALUES_NOT_FOUND, "handle": raw, "values": [] }),
+                )
+            } else {
+                (StatusCode::OK, found_json(raw, record, values))
+            }
+        }
+    })
+}
+
+/// Handler state: the backend and the cache.
+pub struct HandleState<B> {
+    pub backend: Arc<B>,
+    pub cache: Arc<HandleCache>,
+}
+
+impl<B> Clone for HandleState<B> {
+    fn clone(&self) -> Self {
+        HandleState {
+            backend: self.backend.clone(),
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+/// `GET /api/handles/{identifier}`.
+pub async fn get_handle<B: Backend>(
+    State(s): State<HandleState<B>>,
+    Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, RestError> {
+    let filter = Filter::parse(query.as_deref())?;
+    // The common case, a cached unfiltered record, is answered with its stored bytes.
+    if filter.is_empty() {
+        if let Ok(id) = Identifier::parse(&raw) {
+            if let Resolved::Found { body, .. } = &*resolve(&*s.backend, &s.cache, &id)? {
+                return Ok((
+                    [(header::CONTENT_TYPE, "application/json")],
+                    Body::from(body.clone()),
+                )
+                    .into_response());
+            }
+        }
+    }
+    let (status, body) = answer(&*s.backend, &s.cache, &raw, &filter)?;
+    Ok((status, Json(body)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct BatchRequest {
+    handles: Vec<String>,
+}
+
+/// `POST /api/handles` with `{"handles": [...]}`: one Handle answer per identifier, in order.
+pub async fn post_batch<B: Backend>(
+    State(s): State<HandleState<B>>,
+    RawQuery(query): RawQuery,
+    Json(request): Json<BatchRequest>,
+) -> Result<Json<JsonValue>, RestError> {
+    if request.handles.len() > MAX_BATCH {
+        return Err(RestError::bad_request(format!(
+            "at most {MAX_BATCH} identifiers per batch, got {}",
+            request.handles.len()
+        )));
+    }
+    let filter = Filter::parse(query.as_deref())?;
+    let mut results = Vec::with_capacity(request.handles.len());
+    for raw in &request.handles {
+        results.push(answer(&*s.backend, &s.cache, raw, &filter)?.1);
+    }
+    Ok(Json(json!({ "results": results })))
+}
