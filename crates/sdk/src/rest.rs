@@ -1,7 +1,7 @@
 //! A minimal client for the REST endpoints (plain HTTP/1.1 over hyper).
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -35,7 +35,7 @@ impl RestError {
 #[derive(Clone)]
 pub struct RestClient {
     base: String,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl RestClient {
@@ -48,11 +48,36 @@ impl RestClient {
 
     /// GETs `path` (starting with `/`) and decodes the JSON answer.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, RestError> {
+        self.send(http::Method::GET, path, Bytes::new()).await
+    }
+
+    /// POSTs `body` as JSON to `path` and decodes the JSON answer.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, RestError> {
+        let body = serde_json::to_vec(body).map_err(|e| RestError::Decode(e.to_string()))?;
+        self.send(http::Method::POST, path, Bytes::from(body)).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<T, RestError> {
         let url = format!("{}{path}", self.base);
         let uri: http::Uri = url.parse().map_err(|_| RestError::Url(url.clone()))?;
+        let request = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|_| RestError::Url(url.clone()))?;
         let response = self
             .client
-            .get(uri)
+            .request(request)
             .await
             .map_err(|e| RestError::Transport(e.to_string()))?;
         let status = response.status();
