@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod dev;
+mod dids;
 mod evidence;
 mod gov;
 mod ids;
@@ -64,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: evidence::EvidenceCommand,
     },
+    /// Decentralized identifiers (did:trellis): create, update, deactivate, resolve.
+    Did {
+        #[command(subcommand)]
+        command: dids::DidCommand,
+    },
     /// Industrial identifiers: delegate prefixes, register and resolve identifiers.
     Id {
         #[command(subcommand)]
@@ -106,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         Command::Org { command } => runtime()?.block_on(gov::run_org(command)),
         Command::Evidence { command } => runtime()?.block_on(evidence::run(command)),
         Command::Id { command } => runtime()?.block_on(ids::run(command)),
+        Command::Did { command } => runtime()?.block_on(dids::run(command)),
     }
 }
 

@@ -30,7 +30,10 @@ fn cli_fails(dir: &Path, args: &[&str]) -> String {
 
 /// The contract's record for `id` via `eth_call` as (org, values as (index, type, data)).
 async fn on_chain(url: &str, id: &str) -> Option<(String, Vec<(u32, String, Vec<u8>)>)> {
-    let data = abi::resolveCall { identifier: id.into() }.abi_encode();
+    let data = abi::resolveCall {
+        identifier: id.into(),
+    }
+    .abi_encode();
     let call = serde_json::json!({"to": IDENTIFIERS_ADDRESS, "data": Bytes::from(data)});
     let out: Result<Bytes, _> = jsonrpsee::core::client::ClientT::request(
         &client(url),
@@ -52,7 +55,10 @@ async fn on_chain(url: &str, id: &str) -> Option<(String, Vec<(u32, String, Vec<
 
 /// The REST answer for `id` in the same form (None for 404).
 async fn resolved(url: &str, id: &str) -> Option<(String, Vec<(u32, String, Vec<u8>)>)> {
-    let answer: Value = match RestClient::new(url).get(&format!("/api/handles/{id}")).await {
+    let answer: Value = match RestClient::new(url)
+        .get(&format!("/api/handles/{id}"))
+        .await
+    {
         Ok(a) => a,
         Err(e) if e.is_not_found() => return None,
         Err(e) => panic!("{e}"),
@@ -68,7 +74,11 @@ async fn resolved(url: &str, id: &str) -> Option<(String, Vec<(u32, String, Vec<
             (
                 v["index"].as_u64().expect("index") as u32,
                 v["type"].as_str().expect("type").to_owned(),
-                v["data"]["value"].as_str().expect("value").as_bytes().to_vec(),
+                v["data"]["value"]
+                    .as_str()
+                    .expect("value")
+                    .as_bytes()
+                    .to_vec(),
             )
         })
         .collect();
@@ -92,27 +102,103 @@ async fn delegate_register_resolve_refuse_and_restart() {
     // Nothing is delegated yet.
     let err = cli_fails(
         dir,
-        &["id", "register", "--rpc", &url, "--dev-account", "1", ids[0], "URL=https://a"],
+        &[
+            "id",
+            "register",
+            "--rpc",
+            &url,
+            "--dev-account",
+            "1",
+            ids[0],
+            "URL=https://a",
+        ],
     );
-    assert!(err.contains("prefix MA.156 is not delegated to any organisation"), "{err}");
+    assert!(
+        err.contains("prefix MA.156 is not delegated to any organisation"),
+        "{err}"
+    );
     // A negative answer gets cached; registration must replace it.
     assert_coherent(&url, &ids).await;
 
-    let out = gov(dir, &url, 0, &["propose", "delegate-prefix", "--prefix", "MA.156", "--org", "dev"]);
+    let out = gov(
+        dir,
+        &url,
+        0,
+        &[
+            "propose",
+            "delegate-prefix",
+            "--prefix",
+            "MA.156",
+            "--org",
+            "dev",
+        ],
+    );
     assert!(out.contains("passed"), "{out}");
     let c = client(&url);
     wait_height(&c, block_number(&c).await + 1, LIMIT).await;
 
-    run_cli(dir, &["id", "register", "--rpc", &url, "--dev-account", "1", ids[0], "URL=https://acme.example/lot-1", "EMAIL=qa@acme.example"]);
-    run_cli(dir, &["id", "register", "--rpc", &url, "--dev-account", "2", ids[1], "URL=https://acme.example/lot-2"]);
-    run_cli(dir, &["id", "delegate", "--rpc", &url, "--dev-account", "0", "MA.156.77", "dev"]);
-    run_cli(dir, &["id", "register", "--rpc", &url, "--dev-account", "1", ids[2], "HASH=0x00ff"]);
+    run_cli(
+        dir,
+        &[
+            "id",
+            "register",
+            "--rpc",
+            &url,
+            "--dev-account",
+            "1",
+            ids[0],
+            "URL=https://acme.example/lot-1",
+            "EMAIL=qa@acme.example",
+        ],
+    );
+    run_cli(
+        dir,
+        &[
+            "id",
+            "register",
+            "--rpc",
+            &url,
+            "--dev-account",
+            "2",
+            ids[1],
+            "URL=https://acme.example/lot-2",
+        ],
+    );
+    run_cli(
+        dir,
+        &[
+            "id",
+            "delegate",
+            "--rpc",
+            &url,
+            "--dev-account",
+            "0",
+            "MA.156.77",
+            "dev",
+        ],
+    );
+    run_cli(
+        dir,
+        &[
+            "id",
+            "register",
+            "--rpc",
+            &url,
+            "--dev-account",
+            "1",
+            ids[2],
+            "HASH=0x00ff",
+        ],
+    );
     // HASH data is binary: the Handle answer carries it as base64.
     let answer: Value = RestClient::new(&url)
         .get(&format!("/api/handles/{}", ids[2]))
         .await
         .expect("resolves");
-    assert_eq!(answer["values"][0]["data"], serde_json::json!({"format": "base64", "value": "AP8="}));
+    assert_eq!(
+        answer["values"][0]["data"],
+        serde_json::json!({"format": "base64", "value": "AP8="})
+    );
     assert_coherent(&url, &ids[..2]).await;
 
     // Filters and batch.
@@ -128,33 +214,145 @@ async fn delegate_register_resolve_refuse_and_restart() {
         .expect("filtered");
     assert_eq!(none["responseCode"], 200);
     let batch: Value = RestClient::new(&url)
-        .post("/api/handles", &serde_json::json!({"handles": ["MA.156/lot-1", "MA.156/none", "bad"]}))
+        .post(
+            "/api/handles",
+            &serde_json::json!({"handles": ["MA.156/lot-1", "MA.156/none", "bad"]}),
+        )
         .await
         .expect("batch");
-    let codes: Vec<_> = batch["results"].as_array().expect("results").iter().map(|r| r["responseCode"].clone()).collect();
+    let codes: Vec<_> = batch["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["responseCode"].clone())
+        .collect();
     assert_eq!(codes, vec![1, 100, 2]);
 
     // Refusals, each with its reason.
     let big = format!("URL={}", "u".repeat(1025));
     let refusals: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["id", "register", "--rpc", &url, "--dev-account", "30", "MA.156/x", "URL=a"], "is not an account of dev"),
-        (vec!["id", "register", "--rpc", &url, "--dev-account", "1", ids[0], "URL=a"], "already registered"),
-        (vec!["id", "register", "--rpc", &url, "--dev-account", "1", "MA.156/has space", "URL=a"], "invalid identifier"),
-        (vec!["id", "register", "--rpc", &url, "--dev-account", "1", "MA.156/big", &big], "exceeds 1024"),
-        (vec!["id", "delegate", "--rpc", &url, "--dev-account", "1", "MA.156.9", "dev"], "is not an admin of dev"),
-        (vec!["id", "delegate", "--rpc", &url, "--dev-account", "0", "MA.156.9", "ghost"], "no organisation ghost"),
-        (vec!["id", "remove", "--rpc", &url, "--dev-account", "1", "MA.156/none"], "not found"),
+        (
+            vec![
+                "id",
+                "register",
+                "--rpc",
+                &url,
+                "--dev-account",
+                "30",
+                "MA.156/x",
+                "URL=a",
+            ],
+            "is not an account of dev",
+        ),
+        (
+            vec![
+                "id",
+                "register",
+                "--rpc",
+                &url,
+                "--dev-account",
+                "1",
+                ids[0],
+                "URL=a",
+            ],
+            "already registered",
+        ),
+        (
+            vec![
+                "id",
+                "register",
+                "--rpc",
+                &url,
+                "--dev-account",
+                "1",
+                "MA.156/has space",
+                "URL=a",
+            ],
+            "invalid identifier",
+        ),
+        (
+            vec![
+                "id",
+                "register",
+                "--rpc",
+                &url,
+                "--dev-account",
+                "1",
+                "MA.156/big",
+                &big,
+            ],
+            "exceeds 1024",
+        ),
+        (
+            vec![
+                "id",
+                "delegate",
+                "--rpc",
+                &url,
+                "--dev-account",
+                "1",
+                "MA.156.9",
+                "dev",
+            ],
+            "is not an admin of dev",
+        ),
+        (
+            vec![
+                "id",
+                "delegate",
+                "--rpc",
+                &url,
+                "--dev-account",
+                "0",
+                "MA.156.9",
+                "ghost",
+            ],
+            "no organisation ghost",
+        ),
+        (
+            vec![
+                "id",
+                "remove",
+                "--rpc",
+                &url,
+                "--dev-account",
+                "1",
+                "MA.156/none",
+            ],
+            "not found",
+        ),
     ];
     for (args, expected) in refusals {
         let err = cli_fails(dir, &args);
         assert!(err.contains(expected), "{args:?}: {err}");
     }
-    let bad = RestClient::new(&url).get::<Value>("/api/handles/MA.156").await.expect_err("malformed");
-    assert!(matches!(bad, trellis_sdk::RestError::Api { status: 400, .. }), "{bad}");
+    let bad = RestClient::new(&url)
+        .get::<Value>("/api/handles/MA.156")
+        .await
+        .expect_err("malformed");
+    assert!(
+        matches!(bad, trellis_sdk::RestError::Api { status: 400, .. }),
+        "{bad}"
+    );
 
     // Changes show at once in the (cached) answers.
-    run_cli(dir, &["id", "update", "--rpc", &url, "--dev-account", "1", ids[0], "URL=https://acme.example/v2"]);
-    run_cli(dir, &["id", "remove", "--rpc", &url, "--dev-account", "2", ids[1]]);
+    run_cli(
+        dir,
+        &[
+            "id",
+            "update",
+            "--rpc",
+            &url,
+            "--dev-account",
+            "1",
+            ids[0],
+            "URL=https://acme.example/v2",
+        ],
+    );
+    run_cli(
+        dir,
+        &["id", "remove", "--rpc", &url, "--dev-account", "2", ids[1]],
+    );
     assert_coherent(&url, &ids[..2]).await;
     assert_eq!(resolved(&url, ids[1]).await, None);
     assert_eq!(

@@ -14,8 +14,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use trellis_system::evidence::Submitter;
 use trellis_system::{
-    CallContext, CallError, CallOutput, Evidence, Governance, Identifiers, SlotError, Slots,
-    EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS, IDENTIFIERS_ADDRESS,
+    CallContext, CallError, CallOutput, Dids, Evidence, Governance, Identifiers, SlotError, Slots,
+    DIDS_ADDRESS, EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS, IDENTIFIERS_ADDRESS,
 };
 
 /// Gas charged by a system call: a base, per slot read and written, per log.
@@ -192,6 +192,8 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
             }
         } else if address == IDENTIFIERS_ADDRESS {
             Identifiers::new(&mut slots, &mut gov).call(&call, &input)
+        } else if address == DIDS_ADDRESS {
+            Dids::new(&mut slots).call(&call, self.timestamp_ms, &input)
         } else {
             Governance::new(&mut slots).call(&call, &input)
         };

@@ -8,6 +8,7 @@
 //! for reverted calls.
 
 mod convert;
+pub mod dids;
 mod error;
 mod governance;
 pub mod handles;

@@ -22,10 +22,10 @@ use trellis_system::evidence::{evidence_id, HashAlgorithm};
 use trellis_system::proof::{ProvenAccount, SlotProof, StateProof};
 use trellis_system::{Evidence, EVIDENCE_ADDRESS};
 
-use crate::{handles, Backend};
+use crate::{dids, handles, Backend};
 
 /// Paths served by the REST router rather than JSON-RPC.
-pub const REST_PREFIXES: &[&str] = &["/v1/", "/api/", "/health"];
+pub const REST_PREFIXES: &[&str] = &["/v1/", "/api/", "/1.0/", "/health"];
 
 /// A REST failure: HTTP status, a stable machine-readable code and a message.
 #[derive(Debug)]
@@ -86,6 +86,7 @@ impl IntoResponse for RestError {
 pub fn router<B: Backend>(backend: Arc<B>) -> Router {
     Router::new()
         .route("/health", get(health::<B>))
+        .route("/1.0/identifiers/{*did}", get(dids::resolve::<B>))
         .route("/v1/evidence/{id}", get(evidence_by_id::<B>))
         .route(
             "/v1/evidence/{algorithm}/{digest}",

@@ -13,12 +13,14 @@
 //! assert!(Governance::new(&mut slots).organization_ids().unwrap().is_empty());
 //! ```
 
+pub mod dids;
 pub mod evidence;
 pub mod governance;
 pub mod identifiers;
 pub mod kv;
 pub mod proof;
 
+pub use dids::{Dids, DIDS_ADDRESS};
 pub use evidence::{Evidence, EVIDENCE_ADDRESS};
 pub use governance::{Governance, PermissionError, Permissions, GOVERNANCE_ADDRESS};
 pub use identifiers::{Identifiers, IDENTIFIERS_ADDRESS};
@@ -32,8 +34,12 @@ use alloy_primitives::{Address, Bytes, Log, B256};
 pub const SYSTEM_CODE: &[u8] = &[0xfe];
 
 /// Every reserved address, for the EVM's warm set.
-pub const SYSTEM_ADDRESSES: &[Address] =
-    &[GOVERNANCE_ADDRESS, EVIDENCE_ADDRESS, IDENTIFIERS_ADDRESS];
+pub const SYSTEM_ADDRESSES: &[Address] = &[
+    GOVERNANCE_ADDRESS,
+    EVIDENCE_ADDRESS,
+    IDENTIFIERS_ADDRESS,
+    DIDS_ADDRESS,
+];
 
 /// Who calls, from where, in which block.
 #[derive(Clone, Copy, Debug)]
