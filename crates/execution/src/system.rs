@@ -198,7 +198,6 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
             Governance::new(&mut slots).call(&call, &input)
         };
         let (reads, writes) = (slots.reads + gov.reads, slots.writes + gov.writes);
-        drop((slots, gov));
         let ctx = shared.into_inner();
         let gas = BASE_GAS + reads * READ_GAS + writes * WRITE_GAS;
         match outcome {

@@ -32,6 +32,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("governance_call", governance_call),
     ("evidence_call", evidence_call),
     ("evidence_proof", evidence_proof),
+    ("identifiers_call", identifiers_call),
+    ("did_call", did_call),
     ("json_rpc", json_rpc),
 ];
 
@@ -140,9 +142,26 @@ fn governance_state() -> &'static Slots {
         )
         .expect("fuzz genesis");
         let mut slots = trellis_system::MapSlots::empty();
-        trellis_system::Governance::new(&mut slots)
-            .init(&genesis)
-            .expect("init");
+        let mut gov = trellis_system::Governance::new(&mut slots);
+        gov.init(&genesis).expect("init");
+        // Prefix MA.156 delegated to org1 by both organisations' votes.
+        let ctx = |admin: u8| trellis_system::CallContext {
+            caller: alloy_primitives::Address::with_last_byte(admin),
+            height: 1,
+            tx_hash: alloy_primitives::B256::ZERO,
+            is_static: false,
+        };
+        use alloy_sol_types::SolCall;
+        use trellis_system::governance::abi;
+        let propose = abi::proposeDelegatePrefixCall {
+            prefix: "MA.156".into(),
+            org: "org1".into(),
+            effectiveHeight: 0,
+        };
+        gov.call(&ctx(1), &propose.abi_encode()).expect("proposed");
+        let vote = abi::voteCall { proposalId: 0, approve: true };
+        gov.call(&ctx(2), &vote.abi_encode()).expect("voted");
+        gov.end_block(1).expect("applied");
         slots.writes
     })
 }
@@ -231,6 +250,72 @@ pub fn evidence_proof(data: &[u8]) {
         return;
     };
     let _ = trellis_sdk::evidence::verify(&response, trusted);
+}
+
+/// Calldata for the identifiers contract (first byte picks the caller among an admin, an
+/// account and an outsider of the organisation holding `MA.156`), and the raw bytes as an
+/// identifier string as the REST path gives it: reverts carry a reason, registered
+/// identifiers read back.
+pub fn identifiers_call(data: &[u8]) {
+    use trellis_system::identifiers::{abi, Identifier, Identifiers};
+    if let Ok(s) = std::str::from_utf8(data) {
+        if let Ok(id) = Identifier::parse(s) {
+            assert_eq!(Identifier::parse(id.as_str()).as_ref(), Ok(&id));
+        }
+    }
+    let Some((who, input)) = data.split_first() else {
+        return;
+    };
+    let base = governance_state();
+    let mut gov =
+        trellis_system::MapSlots::over(|slot| Ok(base.get(&slot).copied().unwrap_or_default()));
+    let mut own = trellis_system::MapSlots::empty();
+    let ctx = trellis_system::CallContext {
+        caller: alloy_primitives::Address::with_last_byte(who % 4),
+        height: 5,
+        tx_hash: alloy_primitives::B256::ZERO,
+        is_static: who & 0x80 != 0,
+    };
+    let logs = match Identifiers::new(&mut own, &mut gov).call(&ctx, input) {
+        Ok(out) => out.logs,
+        Err(trellis_system::CallError::Revert(_)) => return,
+        Err(e) => panic!("identifier storage failed on fuzz input: {e}"),
+    };
+    for log in logs {
+        if let Ok(e) =
+            <abi::IdentifierRegistered as alloy_sol_types::SolEvent>::decode_log_data(&log.data)
+        {
+            let id = Identifier::parse(&e.identifier).expect("registered identifiers are valid");
+            assert!(Identifiers::new(&mut own, &mut gov)
+                .get(&id)
+                .expect("readable")
+                .is_some());
+        }
+    }
+}
+
+/// Calldata for the DID contract, and the raw bytes as a DID string as the resolver gets it.
+pub fn did_call(data: &[u8]) {
+    use trellis_system::dids::{Did, Dids};
+    if let Ok(s) = std::str::from_utf8(data) {
+        if let Ok(did) = Did::parse(s) {
+            assert_eq!(Did::parse(&did.to_did_string()), Ok(did));
+        }
+    }
+    let Some((who, input)) = data.split_first() else {
+        return;
+    };
+    let mut slots = trellis_system::MapSlots::empty();
+    let ctx = trellis_system::CallContext {
+        caller: alloy_primitives::Address::with_last_byte(who % 4),
+        height: 5,
+        tx_hash: alloy_primitives::B256::ZERO,
+        is_static: who & 0x80 != 0,
+    };
+    match Dids::new(&mut slots).call(&ctx, 7_000, input) {
+        Ok(_) | Err(trellis_system::CallError::Revert(_)) => {}
+        Err(e) => panic!("DID storage failed on fuzz input: {e}"),
+    }
 }
 
 struct RpcHarness {

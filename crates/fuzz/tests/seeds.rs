@@ -283,6 +283,90 @@ fn write_seeds() {
             response.to_string().as_bytes(),
         );
     }
+    {
+        use trellis_system::identifiers::abi as ids;
+        let url = |i: u32| ids::Value {
+            index: i,
+            valueType: "URL".into(),
+            data: Bytes::from_static(b"https://example.com"),
+            ttl: 60,
+        };
+        let calls: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "register",
+                ids::registerCall {
+                    identifier: "MA.156/lot-1".into(),
+                    values: vec![url(1)],
+                }
+                .abi_encode(),
+            ),
+            (
+                "batch",
+                ids::registerBatchCall {
+                    items: vec![ids::Registration {
+                        identifier: "MA.156/a".into(),
+                        values: vec![url(1), url(2)],
+                    }],
+                }
+                .abi_encode(),
+            ),
+            (
+                "delegate",
+                ids::delegatePrefixCall {
+                    prefix: "MA.156.1".into(),
+                    org: "org2".into(),
+                }
+                .abi_encode(),
+            ),
+            (
+                "resolve",
+                ids::resolveCall {
+                    identifier: "MA.156/lot-1".into(),
+                }
+                .abi_encode(),
+            ),
+        ];
+        for (name, input) in calls {
+            write(
+                "identifiers_call",
+                name,
+                &[[0x01u8].as_slice(), &input].concat(),
+            );
+        }
+        write("identifiers_call", "path", b"MA.156.1301/lot-7/box:3");
+    }
+    {
+        use trellis_system::dids::abi as did;
+        let document = did::Document {
+            controller: Address::with_last_byte(1),
+            verificationMethods: vec![did::VerificationMethod {
+                id: "key-1".into(),
+                methodType: "Ed25519VerificationKey2020".into(),
+                publicKeyMultibase: "z6Mk".into(),
+            }],
+            authentication: vec!["key-1".into()],
+            assertionMethod: vec!["controller".into()],
+            services: vec![did::Service {
+                id: "hub".into(),
+                serviceType: "LinkedDomains".into(),
+                endpoint: "https://a".into(),
+            }],
+        };
+        write(
+            "did_call",
+            "create",
+            &[
+                [0x01u8].as_slice(),
+                &did::createCall { document }.abi_encode(),
+            ]
+            .concat(),
+        );
+        write(
+            "did_call",
+            "did",
+            b"did:trellis:1337:0x2a37dc7d86e148b7c57f82bf799072c1e80debb7",
+        );
+    }
 
     let raw = format!("0x{}", hex::encode(legacy.encoded_2718()));
     let requests = [

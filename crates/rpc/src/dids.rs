@@ -168,7 +168,8 @@ pub async fn resolve<B: Backend>(
             let mut found = None;
             for n in (1..=latest.version).rev() {
                 match dids.version(&did.address, n)? {
-                    Some(v) if v.timestamp_ms <= t => {
+                    // Times are published to the second: a version counts from its second on.
+                    Some(v) if v.timestamp_ms / 1000 <= t / 1000 => {
                         found = Some(v);
                         break;
                     }

@@ -89,16 +89,18 @@ impl RestClient {
             .to_bytes();
         if !status.is_success() {
             let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let field = |name: &str| {
+            // `{"error": {code, message}}`, or a DID resolution result's metadata.
+            let field = |name: &str, did_name: &str| {
                 error["error"][name]
                     .as_str()
+                    .or_else(|| error["didResolutionMetadata"][did_name].as_str())
                     .map(str::to_owned)
                     .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
             };
             return Err(RestError::Api {
                 status: status.as_u16(),
-                code: field("code"),
-                message: field("message"),
+                code: field("code", "error"),
+                message: field("message", "errorMessage"),
             });
         }
         serde_json::from_slice(&body).map_err(|e| RestError::Decode(e.to_string()))
