@@ -9,25 +9,12 @@ use alloy_primitives::Bytes;
 use alloy_sol_types::SolCall;
 use common::*;
 use serde_json::Value;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use trellis_crypto::AccountKey;
 use trellis_sdk::RestClient;
 use trellis_system::dids::{abi, DIDS_ADDRESS};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn cli_fails(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run trellis");
-    assert!(!out.status.success(), "{args:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// GET returning (HTTP status, JSON) for any status.
 async fn get(url: &str, path: &str) -> (u16, Value) {

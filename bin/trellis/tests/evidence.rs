@@ -8,7 +8,6 @@ mod common;
 use alloy_primitives::{Bytes, TxKind, B256, U256};
 use common::*;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use trellis_crypto::AccountKey;
 use trellis_sdk::evidence::{self as ev, EvidenceResponse, Submission, VerifyError};
@@ -17,18 +16,6 @@ use trellis_system::evidence::HashAlgorithm;
 use trellis_system::EVIDENCE_ADDRESS;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs the CLI expecting failure; returns its stderr.
-fn cli_fails(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run trellis");
-    assert!(!out.status.success(), "{args:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 async fn fetch(url: &str, path: &Path) -> EvidenceResponse {
     let digest = ev::hash_file(HashAlgorithm::Sha256, path).expect("hash");

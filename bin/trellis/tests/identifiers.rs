@@ -9,24 +9,11 @@ use alloy_primitives::Bytes;
 use alloy_sol_types::SolCall;
 use common::*;
 use serde_json::Value;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use trellis_sdk::RestClient;
 use trellis_system::identifiers::{abi, IDENTIFIERS_ADDRESS};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn cli_fails(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run trellis");
-    assert!(!out.status.success(), "{args:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// The contract's record for `id` via `eth_call` as (org, values as (index, type, data)).
 async fn on_chain(url: &str, id: &str) -> Option<(String, Vec<(u32, String, Vec<u8>)>)> {

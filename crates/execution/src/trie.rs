@@ -201,16 +201,7 @@ impl<'a, S: NodeSource + ?Sized> Trie<'a, S> {
             children[nibble as usize] = child.cloned();
         }
         let mut updated: [Option<Option<TrieNode>>; 16] = Default::default();
-        let depth = path.len();
-        let mut rest = changes;
-        while let Some((first, _)) = rest.first() {
-            let nibble = first.get_unchecked(depth);
-            let end = rest
-                .iter()
-                .position(|(k, _)| k.get_unchecked(depth) != nibble)
-                .unwrap_or(rest.len());
-            let (group, tail) = rest.split_at(end);
-            rest = tail;
+        for (nibble, group) in by_nibble(changes, path.len()) {
             let mut child_path = *path;
             child_path.push(nibble);
             let existing = match children[nibble as usize] {
@@ -326,18 +317,9 @@ impl<'a, S: NodeSource + ?Sized> Trie<'a, S> {
     }
 
     fn build_branch(&mut self, path: &Nibbles, leaves: &[(Nibbles, &[u8])]) -> Placed {
-        let depth = path.len();
         let mut mask = TrieMask::default();
         let mut stack = Vec::new();
-        let mut rest = leaves;
-        while let Some((first, _)) = rest.first() {
-            let nibble = first.get_unchecked(depth);
-            let end = rest
-                .iter()
-                .position(|(k, _)| k.get_unchecked(depth) != nibble)
-                .unwrap_or(rest.len());
-            let (group, tail) = rest.split_at(end);
-            rest = tail;
+        for (nibble, group) in by_nibble(leaves, path.len()) {
             let mut child_path = *path;
             child_path.push(nibble);
             if let Some((_, reference)) = self.build(&child_path, group) {
@@ -397,6 +379,25 @@ impl<'a, S: NodeSource + ?Sized> Trie<'a, S> {
         }
         Ok(out)
     }
+}
+
+/// Splits `items` (sorted by key) into runs sharing the nibble at `depth`.
+fn by_nibble<T>(
+    items: &[(Nibbles, T)],
+    depth: usize,
+) -> impl Iterator<Item = (u8, &[(Nibbles, T)])> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let (first, _) = rest.first()?;
+        let nibble = first.get_unchecked(depth);
+        let end = rest
+            .iter()
+            .position(|(k, _)| k.get_unchecked(depth) != nibble)
+            .unwrap_or(rest.len());
+        let (group, tail) = rest.split_at(end);
+        rest = tail;
+        Some((nibble, group))
+    })
 }
 
 #[cfg(test)]

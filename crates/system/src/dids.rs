@@ -9,7 +9,7 @@ use alloy_sol_types::{sol, SolEvent, SolInterface, SolValue};
 use serde::{Deserialize, Serialize};
 
 use crate::kv::{self, SlotError, Slots};
-use crate::{CallContext, CallError, CallOutput};
+use crate::{revert, CallContext, CallError, CallOutput, Result};
 
 sol!(
     #[sol(all_derives)]
@@ -127,12 +127,6 @@ fn version_key(id: &Address, version: u64) -> Vec<u8> {
     [b"didv:".as_slice(), id.as_slice(), &version.to_be_bytes()].concat()
 }
 
-type Result<T, E = CallError> = std::result::Result<T, E>;
-
-fn revert<T>(reason: impl Into<String>) -> Result<T> {
-    Err(CallError::revert(reason))
-}
-
 fn printable(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic())
 }
@@ -224,18 +218,11 @@ impl<'s, S: Slots> Dids<'s, S> {
     }
 
     fn read<T: serde::de::DeserializeOwned>(&mut self, key: &[u8]) -> Result<Option<T>, SlotError> {
-        match kv::get(self.slots, key)? {
-            None => Ok(None),
-            Some(bytes) => postcard::from_bytes(&bytes)
-                .map(Some)
-                .map_err(|e| SlotError(format!("corrupt DID record: {e}"))),
-        }
+        kv::get_decoded(self.slots, key, "DID")
     }
 
     fn write<T: Serialize>(&mut self, key: &[u8], value: &T) -> Result<(), SlotError> {
-        let bytes = postcard::to_allocvec(value)
-            .map_err(|e| SlotError(format!("cannot encode DID record: {e}")))?;
-        kv::put(self.slots, key, &bytes)
+        kv::put_encoded(self.slots, key, value, "DID")
     }
 
     fn emit<E: SolEvent>(&mut self, event: E) {

@@ -20,7 +20,7 @@ use std::fmt;
 use trellis_primitives::OrgId;
 
 use crate::kv::{self, SlotError, Slots};
-use crate::{CallContext, CallError, CallOutput};
+use crate::{revert, CallContext, CallError, CallOutput, Result};
 
 sol!(
     #[sol(all_derives)]
@@ -130,12 +130,6 @@ fn metadata_key(id: &B256) -> Vec<u8> {
 
 fn count_slot() -> U256 {
     U256::from_be_bytes(keccak256(b"trellis.evidence.count").0)
-}
-
-type Result<T, E = CallError> = std::result::Result<T, E>;
-
-fn revert<T>(reason: impl Into<String>) -> Result<T> {
-    Err(CallError::revert(reason))
 }
 
 /// What a caller may submit, checked before anything is written.

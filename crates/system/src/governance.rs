@@ -13,7 +13,7 @@ use trellis_primitives::{Genesis, NodeRole, OrgId, Threshold};
 
 use crate::identifiers::Prefix;
 use crate::kv::{self, SlotError, Slots};
-use crate::{CallContext, CallError, CallOutput};
+use crate::{revert, CallContext, CallError, CallOutput, Result};
 
 sol!(
     #[sol(all_derives)]
@@ -373,12 +373,6 @@ fn audit_key(seq: u64) -> Vec<u8> {
     key(b"audit:", &seq.to_be_bytes())
 }
 
-type Result<T, E = CallError> = std::result::Result<T, E>;
-
-fn revert<T>(reason: impl Into<String>) -> Result<T> {
-    Err(CallError::revert(reason))
-}
-
 /// The governance contract over one storage.
 pub struct Governance<'s, S: Slots> {
     slots: &'s mut S,
@@ -393,19 +387,12 @@ impl<'s, S: Slots> Governance<'s, S> {
         }
     }
 
-    fn read<T: DeserializeOwned>(&mut self, key: &[u8]) -> Result<Option<T>, SlotError> {
-        match kv::get(self.slots, key)? {
-            None => Ok(None),
-            Some(bytes) => postcard::from_bytes(&bytes)
-                .map(Some)
-                .map_err(|e| SlotError(format!("corrupt governance record: {e}"))),
-        }
+    fn read<T: serde::de::DeserializeOwned>(&mut self, key: &[u8]) -> Result<Option<T>, SlotError> {
+        kv::get_decoded(self.slots, key, "governance")
     }
 
     fn write<T: Serialize>(&mut self, key: &[u8], value: &T) -> Result<(), SlotError> {
-        let bytes = postcard::to_allocvec(value)
-            .map_err(|e| SlotError(format!("cannot encode governance record: {e}")))?;
-        kv::put(self.slots, key, &bytes)
+        kv::put_encoded(self.slots, key, value, "governance")
     }
 
     fn list<T: DeserializeOwned>(&mut self, key: &[u8]) -> Result<Vec<T>, SlotError> {

@@ -12,7 +12,7 @@ use std::fmt;
 use trellis_primitives::OrgId;
 
 use crate::kv::{self, SlotError, Slots};
-use crate::{CallContext, CallError, CallOutput, Governance};
+use crate::{revert, CallContext, CallError, CallOutput, Governance, Result};
 
 sol!(
     #[sol(all_derives)]
@@ -168,12 +168,6 @@ fn prefix_key(p: &Prefix) -> Vec<u8> {
     [b"pfx:".as_slice(), p.as_str().as_bytes()].concat()
 }
 
-type Result<T, E = CallError> = std::result::Result<T, E>;
-
-fn revert<T>(reason: impl Into<String>) -> Result<T> {
-    Err(CallError::revert(reason))
-}
-
 fn syntax(e: SyntaxError) -> CallError {
     CallError::revert(e.to_string())
 }
@@ -237,18 +231,11 @@ impl<'s, S: Slots, G: Slots> Identifiers<'s, S, G> {
     }
 
     fn read<T: serde::de::DeserializeOwned>(&mut self, key: &[u8]) -> Result<Option<T>, SlotError> {
-        match kv::get(self.slots, key)? {
-            None => Ok(None),
-            Some(bytes) => postcard::from_bytes(&bytes)
-                .map(Some)
-                .map_err(|e| SlotError(format!("corrupt identifier record: {e}"))),
-        }
+        kv::get_decoded(self.slots, key, "identifier")
     }
 
     fn write<T: Serialize>(&mut self, key: &[u8], value: &T) -> Result<(), SlotError> {
-        let bytes = postcard::to_allocvec(value)
-            .map_err(|e| SlotError(format!("cannot encode identifier record: {e}")))?;
-        kv::put(self.slots, key, &bytes)
+        kv::put_encoded(self.slots, key, value, "identifier")
     }
 
     fn emit<E: SolEvent>(&mut self, event: E) {

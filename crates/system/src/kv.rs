@@ -77,6 +77,32 @@ pub fn put(slots: &mut impl Slots, key: &[u8], value: &[u8]) -> Result<(), SlotE
     Ok(())
 }
 
+/// Reads the record under `key` as a postcard-encoded `T` (`what` names it in errors).
+pub fn get_decoded<T: serde::de::DeserializeOwned>(
+    slots: &mut impl Slots,
+    key: &[u8],
+    what: &str,
+) -> Result<Option<T>, SlotError> {
+    match get(slots, key)? {
+        None => Ok(None),
+        Some(bytes) => postcard::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| SlotError(format!("corrupt {what} record: {e}"))),
+    }
+}
+
+/// Writes `value` postcard-encoded under `key`.
+pub fn put_encoded<T: serde::Serialize>(
+    slots: &mut impl Slots,
+    key: &[u8],
+    value: &T,
+    what: &str,
+) -> Result<(), SlotError> {
+    let bytes = postcard::to_allocvec(value)
+        .map_err(|e| SlotError(format!("cannot encode {what} record: {e}")))?;
+    put(slots, key, &bytes)
+}
+
 /// The slots a record of `len` bytes under `key` occupies (header first), for storage proofs.
 pub fn record_slots(key: &[u8], len: usize) -> Vec<U256> {
     let base = base(key);

@@ -70,6 +70,14 @@ pub enum CallError {
     Storage(#[from] SlotError),
 }
 
+/// Result of a system call.
+pub(crate) type Result<T, E = CallError> = std::result::Result<T, E>;
+
+/// Refuses a call with `reason`.
+pub(crate) fn revert<T>(reason: impl Into<String>) -> Result<T> {
+    Err(CallError::revert(reason))
+}
+
 impl CallError {
     pub fn revert(reason: impl Into<String>) -> CallError {
         CallError::Revert(reason.into())

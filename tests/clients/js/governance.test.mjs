@@ -2,17 +2,11 @@
 // writes with revert reasons), and a Solidity contract calls it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createPublicClient, createWalletClient, defineChain, http } from "viem";
+import { createPublicClient, createWalletClient, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { RPC, CHAIN_ID, artifact } from "./env.mjs";
+import { RPC, CHAIN_ID, artifact, chain } from "./env.mjs";
 
 const GOVERNANCE = "0x0000000000000000000000000000000000001000";
-const chain = defineChain({
-  id: CHAIN_ID,
-  name: "Trellis",
-  nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
-  rpcUrls: { default: { http: [RPC] } },
-});
 const member = privateKeyToAccount(process.env.TRELLIS_KEY_VIEM);
 const publicClient = createPublicClient({ chain, transport: http(RPC) });
 const wallet = createWalletClient({ account: member, chain, transport: http(RPC) });

@@ -265,6 +265,18 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs the CLI in `dir` expecting it to fail; returns its stderr (without backtraces).
+pub fn cli_fails(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run trellis");
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[derive(serde::Deserialize)]
 pub struct TestnetInfo {
     pub nodes: Vec<TestnetNode>,
