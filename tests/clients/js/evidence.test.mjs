@@ -49,3 +49,43 @@ test("viem: notarize, read back, refuse a duplicate, fetch over REST", async () 
   assert.equal(missing.status, 404);
   assert.equal((await missing.json()).error.code, "notFound");
 });
+
+test("viem: a Solidity contract uses evidence and identifiers", async () => {
+  const { abi, bytecode } = artifact("CertifiedShipments");
+  const deployed = await publicClient.waitForTransactionReceipt({ hash: await wallet.deployContract({ abi, bytecode }) });
+  assert.equal(deployed.status, "success");
+  const shipments = { address: deployed.contractAddress, abi };
+
+  const unknown = sha256(toHex(`never notarized ${Math.random()}`));
+  await assert.rejects(
+    publicClient.simulateContract({ ...shipments, functionName: "accept", args: [unknown], account: member }),
+    (e) => /certificate of origin is not notarized/.test(e.message),
+  );
+
+  const certificate = sha256(toHex(`certificate of origin ${Date.now()} ${Math.random()}`));
+  await publicClient.waitForTransactionReceipt({
+    hash: await wallet.writeContract({ ...evidence, functionName: "submitDigests", args: [1, [certificate]] }),
+  });
+  const receipt = await publicClient.waitForTransactionReceipt({
+    hash: await wallet.writeContract({ ...shipments, functionName: "accept", args: [certificate] }),
+  });
+  assert.equal(receipt.status, "success");
+  const certificateId = keccak256(encodePacked(["uint8", "bytes32"], [1, certificate]));
+  const acceptanceId = await publicClient.readContract({ ...shipments, functionName: "acceptanceOf", args: [certificateId] });
+  const acceptance = await publicClient.readContract({ ...evidence, functionName: "get", args: [acceptanceId] });
+  // The contract is the submitter; the organisation is that of the transaction's sender.
+  assert.equal(acceptance.submitter.toLowerCase(), deployed.contractAddress.toLowerCase());
+  assert.equal(acceptance.contentType, "application/x-acceptance");
+  const memberRecord = await publicClient.readContract({
+    ...evidence,
+    functionName: "get",
+    args: [certificateId],
+  });
+  assert.equal(acceptance.org, memberRecord.org);
+
+  // A system contract's revert reason reaches the caller through Solidity.
+  await assert.rejects(
+    publicClient.readContract({ ...shipments, functionName: "holderOf", args: ["NOPE"] }),
+    (e) => /prefix NOPE is not delegated/.test(e.message),
+  );
+});
