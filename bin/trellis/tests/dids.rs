@@ -24,6 +24,7 @@ async fn get(url: &str, path: &str) -> (u16, Value) {
             status,
             code,
             message,
+            ..
         }) => (
             status,
             serde_json::json!({"code": code, "message": message}),
@@ -222,6 +223,22 @@ async fn lifecycle_history_errors_and_restart() {
     assert_eq!(status, 404);
     let (status, e) = get(&url, &format!("{path}?versionId=99")).await;
     assert_eq!((status, e["code"].as_str()), (404, Some("notFound")));
+
+    // Proven history: version 1 checked against the genesis validators, not the node.
+    let (_, answer) = get(&url, &format!("{path}?versionId=1&proof=true")).await;
+    let proof: trellis_system::proof::StateProof =
+        serde_json::from_value(answer["proof"].clone()).expect("proof");
+    let trusted =
+        trellis_sdk::Trusted::from_genesis_file(&data.join("genesis.json")).expect("trusted");
+    let parsed = trellis_system::dids::Did::parse(&did).expect("did");
+    let v1 = trellis_sdk::dids::verify(&parsed, 1, &proof, &trusted)
+        .expect("verifies")
+        .expect("version 1 exists");
+    assert_eq!(v1.document.methods[0].public_key_multibase, "z6MkFirst");
+    assert!(
+        trellis_sdk::dids::verify(&parsed, 2, &proof, &trusted).is_err(),
+        "version 2 is not in this proof"
+    );
 
     // Standard errors.
     for (did, status) in [

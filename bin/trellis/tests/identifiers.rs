@@ -347,6 +347,37 @@ async fn delegate_register_resolve_refuse_and_restart() {
         vec![(1, "URL".to_owned(), b"https://acme.example/v2".to_vec())]
     );
 
+    // With ?proof=true the answer carries a Merkle proof a client checks against the
+    // validators of the genesis file: the record, or that the identifier does not exist.
+    let trusted =
+        trellis_sdk::Trusted::from_genesis_file(&data.join("genesis.json")).expect("trusted");
+    for id in ids {
+        let answer: Value = match RestClient::new(&url)
+            .get(&format!("/api/handles/{id}?proof=true"))
+            .await
+        {
+            Ok(a) => a,
+            Err(trellis_sdk::RestError::Api {
+                status: 404, body, ..
+            }) => body,
+            Err(e) => panic!("{id}: {e}"),
+        };
+        let proof: trellis_system::proof::StateProof =
+            serde_json::from_value(answer["proof"].clone()).expect("proof");
+        let parsed = trellis_system::identifiers::Identifier::parse(id).expect("id");
+        let proven = trellis_sdk::identifiers::verify(&parsed, &proof, &trusted).expect("verifies");
+        let proven = proven.map(|r| {
+            (
+                r.org.as_str().to_owned(),
+                r.values
+                    .into_iter()
+                    .map(|v| (v.index, v.kind, v.data))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        assert_eq!(proven, on_chain(&url, id).await, "{id}");
+    }
+
     // And after a restart.
     let height = block_number(&c).await;
     node.sigkill();

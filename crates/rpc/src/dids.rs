@@ -90,6 +90,12 @@ enum Selector {
     Time(u64),
 }
 
+/// `proof=true` asks for a Merkle proof of the DID's state and the resolved version.
+fn wants_proof(query: Option<&str>) -> bool {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .any(|(k, v)| k == "proof" && (v == "true" || v == "1"))
+}
+
 fn selector(query: Option<&str>) -> Result<Selector, String> {
     let mut out = Selector::Latest;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -214,12 +220,22 @@ pub async fn resolve<B: Backend>(
         )
             .into_response());
     }
-    let body = json!({
+    let mut body = json!({
         "@context": "https://w3id.org/did-resolution/v1",
         "didDocument": doc,
         "didResolutionMetadata": { "contentType": DOCUMENT_TYPE },
         "didDocumentMetadata": metadata,
     });
+    if wants_proof(query.as_deref()) {
+        let slots: Vec<alloy_primitives::B256> = dids
+            .proof_slots(&did.address, version.version)?
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        let proof = crate::rest::state_proof(backend.chain_id(), &view, DIDS_ADDRESS, &slots)?;
+        body["proof"] =
+            serde_json::to_value(proof).map_err(|e| RestError::bad_request(e.to_string()))?;
+    }
     Ok((
         status,
         [(header::CONTENT_TYPE, RESOLUTION_TYPE)],

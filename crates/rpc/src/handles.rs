@@ -162,6 +162,8 @@ fn found_json(id: &str, record: &Record, values: Vec<JsonValue>) -> JsonValue {
 struct Filter {
     types: Vec<String>,
     indexes: Vec<u32>,
+    /// `proof=true`: answer from one snapshot with a Merkle proof of the record.
+    proof: bool,
 }
 
 impl Filter {
@@ -174,6 +176,7 @@ impl Filter {
                     "index" => filter.indexes.push(part.parse().map_err(|_| {
                         RestError::bad_request(format!("index {part:?} is not a number"))
                     })?),
+                    "proof" => filter.proof = part == "true" || part == "1",
                     _ => {}
                 }
             }
@@ -234,28 +237,58 @@ fn answer<B: Backend>(
             return Ok((StatusCode::BAD_REQUEST, body));
         }
     };
+    if filter.proof {
+        return proven(backend, &id, filter);
+    }
     Ok(match &*resolve(backend, cache, &id)? {
-        Resolved::Missing => (
+        Resolved::Missing => render(raw, None, filter),
+        Resolved::Found { record, .. } => render(raw, Some(record), filter),
+    })
+}
+
+/// The Handle answer for a record (or its absence).
+fn render(raw: &str, record: Option<&Record>, filter: &Filter) -> (StatusCode, JsonValue) {
+    let Some(record) = record else {
+        return (
             StatusCode::NOT_FOUND,
             json!({ "responseCode": NOT_FOUND, "handle": raw }),
-        ),
-        Resolved::Found { record, .. } => {
-            let values: Vec<JsonValue> = record
-                .values
-                .iter()
-                .filter(|v| filter.keeps(v))
-                .map(handle_value)
-                .collect();
-            if values.is_empty() && !filter.is_empty() {
-                (
-                    StatusCode::OK,
-                    json!({ "responseCode": VALUES_NOT_FOUND, "handle": raw, "values": [] }),
-                )
-            } else {
-                (StatusCode::OK, found_json(raw, record, values))
-            }
-        }
-    })
+        );
+    };
+    let values: Vec<JsonValue> = record
+        .values
+        .iter()
+        .filter(|v| filter.keeps(v))
+        .map(handle_value)
+        .collect();
+    if values.is_empty() && !filter.is_empty() {
+        (
+            StatusCode::OK,
+            json!({ "responseCode": VALUES_NOT_FOUND, "handle": raw, "values": [] }),
+        )
+    } else {
+        (StatusCode::OK, found_json(raw, record, values))
+    }
+}
+
+/// The answer read straight from one snapshot, with a proof of the record (or of its
+/// absence) against that snapshot's finalized header.
+fn proven<B: Backend>(
+    backend: &B,
+    id: &Identifier,
+    filter: &Filter,
+) -> Result<(StatusCode, JsonValue), RestError> {
+    let view = backend.view()?;
+    let mut own = trellis_execution::system_slots(&view, IDENTIFIERS_ADDRESS);
+    let mut gov = trellis_execution::governance_slots(&view);
+    let mut ids = Identifiers::new(&mut own, &mut gov);
+    let record = ids.get(id)?;
+    let slots: Vec<alloy_primitives::B256> =
+        ids.proof_slots(id)?.into_iter().map(Into::into).collect();
+    let proof = crate::rest::state_proof(backend.chain_id(), &view, IDENTIFIERS_ADDRESS, &slots)?;
+    let (status, mut body) = render(id.as_str(), record.as_ref(), filter);
+    body["proof"] =
+        serde_json::to_value(proof).map_err(|e| RestError::bad_request(e.to_string()))?;
+    Ok((status, body))
 }
 
 /// Handler state: the backend and the cache.
@@ -281,7 +314,7 @@ pub async fn get_handle<B: Backend>(
 ) -> Result<Response, RestError> {
     let filter = Filter::parse(query.as_deref())?;
     // The common case, a cached unfiltered record, is answered with its stored bytes.
-    if filter.is_empty() {
+    if filter.is_empty() && !filter.proof {
         if let Ok(id) = Identifier::parse(&raw) {
             if let Resolved::Found { body, .. } = &*resolve(&*s.backend, &s.cache, &id)? {
                 return Ok((

@@ -7,9 +7,10 @@ use std::io::Read;
 use std::path::Path;
 use trellis_system::evidence::{abi, evidence_id, HashAlgorithm, Record, MAX_BATCH};
 use trellis_system::proof::StateProof;
-use trellis_system::{Evidence, MapSlots, SlotError, EVIDENCE_ADDRESS};
+use trellis_system::{Evidence, EVIDENCE_ADDRESS};
 
-use crate::proof::{self, ProofError, Trusted};
+pub use crate::proof::VerifyError;
+use crate::proof::{self, Trusted};
 use crate::rest::{RestClient, RestError};
 
 pub use trellis_system::evidence::{EVIDENCE_ADDRESS as ADDRESS, MAX_METADATA_BYTES};
@@ -139,20 +140,6 @@ pub struct EvidenceResponse {
     pub proof: StateProof,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error(transparent)]
-    Proof(#[from] ProofError),
-    #[error("the proof is about {0}, not the evidence contract")]
-    WrongContract(alloy_primitives::Address),
-    #[error("the proven state does not hold the record: {0}")]
-    NotProven(String),
-    #[error("the node's record differs from the proven one")]
-    RecordMismatch,
-    #[error("record id {id} is not the evidence id of its digest")]
-    WrongId { id: B256 },
-}
-
 /// A record checked against a finalized header of the trusted chain.
 #[derive(Clone, Debug)]
 pub struct VerifiedRecord {
@@ -168,17 +155,8 @@ pub fn verify(
     response: &EvidenceResponse,
     trusted: &Trusted,
 ) -> Result<VerifiedRecord, VerifyError> {
-    if response.proof.address != EVIDENCE_ADDRESS {
-        return Err(VerifyError::WrongContract(response.proof.address));
-    }
-    let state = proof::verify(&response.proof, trusted)?;
-    let mut slots = MapSlots::over(|slot| {
-        state
-            .slots
-            .get(&slot)
-            .copied()
-            .ok_or_else(|| SlotError(format!("slot {slot:#x} is not in the proof")))
-    });
+    let state = proof::verify_contract(&response.proof, trusted, EVIDENCE_ADDRESS)?;
+    let mut slots = state.storage();
     let id = response.record.id;
     let proven = Evidence::new(&mut slots)
         .get(&id)

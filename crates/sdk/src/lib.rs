@@ -6,14 +6,17 @@
 //!   client need not trust the node that answered.
 //! - [`evidence`]: hashing files the way the chain records them, the calldata of
 //!   submissions, and verification of an evidence record with its proof.
+//! - [`identifiers`], [`dids`]: verification of resolutions fetched with `?proof=true`.
 //!
 //! Transactions are ordinary Ethereum transactions to the system contracts' addresses: sign
 //! them with any Ethereum library (or `trellis_crypto`) and send them with
 //! `eth_sendRawTransaction`.
 
+pub mod dids;
 pub mod evidence;
+pub mod identifiers;
 pub mod proof;
 pub mod rest;
 
-pub use proof::{ProofError, Trusted, VerifiedState};
+pub use proof::{ProofError, Trusted, VerifiedState, VerifyError};
 pub use rest::{RestClient, RestError};

@@ -1,6 +1,6 @@
 //! Light-client verification of system-contract state.
 
-use alloy_primitives::{keccak256, U256};
+use alloy_primitives::{keccak256, Address, U256};
 use alloy_rlp::Decodable;
 use alloy_trie::proof::verify_proof;
 use alloy_trie::{Nibbles, TrieAccount};
@@ -9,6 +9,7 @@ use std::path::Path;
 use trellis_consensus::{verify_certificate, CertificateError, ValidatorSet};
 use trellis_primitives::{Genesis, Header};
 use trellis_system::proof::StateProof;
+use trellis_system::{MapSlots, SlotError};
 
 /// What the client trusts: the chain id and the validator set whose signatures finalize
 /// blocks. Taken from the genesis file, or from a later set the consortium published; when
@@ -63,6 +64,46 @@ pub struct VerifiedState {
     pub header: Header,
     /// Proven values (zero for proven-absent slots).
     pub slots: BTreeMap<U256, U256>,
+}
+
+impl VerifiedState {
+    /// The proven slots as contract storage: reading a slot the proof does not cover fails,
+    /// so a system contract's own decoder reads exactly what was proven.
+    pub fn storage(&self) -> MapSlots<'_> {
+        MapSlots::over(|slot| {
+            self.slots
+                .get(&slot)
+                .copied()
+                .ok_or_else(|| SlotError(format!("slot {slot:#x} is not in the proof")))
+        })
+    }
+}
+
+/// Why a service record could not be verified.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    #[error("the proof is about {0}, not the expected system contract")]
+    WrongContract(Address),
+    #[error("the proven state does not hold the record: {0}")]
+    NotProven(String),
+    #[error("the node's record differs from the proven one")]
+    RecordMismatch,
+    #[error("record id {id} is not the evidence id of its digest")]
+    WrongId { id: alloy_primitives::B256 },
+}
+
+/// [`verify`], and that the proof is about the contract at `address`.
+pub fn verify_contract(
+    proof: &StateProof,
+    trusted: &Trusted,
+    address: Address,
+) -> Result<VerifiedState, VerifyError> {
+    if proof.address != address {
+        return Err(VerifyError::WrongContract(proof.address));
+    }
+    Ok(verify(proof, trusted)?)
 }
 
 /// Checks the header's certificate against `trusted`, the account against the header's state

@@ -13,12 +13,14 @@ pub enum RestError {
     Url(String),
     #[error("cannot reach the node: {0}")]
     Transport(String),
-    /// The node answered with an error (`code` as in docs/services.md).
+    /// The node answered with an error (`code` as in docs/services.md); `body` is the whole
+    /// answer (a 404 with `?proof=true` carries the proof of absence).
     #[error("{status}: {code}: {message}")]
     Api {
         status: u16,
         code: String,
         message: String,
+        body: serde_json::Value,
     },
     #[error("unexpected response: {0}")]
     Decode(String),
@@ -101,6 +103,7 @@ impl RestClient {
                 status: status.as_u16(),
                 code: field("code", "error"),
                 message: field("message", "errorMessage"),
+                body: error,
             });
         }
         serde_json::from_slice(&body).map_err(|e| RestError::Decode(e.to_string()))

@@ -232,6 +232,17 @@ impl<'s, S: Slots> Dids<'s, S> {
         });
     }
 
+    /// The slots proving `id`'s state and its version `version` (or their absence).
+    pub fn proof_slots(
+        &mut self,
+        id: &Address,
+        version: u64,
+    ) -> Result<Vec<alloy_primitives::U256>, SlotError> {
+        let mut slots = kv::proof_slots(self.slots, &state_key(id))?;
+        slots.extend(kv::proof_slots(self.slots, &version_key(id, version))?);
+        Ok(slots)
+    }
+
     /// The latest version of `id`, if created.
     pub fn latest(&mut self, id: &Address) -> Result<Option<Version>, SlotError> {
         match self.read::<State>(&state_key(id))? {

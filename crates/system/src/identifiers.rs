@@ -245,6 +245,14 @@ impl<'s, S: Slots, G: Slots> Identifiers<'s, S, G> {
         });
     }
 
+    /// The slots proving `id`'s record (or its absence), for storage proofs.
+    pub fn proof_slots(
+        &mut self,
+        id: &Identifier,
+    ) -> Result<Vec<alloy_primitives::U256>, SlotError> {
+        kv::proof_slots(self.slots, &record_key(id))
+    }
+
     /// The record of `id`, if registered.
     pub fn get(&mut self, id: &Identifier) -> Result<Option<Record>, SlotError> {
         self.read(&record_key(id))

@@ -103,6 +103,13 @@ pub fn put_encoded<T: serde::Serialize>(
     put(slots, key, &bytes)
 }
 
+/// The slots that prove the record under `key` as it is now: its header and chunks, or the
+/// (zero) header alone when the record is absent.
+pub fn proof_slots(slots: &mut impl Slots, key: &[u8]) -> Result<Vec<U256>, SlotError> {
+    let len = get(slots, key)?.map_or(0, |r| r.len());
+    Ok(record_slots(key, len))
+}
+
 /// The slots a record of `len` bytes under `key` occupies (header first), for storage proofs.
 pub fn record_slots(key: &[u8], len: usize) -> Vec<U256> {
     let base = base(key);
