@@ -27,7 +27,7 @@ use crate::Backend;
 /// Most identifiers one batch request may resolve.
 pub const MAX_BATCH: usize = 1_000;
 /// Most entries the cache holds (beyond it, answers are read from state without caching).
-const MAX_ENTRIES: usize = 4_000_000;
+const MAX_ENTRIES: usize = 1_000_000;
 
 /// Handle response codes.
 const FOUND: u8 = 1;
