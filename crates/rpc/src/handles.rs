@@ -41,6 +41,15 @@ enum Resolved {
     Missing,
 }
 
+impl Resolved {
+    fn record(&self) -> Option<&Record> {
+        match self {
+            Resolved::Found { record, .. } => Some(record),
+            Resolved::Missing => None,
+        }
+    }
+}
+
 struct CacheState {
     height: u64,
     entries: HashMap<String, Arc<Resolved>>,
@@ -240,10 +249,7 @@ fn answer<B: Backend>(
     if filter.proof {
         return proven(backend, &id, filter);
     }
-    Ok(match &*resolve(backend, cache, &id)? {
-        Resolved::Missing => render(raw, None, filter),
-        Resolved::Found { record, .. } => render(raw, Some(record), filter),
-    })
+    Ok(render(raw, resolve(backend, cache, &id)?.record(), filter))
 }
 
 /// The Handle answer for a record (or its absence).
@@ -313,19 +319,24 @@ pub async fn get_handle<B: Backend>(
     RawQuery(query): RawQuery,
 ) -> Result<Response, RestError> {
     let filter = Filter::parse(query.as_deref())?;
-    // The common case, a cached unfiltered record, is answered with its stored bytes.
-    if filter.is_empty() && !filter.proof {
-        if let Ok(id) = Identifier::parse(&raw) {
-            if let Resolved::Found { body, .. } = &*resolve(&*s.backend, &s.cache, &id)? {
-                return Ok((
-                    [(header::CONTENT_TYPE, "application/json")],
-                    Body::from(body.clone()),
-                )
-                    .into_response());
+    let (status, body) = match Identifier::parse(&raw) {
+        Ok(id) if !filter.proof => {
+            let resolved = resolve(&*s.backend, &s.cache, &id)?;
+            match &*resolved {
+                // The common case, an unfiltered record, is answered with its stored bytes.
+                Resolved::Found { body, .. } if filter.is_empty() => {
+                    return Ok((
+                        [(header::CONTENT_TYPE, "application/json")],
+                        Body::from(body.clone()),
+                    )
+                        .into_response())
+                }
+                other => render(&raw, other.record(), &filter),
             }
         }
-    }
-    let (status, body) = answer(&*s.backend, &s.cache, &raw, &filter)?;
+        // Malformed identifiers and proofs.
+        _ => answer(&*s.backend, &s.cache, &raw, &filter)?,
+    };
     Ok((status, Json(body)).into_response())
 }
 

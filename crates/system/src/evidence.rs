@@ -215,8 +215,7 @@ impl<'s, S: Slots> Evidence<'s, S> {
         }
         let mut slots = Self::record_slots(id).to_vec();
         if head[21] & FLAG_METADATA != 0 {
-            let len = kv::get(self.slots, &metadata_key(id))?.map_or(0, |m| m.len());
-            slots.extend(kv::record_slots(&metadata_key(id), len));
+            slots.extend(kv::proof_slots(self.slots, &metadata_key(id))?);
         }
         Ok(slots)
     }

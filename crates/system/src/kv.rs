@@ -32,17 +32,25 @@ fn chunks(len: usize) -> usize {
     len.div_ceil(32)
 }
 
-/// Reads the record under `key`.
-pub fn get(slots: &mut impl Slots, key: &[u8]) -> Result<Option<Vec<u8>>, SlotError> {
-    let base = base(key);
+/// The length of the record at `base` from its header slot alone (`None`: absent).
+fn stored_len(slots: &mut impl Slots, base: U256) -> Result<Option<usize>, SlotError> {
     let header = slots.load(base)?;
     if header.is_zero() {
         return Ok(None);
     }
-    let len = usize::try_from(header - U256::from(1))
+    usize::try_from(header - U256::from(1))
         .ok()
         .filter(|l| *l <= MAX_RECORD_BYTES)
-        .ok_or_else(|| SlotError(format!("corrupt record length {header}")))?;
+        .map(Some)
+        .ok_or_else(|| SlotError(format!("corrupt record length {header}")))
+}
+
+/// Reads the record under `key`.
+pub fn get(slots: &mut impl Slots, key: &[u8]) -> Result<Option<Vec<u8>>, SlotError> {
+    let base = base(key);
+    let Some(len) = stored_len(slots, base)? else {
+        return Ok(None);
+    };
     let mut out = Vec::with_capacity(chunks(len) * 32);
     for i in 0..chunks(len) {
         let word = slots.load(base + U256::from(1 + i))?;
@@ -106,12 +114,12 @@ pub fn put_encoded<T: serde::Serialize>(
 /// The slots that prove the record under `key` as it is now: its header and chunks, or the
 /// (zero) header alone when the record is absent.
 pub fn proof_slots(slots: &mut impl Slots, key: &[u8]) -> Result<Vec<U256>, SlotError> {
-    let len = get(slots, key)?.map_or(0, |r| r.len());
+    let len = stored_len(slots, base(key))?.unwrap_or(0);
     Ok(record_slots(key, len))
 }
 
 /// The slots a record of `len` bytes under `key` occupies (header first), for storage proofs.
-pub fn record_slots(key: &[u8], len: usize) -> Vec<U256> {
+fn record_slots(key: &[u8], len: usize) -> Vec<U256> {
     let base = base(key);
     (0..=chunks(len)).map(|i| base + U256::from(i)).collect()
 }
