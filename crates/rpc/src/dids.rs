@@ -234,7 +234,7 @@ pub async fn resolve<B: Backend>(
             .collect();
         let proof = crate::rest::state_proof(backend.chain_id(), &view, DIDS_ADDRESS, &slots)?;
         body["proof"] =
-            serde_json::to_value(proof).map_err(|e| RestError::bad_request(e.to_string()))?;
+            serde_json::to_value(proof).map_err(|e| RestError::internal(e.to_string()))?;
     }
     Ok((
         status,

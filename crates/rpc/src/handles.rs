@@ -220,7 +220,7 @@ fn resolve<B: Backend>(
         Some(record) => {
             let values = record.values.iter().map(handle_value).collect();
             let body = serde_json::to_vec(&found_json(id.as_str(), &record, values))
-                .map_err(|e| RestError::bad_request(e.to_string()))?;
+                .map_err(|e| RestError::internal(e.to_string()))?;
             Resolved::Found {
                 record,
                 body: body.into(),
@@ -292,8 +292,7 @@ fn proven<B: Backend>(
         ids.proof_slots(id)?.into_iter().map(Into::into).collect();
     let proof = crate::rest::state_proof(backend.chain_id(), &view, IDENTIFIERS_ADDRESS, &slots)?;
     let (status, mut body) = render(id.as_str(), record.as_ref(), filter);
-    body["proof"] =
-        serde_json::to_value(proof).map_err(|e| RestError::bad_request(e.to_string()))?;
+    body["proof"] = serde_json::to_value(proof).map_err(|e| RestError::internal(e.to_string()))?;
     Ok((status, body))
 }
 

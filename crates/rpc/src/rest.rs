@@ -52,7 +52,7 @@ impl RestError {
         }
     }
 
-    fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         RestError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internalError",
