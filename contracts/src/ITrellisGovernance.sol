@@ -11,6 +11,13 @@ pragma solidity ^0.8.20;
 /// height (at the earliest the block after the one in which it passed). Freezes and
 /// unfreezes also need the approval of a supervisor organisation when one exists.
 /// Proposals not decided within the chain's proposal lifetime expire.
+///
+/// Every registry is stored per entry, so it grows without limit on cost; list views page
+/// (`offset`, `limit`, at most 1,000 entries a call) and say their total in a `...Count()`
+/// view. Bounds that do exist (organisations, admins, nodes per organisation, validators,
+/// proposals taking effect at one height) are checked when a proposal is made, with the
+/// reason; a passed proposal that can no longer be applied when its height comes is recorded
+/// as failed, with its reason, and the chain goes on.
 interface ITrellisGovernance {
     /// Node roles. Only validators vote in consensus; power is their voting weight.
     enum NodeRole { Validator, Full, Light, Archive }
@@ -47,6 +54,14 @@ interface ITrellisGovernance {
         ProposalStatus status;
         string[] approvals;
         string[] rejections;
+        /// Why it could not be applied (status Failed); empty otherwise.
+        string failureReason;
+    }
+
+    struct Subchain {
+        uint64 chainId;
+        string name;
+        uint64 createdAt;
     }
 
     struct AuditEntry {
@@ -94,15 +109,22 @@ interface ITrellisGovernance {
     // Views.
     function proposalCount() external view returns (uint64);
     function getProposal(uint64 id) external view returns (Proposal memory);
-    function organizationIds() external view returns (string[] memory);
+    function organizationCount() external view returns (uint64);
+    function organizationIds(uint64 offset, uint64 limit) external view returns (string[] memory);
     function getOrganization(string calldata id) external view returns (Organization memory);
-    function nodeKeys() external view returns (bytes32[] memory);
+    function nodeCount() external view returns (uint64);
+    function nodeKeys(uint64 offset, uint64 limit) external view returns (bytes32[] memory);
     function getNode(bytes32 publicKey) external view returns (NodeInfo memory);
     function accountOrganization(address account) external view returns (string memory);
     function isFrozen(address target) external view returns (bool);
+    function frozenCount() external view returns (uint64);
+    function frozenAddresses(uint64 offset, uint64 limit) external view returns (address[] memory);
     function threshold() external view returns (uint64 numerator, uint64 denominator);
+    function delegatedPrefixCount() external view returns (uint64);
     /// Prefixes delegated by governance and their holders (parallel arrays).
-    function delegatedPrefixes() external view returns (string[] memory prefixes, string[] memory orgs);
+    function delegatedPrefixes(uint64 offset, uint64 limit) external view returns (string[] memory prefixes, string[] memory orgs);
+    function subchainCount() external view returns (uint64);
+    function getSubchains(uint64 offset, uint64 limit) external view returns (Subchain[] memory);
     function auditCount() external view returns (uint64);
     function auditEntry(uint64 seq) external view returns (AuditEntry memory);
 }

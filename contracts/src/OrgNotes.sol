@@ -21,6 +21,6 @@ contract OrgNotes {
     }
 
     function organizationCount() external view returns (uint256) {
-        return GOVERNANCE.organizationIds().length;
+        return GOVERNANCE.organizationCount();
     }
 }

@@ -58,7 +58,10 @@ pub fn prepare(args: &DevArgs) -> anyhow::Result<NodeConfig> {
             )],
             BTreeMap::new(),
             args.accounts,
-            1_000_000_000,
+            (
+                trellis_primitives::DEFAULT_GAS_LIMIT,
+                trellis_primitives::DEFAULT_MAX_TRANSACTION_GAS,
+            ),
         )?;
         std::fs::write(&genesis_path, genesis.to_json())?;
     }

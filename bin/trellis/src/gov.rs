@@ -25,6 +25,17 @@ pub struct Endpoint {
     pub rpc: String,
 }
 
+/// Which part of a registry to list.
+#[derive(Args, Clone)]
+pub struct Page {
+    /// Position of the first entry.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+    /// Entries to list (at most 1,000); all from `--offset` on when absent.
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
 #[derive(Args, Clone)]
 pub struct Signer {
     /// Hex private key of the signing account (an organisation admin).
@@ -207,6 +218,27 @@ pub enum GovCommand {
         #[arg(long, default_value_t = 100)]
         limit: u64,
     },
+    /// Frozen accounts and contracts.
+    Frozen {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Identifier prefixes delegated by governance, with their holders.
+    Prefixes {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Sub-chains created by governance.
+    Subchains {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        page: Page,
+    },
 }
 
 #[derive(Subcommand)]
@@ -215,6 +247,8 @@ pub enum OrgCommand {
     List {
         #[command(flatten)]
         endpoint: Endpoint,
+        #[command(flatten)]
+        page: Page,
     },
     /// Show one organisation and its nodes.
     Show {
@@ -226,6 +260,8 @@ pub enum OrgCommand {
     Nodes {
         #[command(flatten)]
         endpoint: Endpoint,
+        #[command(flatten)]
+        page: Page,
     },
     /// Register accounts to your own organisation (admins only; no vote needed).
     AddAccounts {
@@ -456,6 +492,29 @@ async fn read(
         .with_context(|| format!("{method} on {}", endpoint.rpc))
 }
 
+/// The entries of a paged `trellis_*` listing that `page` asks for.
+async fn list(endpoint: &Endpoint, method: &str, page: &Page) -> anyhow::Result<Vec<Value>> {
+    const MAX: u64 = 1_000;
+    if let Some(limit) = page.limit {
+        if limit == 0 || limit > MAX {
+            bail!("--limit must be 1 to {MAX}");
+        }
+        let v = read(endpoint, method, rpc_params![page.offset, limit]).await?;
+        return Ok(v.as_array().cloned().unwrap_or_default());
+    }
+    let mut out = Vec::new();
+    loop {
+        let offset = page.offset + out.len() as u64;
+        let v = read(endpoint, method, rpc_params![offset, MAX]).await?;
+        let entries = v.as_array().cloned().unwrap_or_default();
+        let n = entries.len() as u64;
+        out.extend(entries);
+        if n < MAX {
+            return Ok(out);
+        }
+    }
+}
+
 fn print_json(v: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -531,6 +590,30 @@ pub async fn run(command: GovCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        GovCommand::Frozen { endpoint, page } => {
+            for a in list(&endpoint, "trellis_getFrozen", &page).await? {
+                println!("{}", a.as_str().unwrap_or("?"));
+            }
+        }
+        GovCommand::Prefixes { endpoint, page } => {
+            for p in list(&endpoint, "trellis_getPrefixes", &page).await? {
+                println!(
+                    "{:<40} {}",
+                    p["prefix"].as_str().unwrap_or("?"),
+                    p["org"].as_str().unwrap_or("?")
+                );
+            }
+        }
+        GovCommand::Subchains { endpoint, page } => {
+            for c in list(&endpoint, "trellis_getSubchains", &page).await? {
+                println!(
+                    "{:<10} {:<32} created at block {}",
+                    u64_field(&c["chainId"]),
+                    c["name"].as_str().unwrap_or("?"),
+                    u64_field(&c["createdAt"]),
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -543,9 +626,8 @@ fn u64_field(v: &Value) -> u64 {
 
 pub async fn run_org(command: OrgCommand) -> anyhow::Result<()> {
     match command {
-        OrgCommand::List { endpoint } => {
-            let orgs = read(&endpoint, "trellis_getOrganizations", rpc_params![]).await?;
-            for o in orgs.as_array().into_iter().flatten() {
+        OrgCommand::List { endpoint, page } => {
+            for o in list(&endpoint, "trellis_getOrganizations", &page).await? {
                 let roles = match (o["member"].as_bool(), o["supervisor"].as_bool()) {
                     (Some(true), Some(true)) => "member, supervisor",
                     (Some(true), _) => "member",
@@ -559,31 +641,19 @@ pub async fn run_org(command: OrgCommand) -> anyhow::Result<()> {
             }
         }
         OrgCommand::Show { endpoint, id } => {
-            let orgs = read(&endpoint, "trellis_getOrganizations", rpc_params![]).await?;
-            let Some(org) = orgs
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|o| o["id"] == id.as_str())
-            else {
+            let org = read(
+                &endpoint,
+                "trellis_getOrganization",
+                rpc_params![id.clone()],
+            )
+            .await?;
+            if org.is_null() {
                 bail!("no organisation {id}");
-            };
-            let nodes = read(&endpoint, "trellis_getNodes", rpc_params![]).await?;
-            let mut org = org.clone();
-            org["nodes"] = Value::from(
-                nodes
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|n| n["org"] == id.as_str())
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
+            }
             print_json(&org)?;
         }
-        OrgCommand::Nodes { endpoint } => {
-            let nodes = read(&endpoint, "trellis_getNodes", rpc_params![]).await?;
-            for n in nodes.as_array().into_iter().flatten() {
+        OrgCommand::Nodes { endpoint, page } => {
+            for n in list(&endpoint, "trellis_getNodes", &page).await? {
                 println!(
                     "{}  {:<10} {:<9} power {}",
                     n["publicKey"].as_str().unwrap_or("?"),

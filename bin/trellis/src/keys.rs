@@ -89,8 +89,12 @@ pub struct GenesisArgs {
     /// Also fund the first N deterministic dev accounts (see `trellis dev`).
     #[arg(long, default_value_t = 0)]
     pub dev_accounts: u32,
-    #[arg(long, default_value_t = 1_000_000_000)]
+    /// Gas all transactions of one block may use together.
+    #[arg(long, default_value_t = trellis_primitives::DEFAULT_GAS_LIMIT)]
     pub gas_limit: u64,
+    /// Gas one transaction may ask for (at most --gas-limit).
+    #[arg(long, default_value_t = trellis_primitives::DEFAULT_MAX_TRANSACTION_GAS)]
+    pub max_transaction_gas: u64,
     #[arg(long, default_value = "genesis.json")]
     pub out: PathBuf,
 }
@@ -120,7 +124,7 @@ pub fn build_genesis(
     mut organizations: Vec<GenesisOrganization>,
     mut alloc: BTreeMap<Address, GenesisAccount>,
     dev_accounts: u32,
-    gas_limit: u64,
+    (gas_limit, max_transaction_gas): (u64, u64),
 ) -> anyhow::Result<Genesis> {
     for i in 0..dev_accounts {
         let address = AccountKey::dev(i).address();
@@ -144,6 +148,7 @@ pub fn build_genesis(
         chain_id: ChainId(chain_id),
         timestamp_ms,
         gas_limit,
+        max_transaction_gas,
         validators,
         governance: GenesisGovernance {
             organizations,
@@ -237,7 +242,7 @@ pub fn genesis(args: GenesisArgs) -> anyhow::Result<()> {
         organizations,
         alloc,
         args.dev_accounts,
-        args.gas_limit,
+        (args.gas_limit, args.max_transaction_gas),
     )?;
     std::fs::write(&args.out, genesis.to_json())?;
     println!("wrote {}", args.out.display());

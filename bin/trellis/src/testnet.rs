@@ -114,7 +114,10 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
         organizations,
         BTreeMap::new(),
         accounts,
-        1_000_000_000,
+        (
+            trellis_primitives::DEFAULT_GAS_LIMIT,
+            trellis_primitives::DEFAULT_MAX_TRANSACTION_GAS,
+        ),
     )?;
     let genesis_path = dir.join("genesis.json");
     std::fs::write(&genesis_path, genesis.to_json())?;

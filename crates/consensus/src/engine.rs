@@ -67,6 +67,20 @@ impl PeerAllowlist {
         n
     }
 
+    /// Adds and then removes keys (a committed block's governance changes).
+    pub fn update(
+        &self,
+        added: impl IntoIterator<Item = [u8; 32]>,
+        removed: impl IntoIterator<Item = [u8; 32]>,
+    ) {
+        let peer = |k: [u8; 32]| malachitebft_network::gate::peer_id_from_ed25519(&k);
+        let mut ids = self.0.write().unwrap_or_else(|e| e.into_inner());
+        ids.extend(added.into_iter().filter_map(peer));
+        for id in removed.into_iter().filter_map(peer) {
+            ids.remove(&id);
+        }
+    }
+
     pub fn allows(&self, key: &[u8; 32]) -> bool {
         malachitebft_network::gate::peer_id_from_ed25519(key).is_some_and(|id| {
             self.0

@@ -28,7 +28,6 @@ use revm::database::CacheDB;
 use revm::primitives::hardfork::SpecId;
 use revm::state::EvmState;
 use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
-use std::sync::Arc;
 use trellis_storage::{AccountState, StateChanges, StateView, StoreError, EMPTY_CODE_HASH};
 use trellis_system::{Governance, MapSlots, Permissions, SlotError, Slots, GOVERNANCE_ADDRESS};
 
@@ -42,7 +41,10 @@ pub struct BlockEnvInput {
     pub height: u64,
     pub timestamp_ms: u64,
     pub proposer: Address,
+    /// Gas all of the block's transactions may use together.
     pub gas_limit: u64,
+    /// Gas one transaction may ask for at most (no more than `gas_limit`).
+    pub max_tx_gas: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +63,8 @@ pub enum ExecutionError {
     InvalidTransaction { index: usize, reason: String },
     #[error("block gas limit exceeded")]
     GasLimitExceeded,
+    #[error("transaction {index} asks for {gas} gas, above the {limit} one transaction may use")]
+    TransactionGasExceeded { index: usize, gas: u64, limit: u64 },
     #[error(transparent)]
     System(#[from] SlotError),
 }
@@ -75,11 +79,11 @@ impl Slots for ViewSlots<'_> {
     fn load(&mut self, slot: U256) -> Result<U256, SlotError> {
         self.view
             .storage(&self.address, &slot)
-            .map_err(|e| SlotError(e.to_string()))
+            .map_err(SlotError::unavailable)
     }
 
     fn store(&mut self, _slot: U256, _value: U256) -> Result<(), SlotError> {
-        Err(SlotError("write through a read-only snapshot".into()))
+        Err(SlotError::invalid("write through a read-only snapshot"))
     }
 }
 
@@ -106,6 +110,8 @@ pub struct ExecutedBlock {
     pub senders: Vec<Address>,
     /// Transactions dropped in `Build` mode, with the reason.
     pub rejected: Vec<(B256, String)>,
+    /// What the governance proposals applied after the transactions changed.
+    pub governance: trellis_system::governance::Effects,
     pub receipts: Vec<ReceiptEnvelope>,
     pub changes: StateChanges,
     pub gas_used: u64,
@@ -243,13 +249,14 @@ pub fn execute_block(
             SPEC,
             env.height,
             env.timestamp_ms,
-            Arc::new(permissions.frozen().clone()),
+            permissions.any_frozen(),
         ));
 
     let mut out = ExecutedBlock {
         transactions: Vec::with_capacity(txs.len()),
         senders: Vec::with_capacity(txs.len()),
         rejected: Vec::new(),
+        governance: Default::default(),
         receipts: Vec::with_capacity(txs.len()),
         changes: StateChanges::default(),
         gas_used: 0,
@@ -259,6 +266,20 @@ pub fn execute_block(
     };
 
     for (index, (tx, sender)) in txs.into_iter().zip(senders).enumerate() {
+        if tx.gas_limit() > env.max_tx_gas {
+            let error = ExecutionError::TransactionGasExceeded {
+                index,
+                gas: tx.gas_limit(),
+                limit: env.max_tx_gas,
+            };
+            match mode {
+                Mode::Build => {
+                    out.rejected.push((*tx.tx_hash(), error.to_string()));
+                    continue;
+                }
+                Mode::Verify => return Err(error),
+            }
+        }
         if out.gas_used.saturating_add(tx.gas_limit()) > env.gas_limit {
             match mode {
                 Mode::Build => {
@@ -316,7 +337,7 @@ pub fn execute_block(
         out.senders.push(sender);
     }
     drop(evm);
-    end_block(view, env.height, &mut out.changes)?;
+    out.governance = end_block(view, env.height, &mut out.changes)?;
 
     out.receipts_root = alloy_consensus::proofs::calculate_receipt_root(&out.receipts);
     out.state_root = roots::finalize_state_root(view, &mut out.changes)?;
@@ -356,31 +377,46 @@ pub fn genesis_system_state(
 }
 
 /// Applies governance proposals due at the next height on top of the block's changes.
+///
+/// A proposal that cannot be applied is recorded as failed by governance itself; should the
+/// governance state be refused as a whole (a corrupt record, the same on every node), the
+/// end-of-block step is skipped with an error in the log rather than failing the block, so
+/// the chain goes on and operators see it. Only a failing database fails the block here.
 fn end_block(
     view: &StateView,
     height: u64,
     changes: &mut StateChanges,
-) -> Result<(), ExecutionError> {
-    let writes = {
+) -> Result<trellis_system::governance::Effects, ExecutionError> {
+    let (effects, writes) = {
         let pending = changes.storage.get(&GOVERNANCE_ADDRESS);
         let mut slots = MapSlots::over(|slot| match pending.and_then(|p| p.get(&slot)) {
             Some(v) => Ok(*v),
             None => view
                 .storage(&GOVERNANCE_ADDRESS, &slot)
-                .map_err(|e| SlotError(e.to_string())),
+                .map_err(SlotError::unavailable),
         });
-        Governance::new(&mut slots).end_block(height)?;
-        slots.writes
+        match Governance::new(&mut slots).end_block(height) {
+            Ok(effects) => (effects, slots.writes),
+            Err(SlotError::Invalid(reason)) => {
+                tracing::error!(
+                    height,
+                    %reason,
+                    "governance end-of-block step refused by the state; skipped for this block"
+                );
+                return Ok(Default::default());
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
     if writes.is_empty() {
-        return Ok(());
+        return Ok(effects);
     }
     if let std::collections::btree_map::Entry::Vacant(entry) =
         changes.accounts.entry(GOVERNANCE_ADDRESS)
     {
         let account = view
             .account(&GOVERNANCE_ADDRESS)?
-            .ok_or_else(|| SlotError("the governance account is missing from state".into()))?;
+            .ok_or_else(|| SlotError::invalid("the governance account is missing from state"))?;
         entry.insert(Some(account));
     }
     changes
@@ -388,7 +424,7 @@ fn end_block(
         .entry(GOVERNANCE_ADDRESS)
         .or_default()
         .extend(writes);
-    Ok(())
+    Ok(effects)
 }
 
 /// A read-only message call (`eth_call`), against the state in `view`.
@@ -417,7 +453,7 @@ pub fn call(
     let mut cfg = cfg_env(env.chain_id);
     cfg.disable_nonce_check = true;
     cfg.disable_balance_check = true;
-    let frozen = permissions(view)?.frozen().clone();
+    let any_frozen = permissions(view)?.any_frozen();
     let mut evm = Context::mainnet()
         .with_db(db)
         .with_block(block_env(env))
@@ -427,11 +463,11 @@ pub fn call(
             SPEC,
             env.height,
             env.timestamp_ms,
-            Arc::new(frozen),
+            any_frozen,
         ));
     let tx = TxEnv {
         caller: req.from.unwrap_or_default(),
-        gas_limit: req.gas.unwrap_or(env.gas_limit).min(env.gas_limit),
+        gas_limit: req.gas.unwrap_or(env.max_tx_gas).min(env.max_tx_gas),
         gas_price: 0,
         kind: req.to.map(TxKind::Call).unwrap_or(TxKind::Create),
         value: req.value.unwrap_or_default(),
@@ -477,6 +513,7 @@ mod tests {
             timestamp_ms: 1_000 * height,
             proposer: Address::ZERO,
             gas_limit: 30_000_000,
+            max_tx_gas: 30_000_000,
         }
     }
 
@@ -887,10 +924,10 @@ mod tests {
         commit(&store, 2, txs, &out);
 
         let view = store.view().expect("view");
-        assert!(permissions(&view)
-            .expect("permissions")
-            .frozen()
-            .contains(&target));
+        assert!(Governance::new(&mut governance_slots(&view))
+            .is_frozen(&target)
+            .expect("read"));
+        assert!(permissions(&view).expect("permissions").any_frozen());
         // Directly: refused before execution. Through the caller contract: the inner CALL fails.
         let direct = vec![call_tx(&alice, 3, target, vec![])];
         let err = execute_block(&view, &env(3), direct, vec![alice.address()], Mode::Verify)

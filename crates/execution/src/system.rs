@@ -10,8 +10,6 @@ use revm::interpreter::{CallInputs, Gas, InstructionResult, InterpreterResult};
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::AddressSet;
 use std::cell::RefCell;
-use std::collections::HashSet;
-use std::sync::Arc;
 use trellis_system::evidence::Submitter;
 use trellis_system::{
     CallContext, CallError, CallOutput, Dids, Evidence, Governance, Identifiers, SlotError, Slots,
@@ -30,8 +28,9 @@ const LOG_BYTE_GAS: u64 = 8;
 pub struct TrellisPrecompiles {
     eth: EthPrecompiles,
     warm: AddressSet,
-    /// Addresses frozen by governance as of the block's start.
-    pub frozen: Arc<HashSet<Address>>,
+    /// Whether governance froze anything as of the block's start; only then is each call's
+    /// target looked up (freezes take effect between blocks, so the set is fixed within one).
+    pub any_frozen: bool,
     pub height: u64,
     /// Block timestamp in milliseconds (the EVM sees seconds).
     pub timestamp_ms: u64,
@@ -40,19 +39,14 @@ pub struct TrellisPrecompiles {
 }
 
 impl TrellisPrecompiles {
-    pub fn new(
-        spec: SpecId,
-        height: u64,
-        timestamp_ms: u64,
-        frozen: Arc<HashSet<Address>>,
-    ) -> Self {
+    pub fn new(spec: SpecId, height: u64, timestamp_ms: u64, any_frozen: bool) -> Self {
         let eth = EthPrecompiles::new(spec);
         let mut warm = eth.warm_addresses().clone();
         warm.extend(trellis_system::SYSTEM_ADDRESSES.iter().copied());
         TrellisPrecompiles {
             eth,
             warm,
-            frozen,
+            any_frozen,
             height,
             timestamp_ms,
             tx_hash: B256::ZERO,
@@ -92,7 +86,7 @@ impl<CTX: ContextTr> Slots for JournalSlots<'_, '_, CTX> {
             .journal_mut()
             .sload(self.address, slot)
             .map(|s| s.data)
-            .map_err(|e| SlotError(e.to_string()))
+            .map_err(SlotError::unavailable)
     }
 
     fn store(&mut self, slot: U256, value: U256) -> Result<(), SlotError> {
@@ -102,8 +96,17 @@ impl<CTX: ContextTr> Slots for JournalSlots<'_, '_, CTX> {
             .journal_mut()
             .sstore(self.address, slot, value)
             .map(|_| ())
-            .map_err(|e| SlotError(e.to_string()))
+            .map_err(SlotError::unavailable)
     }
+}
+
+/// Whether governance state (as the journal sees it) freezes `target`.
+fn target_frozen<CTX: ContextTr>(ctx: &mut CTX, target: &Address) -> Result<bool, String> {
+    let shared = RefCell::new(ctx);
+    let mut gov = JournalSlots::open(&shared, GOVERNANCE_ADDRESS)?;
+    Governance::new(&mut gov)
+        .is_frozen(target)
+        .map_err(|e| e.to_string())
 }
 
 fn result(
@@ -144,7 +147,7 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
     }
 
     fn run(&mut self, ctx: &mut CTX, inputs: &CallInputs) -> Result<Option<Self::Output>, String> {
-        if self.frozen.contains(&inputs.target_address) {
+        if self.any_frozen && target_frozen(ctx, &inputs.target_address)? {
             let reason = format!("contract {} is frozen", inputs.target_address);
             return Ok(Some(revert(&reason, 0, inputs.gas_limit)));
         }

@@ -348,7 +348,6 @@ fn rpc_harness() -> &'static RpcHarness {
                 trellis_node::ChainSettings {
                     empty_block_interval: std::time::Duration::from_secs(1),
                     max_block_txs: 100,
-                    max_block_gas: u64::MAX,
                     pool: Default::default(),
                 },
             )

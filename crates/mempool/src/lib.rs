@@ -2,7 +2,10 @@
 //! count and bytes, and fair selection for block building.
 //!
 //! The pool holds only transactions that passed stateless admission (decoding, size, chain
-//! id, signature); it checks what depends on the sender's account nonce.
+//! id, signature); it checks what depends on the sender's account nonce. It remembers each
+//! queued sender's committed nonce (given at insertion, raised at every commit through
+//! [`Mempool::prune_sender`]), so it knows without reading state which transactions a block
+//! could include now ([`Mempool::has_ready`], [`Mempool::select`]) and which wait for a gap.
 
 mod admission;
 
@@ -12,7 +15,7 @@ use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
@@ -83,6 +86,10 @@ pub struct Mempool {
     config: PoolConfig,
     by_sender: HashMap<Address, BTreeMap<u64, PoolTx>>,
     by_hash: HashMap<B256, (Address, u64)>,
+    /// Committed nonce of every sender with queued transactions, as last learnt.
+    nonces: HashMap<Address, u64>,
+    /// Senders whose transaction at their committed nonce is queued: a block can include it.
+    ready: HashSet<Address>,
     bytes: usize,
     arrivals: u64,
 }
@@ -93,6 +100,8 @@ impl Mempool {
             config,
             by_sender: HashMap::new(),
             by_hash: HashMap::new(),
+            nonces: HashMap::new(),
+            ready: HashSet::new(),
             bytes: 0,
             arrivals: 0,
         }
@@ -119,9 +128,34 @@ impl Mempool {
         self.by_hash.get(hash).map(|(sender, _)| *sender)
     }
 
+    /// Whether some queued transaction could go into a block now (one waiting behind a
+    /// nonce gap cannot).
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// The committed nonce of `sender` as far as the pool knows: never below `state_nonce`.
+    fn base_nonce(&self, sender: &Address, state_nonce: u64) -> u64 {
+        self.nonces
+            .get(sender)
+            .map_or(state_nonce, |n| (*n).max(state_nonce))
+    }
+
+    fn refresh_ready(&mut self, sender: &Address) {
+        let ready = match (self.by_sender.get(sender), self.nonces.get(sender)) {
+            (Some(queue), Some(nonce)) => queue.contains_key(nonce),
+            _ => false,
+        };
+        if ready {
+            self.ready.insert(*sender);
+        } else {
+            self.ready.remove(sender);
+        }
+    }
+
     /// Highest nonce queued for `sender` plus one, if any: the "pending" nonce.
     pub fn pending_nonce(&self, sender: &Address, state_nonce: u64) -> u64 {
-        let mut next = state_nonce;
+        let mut next = self.base_nonce(sender, state_nonce);
         if let Some(queue) = self.by_sender.get(sender) {
             for nonce in queue.range(state_nonce..).map(|(n, _)| *n) {
                 if nonce != next {
@@ -144,6 +178,7 @@ impl Mempool {
         if self.by_hash.contains_key(&hash) {
             return Err(PoolError::AlreadyKnown);
         }
+        let state_nonce = self.base_nonce(&sender, state_nonce);
         let nonce = tx.nonce();
         if nonce < state_nonce {
             return Err(PoolError::NonceTooLow {
@@ -198,22 +233,19 @@ impl Mempool {
         }
         self.by_hash.insert(hash, (sender, nonce));
         self.bytes += size;
+        self.nonces.insert(sender, state_nonce);
+        self.refresh_ready(&sender);
         Ok(hash)
     }
 
     /// Picks executable transactions for a block: each sender's consecutive nonces starting at
     /// its committed nonce, interleaved across senders by fee and then arrival order.
-    pub fn select(
-        &self,
-        max_txs: usize,
-        max_gas: u64,
-        mut state_nonce: impl FnMut(&Address) -> u64,
-    ) -> Vec<(TxEnvelope, Address)> {
+    pub fn select(&self, max_txs: usize, max_gas: u64) -> Vec<(TxEnvelope, Address)> {
         let mut heap = BinaryHeap::new();
         let mut cursors: HashMap<Address, u64> = HashMap::new();
-        for (sender, queue) in &self.by_sender {
-            let nonce = state_nonce(sender);
-            if let Some(tx) = queue.get(&nonce) {
+        for sender in &self.ready {
+            let nonce = self.nonces[sender];
+            if let Some(tx) = self.by_sender.get(sender).and_then(|q| q.get(&nonce)) {
                 heap.push((tx.fee(), Reverse(tx.arrival), *sender));
                 cursors.insert(*sender, nonce);
             }
@@ -248,12 +280,17 @@ impl Mempool {
             }
             if queue.is_empty() {
                 self.by_sender.remove(sender);
+                self.nonces.remove(sender);
             }
         }
+        self.refresh_ready(sender);
     }
 
-    /// Drops `sender`'s transactions below its new committed nonce.
+    /// Learns `sender`'s new committed nonce and drops its transactions below it.
     pub fn prune_sender(&mut self, sender: &Address, state_nonce: u64) {
+        if let Some(n) = self.nonces.get_mut(sender) {
+            *n = (*n).max(state_nonce);
+        }
         let stale: Vec<u64> = self
             .by_sender
             .get(sender)
@@ -262,6 +299,7 @@ impl Mempool {
         for nonce in stale {
             self.remove_entry(sender, nonce);
         }
+        self.refresh_ready(sender);
     }
 
     /// Removes one transaction (e.g. one that failed during block building).
@@ -319,7 +357,7 @@ mod tests {
         for n in [2, 0, 1] {
             pool.insert(tx(&a, n, 1), a.address(), 0).expect("insert");
         }
-        let picked = pool.select(10, u64::MAX, |_| 0);
+        let picked = pool.select(10, u64::MAX);
         let nonces: Vec<_> = picked.iter().map(|(t, _)| t.nonce()).collect();
         assert_eq!(nonces, vec![0, 1, 2]);
         assert_eq!(pool.pending_nonce(&a.address(), 0), 3);
@@ -331,7 +369,41 @@ mod tests {
         let mut pool = Mempool::new(PoolConfig::default());
         pool.insert(tx(&a, 0, 1), a.address(), 0).expect("insert");
         pool.insert(tx(&a, 2, 1), a.address(), 0).expect("insert");
-        assert_eq!(pool.select(10, u64::MAX, |_| 0).len(), 1);
+        assert_eq!(pool.select(10, u64::MAX).len(), 1);
+    }
+
+    /// A pool holding only transactions behind a nonce gap has nothing a block could take
+    /// (so no proposer builds blocks for it); it becomes ready when the gap fills or when a
+    /// commit moves the sender's nonce up to it.
+    #[test]
+    fn readiness_follows_gaps_and_commits() {
+        let a = AccountKey::dev(0);
+        let mut pool = Mempool::new(PoolConfig::default());
+        pool.insert(tx(&a, 2, 1), a.address(), 0).expect("insert");
+        assert!(!pool.has_ready());
+        assert!(pool.select(10, u64::MAX).is_empty());
+        pool.insert(tx(&a, 0, 1), a.address(), 0).expect("insert");
+        assert!(pool.has_ready());
+        assert_eq!(
+            pool.select(10, u64::MAX).len(),
+            1,
+            "nonce 1 is still missing"
+        );
+        // Nonces 0 and 1 were committed (1 came from elsewhere): 2 is next.
+        pool.prune_sender(&a.address(), 2);
+        assert!(pool.has_ready());
+        assert_eq!(pool.select(10, u64::MAX)[0].0.nonce(), 2);
+        // An older view's nonce does not lower what the pool learnt from the commit.
+        assert_eq!(
+            pool.insert(tx(&a, 1, 1), a.address(), 0),
+            Err(PoolError::NonceTooLow {
+                expected: 2,
+                got: 1
+            })
+        );
+        pool.prune_sender(&a.address(), 3);
+        assert!(!pool.has_ready());
+        assert!(pool.is_empty());
     }
 
     #[test]
@@ -343,7 +415,7 @@ mod tests {
         pool.insert(tx(&b, 0, 5), b.address(), 0).expect("insert");
         pool.insert(tx(&a, 1, 1), a.address(), 0).expect("insert");
         let picked: Vec<_> = pool
-            .select(10, u64::MAX, |_| 0)
+            .select(10, u64::MAX)
             .into_iter()
             .map(|(_, s)| s)
             .collect();
@@ -406,10 +478,10 @@ mod tests {
         for n in 0..5 {
             pool.insert(tx(&a, n, 1), a.address(), 0).expect("insert");
         }
-        assert_eq!(pool.select(10, 50_000, |_| 0).len(), 2);
+        assert_eq!(pool.select(10, 50_000).len(), 2);
         pool.prune_sender(&a.address(), 3);
         assert_eq!(pool.len(), 2);
-        assert_eq!(pool.select(10, u64::MAX, |_| 3).len(), 2);
+        assert_eq!(pool.select(10, u64::MAX).len(), 2);
         let before = pool.bytes();
         assert!(before > 0);
         assert_eq!(

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, info};
 use trellis_consensus::{Application, PeerAllowlist, ValidatorSet, VerifyError};
-use trellis_execution::{
-    execute_block, governance_slots, permissions, BlockEnvInput, ExecutedBlock, Mode,
-};
+use trellis_execution::{execute_block, governance_slots, BlockEnvInput, ExecutedBlock, Mode};
 use trellis_mempool::{decode_and_check, AdmissionError, Mempool, PoolConfig};
 use trellis_system::{Governance, Permissions};
 
@@ -30,8 +28,6 @@ const MAX_CLOCK_DRIFT_MS: u64 = 15_000;
 pub struct ChainSettings {
     pub empty_block_interval: Duration,
     pub max_block_txs: usize,
-    /// Gas a proposer puts in one block at most (capped by the chain's gas limit).
-    pub max_block_gas: u64,
     pub pool: PoolConfig,
 }
 
@@ -50,6 +46,8 @@ struct PendingBlock {
 struct Inner {
     chain_id: u64,
     gas_limit: u64,
+    /// Gas one transaction may ask for (genesis `maxTransactionGas`).
+    max_tx_gas: u64,
     store: Store,
     settings: ChainSettings,
     pool: Mutex<Mempool>,
@@ -59,8 +57,11 @@ struct Inner {
     committed: watch::Sender<u64>,
     gossip: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
     recoverer: Recoverer,
-    /// Permission checks against the committed state, with the height they belong to.
-    permissions: Mutex<(u64, Option<Permissions>)>,
+    /// Admission verdicts of (sender, target) against the committed state of one height.
+    verdicts: Mutex<Verdicts>,
+    /// Times this node failed to build the block it was asked to propose (each time it
+    /// proposed an empty block instead); operators alert on it.
+    build_failures: std::sync::atomic::AtomicU64,
     /// Validator sets by the height they decide (recent heights and the next one).
     validator_sets: RwLock<BTreeMap<u64, ValidatorSet>>,
     /// This node's moniker and node public key, for `admin_nodeInfo`.
@@ -73,6 +74,16 @@ struct Inner {
 
 /// Validator sets kept for heights before the next one (for replays after restarts).
 const KEPT_VALIDATOR_SETS: u64 = 256;
+
+/// Verdicts remembered per height at most (a flood of distinct outsiders starts it over).
+const MAX_VERDICTS: usize = 100_000;
+
+/// Admission's permission verdicts for the committed state of `height`.
+#[derive(Default)]
+struct Verdicts {
+    height: u64,
+    map: HashMap<(Address, Option<Address>), Result<(), String>>,
+}
 
 /// Handle to a chain instance; cheap to clone.
 #[derive(Clone)]
@@ -206,6 +217,7 @@ impl Chain {
             inner: Arc::new(Inner {
                 chain_id: genesis.chain_id.0,
                 gas_limit: genesis.gas_limit,
+                max_tx_gas: genesis.max_transaction_gas,
                 pool: Mutex::new(Mempool::new(settings.pool.clone())),
                 store,
                 settings,
@@ -215,7 +227,8 @@ impl Chain {
                 committed,
                 gossip: Mutex::new(None),
                 recoverer: Recoverer::start(),
-                permissions: Mutex::new((height, None)),
+                verdicts: Mutex::new(Verdicts::default()),
+                build_failures: Default::default(),
                 validator_sets: RwLock::new(BTreeMap::from([(height + 1, next_set)])),
                 identity: std::sync::OnceLock::new(),
                 peers: PeerAllowlist::default(),
@@ -223,7 +236,7 @@ impl Chain {
                 garbage_blocks: Default::default(),
             }),
         };
-        chain.refresh_peers(&view)?;
+        chain.load_peers(&view)?;
         Ok(chain)
     }
 
@@ -236,10 +249,22 @@ impl Chain {
         self.inner.peers.clone()
     }
 
-    fn refresh_peers(&self, view: &StateView) -> eyre::Result<()> {
-        let keys = Governance::new(&mut governance_slots(view)).node_keys()?;
-        let n = self.inner.peers.replace(keys.into_iter().map(|k| k.0));
-        debug!(registered = n, "peer allowlist refreshed");
+    /// Fills the allowlist with every registered node (once, when the chain opens; commits
+    /// then apply governance's changes to it).
+    fn load_peers(&self, view: &StateView) -> eyre::Result<()> {
+        const PAGE: u64 = 1_000;
+        let mut gov_slots = governance_slots(view);
+        let mut gov = Governance::new(&mut gov_slots);
+        let mut keys = Vec::new();
+        while keys.len() as u64 % PAGE == 0 {
+            let page = gov.node_keys(keys.len() as u64, PAGE)?;
+            if page.is_empty() {
+                break;
+            }
+            keys.extend(page.into_iter().map(|k| k.0));
+        }
+        let n = self.inner.peers.replace(keys);
+        debug!(registered = n, "peer allowlist loaded");
         Ok(())
     }
 
@@ -293,40 +318,49 @@ impl Chain {
             .expect("the next height's validator set is always known")
     }
 
-    /// Checks `sender` may send to `to` against committed state (cached per height).
+    /// Checks `sender` may send to `to` against committed state. Verdicts are cached per
+    /// height; the state is read with no lock held. Blocking: call it off the async workers.
     fn permitted(
         &self,
         view: &StateView,
         sender: &Address,
         to: Option<&Address>,
     ) -> Result<(), AdmissionError> {
-        let unavailable = |e: trellis_system::SlotError| AdmissionError::Unavailable(e.to_string());
+        let unavailable = |e: String| AdmissionError::Unavailable(e);
         let height = view
             .tip()
-            .map_err(|e| AdmissionError::Unavailable(e.to_string()))?
+            .map_err(|e| unavailable(e.to_string()))?
             .map(|h| h.0)
             .unwrap_or(0);
-        let mut cache = self
-            .inner
-            .permissions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if cache.0 != height || cache.1.is_none() {
-            *cache = (height, Some(permissions(view).map_err(unavailable)?));
+        let key = (*sender, to.copied());
+        {
+            let cache = self.lock_verdicts();
+            if cache.height == height {
+                if let Some(verdict) = cache.map.get(&key) {
+                    return verdict.clone().map_err(AdmissionError::NotPermitted);
+                }
+            }
         }
-        let Some(perms) = cache.1.as_mut() else {
-            return Err(AdmissionError::Unavailable(
-                "permissions unavailable".into(),
-            ));
-        };
-        perms
-            .check(
-                &mut Governance::new(&mut governance_slots(view)),
-                sender,
-                to,
-            )
-            .map_err(unavailable)?
-            .map_err(|e| AdmissionError::NotPermitted(e.to_string()))
+        let mut gov_slots = governance_slots(view);
+        let mut gov = Governance::new(&mut gov_slots);
+        let verdict = Permissions::load(&mut gov)
+            .and_then(|mut p| p.check(&mut gov, sender, to))
+            .map_err(|e| unavailable(e.to_string()))?
+            .map_err(|e| e.to_string());
+        let mut cache = self.lock_verdicts();
+        if cache.height != height || cache.map.len() >= MAX_VERDICTS {
+            cache.height = height;
+            cache.map.clear();
+        }
+        cache.map.insert(key, verdict.clone());
+        verdict.map_err(AdmissionError::NotPermitted)
+    }
+
+    fn lock_verdicts(&self) -> std::sync::MutexGuard<'_, Verdicts> {
+        self.inner
+            .verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn store(&self) -> &Store {
@@ -344,6 +378,13 @@ impl Chain {
     /// Follows the committed height.
     pub fn subscribe_committed(&self) -> watch::Receiver<u64> {
         self.inner.committed.subscribe()
+    }
+
+    /// Times this node had to propose an empty block because building failed.
+    pub fn build_failures(&self) -> u64 {
+        self.inner
+            .build_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn pool_len(&self) -> usize {
@@ -365,20 +406,25 @@ impl Chain {
 
     /// Full admission of one raw transaction: stateless checks, signature, then the pool.
     pub async fn admit(&self, raw: Vec<u8>, forward: bool) -> Result<B256, AdmissionError> {
-        let tx = decode_and_check(&raw, self.inner.chain_id, self.inner.gas_limit)?;
+        let tx = decode_and_check(&raw, self.inner.chain_id, self.inner.max_tx_gas)?;
         let (tx, sender) = self.inner.recoverer.recover(tx).await.ok_or_else(|| {
             AdmissionError::Unavailable("signature recovery is shutting down".into())
         })?;
         let sender = sender.map_err(|e| AdmissionError::BadSignature(e.to_string()))?;
-        let view = self
-            .inner
-            .store
-            .view()
-            .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
-        self.permitted(&view, &sender, tx.to().as_ref())?;
-        let nonce = Self::state_nonce(&view, &sender)
-            .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
-        let hash = self.lock_pool().insert(tx, sender, nonce)?;
+        let chain = self.clone();
+        let hash = trellis_storage::blocking(move || {
+            let view = chain
+                .inner
+                .store
+                .view()
+                .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
+            chain.permitted(&view, &sender, tx.to().as_ref())?;
+            let nonce = Self::state_nonce(&view, &sender)
+                .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
+            Ok::<_, AdmissionError>(chain.lock_pool().insert(tx, sender, nonce)?)
+        })
+        .await
+        .map_err(|e| AdmissionError::Unavailable(e.to_string()))??;
         self.inner.tx_arrived.notify_one();
         if forward {
             let gossip = self
@@ -396,41 +442,39 @@ impl Chain {
         Ok(hash)
     }
 
-    /// Admits a batch forwarded by a peer, recovering signatures in parallel.
+    /// Admits a batch forwarded by a peer: signatures recovered in parallel, state read with
+    /// no lock held, then the pool locked once for the inserts.
     pub async fn admit_gossip(&self, raws: Vec<Vec<u8>>) -> usize {
-        let chain_id = self.inner.chain_id;
-        let gas_limit = self.inner.gas_limit;
-        let decoded: Vec<_> = raws
-            .iter()
-            .filter_map(|raw| decode_and_check(raw, chain_id, gas_limit).ok())
-            .collect();
-        let Ok(recovered) = tokio::task::spawn_blocking(move || {
+        let chain = self.clone();
+        let added = trellis_storage::blocking(move || {
+            let (chain_id, max_gas) = (chain.inner.chain_id, chain.inner.max_tx_gas);
+            let decoded: Vec<_> = raws
+                .iter()
+                .filter_map(|raw| decode_and_check(raw, chain_id, max_gas).ok())
+                .collect();
             let senders = trellis_crypto::recover_senders(&decoded);
-            decoded.into_iter().zip(senders).collect::<Vec<_>>()
+            let Ok(view) = chain.inner.store.view() else {
+                return 0;
+            };
+            let admissible: Vec<_> = decoded
+                .into_iter()
+                .zip(senders)
+                .filter_map(|(tx, sender)| {
+                    let sender = sender.ok()?;
+                    chain.permitted(&view, &sender, tx.to().as_ref()).ok()?;
+                    let nonce = Self::state_nonce(&view, &sender).ok()?;
+                    Some((tx, sender, nonce))
+                })
+                .collect();
+            let mut pool = chain.lock_pool();
+            admissible
+                .into_iter()
+                .map(|(tx, sender, nonce)| pool.insert(tx, sender, nonce).is_ok())
+                .filter(|added| *added)
+                .count()
         })
         .await
-        else {
-            return 0;
-        };
-        let Ok(view) = self.inner.store.view() else {
-            return 0;
-        };
-        let mut added = 0;
-        {
-            let mut pool = self.lock_pool();
-            for (tx, sender) in recovered {
-                let Ok(sender) = sender else { continue };
-                if self.permitted(&view, &sender, tx.to().as_ref()).is_err() {
-                    continue;
-                }
-                let Ok(nonce) = Self::state_nonce(&view, &sender) else {
-                    continue;
-                };
-                if pool.insert(tx, sender, nonce).is_ok() {
-                    added += 1;
-                }
-            }
-        }
+        .unwrap_or(0);
         if added > 0 {
             self.inner.tx_arrived.notify_one();
         }
@@ -453,6 +497,7 @@ impl Chain {
             timestamp_ms,
             proposer,
             gas_limit: self.inner.gas_limit,
+            max_tx_gas: self.inner.max_tx_gas,
         }
     }
 
@@ -465,15 +510,33 @@ impl Chain {
             .validators_at(height)
             .ok_or_else(|| eyre::eyre!("no validator set known for height {height}"))?;
         let view = self.inner.store.view()?;
-        let selected = self.lock_pool().select(
-            self.inner.settings.max_block_txs,
-            self.inner.gas_limit.min(self.inner.settings.max_block_gas),
-            |a| Self::state_nonce(&view, a).unwrap_or(0),
-        );
+        let selected = self
+            .lock_pool()
+            .select(self.inner.settings.max_block_txs, self.inner.gas_limit);
         let (txs, senders): (Vec<_>, Vec<_>) = selected.into_iter().unzip();
         let timestamp_ms = now_ms().max(tip.timestamp_ms + 1);
         let env = self.env_for(height, timestamp_ms, proposer);
-        let executed = execute_block(&view, &env, txs, senders, Mode::Build)?;
+        let executed = match execute_block(&view, &env, txs.clone(), senders, Mode::Build) {
+            Ok(executed) => executed,
+            Err(e) if !txs.is_empty() => {
+                // A bug, not a transaction's fault (those are left out one by one): propose
+                // a block without transactions rather than nothing, so the chain goes on;
+                // the pool keeps them for a later proposer.
+                let failures = 1 + self
+                    .inner
+                    .build_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(
+                    height,
+                    txs = txs.len(),
+                    error = %e,
+                    failures,
+                    "block building failed; proposing an empty block instead"
+                );
+                execute_block(&view, &env, Vec::new(), Vec::new(), Mode::Build)?
+            }
+            Err(e) => return Err(e.into()),
+        };
         if !executed.rejected.is_empty() {
             let mut pool = self.lock_pool();
             for (hash, reason) in &executed.rejected {
@@ -685,17 +748,15 @@ impl Chain {
             senders: &pending.executed.senders,
             changes: &pending.executed.changes,
         })?;
-        // Validators and registered nodes are functions of governance storage: re-read them
-        // only when this block changed it.
-        let governance_changed = pending
-            .executed
-            .changes
-            .storage
-            .contains_key(&trellis_system::GOVERNANCE_ADDRESS);
-        let next_set = if governance_changed {
-            let view = self.inner.store.view()?;
-            self.refresh_peers(&view)?;
-            validators_in_state(&view)?
+        // Registered nodes and validators change only through the proposals applied at the
+        // end of a block: follow what they changed instead of re-reading the registries.
+        let effects = &pending.executed.governance;
+        self.inner.peers.update(
+            effects.nodes_added.iter().map(|k| k.0),
+            effects.nodes_removed.iter().map(|k| k.0),
+        );
+        let next_set = if effects.validators_changed {
+            validators_in_state(&self.inner.store.view()?)?
         } else {
             self.next_validators()
         };
@@ -776,8 +837,10 @@ impl Application for Chain {
         proposer: Address,
         deadline: Instant,
     ) -> eyre::Result<(B256, Bytes)> {
+        // Only transactions a block can take now end the wait: one behind a nonce gap would
+        // otherwise have every proposer build empty blocks as fast as consensus allows.
         let wait_until = deadline.min(Instant::now() + self.inner.settings.empty_block_interval);
-        while self.pool_len() == 0 {
+        while !self.lock_pool().has_ready() {
             let now = Instant::now();
             if now >= wait_until {
                 break;
@@ -785,7 +848,7 @@ impl Application for Chain {
             let _ = tokio::time::timeout(wait_until - now, self.inner.tx_arrived.notified()).await;
         }
         let chain = self.clone();
-        tokio::task::spawn_blocking(move || chain.build_blocking(height, proposer)).await?
+        trellis_storage::blocking(move || chain.build_blocking(height, proposer)).await?
     }
 
     async fn verify_block(&self, height: u64, block: Bytes) -> Result<B256, VerifyError> {
@@ -862,7 +925,12 @@ impl trellis_rpc::Backend for Chain {
             "validatesNextHeight": validating,
             "validators": next.len(),
             "pooledTransactions": self.pool_len(),
+            "blockBuildFailures": self.build_failures(),
         })
+    }
+
+    fn max_transaction_gas(&self) -> u64 {
+        self.inner.max_tx_gas
     }
 
     fn drop_transaction(&self, hash: &B256) -> bool {

@@ -62,9 +62,10 @@ pub struct ConsensusConfig {
     pub empty_block_interval_ms: u64,
     /// Most transactions in one block.
     pub max_block_txs: usize,
-    /// Most gas a proposer puts in one block (below the chain's gas limit), so that every
-    /// validator checks a proposal well within the propose timeout.
-    pub max_block_gas: u64,
+    /// No longer used: blocks are bounded by the chain's `gasLimit` in genesis, which every
+    /// validator enforces. Accepted so that older config files still load (with a warning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_block_gas: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -126,7 +127,7 @@ impl Default for ConsensusConfig {
             timeout_precommit_ms: 1_000,
             empty_block_interval_ms: 1_000,
             max_block_txs: 10_000,
-            max_block_gas: 250_000_000,
+            max_block_gas: None,
         }
     }
 }

@@ -49,6 +49,14 @@ fn timeouts(c: &config::ConsensusConfig) -> TimeoutConfig {
 /// Opens the store, writes genesis if needed, and starts consensus, RPC and gossip.
 pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
     let genesis = Genesis::load(&config.genesis)?;
+    if let Some(ignored) = config.consensus.max_block_gas {
+        tracing::warn!(
+            ignored,
+            gas_limit = genesis.gas_limit,
+            "consensus.max_block_gas is no longer used: blocks are bounded by the chain's \
+             gasLimit in genesis; remove the line from the config"
+        );
+    }
     let key = NodeKey::load(&config.node_key)?;
     let chain_dir = config.data_dir.join(format!("chain-{}", genesis.chain_id));
     let store = Store::open(&chain_dir.join("state.redb")).wrap_err("opening the database")?;
@@ -58,7 +66,6 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         ChainSettings {
             empty_block_interval: Duration::from_millis(config.consensus.empty_block_interval_ms),
             max_block_txs: config.consensus.max_block_txs,
-            max_block_gas: config.consensus.max_block_gas,
             pool: config.pool_config(),
         },
     )?;

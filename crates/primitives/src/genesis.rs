@@ -15,8 +15,13 @@ pub struct Genesis {
     /// Milliseconds since the Unix epoch.
     #[serde(default)]
     pub timestamp_ms: u64,
+    /// Gas all transactions of one block may use together.
     #[serde(default = "default_gas_limit")]
     pub gas_limit: u64,
+    /// Gas one transaction may ask for: transactions above it are refused at admission and
+    /// make a block invalid. At most `gas_limit`.
+    #[serde(default = "default_max_transaction_gas")]
+    pub max_transaction_gas: u64,
     pub validators: Vec<GenesisValidator>,
     /// The founding consortium: organisations, further nodes, voting rules.
     pub governance: GenesisGovernance,
@@ -110,8 +115,20 @@ pub struct GenesisNode {
     pub role: NodeRole,
 }
 
+/// The default block gas limit. With the gas schedule's surcharges on the operations that
+/// are slow for their price (see `trellis_execution::GAS_SCHEDULE`), the worst block of this
+/// much gas executes in about 300 ms on a 2-core machine (docs/BENCHMARKS.md, "worst-case
+/// block").
+pub const DEFAULT_GAS_LIMIT: u64 = 200_000_000;
+/// The default per-transaction gas limit.
+pub const DEFAULT_MAX_TRANSACTION_GAS: u64 = 30_000_000;
+
 fn default_gas_limit() -> u64 {
-    1_000_000_000
+    DEFAULT_GAS_LIMIT
+}
+
+fn default_max_transaction_gas() -> u64 {
+    DEFAULT_MAX_TRANSACTION_GAS
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +174,8 @@ pub enum GenesisError {
     DuplicateValidator(B256),
     #[error("chain id 0 is not allowed")]
     ZeroChainId,
+    #[error("gas limits: maxTransactionGas {tx} must be from 21000 to gasLimit {block}")]
+    GasLimits { block: u64, tx: u64 },
     #[error("invalid governance: {0}")]
     Governance(String),
 }
@@ -182,6 +201,12 @@ impl Genesis {
         }
         if self.validators.is_empty() {
             return Err(GenesisError::NoValidators);
+        }
+        if self.max_transaction_gas < 21_000 || self.max_transaction_gas > self.gas_limit {
+            return Err(GenesisError::GasLimits {
+                block: self.gas_limit,
+                tx: self.max_transaction_gas,
+            });
         }
         let mut seen = std::collections::BTreeSet::new();
         for v in &self.validators {

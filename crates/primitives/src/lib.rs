@@ -10,7 +10,7 @@ mod ids;
 pub use block::{Block, BlockDecodeError, Header, MAX_BLOCK_BYTES};
 pub use genesis::{
     Genesis, GenesisAccount, GenesisError, GenesisGovernance, GenesisNode, GenesisOrganization,
-    GenesisValidator, NodeRole, Threshold,
+    GenesisValidator, NodeRole, Threshold, DEFAULT_GAS_LIMIT, DEFAULT_MAX_TRANSACTION_GAS,
 };
 pub use ids::{ChainId, Height, InvalidOrgId, OrgId};
 

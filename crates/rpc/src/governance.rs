@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use trellis_execution::{governance_slots, ViewSlots};
-use trellis_system::governance::{AuditEntry, Node, Organization, Proposal};
+use trellis_system::governance::{AuditEntry, Node, Organization, Proposal, Votes};
 use trellis_system::Governance;
 
 use crate::error::RpcError;
@@ -141,7 +141,7 @@ fn node_json(n: &Node) -> Value {
     })
 }
 
-fn proposal_json(p: &Proposal, height: u64) -> Value {
+fn proposal_json(p: &Proposal, votes: &Votes, height: u64) -> Value {
     json!({
         "id": U64::from(p.id),
         "kind": p.action.kind(),
@@ -152,8 +152,9 @@ fn proposal_json(p: &Proposal, height: u64) -> Value {
         "expiresAt": U64::from(p.expires_at),
         "effectiveHeight": U64::from(p.effective_height),
         "status": p.status_at(height).name(),
-        "approvals": p.approvals.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
-        "rejections": p.rejections.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+        "approvals": votes.approvals.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+        "rejections": votes.rejections.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+        "failureReason": p.failure,
     })
 }
 
@@ -181,8 +182,10 @@ fn read<B: Backend, T>(
         .map_err(|e| RpcError::Internal(e.to_string()).into())
 }
 
+/// The `(offset, limit)` of a listing call: both optional, limit 1 to [`MAX_PAGE`] (100 when
+/// absent).
 fn page(p: &jsonrpsee::types::Params<'_>) -> Result<(u64, u64), RpcError> {
-    let from: Option<U64> = optional_param(p, 0, "from")?;
+    let from: Option<U64> = optional_param(p, 0, "offset")?;
     let limit: Option<U64> = optional_param(p, 1, "limit")?;
     let limit = limit.map(|l| l.to::<u64>()).unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
@@ -193,79 +196,131 @@ fn page(p: &jsonrpsee::types::Params<'_>) -> Result<(u64, u64), RpcError> {
     Ok((from.map(|f| f.to::<u64>()).unwrap_or(0), limit))
 }
 
+/// Registers a paged listing `name(offset, limit)` answered by `list` from governance state.
+fn register_list<B: Backend, T: serde::Serialize + Clone + Send + 'static>(
+    m: &mut RpcModule<RpcContext<B>>,
+    name: &'static str,
+    list: fn(
+        &mut Governance<'_, ViewSlots<'_>>,
+        u64,
+        u64,
+        u64,
+    ) -> Result<Vec<T>, trellis_system::SlotError>,
+) -> Result<(), jsonrpsee::core::RegisterMethodError> {
+    m.register_blocking_method(name, move |p, b, _| -> RpcResult<Vec<T>> {
+        let (offset, limit) = page(&p)?;
+        read(&b, |g, h| list(g, h, offset, limit))
+    })?;
+    Ok(())
+}
+
 pub fn register<B: Backend>(
     m: &mut RpcModule<RpcContext<B>>,
 ) -> Result<(), jsonrpsee::core::RegisterMethodError> {
-    m.register_method("trellis_getOrganizations", |_, b, _| -> RpcResult<Value> {
-        read(b, |g, _| {
-            Ok(Value::from(
-                g.organizations()?
-                    .iter()
-                    .map(organization_json)
-                    .collect::<Vec<_>>(),
-            ))
-        })
+    register_list(m, "trellis_getOrganizations", |g, _, o, l| {
+        Ok(g.organizations(o, l)?
+            .iter()
+            .map(organization_json)
+            .collect())
     })?;
-    m.register_method("trellis_getNodes", |_, b, _| -> RpcResult<Value> {
-        read(b, |g, _| {
-            Ok(Value::from(
-                g.nodes()?.iter().map(node_json).collect::<Vec<_>>(),
-            ))
-        })
+    register_list(m, "trellis_getNodes", |g, _, o, l| {
+        Ok(g.nodes(o, l)?.iter().map(node_json).collect())
     })?;
-    m.register_method(
+    register_list(m, "trellis_getFrozen", |g, _, o, l| g.frozen(o, l))?;
+    register_list(m, "trellis_getPrefixes", |g, _, o, l| {
+        Ok(g.prefixes(o, l)?
+            .into_iter()
+            .map(|(p, org)| json!({ "prefix": p.as_str(), "org": org.as_str() }))
+            .collect())
+    })?;
+    register_list(m, "trellis_getSubchains", |g, _, o, l| {
+        Ok(g.subchains(o, l)?
+            .iter()
+            .map(|s| {
+                json!({
+                    "chainId": U64::from(s.chain_id),
+                    "name": s.name,
+                    "createdAt": U64::from(s.created_at),
+                })
+            })
+            .collect())
+    })?;
+    register_list(m, "trellis_getProposals", |g, h, from, limit| {
+        let end = g.config()?.proposals.min(from.saturating_add(limit));
+        let mut out = Vec::new();
+        for id in from..end {
+            if let Some(p) = g.proposal(id)? {
+                let votes = g.votes(id)?;
+                out.push(proposal_json(&p, &votes, h));
+            }
+        }
+        Ok(out)
+    })?;
+    register_list(m, "trellis_auditLog", |g, _, from, limit| {
+        let end = g.config()?.audits.min(from.saturating_add(limit));
+        let mut out = Vec::new();
+        for seq in from..end {
+            out.extend(g.audit_entry(seq)?.map(|e| audit_json(&e)));
+        }
+        Ok(out)
+    })?;
+    m.register_blocking_method(
         "trellis_getAccountOrganization",
         |p, b, _| -> RpcResult<Option<String>> {
             let account: Address = param(&p, 0, "account")?;
-            read(b, |g, _| Ok(g.account_org(&account)?.map(String::from)))
+            read(&b, |g, _| Ok(g.account_org(&account)?.map(String::from)))
         },
     )?;
-    m.register_method("trellis_getGovernanceConfig", |_, b, _| -> RpcResult<Value> {
-        read(b, |g, _| {
+    m.register_blocking_method("trellis_getGovernanceConfig", |_, b, _| -> RpcResult<Value> {
+        read(&b, |g, _| {
             let c = g.config()?;
             Ok(json!({
                 "threshold": {"numerator": c.threshold.numerator, "denominator": c.threshold.denominator},
                 "proposalTtlBlocks": U64::from(c.proposal_ttl),
                 "proposalCount": U64::from(c.proposals),
                 "auditCount": U64::from(c.audits),
-                "frozen": g.frozen()?,
-                "subchains": g.subchains()?.iter().map(|s| json!({
-                    "chainId": U64::from(s.chain_id), "name": s.name, "createdAt": U64::from(s.created_at),
-                })).collect::<Vec<_>>(),
+                "organizationCount": U64::from(g.organization_count()?),
+                "memberCount": U64::from(c.members),
+                "nodeCount": U64::from(g.node_count()?),
+                "frozenCount": U64::from(g.frozen_count()?),
+                "prefixCount": U64::from(g.prefix_count()?),
+                "subchainCount": U64::from(g.subchain_count()?),
             }))
         })
     })?;
-    m.register_method(
-        "trellis_getProposal",
+    m.register_blocking_method(
+        "trellis_getOrganization",
         |p, b, _| -> RpcResult<Option<Value>> {
-            let id: U64 = param(&p, 0, "id")?;
-            read(b, |g, h| {
-                Ok(g.proposal(id.to())?.map(|p| proposal_json(&p, h)))
+            let id: String = param(&p, 0, "id")?;
+            let id = trellis_primitives::OrgId::parse(&id)
+                .map_err(|e| RpcError::InvalidParams(e.to_string()))?;
+            read(&b, |g, _| {
+                let Some(org) = g.organization(&id)? else {
+                    return Ok(None);
+                };
+                let mut nodes = Vec::new();
+                for key in g.organization_nodes(&id)? {
+                    nodes.extend(g.node(&key)?.as_ref().map(node_json));
+                }
+                let mut out = organization_json(&org);
+                out["nodes"] = Value::from(nodes);
+                Ok(Some(out))
             })
         },
     )?;
-    m.register_method("trellis_getProposals", |p, b, _| -> RpcResult<Value> {
-        let (from, limit) = page(&p)?;
-        read(b, |g, h| {
-            let end = g.config()?.proposals.min(from.saturating_add(limit));
-            let mut out = Vec::new();
-            for id in from..end {
-                out.extend(g.proposal(id)?.map(|p| proposal_json(&p, h)));
-            }
-            Ok(Value::from(out))
-        })
-    })?;
-    m.register_method("trellis_auditLog", |p, b, _| -> RpcResult<Value> {
-        let (from, limit) = page(&p)?;
-        read(b, |g, _| {
-            let end = g.config()?.audits.min(from.saturating_add(limit));
-            let mut out = Vec::new();
-            for seq in from..end {
-                out.extend(g.audit_entry(seq)?.map(|e| audit_json(&e)));
-            }
-            Ok(Value::from(out))
-        })
-    })?;
+    m.register_blocking_method(
+        "trellis_getProposal",
+        |p, b, _| -> RpcResult<Option<Value>> {
+            let id: U64 = param(&p, 0, "id")?;
+            read(&b, |g, h| {
+                let Some(p) = g.proposal(id.to())? else {
+                    return Ok(None);
+                };
+                let votes = g.votes(p.id)?;
+                Ok(Some(proposal_json(&p, &votes, h)))
+            })
+        },
+    )?;
 
     m.register_method("admin_nodeInfo", |_, b, ext| -> RpcResult<Value> {
         require_admin(ext)?;

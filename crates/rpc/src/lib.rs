@@ -34,6 +34,8 @@ use trellis_storage::{StateView, StoreError};
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
     fn chain_id(&self) -> u64;
+    /// Gas one transaction may ask for at most (the chain's `maxTransactionGas`).
+    fn max_transaction_gas(&self) -> u64;
     /// A consistent snapshot of committed data.
     fn view(&self) -> Result<StateView, StoreError>;
     /// Admits a raw signed transaction into the pool (and forwards it to peers).

@@ -132,7 +132,7 @@ fn load_block(
     Ok(Some((block, senders)))
 }
 
-fn call_env(view: &StateView, chain_id: u64) -> Result<BlockEnvInput, RpcError> {
+fn call_env(view: &StateView, chain_id: u64, max_tx_gas: u64) -> Result<BlockEnvInput, RpcError> {
     let tip = tip(view)?;
     let header = view
         .block(Height(tip))?
@@ -148,6 +148,7 @@ fn call_env(view: &StateView, chain_id: u64) -> Result<BlockEnvInput, RpcError> 
         timestamp_ms: now_ms.max(header.timestamp_ms + 1),
         proposer: Address::ZERO,
         gas_limit: header.gas_limit,
+        max_tx_gas: max_tx_gas.min(header.gas_limit),
     })
 }
 
@@ -182,7 +183,7 @@ fn run_call(
 
 /// Smallest gas limit with which the call succeeds, by binary search.
 fn estimate_gas(view: &StateView, env: &BlockEnvInput, req: &CallRequest) -> Result<u64, RpcError> {
-    let cap = req.gas.unwrap_or(env.gas_limit).min(env.gas_limit);
+    let cap = req.gas.unwrap_or(env.max_tx_gas).min(env.max_tx_gas);
     let mut probe = req.clone();
     probe.gas = Some(cap);
     let (_, used) = run_call(view, env, &probe)?;
@@ -396,7 +397,7 @@ pub fn build_module<B: Backend>(
         let tag = BlockTag::from_id(optional_param(&p, 1, "block")?);
         let view = b.view().map_err(RpcError::from)?;
         require_latest_state(&view, tag)?;
-        let env = call_env(&view, b.chain_id())?;
+        let env = call_env(&view, b.chain_id(), b.max_transaction_gas())?;
         Ok(run_call(&view, &env, &call_request(&req))?.0)
     })?;
     m.register_blocking_method("eth_estimateGas", |p, b, _| -> RpcResult<U64> {
@@ -404,7 +405,7 @@ pub fn build_module<B: Backend>(
         let tag = BlockTag::from_id(optional_param(&p, 1, "block")?);
         let view = b.view().map_err(RpcError::from)?;
         require_latest_state(&view, tag)?;
-        let env = call_env(&view, b.chain_id())?;
+        let env = call_env(&view, b.chain_id(), b.max_transaction_gas())?;
         Ok(U64::from(estimate_gas(&view, &env, &call_request(&req))?))
     })?;
     m.register_async_method("eth_sendRawTransaction", |p, b, _| async move {

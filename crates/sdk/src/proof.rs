@@ -74,7 +74,7 @@ impl VerifiedState {
             self.slots
                 .get(&slot)
                 .copied()
-                .ok_or_else(|| SlotError(format!("slot {slot:#x} is not in the proof")))
+                .ok_or_else(|| SlotError::invalid(format!("slot {slot:#x} is not in the proof")))
         })
     }
 }

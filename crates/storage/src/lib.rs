@@ -13,3 +13,16 @@ pub use account::{
     trie_node_key, AccountState, StateChanges, ACCOUNT_TRIE_OWNER, EMPTY_CODE_HASH, EMPTY_ROOT,
 };
 pub use store::{BlockCommit, StateView, Store, StoreError, TxLocation};
+
+/// Runs `work` — database reads, proof or trie work, anything that blocks — on tokio's
+/// blocking pool, so that async workers (RPC, consensus, networking) never wait on it. Every
+/// async caller that touches the store goes through this one helper.
+pub async fn blocking<T, F>(work: F) -> Result<T, StoreError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))
+}

@@ -43,6 +43,8 @@ pub enum StoreError {
     Corrupt { table: &'static str, reason: String },
     #[error("block {got} does not extend the tip {tip}")]
     NotNextHeight { tip: Height, got: Height },
+    #[error("the blocking worker reading the database failed: {0}")]
+    Worker(String),
 }
 
 macro_rules! from_redb {

@@ -344,9 +344,11 @@ impl<'s, S: Slots> Dids<'s, S> {
             C::deactivate(c) => {
                 let state = self.controlled(&ctx.caller, &c.id)?;
                 let Some(latest) = self.version(&c.id, state.latest)? else {
-                    return Err(
-                        SlotError(format!("did {:#x} lost its latest version", c.id)).into(),
-                    );
+                    return Err(SlotError::invalid(format!(
+                        "did {:#x} lost its latest version",
+                        c.id
+                    ))
+                    .into());
                 };
                 let version = state.latest + 1;
                 let v = Version {

@@ -235,7 +235,8 @@ impl<'s, S: Slots> Evidence<'s, S> {
         if head == [0u8; 32] {
             return Ok(None);
         }
-        let corrupt = |what: &str| SlotError(format!("corrupt evidence record {id}: {what}"));
+        let corrupt =
+            |what: &str| SlotError::invalid(format!("corrupt evidence record {id}: {what}"));
         let algorithm = HashAlgorithm::from_code(head[20]).ok_or_else(|| corrupt("algorithm"))?;
         let org = self.slots.load(org)?.to_be_bytes::<32>();
         let org_len = org.iter().position(|b| *b == 0).unwrap_or(32);

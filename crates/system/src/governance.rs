@@ -5,10 +5,14 @@
 //! admission and block execution ([`Permissions`]), for the validator set of the next height
 //! ([`Governance::validators`]) and, after each block's transactions, to apply the proposals
 //! due at the next height ([`Governance::end_block`]).
+//!
+//! Every registry is stored per entry (see the layout table below `Permissions`), so the
+//! cost of adding, removing or checking one entry does not grow with the registry; bounds
+//! are checked when a proposal or call is made, and end-of-block work cannot fail a block.
 
 use alloy_primitives::{address, Address, Log, B256};
 use alloy_sol_types::{sol, SolEvent, SolInterface, SolValue};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use trellis_primitives::{Genesis, NodeRole, OrgId, Threshold};
 
 use crate::identifiers::Prefix;
@@ -32,6 +36,23 @@ pub const MAX_ADMINS: usize = 16;
 /// Longest organisation or sub-chain name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
 
+/// Most member and supervisor organisations of one consortium: every vote re-counts the
+/// votes already cast against current membership, so a proposal's cost grows with it.
+pub const MAX_ORGANIZATIONS: u64 = 1_024;
+/// Most nodes one organisation registers (removing an organisation removes them in one
+/// end-of-block step).
+pub const MAX_NODES_PER_ORGANIZATION: u64 = 256;
+/// Most validators at once: every validator signs every height.
+pub const MAX_VALIDATORS: u64 = 256;
+/// End-of-block work one height takes at most, in units of one ordinary proposal; removing an
+/// organisation weighs one plus [`MAX_NODES_PER_ORGANIZATION`]. A proposal that passes when
+/// its height is full takes effect at the first later height with room.
+pub const SCHEDULE_CAPACITY: u64 = 512;
+/// How far ahead a proposal may ask to take effect.
+pub const MAX_EFFECTIVE_DELAY: u64 = 10_000_000;
+/// Most entries one listing view returns.
+pub const MAX_PAGE: u64 = 1_000;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     pub threshold: Threshold,
@@ -40,6 +61,9 @@ pub struct Config {
     pub proposals: u64,
     /// Number of audit entries (the next sequence number).
     pub audits: u64,
+    /// Organisations that are members (they vote) and supervisors (they co-sign freezes).
+    pub members: u64,
+    pub supervisors: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,8 +247,8 @@ pub struct Proposal {
     /// which it takes effect.
     pub effective_height: u64,
     pub status: Status,
-    pub approvals: Vec<OrgId>,
-    pub rejections: Vec<OrgId>,
+    /// Why it could not be applied at its effective height (status `Failed`).
+    pub failure: Option<String>,
 }
 
 impl Proposal {
@@ -236,6 +260,13 @@ impl Proposal {
             self.status
         }
     }
+}
+
+/// The votes cast on a proposal, in the order they were cast.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Votes {
+    pub approvals: Vec<OrgId>,
+    pub rejections: Vec<OrgId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +285,26 @@ pub struct Subchain {
     pub chain_id: u64,
     pub name: String,
     pub created_at: u64,
+}
+
+/// What the proposals applied at the end of a block changed that the node follows outside
+/// state: its peer allowlist and the validator set of the next height.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Node keys registered by the applied proposals.
+    pub nodes_added: Vec<B256>,
+    /// Node keys no longer registered (removed, or their organisation left).
+    pub nodes_removed: Vec<B256>,
+    /// The validator set of the next height may differ from this one's.
+    pub validators_changed: bool,
+}
+
+impl Effects {
+    fn merge(&mut self, other: Effects) {
+        self.nodes_added.extend(other.nodes_added);
+        self.nodes_removed.extend(other.nodes_removed);
+        self.validators_changed |= other.validators_changed;
+    }
 }
 
 /// Why an account may not send a transaction.
@@ -279,25 +330,54 @@ enum SenderStatus {
     Gone(OrgId),
 }
 
-/// Permission checks against one state, caching per sender: admission and block execution
-/// check every transaction, and most senders send many.
+/// Addresses one [`Permissions`] remembers at most; beyond it the caches start over (they
+/// are only caches of one state).
+const MAX_CACHED: usize = 100_000;
+
+/// Permission checks against one state, caching per address: admission and block execution
+/// check every transaction, and most senders send many. Nothing is read in advance, so the
+/// cost does not grow with the number of registered or frozen accounts.
 #[derive(Clone, Debug, Default)]
 pub struct Permissions {
-    frozen: std::collections::HashSet<Address>,
+    /// Whether anything is frozen at all; when nothing is (the usual case) no address is
+    /// looked up.
+    any_frozen: bool,
+    frozen: std::collections::HashMap<Address, bool>,
     senders: std::collections::HashMap<Address, SenderStatus>,
 }
 
 impl Permissions {
     pub fn load<S: Slots>(gov: &mut Governance<'_, S>) -> Result<Permissions, SlotError> {
         Ok(Permissions {
-            frozen: gov.frozen()?.into_iter().collect(),
+            any_frozen: !FROZEN.is_empty(gov.slots)?,
+            frozen: Default::default(),
             senders: Default::default(),
         })
     }
 
-    /// Addresses frozen in this state.
-    pub fn frozen(&self) -> &std::collections::HashSet<Address> {
-        &self.frozen
+    /// Whether any address is frozen in this state.
+    pub fn any_frozen(&self) -> bool {
+        self.any_frozen
+    }
+
+    /// Is `address` frozen in this state?
+    pub fn is_frozen<S: Slots>(
+        &mut self,
+        gov: &mut Governance<'_, S>,
+        address: &Address,
+    ) -> Result<bool, SlotError> {
+        if !self.any_frozen {
+            return Ok(false);
+        }
+        if let Some(f) = self.frozen.get(address) {
+            return Ok(*f);
+        }
+        let f = gov.is_frozen(address)?;
+        if self.frozen.len() >= MAX_CACHED {
+            self.frozen.clear();
+        }
+        self.frozen.insert(*address, f);
+        Ok(f)
     }
 
     /// May `sender` send a transaction to `to` (`None`: contract creation)?
@@ -307,16 +387,21 @@ impl Permissions {
         sender: &Address,
         to: Option<&Address>,
     ) -> Result<Result<(), PermissionError>, SlotError> {
-        if self.frozen.contains(sender) {
+        if self.is_frozen(gov, sender)? {
             return Ok(Err(PermissionError::Frozen(*sender)));
         }
-        if let Some(to) = to.filter(|to| self.frozen.contains(*to)) {
-            return Ok(Err(PermissionError::TargetFrozen(*to)));
+        if let Some(to) = to {
+            if self.is_frozen(gov, to)? {
+                return Ok(Err(PermissionError::TargetFrozen(*to)));
+            }
         }
         let status = match self.senders.get(sender) {
             Some(s) => s.clone(),
             None => {
                 let s = gov.sender_status(sender)?;
+                if self.senders.len() >= MAX_CACHED {
+                    self.senders.clear();
+                }
                 self.senders.insert(*sender, s.clone());
                 s
             }
@@ -337,13 +422,41 @@ impl Permissions {
     }
 }
 
+// Storage layout. Records are `kv` records; growing registries are `kv::Set`s, so that adding
+// or removing an entry costs a handful of slots whatever the registry's size:
+//
+// | key / set                      | holds                                                    |
+// |--------------------------------|----------------------------------------------------------|
+// | `config`                       | [`Config`]                                               |
+// | set `orgs`                     | organisation ids                                          |
+// | `org:ID`                       | [`Organization`]                                          |
+// | counter `role:ID`              | 1 member + 2 supervisor (0: no such organisation)        |
+// | `retired:ID`                   | empty record: the id belonged to a removed organisation  |
+// | set `nodes`, set `validators`  | node keys (every node / validators only)                 |
+// | set `orgnodes:ID`              | the node keys of one organisation                        |
+// | `node:KEY`                     | [`Node`]                                                 |
+// | `acct:ADDRESS`                 | the account's organisation id                            |
+// | set `frozen`                   | frozen addresses                                         |
+// | set `prefixes`, `gpfx:PREFIX`  | delegated identifier prefixes, and each one's holder     |
+// | set `subchains`, `subchain:ID` | sub-chain ids (8 bytes, big-endian), and each record     |
+// | `prop:ID`                      | [`Proposal`]                                             |
+// | set `votes:ID`                 | organisations that voted on proposal ID, in vote order   |
+// | counter `vote:ID‖ORG`          | 1 approve, 2 reject                                      |
+// | set `sched:H`, counter `load:H`| proposals taking effect at height H, and their weight    |
+// | `audit:SEQ`                    | [`AuditEntry`]                                           |
+
 const CONFIG: &[u8] = b"config";
-const ORGS: &[u8] = b"orgs";
-const RETIRED: &[u8] = b"retired";
-const NODES: &[u8] = b"nodes";
-const FROZEN: &[u8] = b"frozen";
-const SUBCHAINS: &[u8] = b"subchains";
-const PREFIXES: &[u8] = b"prefixes";
+const ORGS: kv::Set<'static> = kv::Set::new(b"orgs");
+const NODES: kv::Set<'static> = kv::Set::new(b"nodes");
+const VALIDATORS: kv::Set<'static> = kv::Set::new(b"validators");
+const FROZEN: kv::Set<'static> = kv::Set::new(b"frozen");
+const PREFIXES: kv::Set<'static> = kv::Set::new(b"prefixes");
+const SUBCHAINS: kv::Set<'static> = kv::Set::new(b"subchains");
+
+const ROLE_MEMBER: u64 = 1;
+const ROLE_SUPERVISOR: u64 = 2;
+const VOTE_APPROVE: u64 = 1;
+const VOTE_REJECT: u64 = 2;
 
 fn key(prefix: &[u8], id: &[u8]) -> Vec<u8> {
     [prefix, id].concat()
@@ -351,6 +464,18 @@ fn key(prefix: &[u8], id: &[u8]) -> Vec<u8> {
 
 fn org_key(id: &OrgId) -> Vec<u8> {
     key(b"org:", id.as_str().as_bytes())
+}
+
+fn role_key(id: &OrgId) -> Vec<u8> {
+    key(b"role:", id.as_str().as_bytes())
+}
+
+fn retired_key(id: &OrgId) -> Vec<u8> {
+    key(b"retired:", id.as_str().as_bytes())
+}
+
+fn org_nodes_name(id: &OrgId) -> Vec<u8> {
+    key(b"orgnodes:", id.as_str().as_bytes())
 }
 
 fn node_key(k: &B256) -> Vec<u8> {
@@ -361,16 +486,81 @@ fn account_key(a: &Address) -> Vec<u8> {
     key(b"acct:", a.as_slice())
 }
 
+fn prefix_key(p: &Prefix) -> Vec<u8> {
+    key(b"gpfx:", p.as_str().as_bytes())
+}
+
+fn subchain_key(chain_id: u64) -> Vec<u8> {
+    key(b"subchain:", &chain_id.to_be_bytes())
+}
+
 fn proposal_key(id: u64) -> Vec<u8> {
     key(b"prop:", &id.to_be_bytes())
 }
 
-fn schedule_key(height: u64) -> Vec<u8> {
+fn votes_name(id: u64) -> Vec<u8> {
+    key(b"votes:", &id.to_be_bytes())
+}
+
+fn vote_key(id: u64, org: &OrgId) -> Vec<u8> {
+    [
+        b"vote:".as_slice(),
+        &id.to_be_bytes(),
+        org.as_str().as_bytes(),
+    ]
+    .concat()
+}
+
+fn schedule_name(height: u64) -> Vec<u8> {
     key(b"sched:", &height.to_be_bytes())
+}
+
+fn load_key(height: u64) -> Vec<u8> {
+    key(b"load:", &height.to_be_bytes())
 }
 
 fn audit_key(seq: u64) -> Vec<u8> {
     key(b"audit:", &seq.to_be_bytes())
+}
+
+fn decode_org(bytes: Vec<u8>) -> Result<OrgId, SlotError> {
+    String::from_utf8(bytes)
+        .ok()
+        .and_then(|s| OrgId::parse(&s).ok())
+        .ok_or_else(|| SlotError::invalid("corrupt organisation id in governance state"))
+}
+
+fn decode_b256(bytes: Vec<u8>) -> Result<B256, SlotError> {
+    B256::try_from(bytes.as_slice())
+        .map_err(|_| SlotError::invalid("corrupt node key in governance state"))
+}
+
+fn decode_address(bytes: Vec<u8>) -> Result<Address, SlotError> {
+    Address::try_from(bytes.as_slice())
+        .map_err(|_| SlotError::invalid("corrupt address in governance state"))
+}
+
+fn decode_u64(bytes: Vec<u8>) -> Result<u64, SlotError> {
+    <[u8; 8]>::try_from(bytes.as_slice())
+        .map(u64::from_be_bytes)
+        .map_err(|_| SlotError::invalid("corrupt number in governance state"))
+}
+
+fn decode_prefix(bytes: Vec<u8>) -> Result<Prefix, SlotError> {
+    String::from_utf8(bytes)
+        .ok()
+        .and_then(|s| Prefix::parse(&s).ok())
+        .ok_or_else(|| SlotError::invalid("corrupt prefix in governance state"))
+}
+
+impl Action {
+    /// End-of-block work this action takes at most, in units of [`SCHEDULE_CAPACITY`].
+    fn weight(&self) -> u64 {
+        match self {
+            Action::RemoveOrganization { .. } => 1 + MAX_NODES_PER_ORGANIZATION,
+            _ => 1,
+        }
+    }
 }
 
 /// The governance contract over one storage.
@@ -395,10 +585,6 @@ impl<'s, S: Slots> Governance<'s, S> {
         kv::put_encoded(self.slots, key, value, "governance")
     }
 
-    fn list<T: DeserializeOwned>(&mut self, key: &[u8]) -> Result<Vec<T>, SlotError> {
-        Ok(self.read(key)?.unwrap_or_default())
-    }
-
     fn emit<E: SolEvent>(&mut self, event: E) {
         self.logs.push(Log {
             address: GOVERNANCE_ADDRESS,
@@ -408,50 +594,10 @@ impl<'s, S: Slots> Governance<'s, S> {
 
     // ---- genesis ----
 
-    /// Writes the founding consortium of `genesis`.
+    /// Writes the founding consortium of `genesis`, under the same bounds as proposals.
     pub fn init(&mut self, genesis: &Genesis) -> Result<(), SlotError> {
         let g = &genesis.governance;
-        let bad = |m: String| SlotError(format!("genesis governance: {m}"));
-        let mut ids = Vec::new();
-        for org in &g.organizations {
-            let id = OrgId::parse(&org.id).map_err(|e| bad(e.to_string()))?;
-            self.write(
-                &org_key(&id),
-                &Organization {
-                    id: id.clone(),
-                    name: org.name.clone(),
-                    admins: org.admins.clone(),
-                    member: org.member,
-                    supervisor: org.supervisor,
-                    joined_at: 0,
-                },
-            )?;
-            for a in org.admins.iter().chain(&org.accounts) {
-                self.write(&account_key(a), &id)?;
-            }
-            ids.push(id);
-        }
-        self.write(ORGS, &ids)?;
-        let mut keys = Vec::new();
-        let nodes = genesis
-            .validators
-            .iter()
-            .map(|v| (v.public_key, &v.org, NodeRole::Validator, v.power))
-            .chain(g.nodes.iter().map(|n| (n.public_key, &n.org, n.role, 0)));
-        for (public_key, org, role, power) in nodes {
-            let org = OrgId::parse(org).map_err(|e| bad(e.to_string()))?;
-            self.write(
-                &node_key(&public_key),
-                &Node {
-                    public_key,
-                    org,
-                    role,
-                    power,
-                },
-            )?;
-            keys.push(public_key);
-        }
-        self.write(NODES, &keys)?;
+        let bad = |m: String| SlotError::invalid(format!("genesis governance: {m}"));
         self.write(
             CONFIG,
             &Config {
@@ -459,86 +605,221 @@ impl<'s, S: Slots> Governance<'s, S> {
                 proposal_ttl: g.proposal_ttl_blocks,
                 proposals: 0,
                 audits: 0,
+                members: 0,
+                supervisors: 0,
             },
-        )
+        )?;
+        for org in &g.organizations {
+            let id = OrgId::parse(&org.id).map_err(|e| bad(e.to_string()))?;
+            let action = Action::AddOrganization {
+                id: id.clone(),
+                name: org.name.clone(),
+                admins: org.admins.clone(),
+                member: org.member,
+                supervisor: org.supervisor,
+            };
+            if org.admins.is_empty() || org.admins.len() > MAX_ADMINS {
+                return Err(bad(format!(
+                    "organisation {id} needs 1 to {MAX_ADMINS} admins"
+                )));
+            }
+            self.check_action(&action)?.map_err(bad)?;
+            self.apply(&action, 0)?;
+            for a in &org.accounts {
+                if let Some(other) = self.account_org(a)? {
+                    return Err(bad(format!("account {a} is listed by {other} and {id}")));
+                }
+                self.write(&account_key(a), &id)?;
+            }
+        }
+        let nodes = genesis
+            .validators
+            .iter()
+            .map(|v| (v.public_key, &v.org, NodeRole::Validator, v.power))
+            .chain(g.nodes.iter().map(|n| (n.public_key, &n.org, n.role, 0)));
+        for (public_key, org, role, power) in nodes {
+            let org = OrgId::parse(org).map_err(|e| bad(e.to_string()))?;
+            let action = Action::AddNode(Node {
+                public_key,
+                org,
+                role,
+                power,
+            });
+            self.check_action(&action)?.map_err(bad)?;
+            self.apply(&action, 0)?;
+        }
+        Ok(())
     }
 
     // ---- reads ----
 
     pub fn config(&mut self) -> Result<Config, SlotError> {
         self.read(CONFIG)?
-            .ok_or_else(|| SlotError("governance state is missing (no genesis?)".into()))
+            .ok_or_else(|| SlotError::invalid("governance state is missing (no genesis?)"))
     }
 
-    pub fn organization_ids(&mut self) -> Result<Vec<OrgId>, SlotError> {
-        self.list(ORGS)
+    pub fn organization_count(&mut self) -> Result<u64, SlotError> {
+        ORGS.len(self.slots)
+    }
+
+    /// Organisation ids from position `offset` on, at most `limit`.
+    pub fn organization_ids(&mut self, offset: u64, limit: u64) -> Result<Vec<OrgId>, SlotError> {
+        ORGS.page(self.slots, offset, limit)?
+            .into_iter()
+            .map(decode_org)
+            .collect()
     }
 
     pub fn organization(&mut self, id: &OrgId) -> Result<Option<Organization>, SlotError> {
         self.read(&org_key(id))
     }
 
-    pub fn organizations(&mut self) -> Result<Vec<Organization>, SlotError> {
+    /// Organisations from position `offset` on, at most `limit`.
+    pub fn organizations(
+        &mut self,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Organization>, SlotError> {
         let mut out = Vec::new();
-        for id in self.organization_ids()? {
+        for id in self.organization_ids(offset, limit)? {
             out.extend(self.organization(&id)?);
         }
         Ok(out)
     }
 
-    pub fn node_keys(&mut self) -> Result<Vec<B256>, SlotError> {
-        self.list(NODES)
+    /// Whether `id` is a member and whether it is a supervisor; `None`: no such organisation.
+    fn org_role(&mut self, id: &OrgId) -> Result<Option<(bool, bool)>, SlotError> {
+        let role = kv::counter(self.slots, &role_key(id))?;
+        Ok((role != 0).then_some((role & ROLE_MEMBER != 0, role & ROLE_SUPERVISOR != 0)))
+    }
+
+    pub fn node_count(&mut self) -> Result<u64, SlotError> {
+        NODES.len(self.slots)
+    }
+
+    /// Registered node keys from position `offset` on, at most `limit`.
+    pub fn node_keys(&mut self, offset: u64, limit: u64) -> Result<Vec<B256>, SlotError> {
+        NODES
+            .page(self.slots, offset, limit)?
+            .into_iter()
+            .map(decode_b256)
+            .collect()
     }
 
     pub fn node(&mut self, public_key: &B256) -> Result<Option<Node>, SlotError> {
         self.read(&node_key(public_key))
     }
 
-    pub fn nodes(&mut self) -> Result<Vec<Node>, SlotError> {
+    /// Registered nodes from position `offset` on, at most `limit`.
+    pub fn nodes(&mut self, offset: u64, limit: u64) -> Result<Vec<Node>, SlotError> {
         let mut out = Vec::new();
-        for k in self.node_keys()? {
+        for k in self.node_keys(offset, limit)? {
             out.extend(self.node(&k)?);
         }
         Ok(out)
     }
 
-    /// Validators (public key, power) in registration order.
-    pub fn validators(&mut self) -> Result<Vec<(B256, u64)>, SlotError> {
-        Ok(self
-            .nodes()?
+    /// The node keys of organisation `id` (at most [`MAX_NODES_PER_ORGANIZATION`]).
+    pub fn organization_nodes(&mut self, id: &OrgId) -> Result<Vec<B256>, SlotError> {
+        kv::Set::new(&org_nodes_name(id))
+            .all(self.slots)?
             .into_iter()
-            .filter(|n| n.role == NodeRole::Validator)
-            .map(|n| (n.public_key, n.power))
-            .collect())
+            .map(decode_b256)
+            .collect()
+    }
+
+    /// Validators (public key, power); at most [`MAX_VALIDATORS`].
+    pub fn validators(&mut self) -> Result<Vec<(B256, u64)>, SlotError> {
+        let mut out = Vec::new();
+        for k in VALIDATORS.all(self.slots)? {
+            let k = decode_b256(k)?;
+            let node = self
+                .node(&k)?
+                .ok_or_else(|| SlotError::invalid(format!("validator {k} has no node record")))?;
+            out.push((k, node.power));
+        }
+        Ok(out)
     }
 
     pub fn account_org(&mut self, account: &Address) -> Result<Option<OrgId>, SlotError> {
         self.read(&account_key(account))
     }
 
-    pub fn frozen(&mut self) -> Result<Vec<Address>, SlotError> {
-        self.list(FROZEN)
+    pub fn frozen_count(&mut self) -> Result<u64, SlotError> {
+        FROZEN.len(self.slots)
+    }
+
+    /// Frozen addresses from position `offset` on, at most `limit`.
+    pub fn frozen(&mut self, offset: u64, limit: u64) -> Result<Vec<Address>, SlotError> {
+        FROZEN
+            .page(self.slots, offset, limit)?
+            .into_iter()
+            .map(decode_address)
+            .collect()
     }
 
     pub fn is_frozen(&mut self, target: &Address) -> Result<bool, SlotError> {
-        Ok(self.frozen()?.contains(target))
+        FROZEN.contains(self.slots, target.as_slice())
     }
 
     pub fn proposal(&mut self, id: u64) -> Result<Option<Proposal>, SlotError> {
         self.read(&proposal_key(id))
     }
 
+    /// The votes cast on proposal `id` (at most one per organisation).
+    pub fn votes(&mut self, id: u64) -> Result<Votes, SlotError> {
+        let mut votes = Votes::default();
+        for org in kv::Set::new(&votes_name(id)).all(self.slots)? {
+            let org = decode_org(org)?;
+            match kv::counter(self.slots, &vote_key(id, &org))? {
+                VOTE_APPROVE => votes.approvals.push(org),
+                _ => votes.rejections.push(org),
+            }
+        }
+        Ok(votes)
+    }
+
     pub fn audit_entry(&mut self, seq: u64) -> Result<Option<AuditEntry>, SlotError> {
         self.read(&audit_key(seq))
     }
 
-    /// Identifier prefixes delegated by governance, with their holders.
-    pub fn prefixes(&mut self) -> Result<Vec<(Prefix, OrgId)>, SlotError> {
-        self.list(PREFIXES)
+    pub fn prefix_count(&mut self) -> Result<u64, SlotError> {
+        PREFIXES.len(self.slots)
     }
 
-    pub fn subchains(&mut self) -> Result<Vec<Subchain>, SlotError> {
-        self.list(SUBCHAINS)
+    /// Identifier prefixes delegated by governance, with their holders, from position
+    /// `offset` on, at most `limit`.
+    pub fn prefixes(&mut self, offset: u64, limit: u64) -> Result<Vec<(Prefix, OrgId)>, SlotError> {
+        let mut out = Vec::new();
+        for p in PREFIXES.page(self.slots, offset, limit)? {
+            let p = decode_prefix(p)?;
+            if let Some(org) = self.prefix_holder(&p)? {
+                out.push((p, org));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The organisation governance delegated `prefix` to, if any.
+    pub fn prefix_holder(&mut self, prefix: &Prefix) -> Result<Option<OrgId>, SlotError> {
+        self.read(&prefix_key(prefix))
+    }
+
+    pub fn subchain_count(&mut self) -> Result<u64, SlotError> {
+        SUBCHAINS.len(self.slots)
+    }
+
+    /// Sub-chains from position `offset` on, at most `limit`.
+    pub fn subchains(&mut self, offset: u64, limit: u64) -> Result<Vec<Subchain>, SlotError> {
+        let mut out = Vec::new();
+        for id in SUBCHAINS.page(self.slots, offset, limit)? {
+            out.extend(self.subchain(decode_u64(id)?)?);
+        }
+        Ok(out)
+    }
+
+    pub fn subchain(&mut self, chain_id: u64) -> Result<Option<Subchain>, SlotError> {
+        self.read(&subchain_key(chain_id))
     }
 
     /// May `sender` send a transaction to `to` (`None`: contract creation)?
@@ -554,10 +835,10 @@ impl<'s, S: Slots> Governance<'s, S> {
         let Some(org_id) = self.account_org(sender)? else {
             return Ok(SenderStatus::NotRegistered);
         };
-        Ok(match self.organization(&org_id)? {
+        Ok(match self.org_role(&org_id)? {
             None => SenderStatus::Gone(org_id),
-            Some(org) if org.member => SenderStatus::Member,
-            Some(_) => SenderStatus::SupervisorOnly(org_id),
+            Some((true, _)) => SenderStatus::Member,
+            Some((false, _)) => SenderStatus::SupervisorOnly(org_id),
         })
     }
 
@@ -575,14 +856,21 @@ impl<'s, S: Slots> Governance<'s, S> {
             call,
             C::proposalCount(_)
                 | C::getProposal(_)
+                | C::organizationCount(_)
                 | C::organizationIds(_)
                 | C::getOrganization(_)
+                | C::nodeCount(_)
                 | C::nodeKeys(_)
                 | C::getNode(_)
                 | C::accountOrganization(_)
                 | C::isFrozen(_)
+                | C::frozenCount(_)
+                | C::frozenAddresses(_)
                 | C::threshold(_)
+                | C::delegatedPrefixCount(_)
                 | C::delegatedPrefixes(_)
+                | C::subchainCount(_)
+                | C::getSubchains(_)
                 | C::auditCount(_)
                 | C::auditEntry(_)
         );
@@ -719,11 +1007,15 @@ impl<'s, S: Slots> Governance<'s, S> {
             }
             C::proposalCount(_) => self.config()?.proposals.abi_encode(),
             C::getProposal(c) => match self.proposal(c.id)? {
-                Some(p) => proposal_abi(&p, ctx.height).abi_encode(),
+                Some(p) => {
+                    let votes = self.votes(p.id)?;
+                    proposal_abi(&p, &votes, ctx.height).abi_encode()
+                }
                 None => return revert(format!("no proposal {}", c.id)),
             },
-            C::organizationIds(_) => self
-                .organization_ids()?
+            C::organizationCount(_) => self.organization_count()?.abi_encode(),
+            C::organizationIds(c) => self
+                .organization_ids(c.offset, page_limit(c.limit)?)?
                 .into_iter()
                 .map(String::from)
                 .collect::<Vec<_>>()
@@ -735,7 +1027,8 @@ impl<'s, S: Slots> Governance<'s, S> {
                     None => return revert(format!("no organisation {id}")),
                 }
             }
-            C::nodeKeys(_) => self.node_keys()?.abi_encode(),
+            C::nodeCount(_) => self.node_count()?.abi_encode(),
+            C::nodeKeys(c) => self.node_keys(c.offset, page_limit(c.limit)?)?.abi_encode(),
             C::getNode(c) => match self.node(&c.publicKey)? {
                 Some(n) => node_abi(&n).abi_encode(),
                 None => return revert(format!("no node {}", c.publicKey)),
@@ -746,18 +1039,32 @@ impl<'s, S: Slots> Governance<'s, S> {
                 .unwrap_or_default()
                 .abi_encode(),
             C::isFrozen(c) => self.is_frozen(&c.target)?.abi_encode(),
+            C::frozenCount(_) => self.frozen_count()?.abi_encode(),
+            C::frozenAddresses(c) => self.frozen(c.offset, page_limit(c.limit)?)?.abi_encode(),
             C::threshold(_) => {
                 let t = self.config()?.threshold;
                 (t.numerator, t.denominator).abi_encode_params()
             }
-            C::delegatedPrefixes(_) => {
+            C::delegatedPrefixCount(_) => self.prefix_count()?.abi_encode(),
+            C::delegatedPrefixes(c) => {
                 let (prefixes, orgs): (Vec<String>, Vec<String>) = self
-                    .prefixes()?
+                    .prefixes(c.offset, page_limit(c.limit)?)?
                     .into_iter()
                     .map(|(p, o)| (p.as_str().to_owned(), o.as_str().to_owned()))
                     .unzip();
                 (prefixes, orgs).abi_encode_params()
             }
+            C::subchainCount(_) => self.subchain_count()?.abi_encode(),
+            C::getSubchains(c) => self
+                .subchains(c.offset, page_limit(c.limit)?)?
+                .iter()
+                .map(|s| abi::Subchain {
+                    chainId: s.chain_id,
+                    name: s.name.clone(),
+                    createdAt: s.created_at,
+                })
+                .collect::<Vec<_>>()
+                .abi_encode(),
             C::auditCount(_) => self.config()?.audits.abi_encode(),
             C::auditEntry(c) => match self.audit_entry(c.seq)? {
                 Some(e) => audit_abi(&e).abi_encode(),
@@ -797,6 +1104,11 @@ impl<'s, S: Slots> Governance<'s, S> {
                 ctx.height
             ));
         }
+        if effective > ctx.height.saturating_add(MAX_EFFECTIVE_DELAY) {
+            return revert(format!(
+                "effective height {effective} is more than {MAX_EFFECTIVE_DELAY} blocks ahead"
+            ));
+        }
         if let Err(reason) = self.check_action(&action)? {
             return revert(reason);
         }
@@ -813,8 +1125,7 @@ impl<'s, S: Slots> Governance<'s, S> {
             expires_at: ctx.height.saturating_add(config.proposal_ttl),
             effective_height: effective,
             status: Status::Pending,
-            approvals: vec![org.id.clone()],
-            rejections: Vec::new(),
+            failure: None,
         };
         let description = proposal.action.describe();
         self.emit(abi::ProposalCreated {
@@ -825,24 +1136,18 @@ impl<'s, S: Slots> Governance<'s, S> {
             description: description.clone(),
             expiresAt: proposal.expires_at,
         });
-        self.emit(abi::Voted {
-            id,
-            org: org.id.to_string(),
-            voter: ctx.caller,
-            approve: true,
-        });
         self.audit(
             ctx,
             "propose",
             &org.id,
             &format!("proposal {id}: {description}"),
         )?;
-        self.tally(ctx, proposal)?;
+        self.cast(ctx, proposal, &org.id, true)?;
         Ok(id.abi_encode())
     }
 
     fn vote(&mut self, ctx: &CallContext, id: u64, approve: bool) -> Result<()> {
-        let Some(mut proposal) = self.proposal(id)? else {
+        let Some(proposal) = self.proposal(id)? else {
             return revert(format!("no proposal {id}"));
         };
         match proposal.status_at(ctx.height) {
@@ -856,56 +1161,69 @@ impl<'s, S: Slots> Governance<'s, S> {
             other => return revert(format!("proposal {id} is already {}", other.name())),
         }
         let org = self.admin_org(&ctx.caller)?;
-        if proposal.approvals.contains(&org.id) || proposal.rejections.contains(&org.id) {
+        if kv::counter(self.slots, &vote_key(id, &org.id))? != 0 {
             return revert(format!(
                 "organisation {} has already voted on proposal {id}",
                 org.id
             ));
         }
-        if approve {
-            proposal.approvals.push(org.id.clone());
-        } else {
-            proposal.rejections.push(org.id.clone());
-        }
+        let verdict = if approve { "approve" } else { "reject" };
+        self.audit(ctx, "vote", &org.id, &format!("{verdict} proposal {id}"))?;
+        self.cast(ctx, proposal, &org.id, approve)
+    }
+
+    /// Records `org`'s vote, then decides `proposal` if the votes allow and stores it.
+    fn cast(
+        &mut self,
+        ctx: &CallContext,
+        proposal: Proposal,
+        org: &OrgId,
+        approve: bool,
+    ) -> Result<()> {
+        let id = proposal.id;
+        kv::Set::new(&votes_name(id)).insert(self.slots, org.as_str().as_bytes())?;
+        let vote = if approve { VOTE_APPROVE } else { VOTE_REJECT };
+        kv::set_counter(self.slots, &vote_key(id, org), vote)?;
         self.emit(abi::Voted {
             id,
-            org: org.id.to_string(),
+            org: org.to_string(),
             voter: ctx.caller,
             approve,
         });
-        let verdict = if approve { "approve" } else { "reject" };
-        self.audit(ctx, "vote", &org.id, &format!("{verdict} proposal {id}"))?;
         self.tally(ctx, proposal)
     }
 
-    /// Decides `proposal` if its votes allow, then stores it.
+    /// Counts the votes of organisations that are members now (one left since it voted no
+    /// longer counts), decides the proposal if they allow, then stores it.
     fn tally(&mut self, ctx: &CallContext, mut proposal: Proposal) -> Result<()> {
         let config = self.config()?;
-        let orgs = self.organizations()?;
-        let members: Vec<&OrgId> = orgs.iter().filter(|o| o.member).map(|o| &o.id).collect();
-        let supervisors: Vec<&OrgId> = orgs
-            .iter()
-            .filter(|o| o.supervisor)
-            .map(|o| &o.id)
-            .collect();
-        let n = members.len() as u128;
-        let count = |votes: &[OrgId]| votes.iter().filter(|v| members.contains(v)).count() as u128;
-        let (yes, no) = (count(&proposal.approvals), count(&proposal.rejections));
-        let (num, den) = (
-            config.threshold.numerator as u128,
-            config.threshold.denominator as u128,
-        );
-        let cosigned = !proposal.action.needs_supervisor()
-            || supervisors.is_empty()
-            || proposal.approvals.iter().any(|a| supervisors.contains(&a));
         let id = proposal.id;
+        let n = u128::from(config.members);
+        let (mut yes, mut no) = (0u128, 0u128);
+        let mut cosigned = !proposal.action.needs_supervisor() || config.supervisors == 0;
+        let voters_name = votes_name(id);
+        let voters = kv::Set::new(&voters_name);
+        for i in 0..voters.len(self.slots)? {
+            let org = decode_org(voters.get(self.slots, i)?)?;
+            let Some((member, supervisor)) = self.org_role(&org)? else {
+                continue;
+            };
+            let approve = kv::counter(self.slots, &vote_key(id, &org))? == VOTE_APPROVE;
+            match (member, approve) {
+                (true, true) => yes += 1,
+                (true, false) => no += 1,
+                _ => {}
+            }
+            cosigned |= supervisor && approve;
+        }
+        let (num, den) = (
+            u128::from(config.threshold.numerator),
+            u128::from(config.threshold.denominator),
+        );
         if yes * den > num * n && cosigned {
-            let effective = proposal.effective_height.max(ctx.height + 1);
+            let effective = self.schedule(&proposal, ctx.height)?;
             proposal.status = Status::Passed;
             proposal.effective_height = effective;
-            let mut due: Vec<u64> = self.list(&schedule_key(effective))?;
-            due.push(id);
-            self.write(&schedule_key(effective), &due)?;
             self.emit(abi::ProposalPassed {
                 id,
                 effectiveHeight: effective,
@@ -930,9 +1248,28 @@ impl<'s, S: Slots> Governance<'s, S> {
         Ok(())
     }
 
-    /// Would `action` apply to the current state? `Err(reason)` if not.
+    /// Schedules a passed proposal at its requested height (at the earliest the next one), or
+    /// at the first later height whose end-of-block work has room for it.
+    fn schedule(&mut self, proposal: &Proposal, now: u64) -> Result<u64> {
+        let weight = proposal.action.weight();
+        let mut height = proposal.effective_height.max(now + 1);
+        loop {
+            let load = kv::counter(self.slots, &load_key(height))?;
+            if load + weight <= SCHEDULE_CAPACITY {
+                kv::set_counter(self.slots, &load_key(height), load + weight)?;
+                kv::Set::new(&schedule_name(height))
+                    .insert(self.slots, &proposal.id.to_be_bytes())?;
+                return Ok(height);
+            }
+            height = height
+                .checked_add(1)
+                .ok_or_else(|| CallError::revert("no height left to schedule the proposal"))?;
+        }
+    }
+
+    /// Would `action` apply to the current state? `Err(reason)` if not. Checked when the
+    /// action is proposed and again when it is due, so every bound is refused up front.
     fn check_action(&mut self, action: &Action) -> Result<Result<(), String>, SlotError> {
-        let retired: Vec<OrgId> = self.list(RETIRED)?;
         Ok(match action {
             Action::AddOrganization {
                 id,
@@ -945,8 +1282,14 @@ impl<'s, S: Slots> Governance<'s, S> {
                     Err(format!(
                         "organisation {id} must be a member, a supervisor or both"
                     ))
-                } else if self.organization(id)?.is_some() || retired.contains(id) {
+                } else if self.org_role(id)?.is_some()
+                    || kv::get(self.slots, &retired_key(id))?.is_some()
+                {
                     Err(format!("organisation id {id} is taken"))
+                } else if self.organization_count()? >= MAX_ORGANIZATIONS {
+                    Err(format!(
+                        "the consortium already has {MAX_ORGANIZATIONS} organisations, the most it may have"
+                    ))
                 } else {
                     let mut verdict = Ok(());
                     for a in admins {
@@ -959,37 +1302,47 @@ impl<'s, S: Slots> Governance<'s, S> {
                     verdict
                 }
             }
-            Action::RemoveOrganization { id } => {
-                let orgs = self.organizations()?;
-                match orgs.iter().find(|o| &o.id == id) {
-                    None => Err(format!("no organisation {id}")),
-                    Some(o) if o.member && orgs.iter().filter(|o| o.member).count() == 1 => {
-                        Err(format!("{id} is the last member organisation"))
-                    }
-                    Some(_) => {
-                        let remaining: u64 = self
-                            .nodes()?
-                            .iter()
-                            .filter(|n| &n.org != id && n.role == NodeRole::Validator)
-                            .map(|n| n.power)
-                            .sum();
-                        if remaining == 0 {
-                            Err(format!("removing {id} would leave no validator"))
-                        } else {
-                            Ok(())
+            Action::RemoveOrganization { id } => match self.org_role(id)? {
+                None => Err(format!("no organisation {id}")),
+                Some((true, _)) if self.config()?.members == 1 => {
+                    Err(format!("{id} is the last member organisation"))
+                }
+                Some(_) => {
+                    let mut remaining = 0u64;
+                    for (k, power) in self.validators()? {
+                        if self.node(&k)?.is_some_and(|n| &n.org != id) {
+                            remaining = remaining.saturating_add(power);
                         }
                     }
+                    if remaining == 0 {
+                        Err(format!("removing {id} would leave no validator"))
+                    } else {
+                        Ok(())
+                    }
                 }
-            }
+            },
             Action::AddNode(node) => {
                 if self.node(&node.public_key)?.is_some() {
                     Err(format!("node {} is already registered", node.public_key))
-                } else if self.organization(&node.org)?.is_none() {
+                } else if self.org_role(&node.org)?.is_none() {
                     Err(format!("no organisation {}", node.org))
                 } else if node.role == NodeRole::Validator && node.power == 0 {
                     Err("a validator needs a positive power".into())
                 } else if !valid_ed25519(&node.public_key) {
                     Err(format!("{} is not an Ed25519 public key", node.public_key))
+                } else if kv::Set::new(&org_nodes_name(&node.org)).len(self.slots)?
+                    >= MAX_NODES_PER_ORGANIZATION
+                {
+                    Err(format!(
+                        "organisation {} already has {MAX_NODES_PER_ORGANIZATION} nodes, the most one may have",
+                        node.org
+                    ))
+                } else if node.role == NodeRole::Validator
+                    && VALIDATORS.len(self.slots)? >= MAX_VALIDATORS
+                {
+                    Err(format!(
+                        "the chain already has {MAX_VALIDATORS} validators, the most it may have"
+                    ))
                 } else {
                     Ok(())
                 }
@@ -1009,7 +1362,7 @@ impl<'s, S: Slots> Governance<'s, S> {
                 }
             }
             Action::AddAccount { account, org } => {
-                if self.organization(org)?.is_none() {
+                if self.org_role(org)?.is_none() {
                     Err(format!("no organisation {org}"))
                 } else if let Some(other) = self.account_org(account)? {
                     Err(format!(
@@ -1055,7 +1408,7 @@ impl<'s, S: Slots> Governance<'s, S> {
                 }
             }
             Action::DelegatePrefix { org, .. } => {
-                if self.organization(org)?.is_none() {
+                if self.org_role(org)?.is_none() {
                     Err(format!("no organisation {org}"))
                 } else {
                     Ok(())
@@ -1064,7 +1417,7 @@ impl<'s, S: Slots> Governance<'s, S> {
             Action::CreateSubchain { chain_id, .. } => {
                 if *chain_id == 0 {
                     Err("chain id 0 is not allowed".into())
-                } else if self.subchains()?.iter().any(|s| s.chain_id == *chain_id) {
+                } else if SUBCHAINS.contains(self.slots, &chain_id.to_be_bytes())? {
                     Err(format!("sub-chain {chain_id} already exists"))
                 } else {
                     Ok(())
@@ -1073,27 +1426,35 @@ impl<'s, S: Slots> Governance<'s, S> {
         })
     }
 
-    /// A node that exists, changing to `role`/`power`, must leave some validator power.
+    /// A node that exists, changing to `role`/`power`, must leave some validator power and
+    /// stay within [`MAX_VALIDATORS`].
     fn check_validator_change(
         &mut self,
         public_key: &B256,
         role: NodeRole,
         power: u64,
     ) -> Result<Result<(), String>, SlotError> {
-        let nodes = self.nodes()?;
-        if !nodes.iter().any(|n| &n.public_key == public_key) {
+        let Some(node) = self.node(public_key)? else {
             return Ok(Err(format!("no node {public_key}")));
+        };
+        let validators = self.validators()?;
+        if role == NodeRole::Validator
+            && node.role != NodeRole::Validator
+            && validators.len() as u64 >= MAX_VALIDATORS
+        {
+            return Ok(Err(format!(
+                "the chain already has {MAX_VALIDATORS} validators, the most it may have"
+            )));
         }
-        let remaining: u64 = nodes
+        let remaining = validators
             .iter()
-            .filter(|n| n.role == NodeRole::Validator && &n.public_key != public_key)
-            .map(|n| n.power)
-            .sum::<u64>()
-            + if role == NodeRole::Validator {
+            .filter(|(k, _)| k != public_key)
+            .fold(0u64, |sum, (_, p)| sum.saturating_add(*p))
+            .saturating_add(if role == NodeRole::Validator {
                 power
             } else {
                 0
-            };
+            });
         Ok(if remaining == 0 {
             Err("the change would leave no validator".into())
         } else {
@@ -1191,47 +1552,114 @@ impl<'s, S: Slots> Governance<'s, S> {
 
     /// Applies the proposals due at `height + 1`, after block `height`'s transactions, so
     /// that they hold for every transaction of the next block and the validator set of the
-    /// next height is read from the resulting state.
-    pub fn end_block(&mut self, height: u64) -> Result<(), SlotError> {
-        let due_key = schedule_key(height + 1);
-        let due: Vec<u64> = self.list(&due_key)?;
-        if due.is_empty() {
-            return Ok(());
+    /// next height is read from the resulting state. The work is bounded by
+    /// [`SCHEDULE_CAPACITY`]. A proposal that can no longer be applied (its target went
+    /// meanwhile, a bound was reached) is recorded as failed with its reason, and the others
+    /// go on: only a fault of the storage underneath makes this fail.
+    pub fn end_block(&mut self, height: u64) -> Result<Effects, SlotError> {
+        let due_height = height + 1;
+        let due_name = schedule_name(due_height);
+        let due = kv::Set::new(&due_name);
+        let mut effects = Effects::default();
+        let count = due.len(self.slots)?;
+        if count == 0 {
+            return Ok(effects);
         }
-        kv::delete(self.slots, &due_key)?;
-        for id in due {
+        let ctx = CallContext {
+            caller: Address::ZERO,
+            height,
+            tx_hash: B256::ZERO,
+            is_static: false,
+        };
+        for i in 0..count {
+            let id = decode_u64(due.get(self.slots, i)?)?;
             let Some(mut proposal) = self.proposal(id)? else {
                 continue;
             };
-            let ctx = CallContext {
-                caller: Address::ZERO,
-                height,
-                tx_hash: B256::ZERO,
-                is_static: false,
-            };
             let outcome = match self.check_action(&proposal.action)? {
-                Ok(()) => {
-                    self.apply(&proposal.action, height + 1)?;
+                Ok(()) => self.apply_isolated(&proposal.action, due_height)?,
+                Err(reason) => Err(reason),
+            };
+            let (action, detail) = match outcome {
+                Ok(applied) => {
+                    effects.merge(applied);
                     proposal.status = Status::Executed;
-                    format!("proposal {id} applied: {}", proposal.action.describe())
+                    (
+                        "executed",
+                        format!("proposal {id} applied: {}", proposal.action.describe()),
+                    )
                 }
                 Err(reason) => {
+                    let detail = format!("proposal {id} could not be applied: {reason}");
                     proposal.status = Status::Failed;
-                    format!("proposal {id} could not be applied: {reason}")
+                    proposal.failure = Some(reason);
+                    ("failed", detail)
                 }
             };
-            let action = if proposal.status == Status::Executed {
-                "executed"
-            } else {
-                "failed"
-            };
-            self.audit(&ctx, action, &proposal.proposer_org, &outcome)?;
+            self.audit(&ctx, action, &proposal.proposer_org, &detail)?;
             self.write(&proposal_key(id), &proposal)?;
         }
-        Ok(())
+        due.clear(self.slots)?;
+        kv::set_counter(self.slots, &load_key(due_height), 0)?;
+        Ok(effects)
     }
 
-    pub(crate) fn apply(&mut self, action: &Action, effective: u64) -> Result<(), SlotError> {
+    /// Applies `action` in a scratch overlay, keeping its writes only if it succeeds: an
+    /// action the state refuses (`Err(reason)`) leaves nothing behind.
+    fn apply_isolated(
+        &mut self,
+        action: &Action,
+        effective: u64,
+    ) -> Result<Result<Effects, String>, SlotError> {
+        let (outcome, writes) = {
+            let slots = &mut *self.slots;
+            let mut overlay = kv::MapSlots::over(|slot| slots.load(slot));
+            let outcome = Governance::new(&mut overlay).apply(action, effective);
+            (outcome, overlay.writes)
+        };
+        match outcome {
+            Ok(effects) => {
+                for (slot, value) in writes {
+                    self.slots.store(slot, value)?;
+                }
+                Ok(Ok(effects))
+            }
+            Err(SlotError::Invalid(reason)) => Ok(Err(reason)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn set_role(&mut self, id: &OrgId, member: bool, supervisor: bool) -> Result<(), SlotError> {
+        let role =
+            if member { ROLE_MEMBER } else { 0 } | if supervisor { ROLE_SUPERVISOR } else { 0 };
+        kv::set_counter(self.slots, &role_key(id), role)
+    }
+
+    fn insert_node(&mut self, node: &Node) -> Result<(), SlotError> {
+        let key = node.public_key.as_slice();
+        NODES.insert(self.slots, key)?;
+        kv::Set::new(&org_nodes_name(&node.org)).insert(self.slots, key)?;
+        if node.role == NodeRole::Validator {
+            VALIDATORS.insert(self.slots, key)?;
+        }
+        self.write(&node_key(&node.public_key), node)
+    }
+
+    /// Removes a node from every registry; whether it was a validator.
+    fn remove_node(&mut self, public_key: &B256) -> Result<bool, SlotError> {
+        let Some(node) = self.node(public_key)? else {
+            return Ok(false);
+        };
+        let key = public_key.as_slice();
+        NODES.remove(self.slots, key)?;
+        kv::Set::new(&org_nodes_name(&node.org)).remove(self.slots, key)?;
+        let was_validator = VALIDATORS.remove(self.slots, key)?;
+        kv::delete(self.slots, &node_key(public_key))?;
+        Ok(was_validator)
+    }
+
+    pub(crate) fn apply(&mut self, action: &Action, effective: u64) -> Result<Effects, SlotError> {
+        let mut effects = Effects::default();
         match action.clone() {
             Action::AddOrganization {
                 id,
@@ -1243,9 +1671,12 @@ impl<'s, S: Slots> Governance<'s, S> {
                 for a in &admins {
                     self.write(&account_key(a), &id)?;
                 }
-                let mut ids = self.organization_ids()?;
-                ids.push(id.clone());
-                self.write(ORGS, &ids)?;
+                ORGS.insert(self.slots, id.as_str().as_bytes())?;
+                self.set_role(&id, member, supervisor)?;
+                let mut config = self.config()?;
+                config.members += u64::from(member);
+                config.supervisors += u64::from(supervisor);
+                self.write(CONFIG, &config)?;
                 self.write(
                     &org_key(&id),
                     &Organization {
@@ -1259,35 +1690,32 @@ impl<'s, S: Slots> Governance<'s, S> {
                 )?;
             }
             Action::RemoveOrganization { id } => {
-                let mut ids = self.organization_ids()?;
-                ids.retain(|o| o != &id);
-                self.write(ORGS, &ids)?;
+                let org = self
+                    .organization(&id)?
+                    .ok_or_else(|| SlotError::invalid(format!("no organisation {id}")))?;
+                ORGS.remove(self.slots, id.as_str().as_bytes())?;
                 kv::delete(self.slots, &org_key(&id))?;
-                let mut retired: Vec<OrgId> = self.list(RETIRED)?;
-                retired.push(id.clone());
-                self.write(RETIRED, &retired)?;
+                self.set_role(&id, false, false)?;
+                kv::put(self.slots, &retired_key(&id), &[])?;
+                let mut config = self.config()?;
+                config.members -= u64::from(org.member).min(config.members);
+                config.supervisors -= u64::from(org.supervisor).min(config.supervisors);
+                self.write(CONFIG, &config)?;
                 // Its accounts stay mapped to the retired id and are refused from now on;
                 // its nodes leave with it.
-                let mut keys = self.node_keys()?;
-                for node in self.nodes()? {
-                    if node.org == id {
-                        kv::delete(self.slots, &node_key(&node.public_key))?;
-                        keys.retain(|k| k != &node.public_key);
-                    }
+                for key in self.organization_nodes(&id)? {
+                    effects.validators_changed |= self.remove_node(&key)?;
+                    effects.nodes_removed.push(key);
                 }
-                self.write(NODES, &keys)?;
             }
             Action::AddNode(node) => {
-                let mut keys = self.node_keys()?;
-                keys.push(node.public_key);
-                self.write(NODES, &keys)?;
-                self.write(&node_key(&node.public_key), &node)?;
+                self.insert_node(&node)?;
+                effects.nodes_added.push(node.public_key);
+                effects.validators_changed = node.role == NodeRole::Validator;
             }
             Action::RemoveNode { public_key } => {
-                let mut keys = self.node_keys()?;
-                keys.retain(|k| k != &public_key);
-                self.write(NODES, &keys)?;
-                kv::delete(self.slots, &node_key(&public_key))?;
+                effects.validators_changed = self.remove_node(&public_key)?;
+                effects.nodes_removed.push(public_key);
             }
             Action::SetNodeRole {
                 public_key,
@@ -1297,20 +1725,23 @@ impl<'s, S: Slots> Governance<'s, S> {
                 if let Some(mut node) = self.node(&public_key)? {
                     node.role = role;
                     node.power = power;
+                    let key = public_key.as_slice();
+                    if role == NodeRole::Validator {
+                        VALIDATORS.insert(self.slots, key)?;
+                    } else {
+                        VALIDATORS.remove(self.slots, key)?;
+                    }
                     self.write(&node_key(&public_key), &node)?;
+                    effects.validators_changed = true;
                 }
             }
             Action::AddAccount { account, org } => self.write(&account_key(&account), &org)?,
             Action::RemoveAccount { account } => kv::delete(self.slots, &account_key(&account))?,
             Action::Freeze { target } => {
-                let mut frozen = self.frozen()?;
-                frozen.push(target);
-                self.write(FROZEN, &frozen)?;
+                FROZEN.insert(self.slots, target.as_slice())?;
             }
             Action::Unfreeze { target } => {
-                let mut frozen = self.frozen()?;
-                frozen.retain(|a| a != &target);
-                self.write(FROZEN, &frozen)?;
+                FROZEN.remove(self.slots, target.as_slice())?;
             }
             Action::SetThreshold(t) => {
                 let mut config = self.config()?;
@@ -1318,24 +1749,31 @@ impl<'s, S: Slots> Governance<'s, S> {
                 self.write(CONFIG, &config)?;
             }
             Action::CreateSubchain { chain_id, name } => {
-                let mut subchains = self.subchains()?;
-                subchains.push(Subchain {
-                    chain_id,
-                    name,
-                    created_at: effective,
-                });
-                self.write(SUBCHAINS, &subchains)?;
+                SUBCHAINS.insert(self.slots, &chain_id.to_be_bytes())?;
+                self.write(
+                    &subchain_key(chain_id),
+                    &Subchain {
+                        chain_id,
+                        name,
+                        created_at: effective,
+                    },
+                )?;
             }
             Action::DelegatePrefix { prefix, org } => {
-                let mut prefixes = self.prefixes()?;
-                prefixes.retain(|(p, _)| p != &prefix);
-                prefixes.push((prefix, org));
-                prefixes.sort();
-                self.write(PREFIXES, &prefixes)?;
+                PREFIXES.insert(self.slots, prefix.as_str().as_bytes())?;
+                self.write(&prefix_key(&prefix), &org)?;
             }
         }
-        Ok(())
+        Ok(effects)
     }
+}
+
+/// A listing view's `limit`, refused above [`MAX_PAGE`].
+fn page_limit(limit: u64) -> Result<u64> {
+    if limit > MAX_PAGE {
+        return revert(format!("limit {limit} is above {MAX_PAGE}"));
+    }
+    Ok(limit)
 }
 
 fn parse_org(s: &str) -> Result<OrgId> {
@@ -1389,7 +1827,7 @@ fn node_abi(n: &Node) -> abi::NodeInfo {
     }
 }
 
-fn proposal_abi(p: &Proposal, height: u64) -> abi::Proposal {
+fn proposal_abi(p: &Proposal, votes: &Votes, height: u64) -> abi::Proposal {
     abi::Proposal {
         id: p.id,
         kind: p.action.kind().into(),
@@ -1407,8 +1845,9 @@ fn proposal_abi(p: &Proposal, height: u64) -> abi::Proposal {
             Status::Expired => abi::ProposalStatus::Expired,
             Status::Failed => abi::ProposalStatus::Failed,
         },
-        approvals: p.approvals.iter().map(|o| o.to_string()).collect(),
-        rejections: p.rejections.iter().map(|o| o.to_string()).collect(),
+        approvals: votes.approvals.iter().map(|o| o.to_string()).collect(),
+        rejections: votes.rejections.iter().map(|o| o.to_string()).collect(),
+        failureReason: p.failure.clone().unwrap_or_default(),
     }
 }
 

@@ -263,11 +263,7 @@ impl<'s, S: Slots, G: Slots> Identifiers<'s, S, G> {
         if let Some(sub) = self.read::<SubPrefix>(&prefix_key(prefix))? {
             return Ok(Some(sub.org));
         }
-        Ok(Governance::new(self.governance)
-            .prefixes()?
-            .into_iter()
-            .find(|(p, _)| p == prefix)
-            .map(|(_, org)| org))
+        Governance::new(self.governance).prefix_holder(prefix)
     }
 
     /// The caller's organisation, which must hold `prefix`.

@@ -10,7 +10,7 @@
 //! ```
 //! use trellis_system::{governance::Governance, kv::MapSlots};
 //! let mut slots = MapSlots::empty();
-//! assert!(Governance::new(&mut slots).organization_ids().unwrap().is_empty());
+//! assert_eq!(Governance::new(&mut slots).organization_count().unwrap(), 0);
 //! ```
 
 pub mod dids;
@@ -65,9 +65,20 @@ pub enum CallError {
     /// Refused: the transaction reverts with this reason (ABI `Error(string)`).
     #[error("{0}")]
     Revert(String),
-    /// The storage underneath failed; the block cannot be executed.
+    /// The storage underneath failed; this node cannot execute the block.
     #[error(transparent)]
-    Storage(#[from] SlotError),
+    Storage(SlotError),
+}
+
+/// A state the layout refuses fails the call (the same on every node); a failing storage
+/// underneath fails the block on this node alone.
+impl From<SlotError> for CallError {
+    fn from(e: SlotError) -> Self {
+        match e {
+            SlotError::Invalid(reason) => CallError::Revert(reason),
+            e @ SlotError::Unavailable(_) => CallError::Storage(e),
+        }
+    }
 }
 
 /// Result of a system call.

@@ -419,9 +419,39 @@ fn supervisors_may_only_send_governance_transactions() {
 #[test]
 fn views_answer_through_the_abi() {
     let mut c = Chain::new(true);
-    let out = c.call(STRANGER, abi::organizationIdsCall {}).unwrap();
+    let out = c.call(STRANGER, abi::organizationCountCall {}).unwrap();
+    assert_eq!(u64::abi_decode(&out.output).unwrap(), 5);
+    let out = c
+        .call(
+            STRANGER,
+            abi::organizationIdsCall {
+                offset: 0,
+                limit: 10,
+            },
+        )
+        .unwrap();
     let ids = Vec::<String>::abi_decode(&out.output).unwrap();
     assert_eq!(ids, ["org0", "org1", "org2", "org3", "regulator"]);
+    let out = c
+        .call(
+            STRANGER,
+            abi::organizationIdsCall {
+                offset: 3,
+                limit: 1,
+            },
+        )
+        .unwrap();
+    assert_eq!(Vec::<String>::abi_decode(&out.output).unwrap(), ["org3"]);
+    assert!(c
+        .call(
+            STRANGER,
+            abi::organizationIdsCall {
+                offset: 0,
+                limit: 1_001,
+            },
+        )
+        .unwrap_err()
+        .contains("limit 1001 is above 1000"));
     let out = c
         .call(
             STRANGER,
@@ -834,4 +864,231 @@ fn unauthorised_action_matrix() {
         .expect("views work in static calls");
     // The supervisor's co-signature is still missing on the freeze.
     assert_eq!(c.status(freeze), abi::ProposalStatus::Pending);
+}
+
+/// Genesis with `orgs` member organisations, `validators` spread over them, and `extra_nodes`
+/// full nodes of org0.
+fn big_genesis(orgs: usize, validators: usize, extra_nodes: usize) -> Genesis {
+    let signing = |i: usize| {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+        B256::from(
+            ed25519_consensus::SigningKey::from(seed)
+                .verification_key()
+                .to_bytes(),
+        )
+    };
+    let validators: Vec<String> = (0..validators)
+        .map(|i| {
+            format!(
+                r#"{{"publicKey": "{}", "power": 1, "org": "org{}"}}"#,
+                signing(i),
+                i % orgs
+            )
+        })
+        .collect();
+    let nodes: Vec<String> = (0..extra_nodes)
+        .map(|i| {
+            format!(
+                r#"{{"publicKey": "{}", "org": "org0", "role": "full"}}"#,
+                signing(10_000 + i)
+            )
+        })
+        .collect();
+    let orgs: Vec<String> = (0..orgs)
+        .map(|i| {
+            format!(
+                r#"{{"id": "org{i}", "admins": ["{}"]}}"#,
+                Address::left_padding_from(&(0x1_0000 + i as u64).to_be_bytes())
+            )
+        })
+        .collect();
+    Genesis::from_json(&format!(
+        r#"{{"chainId": 7, "validators": [{}], "governance": {{"organizations": [{}], "nodes": [{}]}}}}"#,
+        validators.join(","),
+        orgs.join(","),
+        nodes.join(",")
+    ))
+    .expect("big genesis")
+}
+
+fn big_admin(i: u64) -> Address {
+    Address::left_padding_from(&(0x1_0000 + i).to_be_bytes())
+}
+
+fn chain_from(genesis: &Genesis) -> Chain {
+    let mut slots = MapSlots::empty();
+    Governance::new(&mut slots).init(genesis).expect("init");
+    Chain { slots, height: 1 }
+}
+
+/// Each bound is refused when the proposal is made, with its reason, and the refused call
+/// leaves state exactly as it was (`Chain::raw` checks that on every revert).
+#[test]
+fn bounds_are_refused_when_proposed() {
+    use trellis_system::governance::{
+        MAX_EFFECTIVE_DELAY, MAX_NODES_PER_ORGANIZATION, MAX_ORGANIZATIONS, MAX_VALIDATORS,
+    };
+    let add_node = |role, seed: u8| abi::proposeAddNodeCall {
+        publicKey: key(seed),
+        org: "org0".into(),
+        role,
+        power: 1,
+        effectiveHeight: 0,
+    };
+
+    let mut c = chain_from(&big_genesis(1, 1, MAX_NODES_PER_ORGANIZATION as usize - 1));
+    let err = c
+        .call(big_admin(0), add_node(abi::NodeRole::Full, 200))
+        .unwrap_err();
+    assert!(
+        err.contains("org0 already has 256 nodes, the most one may have"),
+        "{err}"
+    );
+
+    let mut c = chain_from(&big_genesis(2, MAX_VALIDATORS as usize, 0));
+    let err = c
+        .call(big_admin(0), add_node(abi::NodeRole::Validator, 200))
+        .unwrap_err();
+    assert!(err.contains("already has 256 validators"), "{err}");
+    // A full node is still welcome, and promoting it is refused the same way.
+    let out = c
+        .call(big_admin(0), add_node(abi::NodeRole::Full, 200))
+        .expect("a full node fits");
+    let id = u64::abi_decode(&out.output).unwrap();
+    c.vote(big_admin(1), id, true)
+        .expect("second member approves");
+    c.next_block();
+    let err = c
+        .call(
+            big_admin(1),
+            abi::proposeSetNodeRoleCall {
+                publicKey: key(200),
+                role: abi::NodeRole::Validator,
+                power: 1,
+                effectiveHeight: 0,
+            },
+        )
+        .unwrap_err();
+    assert!(err.contains("already has 256 validators"), "{err}");
+
+    let mut c = chain_from(&big_genesis(MAX_ORGANIZATIONS as usize, 1, 0));
+    let err = c
+        .call(
+            big_admin(0),
+            abi::proposeAddOrganizationCall {
+                id: "newcomer".into(),
+                name: String::new(),
+                admins: vec![STRANGER],
+                member: true,
+                supervisor: false,
+                effectiveHeight: 0,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        err.contains("already has 1024 organisations, the most it may have"),
+        "{err}"
+    );
+
+    let mut c = Chain::new(false);
+    let err = c
+        .call(
+            admin(0),
+            abi::proposeFreezeCall {
+                target: USER,
+                effectiveHeight: c.height + MAX_EFFECTIVE_DELAY + 1,
+            },
+        )
+        .unwrap_err();
+    assert!(err.contains("blocks ahead"), "{err}");
+}
+
+/// Two proposals that are each valid when they pass, but the first makes the second
+/// impossible: at its height the second is recorded as failed, with its reason, in the
+/// proposal and in the audit log, and the first one's effect stays.
+#[test]
+fn a_proposal_that_cannot_apply_at_its_height_fails_and_the_rest_goes_on() {
+    let mut c = Chain::new(false);
+    let propose = |c: &mut Chain, effective| {
+        let out = c
+            .call(
+                admin(0),
+                abi::proposeAddNodeCall {
+                    publicKey: key(9),
+                    org: "org1".into(),
+                    role: abi::NodeRole::Full,
+                    power: 0,
+                    effectiveHeight: effective,
+                },
+            )
+            .expect("proposed");
+        let id = u64::abi_decode(&out.output).unwrap();
+        c.vote(admin(1), id, true).unwrap();
+        c.vote(admin(2), id, true).unwrap();
+        id
+    };
+    let first = propose(&mut c, 3);
+    let second = propose(&mut c, 4);
+    for _ in 0..3 {
+        c.next_block();
+    }
+    assert_eq!(c.status(first), abi::ProposalStatus::Executed);
+    assert_eq!(c.status(second), abi::ProposalStatus::Failed);
+    let out = c
+        .call(STRANGER, abi::getProposalCall { id: second })
+        .unwrap();
+    let p = abi::Proposal::abi_decode(&out.output).unwrap();
+    assert!(
+        p.failureReason.contains("is already registered"),
+        "{}",
+        p.failureReason
+    );
+    let audits = c.gov().config().unwrap().audits;
+    let last = c.gov().audit_entry(audits - 1).unwrap().expect("audit");
+    assert_eq!(last.action, "failed");
+    assert!(last
+        .detail
+        .contains(&format!("proposal {second} could not be applied")));
+    assert_eq!(
+        c.gov().node(&key(9)).unwrap().expect("node").org.as_str(),
+        "org1"
+    );
+}
+
+/// More proposals pass in one block than one height's end-of-block work may take: the rest
+/// take effect at the next heights, each height within its capacity, and all of them apply.
+#[test]
+fn a_full_height_pushes_proposals_to_the_next() {
+    use trellis_system::governance::SCHEDULE_CAPACITY;
+    let mut c = chain_from(&big_genesis(1, 1, 0));
+    let n = SCHEDULE_CAPACITY + 100;
+    let mut heights = std::collections::BTreeMap::<u64, u64>::new();
+    for i in 0..n {
+        let out = c
+            .call(
+                big_admin(0),
+                abi::proposeFreezeCall {
+                    target: Address::left_padding_from(&(i + 1).to_be_bytes()),
+                    effectiveHeight: 0,
+                },
+            )
+            .expect("proposed");
+        let passed = out
+            .logs
+            .iter()
+            .find_map(|l| {
+                <abi::ProposalPassed as alloy_sol_types::SolEvent>::decode_log_data(&l.data).ok()
+            })
+            .expect("passes at once with one member");
+        *heights.entry(passed.effectiveHeight).or_default() += 1;
+    }
+    assert_eq!(
+        heights.into_iter().collect::<Vec<_>>(),
+        vec![(2, SCHEDULE_CAPACITY), (3, 100)]
+    );
+    c.next_block();
+    assert_eq!(c.gov().frozen_count().unwrap(), SCHEDULE_CAPACITY);
+    c.next_block();
+    assert_eq!(c.gov().frozen_count().unwrap(), n);
 }
