@@ -139,6 +139,7 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
             ..Default::default()
         };
         config.rpc.listen = ([127, 0, 0, 1], ports[i].0).into();
+        config.rpc.for_loopback_network();
         config.p2p.listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i].1);
         config.p2p.peers = (0..n)
             .filter(|j| *j != i)

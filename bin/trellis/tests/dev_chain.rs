@@ -390,68 +390,106 @@ async fn request_limits_are_enforced_and_the_node_keeps_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn per_connection_rate_and_subscription_limits_answer_clearly() {
+async fn per_client_rate_and_subscription_limits_answer_clearly() {
+    // A refill of one call per 1,000 s: nothing refills while the test runs, so every count
+    // below is exact however fast the machine is and however the client pools connections.
     let tmp = tempfile::tempdir().expect("tempdir");
     let (_node, url) = start_single_node(
         tmp.path(),
-        "[rpc]\ncalls_per_second = 2\ncall_burst = 20\nmax_subscriptions = 2\n",
+        "[rpc]\ncalls_per_second = 0.001\ncall_burst = 20\nmax_subscriptions = 2\n",
     )
     .await;
-    // One connection: the burst passes, the rest is refused at once with -32005. The slow
-    // refill (2 tokens/s) keeps this independent of how fast a loaded machine sends.
+    let rate_limited = |e: jsonrpsee::core::ClientError| match e {
+        jsonrpsee::core::ClientError::Call(obj) => {
+            assert_eq!(obj.code(), trellis_rpc::RATE_LIMITED);
+            assert!(
+                obj.message().contains("per client address"),
+                "{}",
+                obj.message()
+            );
+        }
+        e => panic!("unexpected error {e}"),
+    };
+    // `wait_for_rpc` made one call. Of 60 more on one connection, 19 pass.
     let c = client(&url);
-    let mut refused = 0;
+    let mut served = 0;
     for _ in 0..60 {
         match c
             .request::<Value, _>("eth_blockNumber", rpc_params![])
             .await
         {
-            Ok(_) => {}
-            Err(jsonrpsee::core::ClientError::Call(obj)) => {
-                assert_eq!(obj.code(), trellis_rpc::RATE_LIMITED);
-                assert!(
-                    obj.message().contains("rate limit exceeded"),
-                    "{}",
-                    obj.message()
-                );
-                refused += 1;
-            }
-            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => served += 1,
+            Err(e) => rate_limited(e),
         }
     }
-    assert!(
-        refused >= 30,
-        "only {refused} of 60 rapid calls were limited"
+    assert_eq!(served, 19, "one burst of 20 per client address");
+    // Another connection from the same address gets nothing more, and neither does REST.
+    rate_limited(
+        client(&url)
+            .request::<Value, _>("eth_chainId", rpc_params![])
+            .await
+            .expect_err("same address, new connection"),
     );
-    // The bucket refills: after a pause the same connection is served again.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    c.request::<Value, _>("eth_blockNumber", rpc_params![])
+    match trellis_sdk::rest::RestClient::new(&url)
+        .get::<Value>("/health")
         .await
-        .expect("served after the refill");
-    // A batch costs one token per call: one bigger than the burst never passes.
+    {
+        Err(trellis_sdk::rest::RestError::Api { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (429, "rateLimited"));
+        }
+        other => panic!("REST is not limited: {other:?}"),
+    }
+
+    // Costs: a proof costs 10, a batch one per call, and a batch larger than the burst never
+    // passes. A second node with a burst of 30 (again minus wait_for_rpc's call).
+    let tmp2 = tempfile::tempdir().expect("tempdir");
+    let (_node2, url2) = start_single_node(
+        tmp2.path(),
+        "[rpc]\ncalls_per_second = 0.001\ncall_burst = 30\nmax_subscriptions = 2\n",
+    )
+    .await;
+    let rest = trellis_sdk::rest::RestClient::new(&url2);
+    let missing = format!("/v1/evidence/0x{}", "11".repeat(32));
+    let status = |r: Result<Value, trellis_sdk::rest::RestError>| match r {
+        Err(trellis_sdk::rest::RestError::Api { status, .. }) => status,
+        other => panic!("unexpected answer {other:?}"),
+    };
+    for _ in 0..2 {
+        // 1 on entry + 10 for the proof: 22 of 29 spent.
+        assert_eq!(status(rest.get(&missing).await), 404);
+    }
+    assert_eq!(
+        status(rest.get(&missing).await),
+        429,
+        "7 left, the proof needs 10"
+    );
+    let c2 = client(&url2);
     let mut batch = jsonrpsee::core::params::BatchRequestBuilder::new();
-    for _ in 0..25 {
+    for _ in 0..31 {
         batch.insert("eth_chainId", rpc_params![]).expect("batch");
     }
-    let answers = c
+    let answers = c2
         .batch_request::<Value>(batch)
         .await
         .expect("a batch of answers");
     assert_eq!(
         answers.num_failed_calls(),
-        25,
+        31,
         "every call of the batch is refused"
     );
     for answer in answers {
-        assert_eq!(
-            answer.expect_err("refused").code(),
-            trellis_rpc::RATE_LIMITED
+        let e = answer.expect_err("refused");
+        assert_eq!(e.code(), trellis_rpc::RATE_LIMITED);
+        assert!(
+            e.message().contains("more than the burst"),
+            "{}",
+            e.message()
         );
     }
 
-    // Subscriptions: two per WebSocket connection.
+    // Subscriptions: two per WebSocket connection (each subscribe is one call: 3 of 7 left).
     let ws = jsonrpsee::ws_client::WsClientBuilder::default()
-        .build(url.replace("http://", "ws://"))
+        .build(url2.replace("http://", "ws://"))
         .await
         .expect("websocket");
     let _a = ws
@@ -470,8 +508,8 @@ async fn per_connection_rate_and_subscription_limits_answer_clearly() {
         err.to_string().to_lowercase().contains("subscription"),
         "{err}"
     );
-    // The node keeps serving other connections.
-    client(&url)
+    // The address still has allowance left for other connections.
+    client(&url2)
         .request::<Value, _>("eth_blockNumber", rpc_params![])
         .await
         .expect("a fresh connection is served");

@@ -4,6 +4,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -124,6 +125,7 @@ fn selector(query: Option<&str>) -> Result<Selector, String> {
 /// `GET /1.0/identifiers/{did}`.
 pub async fn resolve<B: Backend>(
     State(backend): State<Arc<B>>,
+    Extension(charge): Extension<crate::rest::Charge>,
     Path(raw): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -160,6 +162,26 @@ pub async fn resolve<B: Backend>(
             ),
         ));
     }
+    let proof = wants_proof(query.as_deref());
+    if proof {
+        charge.proofs(1)?;
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    crate::rest::read(move || answer(&*backend, &did, selector, proof, &accept)).await
+}
+
+/// The resolution of `did` from one snapshot of committed state.
+fn answer<B: Backend>(
+    backend: &B,
+    did: &Did,
+    selector: Selector,
+    proof: bool,
+    accept: &str,
+) -> Result<Response, RestError> {
     let view = backend.view()?;
     let mut slots = trellis_execution::system_slots(&view, DIDS_ADDRESS);
     let mut dids = Dids::new(&mut slots);
@@ -171,15 +193,25 @@ pub async fn resolve<B: Backend>(
         Selector::Latest => Some(latest.clone()),
         Selector::Id(n) => dids.version(&did.address, n)?,
         Selector::Time(t) => {
+            // Versions are numbered in time order: find the last one from t's second or
+            // before by bisection (a DID may have any number of versions). Times are
+            // published to the second, so a version counts from its second on.
+            let (mut lo, mut hi) = (1u64, latest.version);
             let mut found = None;
-            for n in (1..=latest.version).rev() {
-                match dids.version(&did.address, n)? {
-                    // Times are published to the second: a version counts from its second on.
+            while lo <= hi {
+                let mid = lo + (hi - lo) / 2;
+                match dids.version(&did.address, mid)? {
                     Some(v) if v.timestamp_ms / 1000 <= t / 1000 => {
                         found = Some(v);
-                        break;
+                        lo = mid + 1;
                     }
-                    _ => {}
+                    Some(_) => hi = mid - 1,
+                    None => {
+                        return Err(RestError::internal(format!(
+                            "{} lost version {mid}",
+                            did.to_did_string()
+                        )))
+                    }
                 }
             }
             found
@@ -202,16 +234,12 @@ pub async fn resolve<B: Backend>(
     if version.version < latest.version {
         metadata["nextVersionId"] = json!((version.version + 1).to_string());
     }
-    let doc = document(&did, &version);
+    let doc = document(did, &version);
     let status = if version.deactivated {
         StatusCode::GONE
     } else {
         StatusCode::OK
     };
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .unwrap_or("");
     if accept.contains("application/did+ld+json") || accept.contains("application/did+json") {
         return Ok((
             status,
@@ -226,7 +254,7 @@ pub async fn resolve<B: Backend>(
         "didResolutionMetadata": { "contentType": DOCUMENT_TYPE },
         "didDocumentMetadata": metadata,
     });
-    if wants_proof(query.as_deref()) {
+    if proof {
         let slots: Vec<alloy_primitives::B256> = dids
             .proof_slots(&did.address, version.version)?
             .into_iter()

@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
@@ -21,11 +22,14 @@ use trellis_storage::StateView;
 use trellis_system::identifiers::{logged_identifier, Identifier, Record, IDENTIFIERS_ADDRESS};
 use trellis_system::Identifiers;
 
-use crate::rest::RestError;
+use crate::rest::{read, Charge, RestError};
 use crate::Backend;
 
 /// Most identifiers one batch request may resolve.
 pub const MAX_BATCH: usize = 1_000;
+/// Most identifiers one batch may resolve with proofs (`?proof=true`): each proof reads and
+/// hashes trie paths and adds kilobytes to the answer.
+pub const MAX_PROOF_BATCH: usize = 100;
 /// Most entries the cache holds (beyond it, answers are read from state without caching).
 const MAX_ENTRIES: usize = 1_000_000;
 
@@ -311,30 +315,48 @@ impl<B> Clone for HandleState<B> {
     }
 }
 
-/// `GET /api/handles/{identifier}`.
+/// `GET /api/handles/{identifier}`. A cached answer is served on the spot; anything that
+/// reads state runs on the blocking pool.
 pub async fn get_handle<B: Backend>(
     State(s): State<HandleState<B>>,
+    Extension(charge): Extension<Charge>,
     Path(raw): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, RestError> {
     let filter = Filter::parse(query.as_deref())?;
-    let (status, body) = match Identifier::parse(&raw) {
-        Ok(id) if !filter.proof => {
-            let resolved = resolve(&*s.backend, &s.cache, &id)?;
-            match &*resolved {
-                // The common case, an unfiltered record, is answered with its stored bytes.
-                Resolved::Found { body, .. } if filter.is_empty() => {
-                    return Ok((
-                        [(header::CONTENT_TYPE, "application/json")],
-                        Body::from(body.clone()),
-                    )
-                        .into_response())
-                }
-                other => render(&raw, other.record(), &filter),
-            }
+    if filter.proof {
+        charge.proofs(1)?;
+    }
+    let cached = match Identifier::parse(&raw) {
+        Ok(id) if !filter.proof => s.cache.lookup(id.as_str()).map(|hit| (id, hit)),
+        _ => None,
+    };
+    let resolved = match cached {
+        Some(hit) => Some(hit.1),
+        None => {
+            let state = s.clone();
+            let (raw, proof) = (raw.clone(), filter.proof);
+            read(move || match Identifier::parse(&raw) {
+                Ok(id) if !proof => resolve(&*state.backend, &state.cache, &id).map(Some),
+                _ => Ok(None),
+            })
+            .await?
         }
+    };
+    let (status, body) = match resolved {
+        // The common case, an unfiltered record, is answered with its stored bytes.
+        Some(resolved) => match &*resolved {
+            Resolved::Found { body, .. } if filter.is_empty() => {
+                return Ok((
+                    [(header::CONTENT_TYPE, "application/json")],
+                    Body::from(body.clone()),
+                )
+                    .into_response())
+            }
+            other => render(&raw, other.record(), &filter),
+        },
         // Malformed identifiers and proofs.
-        _ => answer(&*s.backend, &s.cache, &raw, &filter)?,
+        None => read(move || answer(&*s.backend, &s.cache, &raw, &filter)).await?,
     };
     Ok((status, Json(body)).into_response())
 }
@@ -345,21 +367,37 @@ pub struct BatchRequest {
 }
 
 /// `POST /api/handles` with `{"handles": [...]}`: one Handle answer per identifier, in order.
+/// Each identifier counts against the client's allowance (a proof, [`crate::PROOF_COST`]).
 pub async fn post_batch<B: Backend>(
     State(s): State<HandleState<B>>,
+    Extension(charge): Extension<Charge>,
     RawQuery(query): RawQuery,
     Json(request): Json<BatchRequest>,
 ) -> Result<Json<JsonValue>, RestError> {
-    if request.handles.len() > MAX_BATCH {
+    let filter = Filter::parse(query.as_deref())?;
+    let n = request.handles.len();
+    let max = if filter.proof {
+        MAX_PROOF_BATCH
+    } else {
+        MAX_BATCH
+    };
+    if n > max {
         return Err(RestError::bad_request(format!(
-            "at most {MAX_BATCH} identifiers per batch, got {}",
-            request.handles.len()
+            "at most {max} identifiers per batch{}, got {n}",
+            if filter.proof { " with proofs" } else { "" }
         )));
     }
-    let filter = Filter::parse(query.as_deref())?;
-    let mut results = Vec::with_capacity(request.handles.len());
-    for raw in &request.handles {
-        results.push(answer(&*s.backend, &s.cache, raw, &filter)?.1);
+    if filter.proof {
+        charge.proofs(n)?;
+    } else {
+        charge.extra(u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX))?;
     }
-    Ok(Json(json!({ "results": results })))
+    read(move || {
+        let mut results = Vec::with_capacity(n);
+        for raw in &request.handles {
+            results.push(answer(&*s.backend, &s.cache, raw, &filter)?.1);
+        }
+        Ok(Json(json!({ "results": results })))
+    })
+    .await
 }

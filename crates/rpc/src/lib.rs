@@ -19,7 +19,7 @@ pub mod rest;
 
 pub use error::RpcError;
 pub use governance::{AdminAuth, AdminAuthLayer, UNAUTHORIZED};
-pub use limits::{RateLimit, RateLimiter, RATE_LIMITED};
+pub use limits::{ClientAddr, ClientLimiter, InvalidLimit, RateLimit, PROOF_COST, RATE_LIMITED};
 pub use logs::{MAX_BLOCK_RANGE, MAX_LOGS};
 pub use methods::{build_module, BlockTag, RpcContext};
 
@@ -63,8 +63,9 @@ pub struct RpcLimits {
     pub max_batch_len: u32,
     /// Bearer token for `admin_*` methods; `None` turns them off.
     pub admin_token: Option<String>,
-    /// Calls per second one connection may make (sustained), and its burst.
-    pub calls_per_second: u32,
+    /// Calls per second one client address may make (sustained), and its burst. REST
+    /// requests count too; batches count each call, proofs [`PROOF_COST`] each.
+    pub calls_per_second: f64,
     pub call_burst: u32,
     /// Active subscriptions one WebSocket connection may hold.
     pub max_subscriptions: u32,
@@ -78,7 +79,7 @@ impl Default for RpcLimits {
             max_connections: 1_000,
             max_batch_len: 1_000,
             admin_token: None,
-            calls_per_second: 10_000,
+            calls_per_second: 10_000.0,
             call_burst: 20_000,
             max_subscriptions: 1_024,
         }
@@ -97,12 +98,17 @@ impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
     }
 }
 
-/// Starts the HTTP JSON-RPC server; returns the bound address and a handle to stop it.
+/// Starts the HTTP and WebSocket JSON-RPC server with the REST endpoints on the same port;
+/// returns the bound address and a handle to stop it. Connections are accepted here (not by
+/// jsonrpsee) so that every request carries its client's address, which the limits key on.
 pub async fn serve<B: Backend>(
     backend: Arc<B>,
     addr: SocketAddr,
     limits: &RpcLimits,
 ) -> std::io::Result<(SocketAddr, ServerHandle)> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let limiter = ClientLimiter::new(limits.calls_per_second, limits.call_burst)
+        .map_err(|e| invalid(e.to_string()))?;
     let config = ServerConfig::builder()
         .max_request_body_size(limits.max_request_bytes)
         .max_response_body_size(limits.max_response_bytes)
@@ -111,22 +117,83 @@ pub async fn serve<B: Backend>(
         .max_subscriptions_per_connection(limits.max_subscriptions)
         .set_id_provider(HexIdProvider)
         .build();
-    let server = ServerBuilder::default()
+    let builder = ServerBuilder::default()
         .set_config(config)
         .set_rpc_middleware(
             jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn({
-                let limiter = RateLimiter::new(limits.calls_per_second, limits.call_burst);
+                let limiter = limiter.clone();
                 move |service| RateLimit::new(service, limiter.clone())
             }),
         )
         .set_http_middleware(
             tower::ServiceBuilder::new()
-                .layer(rest::RestLayer::new(rest::router(backend.clone())))
+                .layer(rest::RestLayer::new(
+                    rest::router(backend.clone()),
+                    limiter.clone(),
+                ))
                 .layer(AdminAuthLayer::new(limits.admin_token.clone())),
         )
-        .build(addr)
-        .await?;
-    let bound = server.local_addr()?;
-    let module = build_module(backend).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok((bound, server.start(module)))
+        .to_service_builder();
+    let methods = build_module(backend).map_err(|e| invalid(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let (stop, handle) = jsonrpsee::server::stop_channel();
+    tokio::spawn(async move {
+        loop {
+            let (socket, remote) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!(error = %e, "RPC accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stop.clone().shutdown() => break,
+            };
+            let _ = socket.set_nodelay(true);
+            let service = ClientTagged {
+                inner: builder.clone().build(methods.clone(), stop.clone()),
+                client: ClientAddr(remote.ip()),
+            };
+            let stopped = stop.clone().shutdown();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    jsonrpsee::server::serve_with_graceful_shutdown(socket, service, stopped).await
+                {
+                    tracing::debug!(%remote, error = %e, "RPC connection ended with an error");
+                }
+            });
+        }
+    });
+    Ok((bound, handle))
+}
+
+/// A connection's service that tags each request with the client's address.
+#[derive(Clone)]
+struct ClientTagged<S> {
+    inner: S,
+    client: ClientAddr,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for ClientTagged<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(self.client);
+        self.inner.call(request)
+    }
 }

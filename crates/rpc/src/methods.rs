@@ -132,6 +132,48 @@ fn load_block(
     Ok(Some((block, senders)))
 }
 
+/// Heights one subscription reads per visit to the blocking pool.
+const SUBSCRIPTION_HEIGHTS_PER_READ: u64 = 16;
+
+/// The notifications of blocks `from..=to` for a `newHeads` (`filter` absent) or `logs`
+/// subscription.
+fn subscription_messages<B: Backend>(
+    ctx: &RpcContext<B>,
+    filter: Option<&Filter>,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Box<serde_json::value::RawValue>>, String> {
+    let view = ctx.view().map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for h in from..=to {
+        let Some(blk) = view.block(Height(h)).map_err(|e| e.to_string())? else {
+            continue;
+        };
+        let messages: Vec<serde_json::Value> = match filter {
+            None => vec![serde_json::to_value(convert::header(&blk)).map_err(|e| e.to_string())?],
+            Some(filter) => {
+                if !filter.matches_bloom(blk.header.logs_bloom) {
+                    continue;
+                }
+                let receipts = view
+                    .receipts(Height(h))
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or_default();
+                convert::block_logs(&blk, &receipts)
+                    .into_iter()
+                    .flatten()
+                    .filter(|l| filter.matches(&l.inner))
+                    .map(|l| serde_json::to_value(l).map_err(|e| e.to_string()))
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        for msg in messages {
+            out.push(serde_json::value::to_raw_value(&msg).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(out)
+}
+
 fn call_env(view: &StateView, chain_id: u64, max_tx_gas: u64) -> Result<BlockEnvInput, RpcError> {
     let tip = tip(view)?;
     let header = view
@@ -285,11 +327,11 @@ pub fn build_module<B: Backend>(
     m.register_method("eth_gasPrice", |_, _, _| -> RpcResult<U256> {
         Ok(U256::ZERO)
     })?;
-    m.register_method("eth_blockNumber", |_, b, _| -> RpcResult<U64> {
+    m.register_blocking_method("eth_blockNumber", |_, b, _| -> RpcResult<U64> {
         let view = b.view().map_err(RpcError::from)?;
         Ok(U64::from(tip(&view)?))
     })?;
-    m.register_method("eth_getBalance", |p, b, _| -> RpcResult<U256> {
+    m.register_blocking_method("eth_getBalance", |p, b, _| -> RpcResult<U256> {
         let address: Address = param(&p, 0, "address")?;
         let tag = BlockTag::from_id(optional_param(&p, 1, "block")?);
         let view = b.view().map_err(RpcError::from)?;
@@ -300,7 +342,7 @@ pub fn build_module<B: Backend>(
             .map(|a| a.balance)
             .unwrap_or_default())
     })?;
-    m.register_method("eth_getTransactionCount", |p, b, _| -> RpcResult<U64> {
+    m.register_blocking_method("eth_getTransactionCount", |p, b, _| -> RpcResult<U64> {
         let address: Address = param(&p, 0, "address")?;
         let tag = BlockTag::from_id(optional_param(&p, 1, "block")?);
         let view = b.view().map_err(RpcError::from)?;
@@ -315,7 +357,7 @@ pub fn build_module<B: Backend>(
         require_latest_state(&view, tag)?;
         Ok(U64::from(nonce))
     })?;
-    m.register_method("eth_getCode", |p, b, _| -> RpcResult<Bytes> {
+    m.register_blocking_method("eth_getCode", |p, b, _| -> RpcResult<Bytes> {
         let address: Address = param(&p, 0, "address")?;
         let tag = BlockTag::from_id(optional_param(&p, 1, "block")?);
         let view = b.view().map_err(RpcError::from)?;
@@ -328,7 +370,7 @@ pub fn build_module<B: Backend>(
             .map_err(RpcError::from)?
             .unwrap_or_default())
     })?;
-    m.register_method("eth_getStorageAt", |p, b, _| -> RpcResult<B256> {
+    m.register_blocking_method("eth_getStorageAt", |p, b, _| -> RpcResult<B256> {
         let address: Address = param(&p, 0, "address")?;
         let slot: U256 = param(&p, 1, "slot")?;
         let tag = BlockTag::from_id(optional_param(&p, 2, "block")?);
@@ -468,7 +510,7 @@ pub fn build_module<B: Backend>(
         let view = b.view().map_err(RpcError::from)?;
         Ok(fee_history(&view, count.to(), newest, percentiles)?)
     })?;
-    m.register_method(
+    m.register_blocking_method(
         "eth_getBlockTransactionCountByNumber",
         |p, b, _| -> RpcResult<Option<U64>> {
             let number: BlockNumberOrTag = param(&p, 0, "block")?;
@@ -477,7 +519,7 @@ pub fn build_module<B: Backend>(
             Ok(block_tx_count(&view, height)?)
         },
     )?;
-    m.register_method(
+    m.register_blocking_method(
         "eth_getBlockTransactionCountByHash",
         |p, b, _| -> RpcResult<Option<U64>> {
             let hash: B256 = param(&p, 0, "hash")?;
@@ -492,12 +534,12 @@ pub fn build_module<B: Backend>(
         let (from, to) = logs::filter_range(&view, &filter)?;
         Ok(logs::logs_in_range(&view, &filter, from, to)?)
     })?;
-    m.register_method("eth_newFilter", |p, b, _| -> RpcResult<U256> {
+    m.register_blocking_method("eth_newFilter", |p, b, _| -> RpcResult<U256> {
         let filter: Filter = param(&p, 0, "filter")?;
         let view = b.view().map_err(RpcError::from)?;
         Ok(b.filters.new_log_filter(&view, filter)?)
     })?;
-    m.register_method("eth_newBlockFilter", |_, b, _| -> RpcResult<U256> {
+    m.register_blocking_method("eth_newBlockFilter", |_, b, _| -> RpcResult<U256> {
         let view = b.view().map_err(RpcError::from)?;
         Ok(b.filters.new_block_filter(&view)?)
     })?;
@@ -556,44 +598,31 @@ pub fn build_module<B: Backend>(
                     changed = heights.changed() => if changed.is_err() { break },
                 }
                 let tip = *heights.borrow_and_update();
-                let view = ctx.view().map_err(|e| e.to_string())?;
-                for h in last + 1..=tip {
-                    let Some(blk) = view.block(Height(h)).map_err(|e| e.to_string())? else {
-                        continue;
-                    };
-                    let messages: Vec<serde_json::Value> = match &filter {
-                        None => vec![serde_json::to_value(convert::header(&blk))
-                            .map_err(|e| e.to_string())?],
-                        Some(filter) => {
-                            if !filter.matches_bloom(blk.header.logs_bloom) {
-                                continue;
-                            }
-                            let receipts = view
-                                .receipts(Height(h))
-                                .map_err(|e| e.to_string())?
-                                .unwrap_or_default();
-                            convert::block_logs(&blk, &receipts)
-                                .into_iter()
-                                .flatten()
-                                .filter(|l| filter.matches(&l.inner))
-                                .map(|l| serde_json::to_value(l).map_err(|e| e.to_string()))
-                                .collect::<Result<_, _>>()?
-                        }
-                    };
-                    for msg in messages {
-                        let raw =
-                            serde_json::value::to_raw_value(&msg).map_err(|e| e.to_string())?;
+                // Messages are read on the blocking pool, a few heights at a time, and the
+                // snapshot is gone before the first send: a client that reads slowly holds
+                // no read transaction open.
+                let mut from = last + 1;
+                while from <= tip {
+                    let to = tip.min(from + SUBSCRIPTION_HEIGHTS_PER_READ - 1);
+                    let (reader, filter) = (ctx.clone(), filter.clone());
+                    let messages = trellis_storage::blocking(move || {
+                        subscription_messages(&reader, filter.as_ref(), from, to)
+                    })
+                    .await
+                    .map_err(|e| e.to_string())??;
+                    for raw in messages {
                         if sink.send(raw).await.is_err() {
                             return Ok(());
                         }
                     }
+                    from = to + 1;
                 }
                 last = tip;
             }
             Ok(())
         },
     )?;
-    m.register_method(
+    m.register_blocking_method(
         "trellis_getCommitCertificate",
         |p, b, _| -> RpcResult<Option<serde_json::Value>> {
             let height: U64 = param(&p, 0, "height")?;

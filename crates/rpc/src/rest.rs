@@ -2,14 +2,19 @@
 //! starts with one of [`REST_PREFIXES`] go to an axum router, everything else to jsonrpsee.
 //!
 //! Reads come from one snapshot of committed state, so a record and its proof always belong
-//! to the same finalized height. Errors are JSON `{"error": {"code", "message"}}` with the
-//! matching HTTP status.
+//! to the same finalized height, and run on the blocking pool. Errors are JSON
+//! `{"error": {"code", "message"}}` with the matching HTTP status.
+//!
+//! REST requests draw from the same per-client allowance as JSON-RPC ([`crate::limits`]): one
+//! unit per request on entry, and handlers charge what they do beyond it ([`Charge`]) — one
+//! unit per identifier of a batch, [`PROOF_COST`] per proof.
 
 use alloy_primitives::{Bytes, B256};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use serde_json::json;
 use std::future::Future;
@@ -22,6 +27,7 @@ use trellis_system::evidence::{evidence_id, HashAlgorithm};
 use trellis_system::proof::{ProvenAccount, SlotProof, StateProof};
 use trellis_system::{Evidence, EVIDENCE_ADDRESS};
 
+use crate::limits::{ClientAddr, ClientLimiter, PROOF_COST};
 use crate::{dids, handles, Backend};
 
 /// Paths served by the REST router rather than JSON-RPC.
@@ -52,6 +58,14 @@ impl RestError {
         }
     }
 
+    fn rate_limited(message: String) -> Self {
+        RestError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rateLimited",
+            message,
+        }
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         RestError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -66,6 +80,42 @@ impl From<StoreError> for RestError {
         tracing::error!(error = %e, "REST read failed");
         RestError::internal(e.to_string())
     }
+}
+
+/// The allowance a REST request draws from, for handlers whose work costs more than the one
+/// unit charged on entry.
+#[derive(Clone)]
+pub struct Charge {
+    limiter: Arc<ClientLimiter>,
+    client: Option<ClientAddr>,
+}
+
+impl Charge {
+    /// Takes `units` more from the client's allowance, or refuses the request (429).
+    pub fn extra(&self, units: u32) -> Result<(), RestError> {
+        if units == 0 {
+            return Ok(());
+        }
+        self.limiter
+            .admit(self.client, units)
+            .map_err(RestError::rate_limited)
+    }
+
+    /// Charges for the proofs an answer carries.
+    pub fn proofs(&self, proofs: usize) -> Result<(), RestError> {
+        self.extra(
+            u32::try_from(proofs)
+                .unwrap_or(u32::MAX)
+                .saturating_mul(PROOF_COST),
+        )
+    }
+}
+
+/// Runs a read of committed state on the blocking pool.
+pub(crate) async fn read<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RestError> + Send + 'static,
+) -> Result<T, RestError> {
+    trellis_storage::blocking(work).await?
 }
 
 impl From<trellis_system::SlotError> for RestError {
@@ -109,7 +159,8 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
 async fn health<B: Backend>(
     State(backend): State<Arc<B>>,
 ) -> Result<Json<serde_json::Value>, RestError> {
-    let height = backend.view()?.tip()?.unwrap_or_default();
+    let reader = backend.clone();
+    let height = read(move || Ok(reader.view()?.tip()?.unwrap_or_default())).await?;
     Ok(Json(
         json!({ "status": "ok", "chainId": backend.chain_id(), "height": height.0 }),
     ))
@@ -122,14 +173,17 @@ fn parse_b256(what: &str, s: &str) -> Result<B256, RestError> {
 
 async fn evidence_by_id<B: Backend>(
     State(backend): State<Arc<B>>,
+    Extension(charge): Extension<Charge>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, RestError> {
     let id = parse_b256("evidence id", &id)?;
-    evidence(&*backend, id)
+    charge.proofs(1)?;
+    read(move || evidence(&*backend, id)).await
 }
 
 async fn evidence_by_digest<B: Backend>(
     State(backend): State<Arc<B>>,
+    Extension(charge): Extension<Charge>,
     Path((algorithm, digest)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, RestError> {
     let algorithm = HashAlgorithm::parse(&algorithm).ok_or_else(|| {
@@ -138,7 +192,8 @@ async fn evidence_by_digest<B: Backend>(
         ))
     })?;
     let digest = parse_b256("digest", &digest)?;
-    evidence(&*backend, evidence_id(algorithm, &digest))
+    charge.proofs(1)?;
+    read(move || evidence(&*backend, evidence_id(algorithm, &digest))).await
 }
 
 fn evidence<B: Backend>(backend: &B, id: B256) -> Result<Json<serde_json::Value>, RestError> {
@@ -200,11 +255,12 @@ pub fn state_proof(
 #[derive(Clone)]
 pub struct RestLayer {
     router: Router,
+    limiter: Arc<ClientLimiter>,
 }
 
 impl RestLayer {
-    pub fn new(router: Router) -> Self {
-        RestLayer { router }
+    pub fn new(router: Router, limiter: Arc<ClientLimiter>) -> Self {
+        RestLayer { router, limiter }
     }
 }
 
@@ -214,6 +270,7 @@ impl<S> tower::Layer<S> for RestLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RestService {
             router: self.router.clone(),
+            limiter: self.limiter.clone(),
             inner,
         }
     }
@@ -222,6 +279,7 @@ impl<S> tower::Layer<S> for RestLayer {
 #[derive(Clone)]
 pub struct RestService<S> {
     router: Router,
+    limiter: Arc<ClientLimiter>,
     inner: S,
 }
 
@@ -246,7 +304,16 @@ where
         let path = request.uri().path();
         if REST_PREFIXES.iter().any(|p| path.starts_with(p)) {
             let router = self.router.clone();
-            let request = request.map(axum::body::Body::new);
+            let charge = Charge {
+                limiter: self.limiter.clone(),
+                client: request.extensions().get::<ClientAddr>().copied(),
+            };
+            let mut request = request.map(axum::body::Body::new);
+            if let Err(refused) = charge.extra(1) {
+                let response = refused.into_response().map(RpcBody::new);
+                return Box::pin(async move { Ok(response) });
+            }
+            request.extensions_mut().insert(charge);
             Box::pin(async move {
                 let response = match router.oneshot(request).await {
                     Ok(response) => response,
