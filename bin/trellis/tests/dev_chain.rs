@@ -262,16 +262,29 @@ async fn every_admission_error_is_clear_and_changes_nothing() {
             "nonce too high",
         ),
         (
-            "gas limit above the block limit",
+            "gas limit above the per-transaction limit",
             Bytes::from(
                 alice
                     .sign_tx(TxLegacy {
-                        gas_limit: 2_000_000_000,
+                        gas_limit: trellis_primitives::DEFAULT_MAX_TRANSACTION_GAS + 1,
                         ..base.clone()
                     })
                     .encoded_2718(),
             ),
-            "block gas limit",
+            "one transaction may use",
+        ),
+        (
+            // Clients often ask for exactly the block gas limit.
+            "gas limit equal to the block limit",
+            Bytes::from(
+                alice
+                    .sign_tx(TxLegacy {
+                        gas_limit: trellis_primitives::DEFAULT_GAS_LIMIT,
+                        ..base.clone()
+                    })
+                    .encoded_2718(),
+            ),
+            "one transaction may use",
         ),
         (
             "oversized",
@@ -513,4 +526,76 @@ async fn per_client_rate_and_subscription_limits_answer_clearly() {
         .request::<Value, _>("eth_blockNumber", rpc_params![])
         .await
         .expect("a fresh connection is served");
+}
+
+/// A transaction no block can take now (it waits behind a nonce gap) does not make the
+/// proposer build blocks as fast as consensus allows: blocks keep the empty-block pace until
+/// the gap fills, and then all of them are included. The block gas limit the node
+/// advertises is the one blocks are held to.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unincludable_pool_starts_no_block_storm() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_node, url) = start_dev(&tmp.path().join("dev"), "dev.log").await;
+    let c = client(&url);
+    let latest: Value = c
+        .request("eth_getBlockByNumber", rpc_params!["latest", false])
+        .await
+        .expect("block");
+    assert_eq!(
+        latest["gasLimit"],
+        format!("{:#x}", trellis_primitives::DEFAULT_GAS_LIMIT)
+    );
+
+    let alice = AccountKey::dev(0);
+    let to = Address::repeat_byte(0x77);
+    send_raw(&c, &transfer(&alice, 3, to, 1))
+        .await
+        .expect("a queued transaction behind a gap is admitted");
+    let start = block_number(&c).await;
+    let since = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let made = block_number(&c).await - start;
+    // `start_dev` proposes an empty block every 200 ms at most: whatever the machine's
+    // speed, 2 s leave room for about ten (the storm this guards against made ~450/s).
+    let bound = since.elapsed().as_millis() as u64 / 200 + 3;
+    assert!(
+        made <= bound,
+        "{made} blocks in {:?} with only a gapped transaction waiting",
+        since.elapsed()
+    );
+    let mut hashes = Vec::new();
+    for n in 0..3 {
+        hashes.push(
+            send_raw(&c, &transfer(&alice, n, to, 1))
+                .await
+                .expect("accepted"),
+        );
+    }
+    for hash in hashes {
+        wait_receipt(&c, hash, LIMIT).await;
+    }
+    let nonce: String = c
+        .request(
+            "eth_getTransactionCount",
+            rpc_params![alice.address(), "latest"],
+        )
+        .await
+        .expect("nonce");
+    let expected = format!("{:#x}", 4);
+    let deadline = std::time::Instant::now() + LIMIT;
+    let mut nonce = nonce;
+    while nonce != expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        nonce = c
+            .request(
+                "eth_getTransactionCount",
+                rpc_params![alice.address(), "latest"],
+            )
+            .await
+            .expect("nonce");
+    }
+    assert_eq!(
+        nonce, expected,
+        "the gapped transaction went in once the gap filled"
+    );
 }

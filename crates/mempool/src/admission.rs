@@ -21,7 +21,7 @@ pub enum AdmissionError {
     MissingChainId,
     #[error("invalid chain id: expected {expected}, got {got}")]
     WrongChainId { expected: u64, got: u64 },
-    #[error("intrinsic gas too high: gas limit {got} exceeds the block gas limit {limit}")]
+    #[error("gas limit {got} exceeds the {limit} gas one transaction may use on this chain (its per-transaction limit; a block may hold several)")]
     GasLimitTooHigh { got: u64, limit: u64 },
     #[error("invalid sender signature: {0}")]
     BadSignature(String),
@@ -33,11 +33,12 @@ pub enum AdmissionError {
     Unavailable(String),
 }
 
-/// Decodes `raw` and checks everything that does not depend on state or the signature.
+/// Decodes `raw` and checks everything that does not depend on state or the signature;
+/// `max_tx_gas` is the chain's per-transaction gas limit.
 pub fn decode_and_check(
     raw: &[u8],
     chain_id: u64,
-    block_gas_limit: u64,
+    max_tx_gas: u64,
 ) -> Result<TxEnvelope, AdmissionError> {
     if raw.len() > MAX_TX_BYTES {
         return Err(AdmissionError::Oversized(raw.len()));
@@ -66,10 +67,10 @@ pub fn decode_and_check(
         }
         Some(_) => {}
     }
-    if tx.gas_limit() > block_gas_limit {
+    if tx.gas_limit() > max_tx_gas {
         return Err(AdmissionError::GasLimitTooHigh {
             got: tx.gas_limit(),
-            limit: block_gas_limit,
+            limit: max_tx_gas,
         });
     }
     Ok(tx)
