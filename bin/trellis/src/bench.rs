@@ -57,6 +57,13 @@ pub struct BenchArgs {
     /// Evidence records per `submitBatch` transaction (evidence workload).
     #[arg(long, default_value_t = 1_000)]
     pub records_per_tx: usize,
+    /// The operation the worst-case workload repeats: a workload name of `trellis bench-gas`
+    /// (a precompile case, `keccak-32k` or `arithmetic`).
+    #[arg(long, default_value = "bn254-mul")]
+    pub worst: String,
+    /// Gas of each worst-case transaction (the chain's per-transaction limit by default).
+    #[arg(long, default_value_t = trellis_primitives::DEFAULT_MAX_TRANSACTION_GAS)]
+    pub tx_gas: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -68,6 +75,10 @@ pub enum Workload {
     Erc20,
     /// Evidence `submitDigests` calls of `--records-per-tx` random SHA-256 digests each.
     Evidence,
+    /// Transactions of `--tx-gas` each that repeat the slowest operation per unit of gas
+    /// (`--worst`, after the gas schedule's surcharges): the worst full block, reproduced on
+    /// a running chain. The report gives gas finalized per second.
+    WorstCase,
 }
 
 /// Calldata of one evidence batch of `n` fresh random digests.
@@ -81,9 +92,10 @@ fn evidence_batch(n: usize) -> Bytes {
     )
 }
 
-/// Gas for one evidence batch: four slot writes, an existence read and a log per record.
+/// Gas for one evidence batch: four slot writes, an existence read and a log per record
+/// (22,700 gas a record measured), within the per-transaction limit.
 fn evidence_gas(n: usize) -> u64 {
-    100_000 + 30_000 * n as u64
+    (60_000 + 24_000 * n as u64).min(trellis_primitives::DEFAULT_MAX_TRANSACTION_GAS)
 }
 
 /// The example ERC-20's build artifact, compiled from contracts/src by contracts/build.mjs.
@@ -128,6 +140,10 @@ pub struct Report {
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub recoveries_per_core: f64,
+    /// Gas of the blocks that carried the workload, per second of the run.
+    pub finalized_mgas_per_sec: f64,
+    /// The most gas one of those blocks used.
+    pub max_block_gas: u64,
     pub cores: usize,
     pub ceiling_tps: f64,
     pub share_of_ceiling: f64,
@@ -256,6 +272,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             report.submitted_tps, report.submit_secs
         );
         println!("finalized {:.0} tx/s", report.finalized_tps);
+        println!(
+            "finalized {:.1} Mgas/s; fullest block {} gas",
+            report.finalized_mgas_per_sec, report.max_block_gas
+        );
         if report.units_per_tx > 1 {
             println!(
                 "finalized {:.0} records/s ({} per transaction)",
@@ -323,8 +343,26 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
         ));
         next_nonce += 1;
     }
+    let worst = match args.workload {
+        Workload::WorstCase => {
+            let (runtime, input) = crate::gasbench::loop_contract(&args.worst)?;
+            let address = funder.address().create(next_nonce);
+            setup.push(signed(
+                &funder,
+                chain_id,
+                next_nonce,
+                TxKind::Create,
+                U256::ZERO,
+                3_000_000,
+                crate::gasbench::deploy_code(&runtime),
+            ));
+            next_nonce += 1;
+            Some((address, input))
+        }
+        _ => None,
+    };
     let token = match args.workload {
-        Workload::Transfer | Workload::Evidence => None,
+        Workload::Transfer | Workload::Evidence | Workload::WorstCase => None,
         Workload::Erc20 => {
             let address = funder.address().create(next_nonce);
             setup.push(signed(
@@ -382,6 +420,18 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
                 break 'outer;
             }
             let raw = match token {
+                None if worst.is_some() => {
+                    let (contract, input) = worst.clone().unwrap_or_default();
+                    signed(
+                        s,
+                        chain_id,
+                        n,
+                        TxKind::Call(contract),
+                        U256::ZERO,
+                        args.tx_gas,
+                        input,
+                    )
+                }
                 None if args.workload == Workload::Evidence => signed(
                     s,
                     chain_id,
@@ -413,11 +463,14 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
         .unwrap_or(1);
     let recoveries_per_core = tokio::task::spawn_blocking(|| recovery_rate(20_000)).await?;
 
-    // Watch committed blocks and note when each transaction first appears.
+    // Watch committed blocks and note when each transaction first appears, and each
+    // block's gas.
     let seen: Arc<Mutex<HashMap<B256, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let block_gas: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
     let watcher = {
         let c = main.clone();
         let seen = seen.clone();
+        let block_gas = block_gas.clone();
         tokio::spawn(async move {
             let mut next: u64 = match c.request::<U64, _>("eth_blockNumber", rpc_params![]).await {
                 Ok(n) => n.to::<u64>() + 1,
@@ -441,6 +494,16 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
                         .as_array()
                         .cloned()
                         .unwrap_or_default();
+                    if !hashes.is_empty() {
+                        let gas = block["gasUsed"]
+                            .as_str()
+                            .and_then(|g| u64::from_str_radix(g.trim_start_matches("0x"), 16).ok())
+                            .unwrap_or(0);
+                        block_gas
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(gas);
+                    }
                     let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
                     for h in hashes {
                         if let Some(h) = h.as_str().and_then(|s| s.parse::<B256>().ok()) {
@@ -533,10 +596,20 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     // Every finalized transaction must also have done its work (no silent reverts).
     let units_per_tx = match args.workload {
         Workload::Evidence => args.records_per_tx,
-        Workload::Transfer | Workload::Erc20 => 1,
+        Workload::Transfer | Workload::Erc20 | Workload::WorstCase => 1,
     };
     let moved = sink_value(main, args.workload, token, sink).await? - sink_before;
-    if moved != U256::from(latencies.len() * units_per_tx) {
+    if args.workload == Workload::WorstCase {
+        // The loop contract keeps no state: its transactions must not have failed.
+        for (h, _) in submitted.iter().take(200) {
+            let receipt: serde_json::Value = main
+                .request("eth_getTransactionReceipt", rpc_params![h])
+                .await?;
+            if !receipt.is_null() && receipt["status"] != "0x1" {
+                bail!("worst-case transaction {h} failed: {receipt}");
+            }
+        }
+    } else if moved != U256::from(latencies.len() * units_per_tx) {
         bail!(
             "{} transactions finalized but they added {moved} (expected {}): some reverted",
             latencies.len(),
@@ -548,7 +621,10 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     let ceiling_tps = cores as f64 * recoveries_per_core / validators.max(1) as f64;
     let finalized_tps = finalized as f64 / finalized_secs;
     let rejected = *rejected.lock().unwrap_or_else(|e| e.into_inner());
+    let block_gas = block_gas.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(Report {
+        finalized_mgas_per_sec: block_gas.iter().sum::<u64>() as f64 / finalized_secs / 1e6,
+        max_block_gas: block_gas.iter().copied().max().unwrap_or(0),
         workload: args.workload,
         units_per_tx,
         finalized_units_per_sec: finalized_tps * units_per_tx as f64,

@@ -6,9 +6,11 @@ mod client;
 mod dev;
 mod dids;
 mod evidence;
+mod gasbench;
 mod gov;
 mod ids;
 mod keys;
+mod precompile_cases;
 mod testnet;
 
 use anyhow::Context as _;
@@ -50,6 +52,9 @@ enum Command {
     },
     /// Load generator: pre-signed transfers against one or more RPC endpoints.
     Bench(bench::BenchArgs),
+    /// Gas per second of each kind of operation on this machine, and the time of the worst
+    /// full block at the chain's gas limits (runs in this process over a temporary store).
+    BenchGas(gasbench::GasBenchArgs),
     /// Governance: propose, vote, list and show proposals, read the audit log.
     Gov {
         #[command(subcommand)]
@@ -108,6 +113,7 @@ fn main() -> anyhow::Result<()> {
             runtime()?.block_on(run_node(config))
         }
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
+        Command::BenchGas(args) => gasbench::run(args),
         Command::Gov { command } => runtime()?.block_on(gov::run(command)),
         Command::Org { command } => runtime()?.block_on(gov::run_org(command)),
         Command::Evidence { command } => runtime()?.block_on(evidence::run(command)),

@@ -7,6 +7,7 @@
 //! `eth_call` without changing anything.
 
 mod db;
+pub mod gas;
 mod roots;
 mod system;
 pub mod trie;
@@ -134,7 +135,7 @@ fn block_env(env: &BlockEnvInput) -> BlockEnv {
 }
 
 fn cfg_env(chain_id: u64) -> CfgEnv {
-    let mut cfg = CfgEnv::new_with_spec(SPEC);
+    let mut cfg = CfgEnv::new_with_spec_and_gas_params(SPEC, gas::gas_params(SPEC));
     cfg.chain_id = chain_id;
     cfg
 }

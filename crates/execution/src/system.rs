@@ -18,6 +18,10 @@ use trellis_system::{
 
 /// Gas charged by a system call: a base, per slot read and written, per log.
 const BASE_GAS: u64 = 2_000;
+/// The base of a governance call instead: proposals and votes do bookkeeping beyond their
+/// slots (votes re-counted, schedules, audit entries), measured at 290 Mgas/s with the
+/// ordinary base (docs/BENCHMARKS.md); governance is not a throughput path.
+const GOVERNANCE_BASE_GAS: u64 = 20_000;
 const READ_GAS: u64 = 200;
 const WRITE_GAS: u64 = 5_000;
 const LOG_GAS: u64 = 375;
@@ -38,9 +42,24 @@ pub struct TrellisPrecompiles {
     pub tx_hash: B256,
 }
 
+/// Ethereum's Prague precompiles, with modexp priced as from Osaka (EIP-7883, and EIP-7823's
+/// 1,024-byte bound on its operands): Prague's price lets one block of modexp calls run for
+/// seconds (docs/BENCHMARKS.md, "Gas per second").
+fn precompile_set() -> &'static revm::precompile::Precompiles {
+    static SET: std::sync::OnceLock<revm::precompile::Precompiles> = std::sync::OnceLock::new();
+    SET.get_or_init(|| {
+        let mut set = revm::precompile::Precompiles::prague().clone();
+        set.extend([revm::precompile::modexp::OSAKA]);
+        set
+    })
+}
+
 impl TrellisPrecompiles {
     pub fn new(spec: SpecId, height: u64, timestamp_ms: u64, any_frozen: bool) -> Self {
-        let eth = EthPrecompiles::new(spec);
+        let eth = EthPrecompiles {
+            precompiles: precompile_set(),
+            spec,
+        };
         let mut warm = eth.warm_addresses().clone();
         warm.extend(trellis_system::SYSTEM_ADDRESSES.iter().copied());
         TrellisPrecompiles {
@@ -133,12 +152,52 @@ fn revert(reason: &str, gas_used: u64, gas_limit: u64) -> InterpreterResult {
     )
 }
 
+impl TrellisPrecompiles {
+    /// Runs an Ethereum precompile at Trellis's price: `multiplier` times Ethereum's plus
+    /// [`crate::gas::PRECOMPILE_CALL_GAS`]. It runs with the share of the gas that price
+    /// allows; what it spent is multiplied and the call's price added.
+    fn run_repriced<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>>(
+        &mut self,
+        ctx: &mut CTX,
+        inputs: &CallInputs,
+        multiplier: u64,
+    ) -> Result<Option<InterpreterResult>, String> {
+        let call_gas = crate::gas::PRECOMPILE_CALL_GAS;
+        if inputs.gas_limit < call_gas {
+            let mut gas = Gas::new(inputs.gas_limit);
+            gas.spend_all();
+            return Ok(Some(InterpreterResult::new(
+                InstructionResult::PrecompileOOG,
+                Bytes::new(),
+                gas,
+            )));
+        }
+        let mut scaled = inputs.clone();
+        scaled.gas_limit = (inputs.gas_limit - call_gas) / multiplier;
+        let Some(mut out) =
+            <EthPrecompiles as PrecompileProvider<CTX>>::run(&mut self.eth, ctx, &scaled)?
+        else {
+            return Ok(None);
+        };
+        let mut gas = Gas::new(inputs.gas_limit);
+        if out.result.is_ok() {
+            let spent = out.gas.total_gas_spent().saturating_mul(multiplier) + call_gas;
+            let _ = gas.record_regular_cost(spent);
+        } else {
+            gas.spend_all();
+        }
+        out.gas = gas;
+        Ok(Some(out))
+    }
+}
+
 impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for TrellisPrecompiles {
     type Output = InterpreterResult;
 
     fn set_spec(&mut self, spec: <CTX::Cfg as Cfg>::Spec) -> bool {
         let changed = <EthPrecompiles as PrecompileProvider<CTX>>::set_spec(&mut self.eth, spec);
         if changed {
+            self.eth.precompiles = precompile_set();
             self.warm = self.eth.warm_addresses().clone();
             self.warm
                 .extend(trellis_system::SYSTEM_ADDRESSES.iter().copied());
@@ -153,7 +212,11 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
         }
         let address = inputs.bytecode_address;
         if !trellis_system::SYSTEM_ADDRESSES.contains(&address) {
-            return <EthPrecompiles as PrecompileProvider<CTX>>::run(&mut self.eth, ctx, inputs);
+            if !self.eth.contains(&address) {
+                return Ok(None);
+            }
+            let multiplier = crate::gas::precompile_multiplier(&address);
+            return self.run_repriced(ctx, inputs, multiplier);
         }
         if inputs.target_address != address {
             return Ok(Some(revert(
@@ -202,7 +265,12 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
         };
         let (reads, writes) = (slots.reads + gov.reads, slots.writes + gov.writes);
         let ctx = shared.into_inner();
-        let gas = BASE_GAS + reads * READ_GAS + writes * WRITE_GAS;
+        let base = if address == GOVERNANCE_ADDRESS {
+            GOVERNANCE_BASE_GAS
+        } else {
+            BASE_GAS
+        };
+        let gas = base + reads * READ_GAS + writes * WRITE_GAS;
         match outcome {
             Ok(out) => {
                 let log_gas: u64 = out

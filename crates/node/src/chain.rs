@@ -256,7 +256,7 @@ impl Chain {
         let mut gov_slots = governance_slots(view);
         let mut gov = Governance::new(&mut gov_slots);
         let mut keys = Vec::new();
-        while keys.len() as u64 % PAGE == 0 {
+        while (keys.len() as u64).is_multiple_of(PAGE) {
             let page = gov.node_keys(keys.len() as u64, PAGE)?;
             if page.is_empty() {
                 break;

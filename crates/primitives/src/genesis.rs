@@ -119,7 +119,7 @@ pub struct GenesisNode {
 /// are slow for their price (see `trellis_execution::GAS_SCHEDULE`), the worst block of this
 /// much gas executes in about 300 ms on a 2-core machine (docs/BENCHMARKS.md, "worst-case
 /// block").
-pub const DEFAULT_GAS_LIMIT: u64 = 200_000_000;
+pub const DEFAULT_GAS_LIMIT: u64 = 80_000_000;
 /// The default per-transaction gas limit.
 pub const DEFAULT_MAX_TRANSACTION_GAS: u64 = 30_000_000;
 

@@ -196,16 +196,19 @@ fn page(p: &jsonrpsee::types::Params<'_>) -> Result<(u64, u64), RpcError> {
     Ok((from.map(|f| f.to::<u64>()).unwrap_or(0), limit))
 }
 
+/// Reads one page (`offset`, `limit`) of a registry at a height.
+type ListPage<T> = fn(
+    &mut Governance<'_, ViewSlots<'_>>,
+    u64,
+    u64,
+    u64,
+) -> Result<Vec<T>, trellis_system::SlotError>;
+
 /// Registers a paged listing `name(offset, limit)` answered by `list` from governance state.
 fn register_list<B: Backend, T: serde::Serialize + Clone + Send + 'static>(
     m: &mut RpcModule<RpcContext<B>>,
     name: &'static str,
-    list: fn(
-        &mut Governance<'_, ViewSlots<'_>>,
-        u64,
-        u64,
-        u64,
-    ) -> Result<Vec<T>, trellis_system::SlotError>,
+    list: ListPage<T>,
 ) -> Result<(), jsonrpsee::core::RegisterMethodError> {
     m.register_blocking_method(name, move |p, b, _| -> RpcResult<Vec<T>> {
         let (offset, limit) = page(&p)?;

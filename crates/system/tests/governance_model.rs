@@ -766,7 +766,7 @@ fn run(seed: u64, shape: &Shape) {
             }
             run.height += 1;
             blocks += 1;
-            if blocks % shape.check_every == 0 {
+            if blocks.is_multiple_of(shape.check_every) {
                 compare(&mut run, shape, seed);
             }
         }

@@ -13,8 +13,15 @@ const wallet = createWalletClient({ account: member, chain, transport: http(RPC)
 const governance = { address: GOVERNANCE, abi: artifact("ITrellisGovernance").abi };
 
 test("viem: governance reads and refusals", async () => {
-  const orgs = await publicClient.readContract({ ...governance, functionName: "organizationIds" });
-  assert.ok(orgs.length >= 1);
+  const count = await publicClient.readContract({ ...governance, functionName: "organizationCount" });
+  assert.ok(count >= 1n);
+  // Registries page: offset and limit (at most 1,000 per call).
+  const orgs = await publicClient.readContract({ ...governance, functionName: "organizationIds", args: [0n, count] });
+  assert.equal(BigInt(orgs.length), count);
+  await assert.rejects(
+    publicClient.readContract({ ...governance, functionName: "organizationIds", args: [0n, 1001n] }),
+    (e) => /limit 1001 is above 1000/.test(e.message),
+  );
   const org = await publicClient.readContract({
     ...governance,
     functionName: "accountOrganization",
@@ -44,8 +51,8 @@ test("viem: a Solidity contract reads governance", async () => {
   const deployed = await publicClient.waitForTransactionReceipt({ hash });
   assert.equal(deployed.status, "success");
   const notes = { address: deployed.contractAddress, abi };
-  const orgs = await publicClient.readContract({ ...governance, functionName: "organizationIds" });
-  assert.equal(await publicClient.readContract({ ...notes, functionName: "organizationCount" }), BigInt(orgs.length));
+  const count = await publicClient.readContract({ ...governance, functionName: "organizationCount" });
+  assert.equal(await publicClient.readContract({ ...notes, functionName: "organizationCount" }), count);
   const receipt = await publicClient.waitForTransactionReceipt({
     hash: await wallet.writeContract({ ...notes, functionName: "note", args: [5n] }),
   });
