@@ -59,7 +59,7 @@ pub struct BenchArgs {
     pub records_per_tx: usize,
     /// The operation the worst-case workload repeats: a workload name of `trellis bench-gas`
     /// (a precompile case, `keccak-32k` or `arithmetic`).
-    #[arg(long, default_value = "bn254-mul")]
+    #[arg(long, default_value = "blake2f-1")]
     pub worst: String,
     /// Gas of each worst-case transaction (the chain's per-transaction limit by default).
     #[arg(long, default_value_t = trellis_primitives::DEFAULT_MAX_TRANSACTION_GAS)]
