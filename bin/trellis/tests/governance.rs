@@ -2,7 +2,8 @@
 //! and its validator in (the node, refused while unregistered, then syncs and signs commits),
 //! then vote an original validator out (it stops being counted: with it and one more
 //! validator stopped, the remaining three of four keep finalizing) and is disconnected. The
-//! chain never stalls.
+//! chain never stalls. A validator that was down while the set changed catches up through
+//! sync across the change and signs again.
 //! Also: the admin RPC refuses calls without the right token.
 
 mod common;
@@ -232,7 +233,10 @@ async fn members_vote_a_validator_in_and_another_out_without_stalling() {
     assert_eq!(info["validatesNextHeight"], true);
     assert_eq!(info["validators"], 5);
 
-    // 4. Vote validator 0 out: proposed by org1, approved by org2, org3, org4.
+    // 4. Node-3 goes down (four of five validators still decide), so that it has to sync
+    // across the change below. Vote validator 0 out: proposed by org1, approved by org2, org3,
+    // org4.
+    net.kill(3);
     let genesis: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("genesis.json")).expect("genesis"))
             .expect("json");
@@ -250,7 +254,7 @@ async fn members_vote_a_validator_in_and_another_out_without_stalling() {
     );
     let id = proposal_id(&out);
     gov(&dir, &urls[2], 2, &["vote", &id]);
-    gov(&dir, &urls[3], 3, &["vote", &id]);
+    gov(&dir, &urls[2], 3, &["vote", &id]);
     let out = gov(&dir, &url4, ORG4_ADMIN, &["vote", &id]);
     assert!(out.contains(&format!("proposal {id} passed")), "{out}");
     let removed_at = block_number(&c0).await;
@@ -275,6 +279,25 @@ async fn members_vote_a_validator_in_and_another_out_without_stalling() {
         block_number(&c0).await < stuck + 3,
         "the removed node kept receiving blocks"
     );
+
+    // Node-3 comes back: it syncs the heights decided by the old set of five and by the new
+    // set of four, and agrees with the others on every block.
+    let lagging = net.info.nodes[3].config.clone();
+    let _node3 = Proc::spawn(
+        &["node", "--config", lagging.to_str().expect("path")],
+        &dir.join("node-3").join("node-restarted.log"),
+    );
+    let c3 = client(&urls[3]);
+    wait_for_rpc(&urls[3], LIMIT).await;
+    let target = block_number(&c2).await;
+    wait_height(&c3, target, LIMIT).await;
+    for h in [added_at, removed_at, gone_at, target] {
+        assert_eq!(
+            block(&c3, h).await["hash"],
+            block(&c2, h).await["hash"],
+            "node-3 synced a different block {h}"
+        );
+    }
 
     // 5. Stop node-0 and node-1: nodes 2, 3 and 4 are three of the four validators left, so
     // the chain keeps finalizing (it would stall if node-0 still counted: 3 of 5).

@@ -3,12 +3,13 @@
 
 use alloy_primitives::{Address, B256};
 use bytes::{Bytes, BytesMut};
-use malachitebft_app_channel::app::engine::host::Next;
+use malachitebft_app_channel::app::engine::host::{HeightParams, Next, SyncedValueOutcome};
 use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::core::{Round, Validity};
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId, ProposedValue};
 use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
+use malachitebft_core_types::{ExtendedCommitCertificate, LinearTimeouts, VoteExtensions};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,6 +35,9 @@ pub enum VerifyError {
     Undecodable(String),
     #[error("block {hash} is invalid: {reason}")]
     Invalid { hash: B256, reason: String },
+    /// This node cannot check it now (its storage failed, a worker is gone): nobody's fault.
+    #[error("cannot check the block now: {0}")]
+    Unavailable(String),
 }
 
 /// What the chain must provide to consensus. Implemented by the node.
@@ -127,7 +131,11 @@ pub struct AppLoop<A: Application> {
     chain_id: u64,
     address: ValidatorAddress,
     signer: Ed25519Signer,
+    timeouts: LinearTimeouts,
     app: Arc<A>,
+    /// What consensus does after the height just decided: set when the decision is
+    /// committed (or failed to be), answered when consensus asks (`Finalized`).
+    next: Option<Next<TrellisContext>>,
     streams: HashMap<(PeerId, Bytes), PartialStream>,
     stream_order: VecDeque<(PeerId, Bytes)>,
     /// Values built or accepted, per (height, round), replayed to consensus after restarts.
@@ -145,13 +153,16 @@ impl<A: Application> AppLoop<A> {
         chain_id: u64,
         address: ValidatorAddress,
         signer: Ed25519Signer,
+        timeouts: LinearTimeouts,
         app: Arc<A>,
     ) -> Self {
         AppLoop {
             chain_id,
             address,
             signer,
+            timeouts,
             app,
+            next: None,
             streams: HashMap::new(),
             stream_order: VecDeque::new(),
             undecided: HashMap::new(),
@@ -165,6 +176,15 @@ impl<A: Application> AppLoop<A> {
         self.app
             .validator_set(height.0)
             .ok_or_else(|| eyre::eyre!("no validator set known for height {height}"))
+    }
+
+    /// What consensus needs to run `height`: its validator set and the timeouts.
+    fn height_params(&self, height: Height) -> eyre::Result<HeightParams<TrellisContext>> {
+        Ok(HeightParams::new(
+            self.validator_set(height)?,
+            self.timeouts,
+            None,
+        ))
     }
 
     fn round_key(height: Height, round: Round) -> (u64, u32) {
@@ -181,7 +201,8 @@ impl<A: Application> AppLoop<A> {
         Err(eyre::eyre!("consensus channel closed"))
     }
 
-    async fn handle(
+    /// Answers one request of consensus (the engine's channel, or the simulation harness).
+    pub async fn handle(
         &mut self,
         msg: AppMsg<TrellisContext>,
         channels: &mut Channels<TrellisContext>,
@@ -190,8 +211,7 @@ impl<A: Application> AppLoop<A> {
             AppMsg::ConsensusReady { reply } => {
                 let start = Height(self.app.committed_height() + 1);
                 info!(height = %start, "consensus ready");
-                let set = self.validator_set(start)?;
-                let _ = reply.send((start, set));
+                let _ = reply.send((start, self.height_params(start)?));
             }
             AppMsg::StartedRound {
                 height,
@@ -245,16 +265,22 @@ impl<A: Application> AppLoop<A> {
             AppMsg::ExtendVote { reply, .. } => {
                 let _ = reply.send(None);
             }
-            AppMsg::VerifyVoteExtension {
-                reply, extension, ..
+            AppMsg::VerifyVoteExtensions {
+                reply, extensions, ..
             } => {
                 // Trellis does not use vote extensions; refuse any that show up.
-                let verdict = if extension.is_empty() {
-                    Ok(())
-                } else {
-                    Err(malachitebft_app_channel::app::consensus::VoteExtensionError::InvalidVoteExtension)
-                };
-                let _ = reply.send(verdict);
+                let verdicts = extensions
+                    .into_iter()
+                    .map(|(address, extension)| {
+                        let verdict = if extension.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(malachitebft_app_channel::app::consensus::VoteExtensionError::InvalidVoteExtension)
+                        };
+                        (address, verdict)
+                    })
+                    .collect();
+                let _ = reply.send(verdicts);
             }
             AppMsg::RestreamProposal {
                 height,
@@ -269,23 +295,30 @@ impl<A: Application> AppLoop<A> {
             AppMsg::GetHistoryMinHeight { reply } => {
                 let _ = reply.send(Height(1));
             }
-            AppMsg::ReceivedProposalPart { from, part, reply } => {
-                let value = match self.receive_part(from, part) {
+            AppMsg::ReceivedProposalPart {
+                from,
+                published_by,
+                part,
+                reply,
+            } => {
+                // Parts of one stream may reach us through different neighbours: group them by
+                // who published them (authenticated by the network), not by who relayed them.
+                let value = match self.receive_part(published_by.unwrap_or(from), part) {
                     Some(assembled) => self.accept(assembled).await,
                     None => None,
                 };
                 let _ = reply.send(value);
             }
-            AppMsg::GetValidatorSet { height, reply } => {
-                let _ = reply.send(self.app.validator_set(height.0));
-            }
             AppMsg::Decided {
                 certificate, reply, ..
             } => {
+                // Committed (durably) before the acknowledgement: only then does sync offer
+                // the height to peers. A failed commit is not acknowledged; consensus restarts
+                // the height when it asks what comes next.
                 let height = certificate.height;
                 let hash = certificate.value_id.0;
                 debug!(%height, round = %certificate.round, block = %hash, "decided");
-                let next = match self
+                match self
                     .app
                     .commit_block(height.0, hash, encode_certificate(&certificate))
                     .await
@@ -293,29 +326,51 @@ impl<A: Application> AppLoop<A> {
                     Ok(()) => {
                         self.prune(height);
                         let next_height = Height(height.0 + 1);
-                        Next::Start(next_height, self.validator_set(next_height)?)
+                        self.next =
+                            Some(Next::Start(next_height, self.height_params(next_height)?));
+                        let _ = reply.send(());
                     }
                     Err(e) => {
                         error!(%height, error = %e, "commit failed; restarting height");
-                        Next::Restart(height, self.validator_set(height)?)
+                        self.next = Some(Next::Restart(height, self.height_params(height)?));
+                    }
+                }
+            }
+            AppMsg::Finalized {
+                certificate, reply, ..
+            } => {
+                let next = match self.next.take() {
+                    Some(next) => next,
+                    None => {
+                        error!(height = %certificate.height, "finalized a height that was never decided here; restarting it");
+                        Next::Restart(certificate.height, self.height_params(certificate.height)?)
                     }
                 };
                 let _ = reply.send(next);
             }
-            AppMsg::GetDecidedValue { height, reply } => {
-                let value = self.app.decided_block(height.0).and_then(|(block, cert)| {
+            AppMsg::GetDecidedValues { range, reply } => {
+                // Consecutive from the start of the range; the first height this node lacks
+                // ends the answer.
+                let mut values = Vec::new();
+                for height in range.start().0..=range.end().0 {
+                    let Some((block, cert)) = self.app.decided_block(height) else {
+                        break;
+                    };
                     match decode_certificate(&cert) {
-                        Ok(certificate) => Some(RawDecidedValue {
-                            value_bytes: block,
-                            certificate,
-                        }),
+                        Ok(certificate) => values.push(RawDecidedValue::new(
+                            block,
+                            ExtendedCommitCertificate::from_commit_certificate_and_extensions(
+                                certificate,
+                                VoteExtensions::default(),
+                            ),
+                        )),
                         Err(e) => {
-                            error!(%height, error = %e, "stored certificate is unreadable");
-                            None
+                            error!(height, error = %e, "stored certificate is unreadable");
+                            break;
                         }
                     }
-                });
-                let _ = reply.send(value);
+                }
+                let _ = reply.send(values);
             }
             AppMsg::ProcessSyncedValue {
                 height,
@@ -327,25 +382,32 @@ impl<A: Application> AppLoop<A> {
                 let value = match self.app.verify_block(height.0, value_bytes.clone()).await {
                     Ok(hash) => {
                         self.blocks.insert(hash, (height.0, value_bytes));
-                        Some((hash, Validity::Valid))
+                        Ok((hash, Validity::Valid))
                     }
                     Err(VerifyError::Invalid { hash, reason }) => {
                         warn!(%height, %reason, "synced block is invalid");
-                        Some((hash, Validity::Invalid))
+                        Ok((hash, Validity::Invalid))
                     }
                     Err(e @ VerifyError::Undecodable(_)) => {
                         warn!(%height, error = %e, "synced value rejected");
-                        None
+                        Err(SyncedValueOutcome::PeerFault)
+                    }
+                    Err(e @ VerifyError::Unavailable(_)) => {
+                        warn!(%height, error = %e, "cannot check a synced value now");
+                        Err(SyncedValueOutcome::LocalTransientError)
                     }
                 };
-                let _ = reply.send(value.map(|(hash, validity)| ProposedValue {
-                    height,
-                    round,
-                    valid_round: Round::Nil,
-                    proposer,
-                    value: BlockHash(hash),
-                    validity,
-                }));
+                let _ = reply.send(match value {
+                    Ok((hash, validity)) => SyncedValueOutcome::Verdict(ProposedValue {
+                        height,
+                        round,
+                        valid_round: Round::Nil,
+                        proposer,
+                        value: BlockHash(hash),
+                        validity,
+                    }),
+                    Err(outcome) => outcome,
+                });
             }
         }
         Ok(())
@@ -466,7 +528,7 @@ impl<A: Application> AppLoop<A> {
                 (hash, Validity::Invalid)
             }
             Err(e) => {
-                warn!(height = %p.height, error = %e, "undecodable proposal");
+                warn!(height = %p.height, error = %e, "proposal not checked");
                 return None;
             }
         };

@@ -88,13 +88,13 @@ mod tests {
     use crate::codec::encode_certificate;
     use crate::context::{TrellisContext, Validator};
     use crate::signing::Ed25519Signer;
-    use malachitebft_core_types::{CommitCertificate, CommitSignature, SigningProvider};
+    use malachitebft_core_types::{CommitCertificate, CommitSignature};
     use trellis_crypto::NodeKey;
 
     fn sign(key: &NodeKey, chain_id: u64, hash: B256) -> CommitSignature<TrellisContext> {
         let address = ValidatorAddress::from_public_key(&key.public());
         let vote = precommit(Height(5), Round::new(1), BlockHash(hash), address);
-        let signed = Ed25519Signer::new(key.private().clone(), chain_id).sign_vote(vote);
+        let signed = Ed25519Signer::new(key.private().clone(), chain_id).sign_vote_now(vote);
         CommitSignature::new(address, signed.signature)
     }
 
@@ -150,6 +150,14 @@ mod tests {
         assert!(matches!(
             verify_certificate(9, &three, 5, B256::ZERO, &set),
             Err(CertificateError::WrongBlock { .. })
+        ));
+        // Enough valid signatures, padded with one that does not verify (Malachite 0.5 let
+        // such certificates through): refused.
+        let mut padded: Vec<_> = keys[..3].iter().map(|k| sign(k, 9, hash)).collect();
+        padded.push(sign(&keys[3], 9, B256::repeat_byte(8)));
+        assert!(matches!(
+            verify_certificate(9, &certificate(padded, hash), 5, hash, &set),
+            Err(CertificateError::BadSignature(_))
         ));
         let outsider = NodeKey::generate();
         let forged = certificate(

@@ -7,10 +7,11 @@ use malachitebft_app_channel::app::consensus::LivenessMsg;
 use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::sync::{RawDecidedValue, Request, Response, Status};
 use malachitebft_app_channel::app::types::{PeerId, ProposedValue, SignedConsensusMsg};
-use malachitebft_codec::Codec;
+use malachitebft_codec::{Codec, HasEncodedLen};
 use malachitebft_core_types::{
-    CommitCertificate, CommitSignature, NilOrVal, PolkaCertificate, PolkaSignature, Round,
-    RoundCertificate, RoundCertificateType, RoundSignature, SignedMessage, Validity, VoteType,
+    CommitCertificate, CommitSignature, ExtendedCommitCertificate, ExtendedCommitSignature,
+    NilOrVal, PolkaCertificate, PolkaSignature, Round, RoundCertificate, RoundCertificateType,
+    RoundSignature, SignedMessage, ValidatorProof, Validity, VoteType,
 };
 use malachitebft_signing_ed25519::Signature;
 use malachitebft_sync::{ValueRequest, ValueResponse};
@@ -215,14 +216,95 @@ struct WireRoundSignature {
 }
 
 #[derive(Serialize, Deserialize)]
+struct WirePolka {
+    height: u64,
+    round: Option<u32>,
+    value: B256,
+    signatures: Vec<(Address, Bytes)>,
+}
+
+impl From<&PolkaCertificate<TrellisContext>> for WirePolka {
+    fn from(c: &PolkaCertificate<TrellisContext>) -> Self {
+        WirePolka {
+            height: c.height.0,
+            round: c.round.as_u32(),
+            value: c.value_id.0,
+            signatures: c
+                .polka_signatures
+                .iter()
+                .map(|s| (s.address.0, sig_bytes(&s.signature)))
+                .collect(),
+        }
+    }
+}
+
+impl WirePolka {
+    fn into_certificate(self) -> Result<PolkaCertificate<TrellisContext>, CodecError> {
+        Ok(PolkaCertificate {
+            height: Height(self.height),
+            round: Round::from(self.round),
+            value_id: BlockHash(self.value),
+            polka_signatures: self
+                .signatures
+                .into_iter()
+                .map(|(a, s)| {
+                    Ok(PolkaSignature {
+                        address: ValidatorAddress(a),
+                        signature: sig_from(&s)?,
+                    })
+                })
+                .collect::<Result<_, CodecError>>()?,
+        })
+    }
+}
+
+/// Polka certificates as the write-ahead log keeps them.
+impl Codec<PolkaCertificate<TrellisContext>> for TrellisCodec {
+    type Error = CodecError;
+
+    fn decode(&self, bytes: Bytes) -> Result<PolkaCertificate<TrellisContext>, CodecError> {
+        from_bytes::<WirePolka>(&bytes)?.into_certificate()
+    }
+
+    fn encode(&self, msg: &PolkaCertificate<TrellisContext>) -> Result<Bytes, CodecError> {
+        to_bytes(&WirePolka::from(msg))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireValidatorProof {
+    public_key: Bytes,
+    peer_id: Bytes,
+    signature: Bytes,
+}
+
+/// The proof a validator sends on connect that its consensus key and its network identity
+/// belong together.
+impl Codec<ValidatorProof<TrellisContext>> for TrellisCodec {
+    type Error = CodecError;
+
+    fn decode(&self, bytes: Bytes) -> Result<ValidatorProof<TrellisContext>, CodecError> {
+        let w: WireValidatorProof = from_bytes(&bytes)?;
+        Ok(ValidatorProof::new(
+            w.public_key.to_vec(),
+            w.peer_id.to_vec(),
+            sig_from(&w.signature)?,
+        ))
+    }
+
+    fn encode(&self, msg: &ValidatorProof<TrellisContext>) -> Result<Bytes, CodecError> {
+        to_bytes(&WireValidatorProof {
+            public_key: Bytes::copy_from_slice(&msg.public_key),
+            peer_id: Bytes::copy_from_slice(&msg.peer_id),
+            signature: sig_bytes(&msg.signature),
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
 enum WireLiveness {
     Vote(WireSignedVote),
-    Polka {
-        height: u64,
-        round: Option<u32>,
-        value: B256,
-        signatures: Vec<(Address, Bytes)>,
-    },
+    Polka(WirePolka),
     Round {
         height: u64,
         round: Option<u32>,
@@ -237,25 +319,7 @@ impl Codec<LivenessMsg<TrellisContext>> for TrellisCodec {
     fn decode(&self, bytes: Bytes) -> Result<LivenessMsg<TrellisContext>, CodecError> {
         Ok(match from_bytes::<WireLiveness>(&bytes)? {
             WireLiveness::Vote(v) => LivenessMsg::Vote(decode_signed_vote(v)?),
-            WireLiveness::Polka {
-                height,
-                round,
-                value,
-                signatures,
-            } => LivenessMsg::PolkaCertificate(PolkaCertificate {
-                height: Height(height),
-                round: Round::from(round),
-                value_id: BlockHash(value),
-                polka_signatures: signatures
-                    .into_iter()
-                    .map(|(a, s)| {
-                        Ok(PolkaSignature {
-                            address: ValidatorAddress(a),
-                            signature: sig_from(&s)?,
-                        })
-                    })
-                    .collect::<Result<_, CodecError>>()?,
-            }),
+            WireLiveness::Polka(p) => LivenessMsg::PolkaCertificate(p.into_certificate()?),
             WireLiveness::Round {
                 height,
                 round,
@@ -291,16 +355,7 @@ impl Codec<LivenessMsg<TrellisContext>> for TrellisCodec {
     fn encode(&self, msg: &LivenessMsg<TrellisContext>) -> Result<Bytes, CodecError> {
         to_bytes(&match msg {
             LivenessMsg::Vote(v) => WireLiveness::Vote(encode_signed_vote(v)),
-            LivenessMsg::PolkaCertificate(c) => WireLiveness::Polka {
-                height: c.height.0,
-                round: c.round.as_u32(),
-                value: c.value_id.0,
-                signatures: c
-                    .polka_signatures
-                    .iter()
-                    .map(|s| (s.address.0, sig_bytes(&s.signature)))
-                    .collect(),
-            },
+            LivenessMsg::PolkaCertificate(c) => WireLiveness::Polka(WirePolka::from(c)),
             LivenessMsg::SkipRoundCertificate(c) => WireLiveness::Round {
                 height: c.height.0,
                 round: c.round.as_u32(),
@@ -491,17 +546,23 @@ impl Codec<Status<TrellisContext>> for TrellisCodec {
     }
 }
 
+/// A request for the decided blocks of heights `start..=end`.
 impl Codec<Request<TrellisContext>> for TrellisCodec {
     type Error = CodecError;
 
     fn decode(&self, bytes: Bytes) -> Result<Request<TrellisContext>, CodecError> {
-        let height: u64 = from_bytes(&bytes)?;
-        Ok(Request::ValueRequest(ValueRequest::new(Height(height))))
+        let (start, end): (u64, u64) = from_bytes(&bytes)?;
+        if start > end {
+            return Err(CodecError::Invalid("height range"));
+        }
+        Ok(Request::ValueRequest(ValueRequest::new(
+            Height(start)..=Height(end),
+        )))
     }
 
     fn encode(&self, msg: &Request<TrellisContext>) -> Result<Bytes, CodecError> {
         match msg {
-            Request::ValueRequest(r) => to_bytes(&r.height.0),
+            Request::ValueRequest(r) => to_bytes(&(r.range.start().0, r.range.end().0)),
         }
     }
 }
@@ -551,40 +612,112 @@ pub fn decode_certificate(bytes: &[u8]) -> Result<CommitCertificate<TrellisConte
     from_wire_certificate(from_bytes(bytes)?)
 }
 
+/// One precommit signature of a certificate: signer, signature, and the vote extension
+/// (data, signature) if one was attached.
+type WireExtendedSignature = (Address, Bytes, Option<(Bytes, Bytes)>);
+
+/// A commit certificate with its (optional) vote extensions, as sync carries it.
 #[derive(Serialize, Deserialize)]
-struct WireResponse {
+struct WireExtendedCertificate {
     height: u64,
-    value: Option<(Bytes, WireCertificate)>,
+    round: Option<u32>,
+    value: B256,
+    signatures: Vec<WireExtendedSignature>,
 }
 
+fn wire_extended(c: &ExtendedCommitCertificate<TrellisContext>) -> WireExtendedCertificate {
+    WireExtendedCertificate {
+        height: c.height.0,
+        round: c.round.as_u32(),
+        value: c.value_id.0,
+        signatures: c
+            .commit_signatures
+            .iter()
+            .map(|s| {
+                (
+                    s.address.0,
+                    sig_bytes(&s.signature),
+                    s.extension
+                        .as_ref()
+                        .map(|e| (e.message.clone(), sig_bytes(&e.signature))),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn from_wire_extended(
+    w: WireExtendedCertificate,
+) -> Result<ExtendedCommitCertificate<TrellisContext>, CodecError> {
+    Ok(ExtendedCommitCertificate {
+        height: Height(w.height),
+        round: Round::from(w.round),
+        value_id: BlockHash(w.value),
+        commit_signatures: w
+            .signatures
+            .into_iter()
+            .map(|(a, s, ext)| {
+                let extension = match ext {
+                    None => None,
+                    Some((data, sig)) => Some(SignedMessage::new(data, sig_from(&sig)?)),
+                };
+                Ok(ExtendedCommitSignature::new(
+                    ValidatorAddress(a),
+                    sig_from(&s)?,
+                    extension,
+                ))
+            })
+            .collect::<Result<_, CodecError>>()?,
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireResponse {
+    start_height: u64,
+    values: Vec<(Bytes, WireExtendedCertificate)>,
+}
+
+fn wire_response(r: &ValueResponse<TrellisContext>) -> WireResponse {
+    WireResponse {
+        start_height: r.start_height.0,
+        values: r
+            .values
+            .iter()
+            .map(|v| (v.value_bytes.clone(), wire_extended(&v.certificate)))
+            .collect(),
+    }
+}
+
+/// Decided blocks with their certificates, consecutive from `start_height`.
 impl Codec<Response<TrellisContext>> for TrellisCodec {
     type Error = CodecError;
 
     fn decode(&self, bytes: Bytes) -> Result<Response<TrellisContext>, CodecError> {
         let w: WireResponse = from_bytes(&bytes)?;
-        let value = match w.value {
-            None => None,
-            Some((value_bytes, cert)) => Some(RawDecidedValue::new(
-                value_bytes,
-                from_wire_certificate(cert)?,
-            )),
-        };
+        let values = w
+            .values
+            .into_iter()
+            .map(|(value_bytes, cert)| {
+                Ok(RawDecidedValue::new(value_bytes, from_wire_extended(cert)?))
+            })
+            .collect::<Result<_, CodecError>>()?;
         Ok(Response::ValueResponse(ValueResponse::new(
-            Height(w.height),
-            value,
+            Height(w.start_height),
+            values,
         )))
     }
 
     fn encode(&self, msg: &Response<TrellisContext>) -> Result<Bytes, CodecError> {
         match msg {
-            Response::ValueResponse(r) => to_bytes(&WireResponse {
-                height: r.height.0,
-                value: r
-                    .value
-                    .as_ref()
-                    .map(|v| (v.value_bytes.clone(), wire_certificate(&v.certificate))),
-            }),
+            Response::ValueResponse(r) => to_bytes(&wire_response(r)),
         }
+    }
+}
+
+impl HasEncodedLen<Response<TrellisContext>> for TrellisCodec {
+    fn encoded_len(&self, msg: &Response<TrellisContext>) -> Result<usize, CodecError> {
+        let Response::ValueResponse(r) = msg;
+        Ok(postcard::experimental::serialized_size(&wire_response(r))?)
     }
 }
 
@@ -592,7 +725,6 @@ impl Codec<Response<TrellisContext>> for TrellisCodec {
 mod tests {
     use super::*;
     use crate::signing::Ed25519Signer;
-    use malachitebft_core_types::SigningProvider;
     use trellis_crypto::NodeKey;
 
     fn signer() -> Ed25519Signer {
@@ -610,7 +742,7 @@ mod tests {
             validator_address: ValidatorAddress(Address::repeat_byte(1)),
             extension: None,
         };
-        let msg = SignedConsensusMsg::Vote(s.sign_vote(vote));
+        let msg = SignedConsensusMsg::Vote(s.sign_vote_now(vote));
         let bytes = TrellisCodec.encode(&msg).expect("encode");
         let back: SignedConsensusMsg<TrellisContext> = TrellisCodec.decode(bytes).expect("decode");
         assert_eq!(back, msg);
@@ -622,7 +754,7 @@ mod tests {
             pol_round: Round::Nil,
             validator_address: ValidatorAddress(Address::repeat_byte(2)),
         };
-        let msg = SignedConsensusMsg::Proposal(s.sign_proposal(proposal));
+        let msg = SignedConsensusMsg::Proposal(s.sign_proposal_now(proposal));
         let bytes = TrellisCodec.encode(&msg).expect("encode");
         let back: SignedConsensusMsg<TrellisContext> = TrellisCodec.decode(bytes).expect("decode");
         assert_eq!(back, msg);

@@ -355,6 +355,7 @@ impl mtypes::Context for TrellisContext {
     type Vote = Vote;
     type Extension = Bytes;
     type SigningScheme = Ed25519;
+    type Timeouts = mtypes::LinearTimeouts;
 
     fn select_proposer<'a>(
         &self,

@@ -1,19 +1,25 @@
 //! Starting Malachite for one chain: networking, WAL, sync and the consensus actor, wired to
 //! an [`Application`] through the channel interface.
 
-use async_trait::async_trait;
+use malachitebft_app_channel::app::config::NodeConfig;
 use malachitebft_app_channel::app::config::{
-    BootstrapProtocol, ConsensusConfig, DiscoveryConfig, P2pConfig, PubSubProtocol, Selector,
-    TimeoutConfig, ValuePayload, ValueSyncConfig,
+    BootstrapProtocol, ConsensusConfig, DiscoveryConfig, P2pConfig, ProtocolNames, PubSubProtocol,
+    Selector, ValuePayload, ValueSyncConfig,
 };
 use malachitebft_app_channel::app::events::{RxEvent, TxEvent};
-use malachitebft_app_channel::app::node::{EngineHandle, Node, NodeConfig, NodeHandle};
 use malachitebft_app_channel::app::types::Keypair;
-use malachitebft_signing_ed25519::{PrivateKey, PublicKey};
+use malachitebft_app_channel::{
+    ConsensusContext, EngineHandle, NetworkContext, NetworkIdentity, RequestContext, Signer,
+    SyncContext, WalContext,
+};
+use malachitebft_codec::Codec;
+use malachitebft_core_types::LinearTimeouts;
+use malachitebft_signing_ed25519::PrivateKey;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -24,7 +30,7 @@ pub use malachitebft_app_channel::app::types::core::Round;
 
 use crate::app::{AppLoop, Application};
 use crate::codec::TrellisCodec;
-use crate::context::{TrellisContext, ValidatorAddress, ValidatorSet};
+use crate::context::{TrellisContext, ValidatorAddress};
 use crate::signing::Ed25519Signer;
 
 /// Malachite's view of the node configuration.
@@ -44,8 +50,16 @@ impl NodeConfig for EngineConfig {
         &self.consensus
     }
 
+    fn consensus_mut(&mut self) -> &mut ConsensusConfig {
+        &mut self.consensus
+    }
+
     fn value_sync(&self) -> &ValueSyncConfig {
         &self.value_sync
+    }
+
+    fn value_sync_mut(&mut self) -> &mut ValueSyncConfig {
+        &mut self.value_sync
     }
 }
 
@@ -81,6 +95,13 @@ impl PeerAllowlist {
         }
     }
 
+    fn allows_peer(&self, peer: &malachitebft_network::behaviour::PeerId) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(peer)
+    }
+
     pub fn allows(&self, key: &[u8; 32]) -> bool {
         malachitebft_network::gate::peer_id_from_ed25519(key).is_some_and(|id| {
             self.0
@@ -100,54 +121,66 @@ pub struct EngineSettings {
     pub chain_id: u64,
     pub listen: Multiaddr,
     pub peers: Vec<Multiaddr>,
-    pub timeouts: TimeoutConfig,
+    pub timeouts: LinearTimeouts,
     /// Which peers may connect; `None` admits any (tests of the engine alone).
     pub allowlist: Option<PeerAllowlist>,
 }
 
+/// Largest sync response: one block at the block size limit with its certificate.
+const MAX_SYNC_RESPONSE: u64 = trellis_primitives::MAX_BLOCK_BYTES as u64 + 8 * 1024 * 1024;
+
 impl EngineSettings {
     fn engine_config(&self) -> EngineConfig {
+        // The chain id is in every protocol name: nodes of different chains (or of the
+        // Malachite 0.5 wire format) never talk.
+        let protocol = |name: &str| format!("/trellis/{}/{name}/2", self.chain_id);
         EngineConfig {
             moniker: self.moniker.clone(),
             consensus: ConsensusConfig {
-                timeouts: self.timeouts,
                 p2p: P2pConfig {
                     listen_addr: self.listen.clone(),
                     persistent_peers: self.peers.clone(),
-                    // Discovery repairs outbound connections when they close (a peer
-                    // restarts, a link drops); without it Malachite 0.5 never redials after
-                    // its initial attempts and a healed partition can stay split.
+                    // Malachite redials persistent peers itself; discovery lets a node that
+                    // knows one peer find the others. Which peers may connect at all is the
+                    // gate's business (`PeerAllowlist`), decided in the handshake.
                     discovery: DiscoveryConfig {
                         enabled: !self.peers.is_empty(),
                         bootstrap_protocol: BootstrapProtocol::Full,
                         selector: Selector::Random,
                         num_outbound_peers: self.peers.len(),
                         num_inbound_peers: self.peers.len().max(1) * 4,
+                        // Loopback testnets put every node on one address.
+                        max_connections_per_ip: 64,
+                        ip_throttle_duration: Duration::from_secs(1),
                         ..DiscoveryConfig::default()
                     },
                     protocol: PubSubProtocol::default(),
                     pubsub_max_size: bytesize(8 * 1024 * 1024),
-                    rpc_max_size: bytesize(128 * 1024 * 1024),
+                    rpc_max_size: bytesize(MAX_SYNC_RESPONSE + 16 * 1024 * 1024),
+                    protocol_names: ProtocolNames {
+                        consensus: protocol("consensus"),
+                        discovery_kad: protocol("kad"),
+                        discovery_regres: protocol("discovery"),
+                        sync: protocol("sync"),
+                        validator_proof: protocol("validator-proof"),
+                    },
+                    ..P2pConfig::default()
                 },
                 value_payload: ValuePayload::ProposalAndParts,
                 queue_capacity: 100,
+                ..ConsensusConfig::default()
             },
-            value_sync: ValueSyncConfig::default(),
+            value_sync: ValueSyncConfig {
+                max_response_size: bytesize(MAX_SYNC_RESPONSE),
+                request_timeout: Duration::from_secs(30),
+                ..ValueSyncConfig::default()
+            },
         }
     }
 }
 
 fn bytesize(n: u64) -> bytesize::ByteSize {
     bytesize::ByteSize::b(n)
-}
-
-/// Adapter giving Malachite access to the node key and configuration.
-#[derive(Clone)]
-struct EngineNode {
-    home: PathBuf,
-    key: PrivateKey,
-    config: EngineConfig,
-    chain_id: u64,
 }
 
 /// A running consensus engine.
@@ -175,127 +208,56 @@ impl ConsensusHandle {
     }
 }
 
-#[async_trait]
-impl NodeHandle<TrellisContext> for ConsensusHandle {
-    fn subscribe(&self) -> RxEvent<TrellisContext> {
-        self.events.subscribe()
-    }
-
-    async fn kill(&self, _reason: Option<String>) -> eyre::Result<()> {
-        self.engine.actor.kill_and_wait(None).await?;
-        self.app.abort();
-        self.engine.handle.abort();
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Node for EngineNode {
-    type Context = TrellisContext;
-    type Config = EngineConfig;
-    type Genesis = ();
-    type PrivateKeyFile = PrivateKey;
-    type SigningProvider = Ed25519Signer;
-    type NodeHandle = ConsensusHandle;
-
-    async fn start(&self) -> eyre::Result<ConsensusHandle> {
-        Err(eyre::eyre!(
-            "Trellis starts consensus through trellis_consensus::start"
-        ))
-    }
-
-    async fn run(self) -> eyre::Result<()> {
-        Err(eyre::eyre!(
-            "Trellis starts consensus through trellis_consensus::start"
-        ))
-    }
-
-    fn get_home_dir(&self) -> PathBuf {
-        self.home.clone()
-    }
-
-    fn load_config(&self) -> eyre::Result<EngineConfig> {
-        Ok(self.config.clone())
-    }
-
-    fn get_address(&self, pk: &PublicKey) -> ValidatorAddress {
-        ValidatorAddress::from_public_key(pk)
-    }
-
-    fn get_public_key(&self, pk: &PrivateKey) -> PublicKey {
-        pk.public_key()
-    }
-
-    fn get_keypair(&self, pk: PrivateKey) -> Keypair {
-        Keypair::ed25519_from_bytes(pk.inner().to_bytes())
-            .expect("a 32-byte Ed25519 secret is always a valid libp2p key")
-    }
-
-    fn load_private_key(&self, file: PrivateKey) -> PrivateKey {
-        file
-    }
-
-    fn load_private_key_file(&self) -> eyre::Result<PrivateKey> {
-        Ok(self.key.clone())
-    }
-
-    fn load_genesis(&self) -> eyre::Result<()> {
-        Ok(())
-    }
-
-    fn get_signing_provider(&self, private_key: PrivateKey) -> Ed25519Signer {
-        Ed25519Signer::new(private_key, self.chain_id)
-    }
-}
-
 /// Starts Malachite for one chain and the loop that serves it from `app`.
 pub async fn start<A: Application>(
     settings: EngineSettings,
     key: PrivateKey,
-    initial_validators: ValidatorSet,
     app: Arc<A>,
 ) -> eyre::Result<ConsensusHandle> {
-    std::fs::create_dir_all(&settings.home)?;
-    if let Some(list) = settings.allowlist.clone() {
-        let local = malachitebft_network::gate::peer_id_from_ed25519(key.public_key().as_bytes())
-            .ok_or_else(|| eyre::eyre!("the node key is not a valid Ed25519 key"))?;
-        malachitebft_network::gate::set_peer_filter(
-            local,
-            Arc::new(move |peer| {
-                list.0
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains(peer)
-            }),
-        );
-    }
+    std::fs::create_dir_all(settings.home.join("wal"))?;
     let ctx = TrellisContext {
         chain_id: settings.chain_id,
     };
-    let node = EngineNode {
-        home: settings.home.clone(),
-        key: key.clone(),
-        config: settings.engine_config(),
-        chain_id: settings.chain_id,
-    };
+    let signer = Ed25519Signer::new(key.clone(), settings.chain_id);
+    let address = ValidatorAddress::from_public_key(&key.public_key());
+    let keypair = Keypair::ed25519_from_bytes(key.inner().to_bytes())
+        .map_err(|e| eyre::eyre!("the node key is not a valid libp2p key: {e}"))?;
+    // Every node may become a validator by a vote, so each announces its proof (ADR-006).
+    let proof = signer
+        .sign_validator_proof(
+            key.public_key().as_bytes().to_vec(),
+            keypair.public().to_peer_id().to_bytes(),
+        )
+        .await
+        .map_err(|e| eyre::eyre!("signing the validator proof: {e}"))?;
+    let mut identity = NetworkIdentity::new_validator(
+        settings.moniker.clone(),
+        keypair,
+        address.to_string(),
+        TrellisCodec.encode(&proof)?,
+    );
+    if let Some(list) = settings.allowlist.clone() {
+        identity = identity.with_peer_filter(Arc::new(move |peer| list.allows_peer(peer)));
+    }
     let (channels, engine) = malachitebft_app_channel::start_engine(
         ctx,
-        node,
         settings.engine_config(),
-        TrellisCodec,
-        TrellisCodec,
-        None,
-        initial_validators,
+        WalContext::new(
+            settings.home.join("wal").join("consensus.wal"),
+            TrellisCodec,
+        ),
+        NetworkContext::new(identity, TrellisCodec),
+        ConsensusContext::new_validator(
+            address,
+            Box::new(signer.verifier()),
+            Box::new(signer.clone()),
+        ),
+        SyncContext::new(TrellisCodec),
+        RequestContext::new(100),
     )
     .await?;
     let events = channels.events.clone();
-    let address = ValidatorAddress::from_public_key(&key.public_key());
-    let app_loop = AppLoop::new(
-        settings.chain_id,
-        address,
-        Ed25519Signer::new(key, settings.chain_id),
-        app,
-    );
+    let app_loop = AppLoop::new(settings.chain_id, address, signer, settings.timeouts, app);
     let span =
         tracing::info_span!("consensus", chain = settings.chain_id, node = %settings.moniker);
     let app = tokio::spawn(app_loop.run(channels).instrument(span));

@@ -1,13 +1,15 @@
-//! Ed25519 signing of votes, proposals and streamed proposals, domain-separated by chain id.
+//! Ed25519 signing of votes, proposals, vote extensions and streamed proposals,
+//! domain-separated by chain id, behind Malachite's async `Signer` and `Verifier` seams.
 
 use alloy_primitives::{keccak256, B256};
+use async_trait::async_trait;
 use bytes::Bytes;
-use malachitebft_core_types::{SignedMessage, SigningProvider};
+use malachitebft_core_types::{Round, SignedMessage, ValidatorProof, VoteExtensionScope};
+use malachitebft_signing::{Error, Signer, VerificationResult, Verifier};
 use malachitebft_signing_ed25519::{PrivateKey, PublicKey, Signature};
 
 use crate::codec::{proposal_sign_bytes, vote_sign_bytes};
-use crate::context::{Height, Proposal, ProposalPart, TrellisContext, ValidatorAddress, Vote};
-use malachitebft_core_types::Round;
+use crate::context::{Height, Proposal, TrellisContext, ValidatorAddress, Vote};
 
 /// The digest a proposer signs in the `Fin` part of a streamed block proposal.
 pub fn proposal_digest(
@@ -26,35 +28,25 @@ pub fn proposal_digest(
     keccak256(&buf)
 }
 
-fn part_sign_bytes(chain_id: u64, part: &ProposalPart) -> Vec<u8> {
-    let mut out = b"trellis/part/".to_vec();
-    out.extend_from_slice(&chain_id.to_be_bytes());
-    match part {
-        ProposalPart::Init {
-            height,
-            round,
-            pol_round,
-            proposer,
-        } => {
-            out.push(0);
-            out.extend_from_slice(&height.0.to_be_bytes());
-            out.extend_from_slice(&round.as_i64().to_be_bytes());
-            out.extend_from_slice(&pol_round.as_i64().to_be_bytes());
-            out.extend_from_slice(proposer.0.as_slice());
-        }
-        ProposalPart::Data(d) => {
-            out.push(1);
-            out.extend_from_slice(d);
-        }
-        ProposalPart::Fin(s) => {
-            out.push(2);
-            out.extend_from_slice(&s.to_bytes());
-        }
-    }
-    out
+/// The bytes signed for a vote extension: bound to its scope (height, round, value,
+/// validator) and the chain, and apart from every other signed message by its prefix.
+fn extension_sign_bytes(
+    chain_id: u64,
+    scope: &VoteExtensionScope<TrellisContext>,
+    extension: &Bytes,
+) -> Vec<u8> {
+    let mut msg = b"trellis/ext/".to_vec();
+    msg.extend_from_slice(&chain_id.to_be_bytes());
+    msg.extend_from_slice(&scope.height.0.to_be_bytes());
+    msg.extend_from_slice(&scope.round.as_i64().to_be_bytes());
+    msg.extend_from_slice(scope.value_id.0.as_slice());
+    msg.extend_from_slice(scope.validator_address.0.as_slice());
+    msg.extend_from_slice(extension);
+    msg
 }
 
 /// Signs consensus messages with the node's Ed25519 key.
+#[derive(Clone)]
 pub struct Ed25519Signer {
     key: PrivateKey,
     chain_id: u64,
@@ -68,84 +60,159 @@ impl Ed25519Signer {
     pub fn sign_digest(&self, digest: &B256) -> Signature {
         self.key.sign(digest.as_slice())
     }
-}
 
-pub fn verify_digest(key: &PublicKey, digest: &B256, sig: &Signature) -> bool {
-    key.verify(digest.as_slice(), sig).is_ok()
-}
-
-impl SigningProvider<TrellisContext> for Ed25519Signer {
-    fn sign_vote(&self, vote: Vote) -> SignedMessage<TrellisContext, Vote> {
+    /// Signs a vote (what [`Signer::sign_vote`] does, without the async wrapper).
+    pub fn sign_vote_now(&self, vote: Vote) -> SignedMessage<TrellisContext, Vote> {
         let sig = self.key.sign(&vote_sign_bytes(self.chain_id, &vote));
         SignedMessage::new(vote, sig)
     }
 
-    fn verify_signed_vote(
-        &self,
-        vote: &Vote,
-        signature: &Signature,
-        public_key: &PublicKey,
-    ) -> bool {
-        public_key
-            .verify(&vote_sign_bytes(self.chain_id, vote), signature)
-            .is_ok()
-    }
-
-    fn sign_proposal(&self, proposal: Proposal) -> SignedMessage<TrellisContext, Proposal> {
+    /// Signs a proposal (what [`Signer::sign_proposal`] does, without the async wrapper).
+    pub fn sign_proposal_now(&self, proposal: Proposal) -> SignedMessage<TrellisContext, Proposal> {
         let sig = self
             .key
             .sign(&proposal_sign_bytes(self.chain_id, &proposal));
         SignedMessage::new(proposal, sig)
     }
 
-    fn verify_signed_proposal(
+    /// The verifier of the same chain.
+    pub fn verifier(&self) -> Ed25519Verifier {
+        Ed25519Verifier {
+            chain_id: self.chain_id,
+        }
+    }
+}
+
+pub fn verify_digest(key: &PublicKey, digest: &B256, sig: &Signature) -> bool {
+    key.verify(digest.as_slice(), sig).is_ok()
+}
+
+/// Checks consensus signatures of one chain.
+#[derive(Clone, Copy, Debug)]
+pub struct Ed25519Verifier {
+    chain_id: u64,
+}
+
+impl Ed25519Verifier {
+    pub fn new(chain_id: u64) -> Self {
+        Ed25519Verifier { chain_id }
+    }
+
+    pub fn vote_is_valid(&self, vote: &Vote, signature: &Signature, key: &PublicKey) -> bool {
+        key.verify(&vote_sign_bytes(self.chain_id, vote), signature)
+            .is_ok()
+    }
+
+    pub fn proposal_is_valid(
+        &self,
+        proposal: &Proposal,
+        signature: &Signature,
+        key: &PublicKey,
+    ) -> bool {
+        key.verify(&proposal_sign_bytes(self.chain_id, proposal), signature)
+            .is_ok()
+    }
+}
+
+#[async_trait]
+impl Signer<TrellisContext> for Ed25519Signer {
+    async fn sign_vote(&self, vote: Vote) -> Result<SignedMessage<TrellisContext, Vote>, Error> {
+        Ok(self.sign_vote_now(vote))
+    }
+
+    async fn sign_proposal(
+        &self,
+        proposal: Proposal,
+    ) -> Result<SignedMessage<TrellisContext, Proposal>, Error> {
+        Ok(self.sign_proposal_now(proposal))
+    }
+
+    async fn sign_vote_extension(
+        &self,
+        scope: VoteExtensionScope<TrellisContext>,
+        extension: Bytes,
+    ) -> Result<SignedMessage<TrellisContext, Bytes>, Error> {
+        let sig = self
+            .key
+            .sign(&extension_sign_bytes(self.chain_id, &scope, &extension));
+        Ok(SignedMessage::new(extension, sig))
+    }
+
+    async fn sign_validator_proof(
+        &self,
+        public_key: Vec<u8>,
+        peer_id: Vec<u8>,
+    ) -> Result<ValidatorProof<TrellisContext>, Error> {
+        // Network-agnostic by Malachite's definition: no chain prefix.
+        let sig = self
+            .key
+            .sign(&ValidatorProof::<TrellisContext>::signing_bytes(
+                &public_key,
+                &peer_id,
+            ));
+        Ok(ValidatorProof::new(public_key, peer_id, sig))
+    }
+}
+
+#[async_trait]
+impl Verifier<TrellisContext> for Ed25519Verifier {
+    async fn verify_signed_vote(
+        &self,
+        vote: &Vote,
+        signature: &Signature,
+        public_key: &PublicKey,
+    ) -> Result<VerificationResult, Error> {
+        Ok(VerificationResult::from_bool(
+            self.vote_is_valid(vote, signature, public_key),
+        ))
+    }
+
+    async fn verify_signed_proposal(
         &self,
         proposal: &Proposal,
         signature: &Signature,
         public_key: &PublicKey,
-    ) -> bool {
-        public_key
-            .verify(&proposal_sign_bytes(self.chain_id, proposal), signature)
-            .is_ok()
+    ) -> Result<VerificationResult, Error> {
+        Ok(VerificationResult::from_bool(
+            self.proposal_is_valid(proposal, signature, public_key),
+        ))
     }
 
-    fn sign_proposal_part(
+    async fn verify_signed_vote_extension(
         &self,
-        part: ProposalPart,
-    ) -> SignedMessage<TrellisContext, ProposalPart> {
-        let sig = self.key.sign(&part_sign_bytes(self.chain_id, &part));
-        SignedMessage::new(part, sig)
-    }
-
-    fn verify_signed_proposal_part(
-        &self,
-        part: &ProposalPart,
-        signature: &Signature,
-        public_key: &PublicKey,
-    ) -> bool {
-        public_key
-            .verify(&part_sign_bytes(self.chain_id, part), signature)
-            .is_ok()
-    }
-
-    fn sign_vote_extension(&self, extension: Bytes) -> SignedMessage<TrellisContext, Bytes> {
-        let mut msg = b"trellis/ext/".to_vec();
-        msg.extend_from_slice(&self.chain_id.to_be_bytes());
-        msg.extend_from_slice(&extension);
-        let sig = self.key.sign(&msg);
-        SignedMessage::new(extension, sig)
-    }
-
-    fn verify_signed_vote_extension(
-        &self,
+        scope: &VoteExtensionScope<TrellisContext>,
         extension: &Bytes,
         signature: &Signature,
         public_key: &PublicKey,
-    ) -> bool {
-        let mut msg = b"trellis/ext/".to_vec();
-        msg.extend_from_slice(&self.chain_id.to_be_bytes());
-        msg.extend_from_slice(extension);
-        public_key.verify(&msg, signature).is_ok()
+    ) -> Result<VerificationResult, Error> {
+        Ok(VerificationResult::from_bool(
+            public_key
+                .verify(
+                    &extension_sign_bytes(self.chain_id, scope, extension),
+                    signature,
+                )
+                .is_ok(),
+        ))
+    }
+
+    async fn verify_validator_proof(
+        &self,
+        proof: &ValidatorProof<TrellisContext>,
+    ) -> Result<VerificationResult, Error> {
+        let valid = <[u8; 32]>::try_from(proof.public_key.as_slice())
+            .ok()
+            .and_then(|k| trellis_crypto::parse_public_key(k).ok())
+            .is_some_and(|key| {
+                key.verify(
+                    &ValidatorProof::<TrellisContext>::signing_bytes(
+                        &proof.public_key,
+                        &proof.peer_id,
+                    ),
+                    &proof.signature,
+                )
+                .is_ok()
+            });
+        Ok(VerificationResult::from_bool(valid))
     }
 }
 
@@ -169,8 +236,12 @@ mod tests {
             validator_address: ValidatorAddress(Address::ZERO),
             extension: None,
         };
-        let signed = a.sign_vote(vote.clone());
-        assert!(a.verify_signed_vote(&vote, &signed.signature, &key.public()));
-        assert!(!b.verify_signed_vote(&vote, &signed.signature, &key.public()));
+        let signed = a.sign_vote_now(vote.clone());
+        assert!(a
+            .verifier()
+            .vote_is_valid(&vote, &signed.signature, &key.public()));
+        assert!(!b
+            .verifier()
+            .vote_is_valid(&vote, &signed.signature, &key.public()));
     }
 }

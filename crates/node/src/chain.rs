@@ -667,7 +667,7 @@ impl Chain {
             .inner
             .store
             .view()
-            .map_err(|e| invalid(format!("state unavailable: {e}")))?;
+            .map_err(|e| VerifyError::Unavailable(format!("state unavailable: {e}")))?;
         let env = self.env_for(height, h.timestamp_ms, h.proposer);
         let executed = execute_block(
             &view,
@@ -853,9 +853,9 @@ impl Application for Chain {
 
     async fn verify_block(&self, height: u64, block: Bytes) -> Result<B256, VerifyError> {
         let chain = self.clone();
-        tokio::task::spawn_blocking(move || chain.verify_blocking(height, block))
+        trellis_storage::blocking(move || chain.verify_blocking(height, block))
             .await
-            .map_err(|e| VerifyError::Undecodable(format!("verification task failed: {e}")))?
+            .map_err(|e| VerifyError::Unavailable(e.to_string()))?
     }
 
     async fn commit_block(

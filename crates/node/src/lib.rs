@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tracing::info;
-use trellis_consensus::{ConsensusHandle, EngineSettings, TimeoutConfig};
+use trellis_consensus::{ConsensusHandle, EngineSettings, LinearTimeouts};
 use trellis_crypto::NodeKey;
 use trellis_primitives::Genesis;
 use trellis_rpc::RpcLimits;
@@ -31,18 +31,19 @@ pub struct RunningNode {
     tasks: Vec<JoinHandle<()>>,
 }
 
-fn timeouts(c: &config::ConsensusConfig) -> TimeoutConfig {
+fn timeouts(c: &config::ConsensusConfig) -> LinearTimeouts {
     let propose = Duration::from_millis(c.timeout_propose_ms);
     let prevote = Duration::from_millis(c.timeout_prevote_ms);
     let precommit = Duration::from_millis(c.timeout_precommit_ms);
-    TimeoutConfig {
-        timeout_propose: propose,
-        timeout_propose_delta: propose / 6,
-        timeout_prevote: prevote,
-        timeout_prevote_delta: prevote / 2,
-        timeout_precommit: precommit,
-        timeout_precommit_delta: precommit / 2,
-        timeout_rebroadcast: propose + prevote + precommit,
+    LinearTimeouts {
+        propose,
+        propose_delta: propose / 6,
+        prevote,
+        prevote_delta: prevote / 2,
+        precommit,
+        precommit_delta: precommit / 2,
+        rebroadcast: propose + prevote + precommit,
+        ..LinearTimeouts::default()
     }
 }
 
@@ -133,13 +134,8 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         timeouts: timeouts(&config.consensus),
         allowlist: Some(chain.peer_allowlist()),
     };
-    let consensus = trellis_consensus::start(
-        settings,
-        key.private().clone(),
-        chain.next_validators(),
-        Arc::new(chain.clone()),
-    )
-    .await?;
+    let consensus =
+        trellis_consensus::start(settings, key.private().clone(), Arc::new(chain.clone())).await?;
     info!(moniker = %config.moniker, chain_id = %genesis.chain_id, rpc = %rpc_addr, "node started");
     Ok(RunningNode {
         chain,

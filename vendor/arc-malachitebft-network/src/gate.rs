@@ -1,10 +1,13 @@
-//! Trellis patch: connection gating. A node may register, before its network starts, a
-//! filter deciding which remote peers may connect; connections from (or to) any other peer
-//! are denied during the handshake, before any protocol (gossip, sync, discovery) runs on
-//! them. Malachite 0.5 offers no such hook; see vendor/README.md in the Trellis repository.
+//! Trellis patch: connection gating. A network may be given a filter (in its
+//! `NetworkIdentity`) deciding which remote peers may hold a connection; connections from or
+//! to any other peer are denied as soon as the handshake has proven the peer's key, before any
+//! protocol (gossip, sync, discovery, validator proofs) runs on them, and established
+//! connections of peers the filter stops allowing are closed within `RECHECK`. Malachite 0.8
+//! checks peers only after the Identify exchange (`persistent_peers_only`); see
+//! vendor/README.md in the Trellis repository.
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use libp2p::core::transport::PortUse;
@@ -17,21 +20,6 @@ use libp2p::{Multiaddr, PeerId};
 
 /// Decides whether a remote peer may hold a connection.
 pub type PeerFilter = Arc<dyn Fn(&PeerId) -> bool + Send + Sync>;
-
-static FILTERS: Mutex<Vec<(PeerId, PeerFilter)>> = Mutex::new(Vec::new());
-
-/// Installs `filter` for the network whose local identity is `local`. Call before starting
-/// the network; replaces an earlier filter for the same identity.
-pub fn set_peer_filter(local: PeerId, filter: PeerFilter) {
-    let mut filters = FILTERS.lock().unwrap_or_else(|e| e.into_inner());
-    filters.retain(|(p, _)| p != &local);
-    filters.push((local, filter));
-}
-
-fn filter_for(local: &PeerId) -> Option<PeerFilter> {
-    let filters = FILTERS.lock().unwrap_or_else(|e| e.into_inner());
-    filters.iter().find(|(p, _)| p == local).map(|(_, f)| f.clone())
-}
 
 #[derive(Debug)]
 pub struct PeerNotAllowed(PeerId);
@@ -56,9 +44,9 @@ pub struct PeerGate {
 }
 
 impl PeerGate {
-    pub fn for_local(local: &PeerId) -> Self {
+    pub fn new(filter: Option<PeerFilter>) -> Self {
         PeerGate {
-            filter: filter_for(local),
+            filter,
             connected: Default::default(),
             recheck: None,
         }
@@ -149,50 +137,4 @@ impl NetworkBehaviour for PeerGate {
 pub fn peer_id_from_ed25519(public_key: &[u8; 32]) -> Option<PeerId> {
     let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(public_key).ok()?;
     Some(libp2p::identity::PublicKey::from(key).to_peer_id())
-}
-
-/// Trellis patch: keeps dialing persistent peers that are not connected. Malachite 0.5 dials
-/// them at start (with a few retries) and afterwards only through discovery, so a node that
-/// was refused (not yet registered) or a link that dropped for long could stay cut off.
-#[derive(Debug)]
-pub struct Redialer {
-    addrs: Vec<Multiaddr>,
-    learned: std::collections::HashMap<Multiaddr, PeerId>,
-}
-
-fn without_peer_id(addr: &Multiaddr) -> Multiaddr {
-    addr.iter()
-        .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
-        .collect()
-}
-
-impl Redialer {
-    pub fn new(addrs: &[Multiaddr]) -> Self {
-        Redialer {
-            addrs: addrs.iter().map(without_peer_id).collect(),
-            learned: Default::default(),
-        }
-    }
-
-    /// Learns which peer answers at a persistent address.
-    pub fn on_established(&mut self, peer: PeerId, endpoint: &libp2p::core::ConnectedPoint) {
-        if let libp2p::core::ConnectedPoint::Dialer { address, .. } = endpoint {
-            let address = without_peer_id(address);
-            if self.addrs.contains(&address) {
-                self.learned.insert(address, peer);
-            }
-        }
-    }
-
-    /// Dials every persistent address whose peer is not connected.
-    pub fn redial<B: NetworkBehaviour>(&self, swarm: &mut libp2p::Swarm<B>) {
-        for addr in &self.addrs {
-            if self.learned.get(addr).is_some_and(|p| swarm.is_connected(p)) {
-                continue;
-            }
-            if let Err(e) = swarm.dial(addr.clone()) {
-                tracing::debug!(%addr, "redial failed: {e}");
-            }
-        }
-    }
 }
