@@ -238,6 +238,12 @@ impl<A: Application> AppLoop<A> {
                 let key = Self::round_key(height, round);
                 let hash = match self.built.get(&key) {
                     Some(hash) => *hash,
+                    None if height.0 <= self.app.committed_height() => {
+                        // Decided (by votes or sync) while consensus was asking: nothing to
+                        // propose, and nothing wrong.
+                        debug!(%height, %round, "height already committed; no value to propose");
+                        return Ok(());
+                    }
                     None => {
                         // Leave headroom for streaming before the propose timeout fires.
                         let deadline = Instant::now() + timeout.mul_f32(0.5);
@@ -612,4 +618,92 @@ pub fn stream_signature_valid(
             signature,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A chain at a fixed height that counts the blocks it is asked to build.
+    struct AtHeight {
+        height: u64,
+        builds: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Application for AtHeight {
+        fn committed_height(&self) -> u64 {
+            self.height
+        }
+
+        fn validator_set(&self, _height: u64) -> Option<ValidatorSet> {
+            None
+        }
+
+        async fn build_block(
+            &self,
+            height: u64,
+            _proposer: Address,
+            _deadline: Instant,
+        ) -> eyre::Result<(B256, Bytes)> {
+            self.builds.fetch_add(1, Ordering::Relaxed);
+            eyre::bail!("asked to build block {height} on tip {}", self.height)
+        }
+
+        async fn verify_block(&self, _height: u64, _block: Bytes) -> Result<B256, VerifyError> {
+            Err(VerifyError::Unavailable("not used".into()))
+        }
+
+        async fn commit_block(&self, _: u64, _: B256, _: Vec<u8>) -> eyre::Result<()> {
+            Ok(())
+        }
+
+        fn decided_block(&self, _height: u64) -> Option<(Bytes, Vec<u8>)> {
+            None
+        }
+    }
+
+    /// Found by the deterministic simulation: consensus may ask for a value of a height this
+    /// node committed meanwhile (through sync, or votes that arrived while it waited for
+    /// transactions). That is no error: no block is built and nothing is proposed.
+    #[tokio::test]
+    async fn a_value_asked_for_an_already_committed_height_is_no_error() {
+        let key = trellis_crypto::NodeKey::from_secret([7; 32]);
+        let signer = Ed25519Signer::new(key.private().clone(), 1);
+        let app = Arc::new(AtHeight {
+            height: 5,
+            builds: AtomicUsize::new(0),
+        });
+        let mut host = AppLoop::new(
+            1,
+            ValidatorAddress::from_public_key(&key.public()),
+            signer,
+            LinearTimeouts::default(),
+            app.clone(),
+        );
+        let (network, mut published) = tokio::sync::mpsc::channel(8);
+        let mut channels = Channels {
+            consensus: tokio::sync::mpsc::channel(1).1,
+            network,
+            events: Default::default(),
+            requests: tokio::sync::mpsc::channel(1).0,
+            net_requests: tokio::sync::mpsc::channel(1).0,
+        };
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        host.handle(
+            AppMsg::GetValue {
+                height: Height(5),
+                round: Round::new(0),
+                timeout: std::time::Duration::from_secs(1),
+                reply,
+            },
+            &mut channels,
+        )
+        .await
+        .expect("no error");
+        assert_eq!(app.builds.load(Ordering::Relaxed), 0);
+        assert!(answer.try_recv().is_err(), "nothing is proposed");
+        assert!(published.try_recv().is_err(), "nothing is streamed");
+    }
 }
