@@ -135,7 +135,7 @@ impl WireProposal {
 }
 
 /// Canonical bytes that a validator signs for a vote (without its extension).
-pub(crate) fn vote_sign_bytes(chain_id: u64, vote: &Vote) -> Vec<u8> {
+pub fn vote_sign_bytes(chain_id: u64, vote: &Vote) -> Vec<u8> {
     let mut out = b"trellis/vote/".to_vec();
     out.extend_from_slice(&chain_id.to_be_bytes());
     out.extend(postcard::to_stdvec(&WireVote::from(vote)).unwrap_or_default());
@@ -143,7 +143,7 @@ pub(crate) fn vote_sign_bytes(chain_id: u64, vote: &Vote) -> Vec<u8> {
 }
 
 /// Canonical bytes that a proposer signs for a proposal message.
-pub(crate) fn proposal_sign_bytes(chain_id: u64, proposal: &Proposal) -> Vec<u8> {
+pub fn proposal_sign_bytes(chain_id: u64, proposal: &Proposal) -> Vec<u8> {
     let mut out = b"trellis/proposal/".to_vec();
     out.extend_from_slice(&chain_id.to_be_bytes());
     out.extend(postcard::to_stdvec(&WireProposal::from(proposal)).unwrap_or_default());

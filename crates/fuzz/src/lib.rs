@@ -349,6 +349,7 @@ fn rpc_harness() -> &'static RpcHarness {
                     empty_block_interval: std::time::Duration::from_secs(1),
                     max_block_txs: 100,
                     pool: Default::default(),
+                    clock: Default::default(),
                 },
             )
             .expect("chain")

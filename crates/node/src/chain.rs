@@ -1,7 +1,7 @@
 //! One chain instance: admission into the pool, block building and checking for consensus,
 //! atomic commits, and the read side the RPC server uses.
 
-use alloy_consensus::Transaction as _;
+use alloy_consensus::{Transaction as _, TxEnvelope};
 use alloy_primitives::{keccak256, Address, Bytes as AlloyBytes, B256};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +29,40 @@ pub struct ChainSettings {
     pub empty_block_interval: Duration,
     pub max_block_txs: usize,
     pub pool: PoolConfig,
+    /// Where block timestamps come from: the system clock, or a simulation's.
+    pub clock: Clock,
+}
+
+/// Milliseconds since the Unix epoch, as a chain instance sees them.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(now_ms))
+    }
+
+    /// A clock that reads `now` (a deterministic simulation's time).
+    pub fn from_fn(now: impl Fn() -> u64 + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -380,6 +414,19 @@ impl Chain {
         self.inner.committed.subscribe()
     }
 
+    /// The encoded block and certificate committed at `height` (blocking).
+    pub fn decided(&self, height: u64) -> Option<(Bytes, Vec<u8>)> {
+        let view = self.inner.store.view().ok()?;
+        let block = view.block(Height(height)).ok()??;
+        let cert = view.certificate(Height(height)).ok()??;
+        Some((Bytes::from(block.encode_to_vec()), cert))
+    }
+
+    /// Whether the pool holds a transaction a block could take now.
+    pub fn has_ready_transactions(&self) -> bool {
+        self.lock_pool().has_ready()
+    }
+
     /// Times this node had to propose an empty block because building failed.
     pub fn build_failures(&self) -> u64 {
         self.inner
@@ -404,6 +451,32 @@ impl Chain {
         Ok(view.account(address)?.map(|a| a.nonce).unwrap_or(0))
     }
 
+    /// Admission of one raw transaction on the calling thread with the sender recovered by
+    /// `recover` (blocking, no forwarding: a deterministic simulation's path, which recovers
+    /// each transaction once for all its nodes).
+    pub fn admit_blocking(
+        &self,
+        raw: &[u8],
+        recover: impl FnOnce(&TxEnvelope) -> Result<Address, trellis_crypto::RecoveryError>,
+    ) -> Result<B256, AdmissionError> {
+        let tx = decode_and_check(raw, self.inner.chain_id, self.inner.max_tx_gas)?;
+        let sender = recover(&tx).map_err(|e| AdmissionError::BadSignature(e.to_string()))?;
+        self.insert_recovered(tx, sender)
+    }
+
+    /// Admission once the sender is known: permissions, nonce, then the pool (blocking).
+    fn insert_recovered(&self, tx: TxEnvelope, sender: Address) -> Result<B256, AdmissionError> {
+        let view = self
+            .inner
+            .store
+            .view()
+            .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
+        self.permitted(&view, &sender, tx.to().as_ref())?;
+        let nonce = Self::state_nonce(&view, &sender)
+            .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
+        Ok(self.lock_pool().insert(tx, sender, nonce)?)
+    }
+
     /// Full admission of one raw transaction: stateless checks, signature, then the pool.
     pub async fn admit(&self, raw: Vec<u8>, forward: bool) -> Result<B256, AdmissionError> {
         let tx = decode_and_check(&raw, self.inner.chain_id, self.inner.max_tx_gas)?;
@@ -412,19 +485,9 @@ impl Chain {
         })?;
         let sender = sender.map_err(|e| AdmissionError::BadSignature(e.to_string()))?;
         let chain = self.clone();
-        let hash = trellis_storage::blocking(move || {
-            let view = chain
-                .inner
-                .store
-                .view()
-                .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
-            chain.permitted(&view, &sender, tx.to().as_ref())?;
-            let nonce = Self::state_nonce(&view, &sender)
-                .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
-            Ok::<_, AdmissionError>(chain.lock_pool().insert(tx, sender, nonce)?)
-        })
-        .await
-        .map_err(|e| AdmissionError::Unavailable(e.to_string()))??;
+        let hash = trellis_storage::blocking(move || chain.insert_recovered(tx, sender))
+            .await
+            .map_err(|e| AdmissionError::Unavailable(e.to_string()))??;
         self.inner.tx_arrived.notify_one();
         if forward {
             let gossip = self
@@ -501,7 +564,9 @@ impl Chain {
         }
     }
 
-    fn build_blocking(&self, height: u64, proposer: Address) -> eyre::Result<(B256, Bytes)> {
+    /// Builds and executes the block of `height` proposed by `proposer` from what the pool
+    /// holds now (blocking: run it off async workers).
+    pub fn build_blocking(&self, height: u64, proposer: Address) -> eyre::Result<(B256, Bytes)> {
         let tip = self.tip();
         if height != tip.height + 1 {
             eyre::bail!("asked to build block {height} on tip {}", tip.height);
@@ -514,7 +579,7 @@ impl Chain {
             .lock_pool()
             .select(self.inner.settings.max_block_txs, self.inner.gas_limit);
         let (txs, senders): (Vec<_>, Vec<_>) = selected.into_iter().unzip();
-        let timestamp_ms = now_ms().max(tip.timestamp_ms + 1);
+        let timestamp_ms = self.inner.settings.clock.now_ms().max(tip.timestamp_ms + 1);
         let env = self.env_for(height, timestamp_ms, proposer);
         let executed = match execute_block(&view, &env, txs.clone(), senders, Mode::Build) {
             Ok(executed) => executed,
@@ -588,7 +653,8 @@ impl Chain {
             .insert(hash, Arc::new(PendingBlock { block, executed }));
     }
 
-    fn verify_blocking(&self, height: u64, bytes: Bytes) -> Result<B256, VerifyError> {
+    /// Decodes, checks and executes a received block of `height` (blocking).
+    pub fn verify_blocking(&self, height: u64, bytes: Bytes) -> Result<B256, VerifyError> {
         let block =
             Block::decode_bytes(&bytes).map_err(|e| VerifyError::Undecodable(e.to_string()))?;
         let hash = block.hash();
@@ -627,7 +693,9 @@ impl Chain {
                 h.proposer
             )));
         }
-        if h.timestamp_ms <= tip.timestamp_ms || h.timestamp_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
+        if h.timestamp_ms <= tip.timestamp_ms
+            || h.timestamp_ms > self.inner.settings.clock.now_ms() + MAX_CLOCK_DRIFT_MS
+        {
             return Err(invalid(format!(
                 "timestamp {} out of range",
                 h.timestamp_ms
@@ -715,7 +783,13 @@ impl Chain {
         ))
     }
 
-    fn commit_blocking(&self, height: u64, hash: B256, certificate: Vec<u8>) -> eyre::Result<()> {
+    /// Commits a block built or verified earlier, with its certificate (blocking).
+    pub fn commit_blocking(
+        &self,
+        height: u64,
+        hash: B256,
+        certificate: Vec<u8>,
+    ) -> eyre::Result<()> {
         let tip = self.tip();
         if height <= tip.height {
             // Replayed decision after a restart: fine if it is the block we already have.
@@ -870,10 +944,7 @@ impl Application for Chain {
     }
 
     fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)> {
-        let view = self.inner.store.view().ok()?;
-        let block = view.block(Height(height)).ok()??;
-        let cert = view.certificate(Height(height)).ok()??;
-        Some((Bytes::from(block.encode_to_vec()), cert))
+        self.decided(height)
     }
 }
 

@@ -6,7 +6,7 @@ pub mod config;
 mod gossip;
 mod recovery;
 
-pub use chain::{genesis_block, genesis_validators, Chain, ChainSettings};
+pub use chain::{genesis_block, genesis_validators, Chain, ChainSettings, Clock};
 pub use config::{ConfigError, NodeConfig};
 
 use eyre::WrapErr;
@@ -31,7 +31,9 @@ pub struct RunningNode {
     tasks: Vec<JoinHandle<()>>,
 }
 
-fn timeouts(c: &config::ConsensusConfig) -> LinearTimeouts {
+/// Consensus timeouts derived from the configured base durations (the growth per round and
+/// the rebroadcast interval follow from them).
+pub fn timeouts(c: &config::ConsensusConfig) -> LinearTimeouts {
     let propose = Duration::from_millis(c.timeout_propose_ms);
     let prevote = Duration::from_millis(c.timeout_prevote_ms);
     let precommit = Duration::from_millis(c.timeout_precommit_ms);
@@ -68,6 +70,7 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
             empty_block_interval: Duration::from_millis(config.consensus.empty_block_interval_ms),
             max_block_txs: config.consensus.max_block_txs,
             pool: config.pool_config(),
+            clock: chain::Clock::system(),
         },
     )?;
 

@@ -89,6 +89,59 @@ pub struct BlockCommit<'a> {
     pub changes: &'a StateChanges,
 }
 
+/// Bytes of a database held in memory and shared, so that a store can be closed and opened
+/// again on them (see [`Store::open_on`]).
+#[derive(Clone, Debug, Default)]
+pub struct MemoryDisk(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl MemoryDisk {
+    /// An independent copy of the bytes as they are now: what a disk holds when its process
+    /// is killed (the store handles still open on `self` can no longer touch it).
+    pub fn image(&self) -> MemoryDisk {
+        MemoryDisk(Arc::new(std::sync::Mutex::new(self.bytes().clone())))
+    }
+
+    fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl redb::StorageBackend for MemoryDisk {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        Ok(self.bytes().len() as u64)
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, std::io::Error> {
+        let bytes = self.bytes();
+        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+        bytes
+            .get(start..start.saturating_add(len))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past end"))
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        let len = usize::try_from(len).map_err(std::io::Error::other)?;
+        self.bytes().resize(len, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self, _eventual: bool) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        let mut bytes = self.bytes();
+        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+        let end = start + data.len();
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[start..end].copy_from_slice(data);
+        Ok(())
+    }
+}
+
 /// Handle to the node's database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -108,7 +161,16 @@ impl Store {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let db = Database::create(path)?;
+        Self::prepare(Database::create(path)?)
+    }
+
+    /// Opens a store kept in `disk` (deterministic simulations): dropping every handle and
+    /// opening `disk` again is a process crash and restart, with everything committed kept.
+    pub fn open_on(disk: &MemoryDisk) -> Result<Store, StoreError> {
+        Self::prepare(Database::builder().create_with_backend(disk.clone())?)
+    }
+
+    fn prepare(db: Database) -> Result<Store, StoreError> {
         let wtx = db.begin_write()?;
         {
             wtx.open_table(META)?;
