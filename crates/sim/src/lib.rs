@@ -54,6 +54,7 @@ use trellis_storage::{MemoryDisk, Store};
 pub use net::{LinkFault, Network, Time, Window, MS};
 pub use node::Byzantine;
 use node::{Later, Message, Out, SharedVerifier, SimNode, Wal};
+use trellis_consensus::ValidatorAddress;
 
 /// One simulated second.
 pub const SEC: Time = 1_000 * MS;
@@ -72,12 +73,35 @@ const RESEND_AFTER: Time = 1_500 * MS;
 /// How long the run goes on after the last fault ends.
 pub const SETTLE: Time = 10 * SEC;
 
-/// A validator process killed at `at` and started again `down_for` later.
+/// A validator process stopped at `at` and started again `down_for` later.
 #[derive(Clone, Debug)]
 pub struct Crash {
     pub node: usize,
     pub at: Time,
     pub down_for: Time,
+    pub kind: CrashKind,
+}
+
+/// How a validator process stops. Its database keeps every committed block either way (redb
+/// syncs each commit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashKind {
+    /// Killed between two steps: its write-ahead log keeps every append.
+    Kill,
+    /// Killed at its next decision, after the log is flushed and before the block is
+    /// committed: it must decide the same block again from its log.
+    AtDecision,
+    /// The machine loses power: the log keeps only what was flushed.
+    PowerLoss,
+}
+
+/// A validator whose block building takes `extra` longer during `window` (a slow disk, a
+/// busy machine), so that its proposals may come after the others' propose timeout.
+#[derive(Clone, Debug)]
+pub struct SlowBuilder {
+    pub node: usize,
+    pub extra: Time,
+    pub window: Window,
 }
 
 /// Everything one run does, drawn from its seed.
@@ -87,6 +111,7 @@ pub struct Scenario {
     pub validators: usize,
     pub network: Network,
     pub crashes: Vec<Crash>,
+    pub slow_builders: Vec<SlowBuilder>,
     pub byzantine: Option<(usize, Byzantine)>,
     /// Transfers the clients offer per simulated second.
     pub load: u32,
@@ -159,13 +184,35 @@ impl Scenario {
             }
             let at = rng.gen_range(SEC / 4..fault_span);
             let down_for = rng.gen_range(50..=3_000) * MS;
-            crashes.push(Crash { node, at, down_for });
+            let kind = match rng.gen_range(0..3) {
+                0 => CrashKind::Kill,
+                1 => CrashKind::AtDecision,
+                _ => CrashKind::PowerLoss,
+            };
+            crashes.push(Crash {
+                node,
+                at,
+                down_for,
+                kind,
+            });
         }
+        let slow_builders = if rng.gen_bool(0.25) {
+            let node = rng.gen_range(0..validators);
+            let extra = rng.gen_range(200..=1_500) * MS;
+            vec![SlowBuilder {
+                node,
+                extra,
+                window: window(&mut rng, 4 * SEC),
+            }]
+        } else {
+            Vec::new()
+        };
         Scenario {
             seed,
             validators,
             network,
             crashes,
+            slow_builders,
             byzantine,
             load,
             fault_span,
@@ -181,6 +228,7 @@ impl Scenario {
             validators,
             network: Network::new(validators, &mut rng, 10 * MS..80 * MS, 10 * MS, 0.0),
             crashes: Vec::new(),
+            slow_builders: Vec::new(),
             byzantine: None,
             load,
             fault_span: 5 * SEC,
@@ -193,6 +241,7 @@ impl Scenario {
         self.crashes
             .iter()
             .map(|c| c.at + c.down_for)
+            .chain(self.slow_builders.iter().map(|s| s.window.to))
             .chain([self.network.faults_end(), self.fault_span])
             .max()
             .unwrap_or(0)
@@ -281,6 +330,7 @@ enum Event {
     Crash {
         node: usize,
         down_for: Time,
+        kind: CrashKind,
     },
     Restart {
         node: usize,
@@ -302,6 +352,8 @@ struct Slot {
     epoch: u64,
     key: PrivateKey,
     byzantine: Option<Byzantine>,
+    /// How long the node stays down after a crash at its next decision.
+    down_for: Time,
 }
 
 /// A client account: the transfers it has in flight, by nonce.
@@ -331,6 +383,8 @@ struct World<'a> {
     seq: u64,
     slots: Vec<Slot>,
     peers: Vec<PeerId>,
+    /// Validator address of each node, by index.
+    addresses: Vec<ValidatorAddress>,
     genesis: Genesis,
     /// The block every height decided, as the first node to commit it saw it.
     decided: BTreeMap<u64, B256>,
@@ -339,6 +393,9 @@ struct World<'a> {
     fingerprint: B256,
     /// Highest honest height when the last fault ended.
     healed_at: Option<u64>,
+    /// When the last fault ends: the scenario's plan, pushed later when a crash that waits
+    /// for a decision fires late and its node is down past it.
+    healed_time: Time,
     verifier: SharedVerifier,
 }
 
@@ -465,6 +522,10 @@ impl<'a> World<'a> {
             .map(|i| node_key(scenario.seed, i))
             .collect();
         let peers = keys.iter().map(peer_id).collect::<Result<Vec<_>, _>>()?;
+        let addresses = keys
+            .iter()
+            .map(|k| ValidatorAddress::from_public_key(&k.public_key()))
+            .collect();
         let genesis = genesis(&keys);
         let slots = keys
             .into_iter()
@@ -474,6 +535,7 @@ impl<'a> World<'a> {
                 wal: Wal::default(),
                 node: None,
                 epoch: 0,
+                down_for: 0,
                 key,
                 byzantine: scenario
                     .byzantine
@@ -497,6 +559,7 @@ impl<'a> World<'a> {
             seq: 0,
             slots,
             peers,
+            addresses,
             genesis,
             decided: BTreeMap::new(),
             clients: Clients {
@@ -510,6 +573,7 @@ impl<'a> World<'a> {
             events: 0,
             fingerprint: B256::ZERO,
             healed_at: None,
+            healed_time: 0,
             verifier: SharedVerifier::new(CHAIN_ID),
         })
     }
@@ -533,16 +597,16 @@ impl<'a> World<'a> {
                 Event::Crash {
                     node: crash.node,
                     down_for: crash.down_for,
+                    kind: crash.kind,
                 },
             );
         }
         self.at(0, Event::Client);
-        let healed = self.scenario.faults_end();
-        self.at(healed, Event::FaultsEnded);
-        let end = healed + SETTLE;
+        self.healed_time = self.scenario.faults_end();
+        self.at(self.healed_time, Event::FaultsEnded);
         while let Some(entry) = self.queue.first_entry() {
             let (time, _) = *entry.key();
-            if time > end {
+            if time > self.healed_time + SETTLE {
                 break;
             }
             let event = entry.remove();
@@ -552,7 +616,7 @@ impl<'a> World<'a> {
             self.events += 1;
             self.handle(event)?;
         }
-        self.now = end;
+        self.now = self.healed_time + SETTLE;
         self.check_end()
     }
 
@@ -588,6 +652,9 @@ impl<'a> World<'a> {
         );
         let mut out = Vec::new();
         node.boot(&mut slot.wal, &mut out);
+        if let (None, Some(error)) = (slot.byzantine, &node.error) {
+            return Err(format!("honest node {index} failed to start: {error}"));
+        }
         let epoch = slot.epoch;
         slot.node = Some(node);
         let first_tick = self.rng.gen_range(0..SYNC_TICK);
@@ -626,15 +693,19 @@ impl<'a> World<'a> {
                 self.at(now + SYNC_TICK, Event::SyncTick { node, epoch });
                 Ok(())
             }
-            Event::Crash { node, down_for } => {
-                let slot = &mut self.slots[node];
-                if slot.node.take().is_some() {
-                    // What the process had not written is lost: the log's unflushed entries,
-                    // and nothing else (a committed redb transaction is on disk).
-                    slot.wal.crash();
-                    slot.disk = slot.disk.image();
-                    debug!(node, down_ms = down_for / MS, "crashed");
-                    self.at(self.now + down_for, Event::Restart { node });
+            Event::Crash {
+                node,
+                down_for,
+                kind,
+            } => {
+                match kind {
+                    CrashKind::AtDecision => {
+                        if let Some(n) = self.slots[node].node.as_mut() {
+                            n.crash_at_decide = true;
+                            self.slots[node].down_for = down_for;
+                        }
+                    }
+                    CrashKind::Kill | CrashKind::PowerLoss => self.stop(node, down_for, kind),
                 }
                 Ok(())
             }
@@ -661,9 +732,36 @@ impl<'a> World<'a> {
                 Ok(())
             }
             Event::FaultsEnded => {
-                self.healed_at = Some(self.honest_heights().max().unwrap_or(0));
+                // A stale one: a late crash moved the end of the faults.
+                if self.now == self.healed_time {
+                    self.healed_at = Some(self.honest_heights().max().unwrap_or(0));
+                }
                 Ok(())
             }
+        }
+    }
+
+    /// Stops the node of `index` (if it runs) as `kind` says, and starts it `down_for` later.
+    fn stop(&mut self, index: usize, down_for: Time, kind: CrashKind) {
+        let slot = &mut self.slots[index];
+        if slot.node.take().is_none() {
+            return;
+        }
+        match kind {
+            CrashKind::PowerLoss => slot.wal.power_loss(),
+            CrashKind::Kill | CrashKind::AtDecision => slot.wal.kill(),
+        }
+        // What the database had committed is on disk; the process's handles are gone.
+        slot.disk = slot.disk.image();
+        debug!(node = index, ?kind, down_ms = down_for / MS, "crashed");
+        let restart = self.now + down_for;
+        self.at(restart, Event::Restart { node: index });
+        if restart > self.healed_time {
+            // A crash armed for the next decision fired late: the faults last until its
+            // node is back, and liveness is judged from then.
+            self.healed_time = restart;
+            self.healed_at = None;
+            self.at(restart, Event::FaultsEnded);
         }
     }
 
@@ -685,6 +783,14 @@ impl<'a> World<'a> {
         let _span = tracing::debug_span!("node", i = index).entered();
         let mut out = Vec::new();
         f(node, &mut slot.wal, &mut out);
+        if let Some(done) = node.killed_after {
+            // Killed mid-step: what it sent before counts, nothing after happened.
+            out.truncate(done);
+            let down_for = slot.down_for;
+            self.route(index, out)?;
+            self.stop(index, down_for, CrashKind::AtDecision);
+            return Ok(());
+        }
         if slot.byzantine.is_none() {
             if let Some(error) = &node.error {
                 return Err(format!("honest node {index} left consensus: {error}"));
@@ -744,22 +850,38 @@ impl<'a> World<'a> {
                         generation,
                     },
                 ),
-                Out::Later { after, later } => self.at(
-                    self.now + after,
-                    Event::Later {
-                        node: from,
-                        epoch,
-                        later,
-                    },
-                ),
+                Out::Later { after, later } => {
+                    let slow: Time = self
+                        .scenario
+                        .slow_builders
+                        .iter()
+                        .filter(|s| s.node == from && s.window.holds(self.now))
+                        .map(|s| s.extra)
+                        .sum();
+                    self.at(
+                        self.now + after + slow,
+                        Event::Later {
+                            node: from,
+                            epoch,
+                            later,
+                        },
+                    )
+                }
                 Out::Committed(height) => self.committed(from, height)?,
                 Out::Refused {
-                    from: proposer,
+                    proposer,
                     height,
+                    synced,
                 } => {
-                    if self.is_honest(from) && self.is_honest(proposer) {
+                    let by = self.addresses.iter().position(|a| *a == proposer);
+                    if self.is_honest(from) && synced {
                         return Err(format!(
-                            "honest node {from} found invalid the block honest node {proposer} proposed at height {height}"
+                            "honest node {from} found invalid the block decided at height {height} (it came with a commit certificate)"
+                        ));
+                    }
+                    if let Some(by) = by.filter(|b| self.is_honest(from) && self.is_honest(*b)) {
+                        return Err(format!(
+                            "honest node {from} found invalid the block honest node {by} proposed at height {height}"
                         ));
                     }
                 }

@@ -17,7 +17,7 @@ use malachitebft_core_consensus::{
 };
 use malachitebft_core_types::{
     NilOrVal, Round, SignedMessage, ThresholdParams, Timeout, ValidatorProof, Validity,
-    ValueOrigin, ValueResponse, VoteExtensionPolicy, VoteExtensionScope, VoteType,
+    ValueOrigin, ValueResponse, VoteExtensionScope, VoteType,
 };
 use malachitebft_signing::{Error as SigningError, VerificationResult, Verifier, VerifierExt};
 use rand::rngs::StdRng;
@@ -87,11 +87,13 @@ pub enum Out {
     },
     /// The node committed a block at this height.
     Committed(u64),
-    /// The node found invalid the block `from` proposed (an honest node must never find an
-    /// honest proposer's block invalid: that would be non-determinism).
+    /// The node found invalid a block `proposer` streamed, or (`synced`) a block a commit
+    /// certificate says was decided. An honest node must never find an honest proposer's
+    /// block invalid, nor a decided one: that would be non-determinism.
     Refused {
-        from: usize,
+        proposer: ValidatorAddress,
         height: u64,
+        synced: bool,
     },
 }
 
@@ -286,8 +288,14 @@ impl Wal {
         }
     }
 
-    /// What survives a crash.
-    pub fn crash(&mut self) {
+    /// What survives a killed process: every append (the engine writes each to its file at
+    /// once; flushing only fsyncs).
+    pub fn kill(&mut self) {
+        self.flush();
+    }
+
+    /// What survives a power loss: what was flushed.
+    pub fn power_loss(&mut self) {
         self.pending.clear();
     }
 }
@@ -340,6 +348,12 @@ pub struct SimNode {
     peers: Vec<PeerId>,
     pub byzantine: Option<Byzantine>,
     thresholds: ThresholdParams,
+    /// Kill the process at its next decision, right after the log is flushed and before the
+    /// block is committed (set by the world).
+    pub crash_at_decide: bool,
+    /// The process was killed in the middle of a step: the number of outputs it had produced
+    /// before (the rest never happened).
+    pub killed_after: Option<usize>,
     /// Why this node left consensus, if it did (an honest node must never).
     pub error: Option<String>,
 }
@@ -410,6 +424,8 @@ impl SimNode {
             byzantine,
             error: None,
             thresholds,
+            crash_at_decide: false,
+            killed_after: None,
         }
     }
 
@@ -419,7 +435,7 @@ impl SimNode {
     }
 
     fn fail(&mut self, what: String) {
-        if self.error.is_none() {
+        if self.error.is_none() && self.killed_after.is_none() {
             self.error = Some(what);
         }
     }
@@ -504,13 +520,25 @@ impl SimNode {
             wal.started(height.0)
         };
         self.timeouts = params.timeouts;
+        if params.target_time.is_some() {
+            // A target block time finalizes heights on the wall clock, which a simulation on
+            // its own time cannot replay: refuse rather than run it nondeterministically.
+            self.fail(
+                "height parameters set a target time, which the simulation does not model".into(),
+            );
+            return;
+        }
+        if restart {
+            self.sync.received.clear();
+            self.sync.inflight = None;
+        }
         self.process(
             Input::StartHeight(
                 height,
                 params.validator_set,
                 restart,
-                None,
-                VoteExtensionPolicy::Disabled,
+                params.target_time,
+                params.vote_extension_policy,
             ),
             wal,
             out,
@@ -652,6 +680,9 @@ impl SimNode {
         wal: &mut Wal,
         out: &mut Vec<Out>,
     ) -> Result<Resume<Ctx>, String> {
+        if self.killed_after.is_some() {
+            return Err("the process was killed".into());
+        }
         Ok(match effect {
             Effect::CancelAllTimeouts(r) => {
                 self.timers.clear();
@@ -667,20 +698,30 @@ impl SimNode {
             }
             Effect::StartRound(height, round, proposer, role, r) => {
                 self.flush(wal);
-                let values = self
-                    .ask(
-                        |reply_value| AppMsg::StartedRound {
-                            height,
-                            round,
-                            proposer,
-                            role,
-                            reply_value,
-                        },
-                        wal,
-                        out,
-                    )
-                    .unwrap_or_default();
+                let Some(values) = self.ask(
+                    |reply_value| AppMsg::StartedRound {
+                        height,
+                        round,
+                        proposer,
+                        role,
+                        reply_value,
+                    },
+                    wal,
+                    out,
+                ) else {
+                    self.fail(format!(
+                        "the host did not answer the start of round {round}"
+                    ));
+                    return Ok(r.resume_with(()));
+                };
                 for value in values {
+                    if value.validity == Validity::Invalid {
+                        out.push(Out::Refused {
+                            proposer: value.proposer,
+                            height: value.height.0,
+                            synced: false,
+                        });
+                    }
                     self.local.push_back(Local::Input(Input::ProposedValue(
                         value,
                         ValueOrigin::Consensus,
@@ -776,6 +817,10 @@ impl SimNode {
             }
             Effect::Decide(certificate, extensions, r) => {
                 self.flush(wal);
+                if self.crash_at_decide {
+                    self.killed_after = Some(out.len());
+                    return Err("the process was killed after flushing its decision".into());
+                }
                 let height = certificate.height.0;
                 debug!(height, round = %certificate.round, value = ?certificate.value_id, "decided");
                 if self
@@ -834,6 +879,13 @@ impl SimNode {
                     out,
                 );
                 if let Some(SyncedValueOutcome::Verdict(mut proposed)) = outcome {
+                    if proposed.validity == Validity::Invalid {
+                        out.push(Out::Refused {
+                            proposer: proposed.proposer,
+                            height: height.0,
+                            synced: true,
+                        });
+                    }
                     if proposed.value == value.certificate.value_id {
                         proposed.round = round;
                         self.local.push_back(Local::Input(Input::ProposedValue(
@@ -865,7 +917,7 @@ impl SimNode {
 
     /// Runs the inputs the node fed itself, then any synced value its height is waiting for.
     fn drain(&mut self, wal: &mut Wal, out: &mut Vec<Out>) {
-        loop {
+        while self.killed_after.is_none() {
             if let Some(local) = self.local.pop_front() {
                 match local {
                     Local::Input(input) => self.process(input, wal, out),
@@ -925,8 +977,9 @@ impl SimNode {
                     debug!(from, height = %value.height, round = %value.round, value = ?value.value, validity = ?value.validity, "proposed value complete");
                     if value.validity == Validity::Invalid {
                         out.push(Out::Refused {
-                            from,
+                            proposer: value.proposer,
                             height: value.height.0,
+                            synced: false,
                         });
                     }
                     self.process(
