@@ -82,6 +82,7 @@ pub fn prepare(args: &DevArgs) -> anyhow::Result<NodeConfig> {
     config.rpc.listen = args.rpc;
     config.rpc.for_loopback_network();
     config.p2p.listen = "/ip4/127.0.0.1/tcp/0".into();
+    config.p2p.gossip_listen = "/ip4/127.0.0.1/tcp/0".into();
     config.consensus.empty_block_interval_ms = args.block_interval_ms;
     Ok(config)
 }

@@ -52,6 +52,9 @@ pub struct NodeInfo {
     pub pid: u32,
     pub rpc: String,
     pub p2p: String,
+    /// Transaction gossip address (a second p2p port).
+    #[serde(default)]
+    pub gossip: String,
     pub config: PathBuf,
 }
 
@@ -122,8 +125,9 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
     let genesis_path = dir.join("genesis.json");
     std::fs::write(&genesis_path, genesis.to_json())?;
 
-    let ports: Vec<(u16, u16)> = (0..n)
-        .map(|_| Ok((free_port()?, free_port()?)))
+    // (rpc, p2p, gossip) of each node.
+    let ports: Vec<(u16, u16, u16)> = (0..n)
+        .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
         .collect::<anyhow::Result<_>>()?;
     let exe = std::env::current_exe().context("locating the trellis binary")?;
     let mut nodes = Vec::new();
@@ -145,9 +149,10 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
             .filter(|j| *j != i)
             .map(|j| format!("/ip4/127.0.0.1/tcp/{}", ports[j].1))
             .collect();
-        config.p2p.tx_gossip_peers = (0..n)
+        config.p2p.gossip_listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i].2);
+        config.p2p.gossip_peers = (0..n)
             .filter(|j| *j != i)
-            .map(|j| format!("http://127.0.0.1:{}", ports[j].0))
+            .map(|j| format!("/ip4/127.0.0.1/tcp/{}", ports[j].2))
             .collect();
         let config_path = node_dir.join("node.toml");
         std::fs::write(&config_path, config.to_toml())?;
@@ -166,6 +171,7 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
             pid: child.id(),
             rpc: format!("http://127.0.0.1:{}", ports[i].0),
             p2p: config.p2p.listen.clone(),
+            gossip: config.p2p.gossip_listen.clone(),
             config: config_path,
         });
     }
@@ -188,8 +194,8 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
     );
     for (i, node) in info.nodes.iter().enumerate() {
         println!(
-            "node-{i}: rpc {}  p2p {}  pid {}",
-            node.rpc, node.p2p, node.pid
+            "node-{i}: rpc {}  p2p {}  gossip {}  pid {}",
+            node.rpc, node.p2p, node.gossip, node.pid
         );
     }
     println!("stop it with: trellis testnet down --dir {}", dir.display());

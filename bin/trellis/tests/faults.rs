@@ -140,6 +140,7 @@ fn build_network(dir: &Path, validators: usize) -> Vec<Node> {
 
     let p2p: Vec<u16> = (0..validators).map(|_| free_port()).collect();
     let rpc: Vec<u16> = (0..validators).map(|_| free_port()).collect();
+    let gossip_ports: Vec<u16> = (0..validators).map(|_| free_port()).collect();
     let mut nodes = Vec::new();
     for i in 0..validators {
         let peers: Vec<String> = (0..validators)
@@ -148,15 +149,16 @@ fn build_network(dir: &Path, validators: usize) -> Vec<Node> {
             .collect();
         let gossip: Vec<String> = (0..validators)
             .filter(|j| *j != i)
-            .map(|j| format!("\"http://127.0.0.1:{}\"", rpc[j]))
+            .map(|j| format!("\"/ip4/127.0.0.1/tcp/{}\"", gossip_ports[j]))
             .collect();
         let config = format!(
             "moniker = \"node-{i}\"\ndata_dir = \"data\"\ngenesis = \"../genesis.json\"\nnode_key = \"node_key.json\"\n\
-             [rpc]\nlisten = \"127.0.0.1:{}\"\ncalls_per_second = 1000000.0\ncall_burst = 2000000\n[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\npeers = [{}]\ntx_gossip_peers = [{}]\n\
+             [rpc]\nlisten = \"127.0.0.1:{}\"\ncalls_per_second = 1000000.0\ncall_burst = 2000000\n[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\npeers = [{}]\ngossip_listen = \"/ip4/127.0.0.1/tcp/{}\"\ngossip_peers = [{}]\n\
              [consensus]\ntimeout_propose_ms = 1000\ntimeout_prevote_ms = 500\ntimeout_precommit_ms = 500\nempty_block_interval_ms = 300\n[mempool]\nmax_txs = 400000\n",
             rpc[i],
             p2p[i],
             peers.join(", "),
+            gossip_ports[i],
             gossip.join(", ")
         );
         let path = dir.join(format!("node-{i}/node.toml"));

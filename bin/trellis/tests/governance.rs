@@ -101,7 +101,8 @@ async fn members_vote_a_validator_in_and_another_out_without_stalling() {
     config.rpc.admin_token = Some(ADMIN_TOKEN.into());
     config.p2p.listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
     config.p2p.peers = net.info.nodes.iter().map(|n| n.p2p.clone()).collect();
-    config.p2p.tx_gossip_peers = urls.clone();
+    config.p2p.gossip_listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    config.p2p.gossip_peers = net.info.nodes.iter().map(|n| n.gossip.clone()).collect();
     let config_path = node_dir.join("node.toml");
     std::fs::write(&config_path, config.to_toml()).expect("write config");
     let _node4 = Proc::spawn(

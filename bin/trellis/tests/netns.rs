@@ -245,10 +245,10 @@ fn a_cut_off_host_catches_up_after_the_network_heals() {
         let others = (0..NODES).filter(|j| *j != i);
         let config = format!(
             "moniker = \"n{i}\"\ndata_dir = \"data\"\ngenesis = \"../genesis.json\"\nnode_key = \"node_key.json\"\n\
-             [rpc]\nlisten = \"{addr}:8545\"\n[p2p]\nlisten = \"/ip4/{addr}/tcp/27000\"\npeers = [{peers}]\ntx_gossip_peers = [{gossip}]\n",
+             [rpc]\nlisten = \"{addr}:8545\"\n[p2p]\nlisten = \"/ip4/{addr}/tcp/27000\"\npeers = [{peers}]\ngossip_listen = \"/ip4/{addr}/tcp/27001\"\ngossip_peers = [{gossip}]\n",
             addr = Hosts::addr(i),
             peers = others.clone().map(|j| format!("\"/ip4/{}/tcp/27000\"", Hosts::addr(j))).collect::<Vec<_>>().join(", "),
-            gossip = others.map(|j| format!("\"{}\"", rpc_url(j))).collect::<Vec<_>>().join(", "),
+            gossip = others.map(|j| format!("\"/ip4/{}/tcp/27001\"", Hosts::addr(j))).collect::<Vec<_>>().join(", "),
         );
         let node_dir = dir.join(format!("n{i}"));
         std::fs::write(node_dir.join("node.toml"), config).expect("config");

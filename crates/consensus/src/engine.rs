@@ -102,6 +102,13 @@ impl PeerAllowlist {
             .contains(peer)
     }
 
+    /// The allowlist as a network gate's filter (the consensus network's, and the node's
+    /// transaction gossip): it follows every later change.
+    pub fn filter(&self) -> malachitebft_network::gate::PeerFilter {
+        let list = self.clone();
+        Arc::new(move |peer| list.allows_peer(peer))
+    }
+
     pub fn allows(&self, key: &[u8; 32]) -> bool {
         malachitebft_network::gate::peer_id_from_ed25519(key).is_some_and(|id| {
             self.0
@@ -110,6 +117,13 @@ impl PeerAllowlist {
                 .contains(&id)
         })
     }
+}
+
+/// The node key as a libp2p identity: one key signs votes and authenticates the node on
+/// every p2p network it joins.
+pub fn libp2p_keypair(key: &PrivateKey) -> eyre::Result<Keypair> {
+    Keypair::ed25519_from_bytes(key.inner().to_bytes())
+        .map_err(|e| eyre::eyre!("the node key is not a valid libp2p key: {e}"))
 }
 
 /// What a node needs to start consensus for one chain.
@@ -220,8 +234,7 @@ pub async fn start<A: Application>(
     };
     let signer = Ed25519Signer::new(key.clone(), settings.chain_id);
     let address = ValidatorAddress::from_public_key(&key.public_key());
-    let keypair = Keypair::ed25519_from_bytes(key.inner().to_bytes())
-        .map_err(|e| eyre::eyre!("the node key is not a valid libp2p key: {e}"))?;
+    let keypair = libp2p_keypair(&key)?;
     // Every node may become a validator by a vote, so each announces its proof (ADR-006).
     let proof = signer
         .sign_validator_proof(
@@ -236,8 +249,8 @@ pub async fn start<A: Application>(
         address.to_string(),
         TrellisCodec.encode(&proof)?,
     );
-    if let Some(list) = settings.allowlist.clone() {
-        identity = identity.with_peer_filter(Arc::new(move |peer| list.allows_peer(peer)));
+    if let Some(list) = &settings.allowlist {
+        identity = identity.with_peer_filter(list.filter());
     }
     let (channels, engine) = malachitebft_app_channel::start_engine(
         ctx,

@@ -15,6 +15,6 @@ pub use app::{Application, VerifyError};
 pub use certificate::{verify_certificate, CertificateError};
 pub use codec::{decode_certificate, encode_certificate, CodecError, TrellisCodec};
 pub use context::{BlockHash, Height, TrellisContext, Validator, ValidatorAddress, ValidatorSet};
-pub use engine::{start, ConsensusHandle, EngineSettings, PeerAllowlist};
+pub use engine::{libp2p_keypair, start, ConsensusHandle, EngineSettings, PeerAllowlist};
 pub use malachitebft_core_types::{CommitCertificate, LinearTimeouts};
 pub use signing::{Ed25519Signer, Ed25519Verifier};

@@ -87,7 +87,7 @@ fn write_seeds() {
     write("node_config", "default.toml", config.to_toml().as_bytes());
     config.rpc.admin_token = Some("0123456789abcdef0123".into());
     config.p2p.peers = vec!["/ip4/10.0.0.2/tcp/27000".into()];
-    config.p2p.tx_gossip_peers = vec!["http://10.0.0.2:8545".into()];
+    config.p2p.gossip_peers = vec!["/ip4/10.0.0.2/tcp/27001".into()];
     write("node_config", "full.toml", config.to_toml().as_bytes());
 
     // Consensus: a proposal stream for block 1, its parts, and a certificate.

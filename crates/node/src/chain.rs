@@ -7,10 +7,11 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tracing::{debug, info};
 use trellis_consensus::{Application, PeerAllowlist, ValidatorSet, VerifyError};
 use trellis_execution::{execute_block, governance_slots, BlockEnvInput, ExecutedBlock, Mode};
+use trellis_gossip::GossipSender;
 use trellis_mempool::{decode_and_check, AdmissionError, Mempool, PoolConfig};
 use trellis_system::{Governance, Permissions};
 
@@ -89,7 +90,7 @@ struct Inner {
     pending: Mutex<HashMap<B256, Arc<PendingBlock>>>,
     tip: RwLock<Tip>,
     committed: watch::Sender<u64>,
-    gossip: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
+    gossip: Mutex<Option<GossipSender>>,
     recoverer: Recoverer,
     /// Admission verdicts of (sender, target) against the committed state of one height.
     verdicts: Mutex<Verdicts>,
@@ -438,8 +439,8 @@ impl Chain {
         self.lock_pool().len()
     }
 
-    /// Admitted transactions are forwarded on `sender` (see the gossip task).
-    pub fn set_gossip(&self, sender: mpsc::Sender<Vec<u8>>) {
+    /// Transactions admitted through this node's RPC are gossiped on `sender`.
+    pub fn set_gossip(&self, sender: GossipSender) {
         *self.inner.gossip.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
     }
 
@@ -497,16 +498,15 @@ impl Chain {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
             if let Some(gossip) = gossip {
-                if gossip.try_send(raw).is_err() {
-                    debug!("gossip queue full; peers will not see {hash} from this node");
-                }
+                gossip.send(raw);
             }
         }
         Ok(hash)
     }
 
-    /// Admits a batch forwarded by a peer: signatures recovered in parallel, state read with
-    /// no lock held, then the pool locked once for the inserts.
+    /// Admits a batch gossiped by a peer: transactions the pool already holds dropped before
+    /// any signature work, signatures recovered in parallel, state read with no lock held,
+    /// then the pool locked once for the inserts.
     pub async fn admit_gossip(&self, raws: Vec<Vec<u8>>) -> usize {
         let chain = self.clone();
         let added = trellis_storage::blocking(move || {
@@ -515,6 +515,13 @@ impl Chain {
                 .iter()
                 .filter_map(|raw| decode_and_check(raw, chain_id, max_gas).ok())
                 .collect();
+            let decoded: Vec<_> = {
+                let pool = chain.lock_pool();
+                decoded
+                    .into_iter()
+                    .filter(|tx| !pool.contains(tx.tx_hash()))
+                    .collect()
+            };
             let senders = trellis_crypto::recover_senders(&decoded);
             let Ok(view) = chain.inner.store.view() else {
                 return 0;
@@ -960,10 +967,6 @@ impl trellis_rpc::Backend for Chain {
 
     async fn submit_raw(&self, raw: Vec<u8>) -> Result<B256, AdmissionError> {
         self.admit(raw, true).await
-    }
-
-    async fn receive_gossip(&self, raws: Vec<Vec<u8>>) -> usize {
-        self.admit_gossip(raws).await
     }
 
     fn pending_nonce(&self, address: Address, state_nonce: u64) -> u64 {

@@ -48,8 +48,16 @@ pub struct P2pConfig {
     pub listen: String,
     /// Consensus addresses of the other validators.
     pub peers: Vec<String>,
-    /// JSON-RPC URLs of peer nodes that received transactions are forwarded to.
-    pub tx_gossip_peers: Vec<String>,
+    /// libp2p listen address for transaction gossip, e.g. `/ip4/0.0.0.0/tcp/27001`: a
+    /// second port beside consensus, behind the same gate (registered nodes only).
+    pub gossip_listen: String,
+    /// Gossip addresses of other nodes of the chain. Gossip relays, so a node needs only
+    /// some of them; every node needs a path to every other.
+    pub gossip_peers: Vec<String>,
+    /// Removed: transactions gossip over p2p (`gossip_listen`, `gossip_peers`). Still parsed
+    /// so that an old file gets a clear message instead of "unknown field".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_gossip_peers: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -115,7 +123,9 @@ impl Default for P2pConfig {
         P2pConfig {
             listen: "/ip4/127.0.0.1/tcp/27000".into(),
             peers: vec![],
-            tx_gossip_peers: vec![],
+            gossip_listen: "/ip4/127.0.0.1/tcp/27001".into(),
+            gossip_peers: vec![],
+            tx_gossip_peers: None,
         }
     }
 }
@@ -220,6 +230,21 @@ mod tests {
         let loaded = NodeConfig::load(&path).expect("load");
         assert_eq!(loaded.data_dir, dir.path().join("data"));
         assert_eq!(loaded.rpc.listen, RpcConfig::default().listen);
+    }
+
+    #[test]
+    fn a_file_with_the_removed_rpc_gossip_list_still_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "[p2p]\ntx_gossip_peers = [\"http://10.0.0.2:8545\"]\n",
+        )
+        .expect("write");
+        let loaded = NodeConfig::load(&path).expect("load");
+        // `start` refuses it with what to set instead; an empty list is simply ignored.
+        assert_eq!(loaded.p2p.tx_gossip_peers.map(|p| p.len()), Some(1));
+        assert_eq!(loaded.p2p.gossip_listen, P2pConfig::default().gossip_listen);
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! A Trellis node: composes storage, the chain, Malachite consensus, the JSON-RPC server and
-//! transaction gossip for one chain, from one [`NodeConfig`].
+//! transaction gossip (`trellis-gossip`) for one chain, from one [`NodeConfig`].
 
 pub mod chain;
 pub mod config;
-mod gossip;
 mod recovery;
 
 pub use chain::{genesis_block, genesis_validators, Chain, ChainSettings, Clock};
@@ -75,13 +74,25 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
     )?;
 
     let mut tasks = Vec::new();
-    if !config.p2p.tx_gossip_peers.is_empty() {
-        let (tx, rx) = tokio::sync::mpsc::channel(gossip::QUEUE_CAPACITY);
-        chain.set_gossip(tx);
-        tasks.push(tokio::spawn(gossip::run(
-            config.p2p.tx_gossip_peers.clone(),
-            rx,
-        )));
+    let gossip = start_gossip(&config, &key, genesis.chain_id.0, &chain).await?;
+    chain.set_gossip(gossip.sender.clone());
+    let gossip_addr = gossip.listen_addr.clone();
+    tasks.push(gossip.task);
+    {
+        let (chain, mut inbound) = (chain.clone(), gossip.inbound);
+        tasks.push(tokio::spawn(async move {
+            // Batches that arrived while the last admission ran are admitted together: one
+            // state view, one pool lock and one parallel recovery for all of them.
+            while let Some(mut batch) = inbound.recv().await {
+                while let Ok(more) = inbound.try_recv() {
+                    batch.extend(more);
+                    if batch.len() >= trellis_gossip::MAX_BATCH_TXS {
+                        break;
+                    }
+                }
+                chain.admit_gossip(batch).await;
+            }
+        }));
     }
     {
         let chain = chain.clone();
@@ -139,7 +150,7 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
     };
     let consensus =
         trellis_consensus::start(settings, key.private().clone(), Arc::new(chain.clone())).await?;
-    info!(moniker = %config.moniker, chain_id = %genesis.chain_id, rpc = %rpc_addr, "node started");
+    info!(moniker = %config.moniker, chain_id = %genesis.chain_id, rpc = %rpc_addr, gossip = %gossip_addr, "node started");
     Ok(RunningNode {
         chain,
         rpc_addr,
@@ -147,6 +158,44 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         consensus,
         tasks,
     })
+}
+
+/// Starts the node's transaction gossip: its own swarm, gated by the chain's allowlist.
+async fn start_gossip(
+    config: &NodeConfig,
+    key: &NodeKey,
+    chain_id: u64,
+    chain: &Chain,
+) -> eyre::Result<trellis_gossip::Gossip> {
+    if config
+        .p2p
+        .tx_gossip_peers
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        eyre::bail!(
+            "p2p.tx_gossip_peers was removed: transactions now gossip over p2p between \
+             registered nodes. Give each node p2p.gossip_listen (e.g. /ip4/0.0.0.0/tcp/27001) \
+             and list the other nodes' gossip addresses in p2p.gossip_peers"
+        );
+    }
+    let keypair = trellis_consensus::libp2p_keypair(key.private())?;
+    let gossip = trellis_gossip::GossipConfig {
+        chain_id,
+        listen: config
+            .p2p
+            .gossip_listen
+            .parse()
+            .wrap_err("p2p.gossip_listen is not a multiaddr")?,
+        peers: config
+            .p2p
+            .gossip_peers
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<_, _>>()
+            .wrap_err("p2p.gossip_peers holds an invalid multiaddr")?,
+    };
+    Ok(trellis_gossip::start(keypair, gossip, chain.peer_allowlist().filter()).await?)
 }
 
 impl RunningNode {

@@ -40,8 +40,6 @@ pub trait Backend: Send + Sync + 'static {
     fn view(&self) -> Result<StateView, StoreError>;
     /// Admits a raw signed transaction into the pool (and forwards it to peers).
     async fn submit_raw(&self, raw: Vec<u8>) -> Result<B256, AdmissionError>;
-    /// Admits transactions forwarded by a peer; returns how many were new. Not re-forwarded.
-    async fn receive_gossip(&self, raws: Vec<Vec<u8>>) -> usize;
     /// Next nonce for `address` counting queued pool transactions.
     fn pending_nonce(&self, address: Address, state_nonce: u64) -> u64;
     /// The commit certificate of `height` as JSON, if the block is committed.

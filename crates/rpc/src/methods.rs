@@ -456,13 +456,6 @@ pub fn build_module<B: Backend>(
             .await
             .map_err(|e| ErrorObjectOwned::from(RpcError::Rejected(e)))
     })?;
-    m.register_async_method("trellis_gossipTransactions", |p, b, _| async move {
-        let raws: Vec<Bytes> = param(&p, 0, "transactions")?;
-        Ok::<usize, ErrorObjectOwned>(
-            b.receive_gossip(raws.into_iter().map(|r| r.to_vec()).collect())
-                .await,
-        )
-    })?;
     m.register_blocking_method(
         "eth_getProof",
         |p, b, _| -> RpcResult<EIP1186AccountProofResponse> {

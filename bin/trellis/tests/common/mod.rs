@@ -287,6 +287,8 @@ pub struct TestnetNode {
     pub pid: u32,
     pub rpc: String,
     pub p2p: String,
+    #[serde(default)]
+    pub gossip: String,
     pub config: PathBuf,
 }
 
@@ -374,7 +376,8 @@ pub async fn start_single_node(dir: &Path, extra: &str) -> (Proc, String) {
     std::fs::write(
         dir.join("node.toml"),
         format!(
-            "moniker = \"single\"\n[rpc]\nlisten = \"127.0.0.1:{port}\"\n{rpc}[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\n{rest}",
+            "moniker = \"single\"\n[rpc]\nlisten = \"127.0.0.1:{port}\"\n{rpc}[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\ngossip_listen = \"/ip4/127.0.0.1/tcp/{}\"\n{rest}",
+            free_port(),
             free_port()
         ),
     )
