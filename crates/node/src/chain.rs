@@ -481,6 +481,10 @@ impl Chain {
     /// Full admission of one raw transaction: stateless checks, signature, then the pool.
     pub async fn admit(&self, raw: Vec<u8>, forward: bool) -> Result<B256, AdmissionError> {
         let tx = decode_and_check(&raw, self.inner.chain_id, self.inner.max_tx_gas)?;
+        // A transaction sent again while pending costs a lookup, not a signature recovery.
+        if self.lock_pool().contains(tx.tx_hash()) {
+            return Err(trellis_mempool::PoolError::AlreadyKnown.into());
+        }
         let (tx, sender) = self.inner.recoverer.recover(tx).await.ok_or_else(|| {
             AdmissionError::Unavailable("signature recovery is shutting down".into())
         })?;
