@@ -133,18 +133,8 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         moniker: config.moniker.clone(),
         home: chain_dir.join("consensus"),
         chain_id: genesis.chain_id.0,
-        listen: config
-            .p2p
-            .listen
-            .parse()
-            .wrap_err("p2p.listen is not a multiaddr")?,
-        peers: config
-            .p2p
-            .peers
-            .iter()
-            .map(|p| p.parse())
-            .collect::<Result<_, _>>()
-            .wrap_err("p2p.peers holds an invalid multiaddr")?,
+        listen: multiaddr("p2p.listen", &config.p2p.listen)?,
+        peers: multiaddrs("p2p.peers", &config.p2p.peers)?,
         timeouts: timeouts(&config.consensus),
         allowlist: Some(chain.peer_allowlist()),
     };
@@ -158,6 +148,28 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         consensus,
         tasks,
     })
+}
+
+fn multiaddr<T: std::str::FromStr>(key: &str, value: &str) -> eyre::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    value
+        .parse()
+        .wrap_err_with(|| format!("{key} is not a multiaddr: {value}"))
+}
+
+fn multiaddrs<T: std::str::FromStr>(key: &str, values: &[String]) -> eyre::Result<Vec<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    values
+        .iter()
+        .map(|v| {
+            v.parse()
+                .wrap_err_with(|| format!("{key} holds an invalid multiaddr: {v}"))
+        })
+        .collect()
 }
 
 /// Starts the node's transaction gossip: its own swarm, gated by the chain's allowlist.
@@ -182,18 +194,8 @@ async fn start_gossip(
     let keypair = trellis_consensus::libp2p_keypair(key.private())?;
     let gossip = trellis_gossip::GossipConfig {
         chain_id,
-        listen: config
-            .p2p
-            .gossip_listen
-            .parse()
-            .wrap_err("p2p.gossip_listen is not a multiaddr")?,
-        peers: config
-            .p2p
-            .gossip_peers
-            .iter()
-            .map(|p| p.parse())
-            .collect::<Result<_, _>>()
-            .wrap_err("p2p.gossip_peers holds an invalid multiaddr")?,
+        listen: multiaddr("p2p.gossip_listen", &config.p2p.gossip_listen)?,
+        peers: multiaddrs("p2p.gossip_peers", &config.p2p.gossip_peers)?,
     };
     Ok(trellis_gossip::start(keypair, gossip, chain.peer_allowlist().filter()).await?)
 }
