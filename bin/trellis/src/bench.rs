@@ -39,6 +39,11 @@ pub struct BenchArgs {
     /// Batches in flight at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Send every batch to this many endpoints at once (a client flooding the network with
+    /// duplicates); a transaction counts as accepted when one copy is, and the refused copies
+    /// are reported as duplicates.
+    #[arg(long, default_value_t = 1)]
+    pub copies: usize,
     /// Index of the funded dev account that pays for the senders.
     #[arg(long, default_value_t = 0)]
     pub funder: u32,
@@ -133,6 +138,8 @@ pub struct Report {
     pub sent: usize,
     pub accepted: usize,
     pub rejected: usize,
+    /// Copies refused because another copy got there first (`--copies`).
+    pub duplicates_refused: usize,
     pub finalized: usize,
     pub submit_secs: f64,
     pub submitted_tps: f64,
@@ -267,6 +274,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "sent {}  accepted {}  rejected {}  finalized {}",
             report.sent, report.accepted, report.rejected, report.finalized
         );
+        if report.duplicates_refused > 0 {
+            println!("duplicate copies refused {}", report.duplicates_refused);
+        }
         println!(
             "submitted {:.0} tx/s over {:.2} s",
             report.submitted_tps, report.submit_secs
@@ -520,6 +530,8 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     // Submit.
     let submitted: Arc<Mutex<HashMap<B256, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let rejected = Arc::new(Mutex::new(0usize));
+    let duplicates = Arc::new(Mutex::new(0usize));
+    let copies = args.copies.clamp(1, clients.len());
     let start = Instant::now();
     let batches: Vec<Vec<(B256, Bytes)>> = txs.chunks(args.batch).map(|c| c.to_vec()).collect();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
@@ -530,34 +542,45 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
             tokio::time::sleep_until(due.into()).await;
         }
         let permit = semaphore.clone().acquire_owned().await?;
-        let c = clients[i % clients.len()].clone();
+        let targets: Vec<_> = (0..copies)
+            .map(|k| clients[(i + k) % clients.len()].clone())
+            .collect();
         let submitted = submitted.clone();
         let rejected = rejected.clone();
+        let duplicates = duplicates.clone();
         handles.push(tokio::spawn(async move {
             let _permit = permit;
-            let mut req = BatchRequestBuilder::new();
-            for (_, raw) in &batch {
-                if req
-                    .insert("eth_sendRawTransaction", rpc_params![raw])
-                    .is_err()
-                {
-                    return;
+            let request = || {
+                let mut req = BatchRequestBuilder::new();
+                for (_, raw) in &batch {
+                    req.insert("eth_sendRawTransaction", rpc_params![raw])
+                        .ok()?;
+                }
+                Some(req)
+            };
+            let sent_at = Instant::now();
+            let answers = futures::future::join_all(targets.iter().map(|c| async move {
+                match request() {
+                    Some(req) => c.batch_request::<B256>(req).await.ok(),
+                    None => None,
+                }
+            }))
+            .await;
+            // Per transaction: how many copies were accepted.
+            let mut accepted = vec![0usize; batch.len()];
+            for responses in answers.into_iter().flatten() {
+                for (n, r) in accepted.iter_mut().zip(responses) {
+                    *n += usize::from(r.is_ok());
                 }
             }
-            let sent_at = Instant::now();
-            match c.batch_request::<B256>(req).await {
-                Ok(responses) => {
-                    let mut sub = submitted.lock().unwrap_or_else(|e| e.into_inner());
-                    for ((hash, _), r) in batch.iter().zip(responses) {
-                        match r {
-                            Ok(_) => {
-                                sub.insert(*hash, sent_at);
-                            }
-                            Err(_) => *rejected.lock().unwrap_or_else(|e| e.into_inner()) += 1,
-                        }
-                    }
+            let mut sub = submitted.lock().unwrap_or_else(|e| e.into_inner());
+            for ((hash, _), n) in batch.iter().zip(accepted) {
+                if n == 0 {
+                    *rejected.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                } else {
+                    sub.insert(*hash, sent_at);
+                    *duplicates.lock().unwrap_or_else(|e| e.into_inner()) += copies - n;
                 }
-                Err(_) => *rejected.lock().unwrap_or_else(|e| e.into_inner()) += batch.len(),
             }
         }));
     }
@@ -621,6 +644,7 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     let ceiling_tps = cores as f64 * recoveries_per_core / validators.max(1) as f64;
     let finalized_tps = finalized as f64 / finalized_secs;
     let rejected = *rejected.lock().unwrap_or_else(|e| e.into_inner());
+    let duplicates_refused = *duplicates.lock().unwrap_or_else(|e| e.into_inner());
     let block_gas = block_gas.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(Report {
         finalized_mgas_per_sec: block_gas.iter().sum::<u64>() as f64 / finalized_secs / 1e6,
@@ -633,6 +657,7 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
         sent: txs.len(),
         accepted: submitted.len(),
         rejected,
+        duplicates_refused,
         finalized,
         submit_secs,
         submitted_tps: submitted.len() as f64 / submit_secs.max(f64::EPSILON),
