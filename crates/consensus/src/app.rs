@@ -63,10 +63,6 @@ pub trait Application: Send + Sync + 'static {
         -> eyre::Result<()>;
     /// The encoded block and certificate decided at `height`, for peers that sync.
     fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)>;
-    /// A block of `height` this node built or verified and kept on disk (kept until its
-    /// height commits), so that a restarted node can re-propose a locked or valid value that
-    /// its consensus log remembers but its memory lost.
-    async fn kept_block(&self, height: u64, hash: B256) -> Option<Bytes>;
 }
 
 struct PartialStream {
@@ -424,27 +420,15 @@ impl<A: Application> AppLoop<A> {
     }
 
     async fn publish(
-        &mut self,
+        &self,
         channels: &mut Channels<TrellisContext>,
         height: Height,
         round: Round,
         pol_round: Round,
         hash: B256,
     ) -> eyre::Result<()> {
-        if !self.blocks.contains_key(&hash) {
-            // Restarted since: the consensus log kept the value, the disk kept the block.
-            match self.app.kept_block(height.0, hash).await {
-                Some(bytes) => {
-                    debug!(%height, %round, block = %hash, "re-streams a block kept on disk");
-                    self.blocks.insert(hash, (height.0, bytes));
-                }
-                None => {
-                    warn!(%height, %round, block = %hash, "asked to stream a block this node does not have");
-                    return Ok(());
-                }
-            }
-        }
         let Some((_, block)) = self.blocks.get(&hash) else {
+            warn!(%height, %round, block = %hash, "asked to stream a block this node does not have");
             return Ok(());
         };
         for msg in stream_block(
@@ -645,8 +629,6 @@ mod tests {
     struct AtHeight {
         height: u64,
         builds: AtomicUsize,
-        /// A block kept on disk, as a restarted node has it.
-        kept: Option<(B256, Bytes)>,
     }
 
     #[async_trait::async_trait]
@@ -680,13 +662,6 @@ mod tests {
         fn decided_block(&self, _height: u64) -> Option<(Bytes, Vec<u8>)> {
             None
         }
-
-        async fn kept_block(&self, _height: u64, hash: B256) -> Option<Bytes> {
-            self.kept
-                .as_ref()
-                .filter(|(h, _)| *h == hash)
-                .map(|(_, b)| b.clone())
-        }
     }
 
     /// Found by the deterministic simulation: consensus may ask for a value of a height this
@@ -699,7 +674,6 @@ mod tests {
         let app = Arc::new(AtHeight {
             height: 5,
             builds: AtomicUsize::new(0),
-            kept: None,
         });
         let mut host = AppLoop::new(
             1,
@@ -731,50 +705,5 @@ mod tests {
         assert_eq!(app.builds.load(Ordering::Relaxed), 0);
         assert!(answer.try_recv().is_err(), "nothing is proposed");
         assert!(published.try_recv().is_err(), "nothing is streamed");
-    }
-
-    /// Found by the real-process crash storm (seed 7712): every validator had been killed and
-    /// restarted while height 31 had a valid value; each proposer's consensus log asked it to
-    /// re-propose that value, but the block lived only in the memory of the process that died,
-    /// so no proposal came, round after round, for good. A restarted host re-streams the block
-    /// the chain kept on disk.
-    #[tokio::test]
-    async fn a_restarted_proposer_re_streams_a_locked_block_from_disk() {
-        let key = trellis_crypto::NodeKey::from_secret([7; 32]);
-        let signer = Ed25519Signer::new(key.private().clone(), 1);
-        let block = Bytes::from_static(b"an encoded block kept on disk");
-        let hash = B256::repeat_byte(0xe3);
-        let app = Arc::new(AtHeight {
-            height: 30,
-            builds: AtomicUsize::new(0),
-            kept: Some((hash, block)),
-        });
-        let address = ValidatorAddress::from_public_key(&key.public());
-        let mut host = AppLoop::new(1, address, signer, LinearTimeouts::default(), app.clone());
-        let (network, mut published) = tokio::sync::mpsc::channel(64);
-        let mut channels = Channels {
-            consensus: tokio::sync::mpsc::channel(1).1,
-            network,
-            events: Default::default(),
-            requests: tokio::sync::mpsc::channel(1).0,
-            net_requests: tokio::sync::mpsc::channel(1).0,
-        };
-        host.handle(
-            AppMsg::RestreamProposal {
-                height: Height(31),
-                round: Round::new(4),
-                valid_round: Round::new(1),
-                address,
-                value_id: BlockHash(hash),
-            },
-            &mut channels,
-        )
-        .await
-        .expect("no error");
-        assert_eq!(app.builds.load(Ordering::Relaxed), 0, "nothing is rebuilt");
-        assert!(
-            published.try_recv().is_ok(),
-            "the kept block is streamed again"
-        );
     }
 }

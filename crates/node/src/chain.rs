@@ -776,21 +776,6 @@ impl Chain {
         }
     }
 
-    /// The encoded block of `height` with `hash` this node built or verified and kept on
-    /// disk (blocking), for re-proposing a value its consensus log remembers after a restart.
-    pub fn kept_proposal(&self, height: u64, hash: B256) -> Option<Bytes> {
-        let kept = match self.inner.store.proposals(Height(height)) {
-            Ok(kept) => kept,
-            Err(e) => {
-                debug!(height, %hash, error = %e, "could not read kept proposals");
-                return None;
-            }
-        };
-        kept.into_iter()
-            .find(|bytes| Block::decode_bytes(bytes).is_ok_and(|b| b.hash() == hash))
-            .map(Bytes::from)
-    }
-
     /// A decided block not in memory (e.g. after a restart): re-check it from disk.
     fn reload_proposal(&self, height: u64, hash: B256) -> eyre::Result<()> {
         for bytes in self.inner.store.proposals(Height(height))? {
@@ -971,14 +956,6 @@ impl Application for Chain {
 
     fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)> {
         self.decided(height)
-    }
-
-    async fn kept_block(&self, height: u64, hash: B256) -> Option<Bytes> {
-        let chain = self.clone();
-        trellis_storage::blocking(move || chain.kept_proposal(height, hash))
-            .await
-            .ok()
-            .flatten()
     }
 }
 

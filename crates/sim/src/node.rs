@@ -152,10 +152,6 @@ impl Application for SimApp {
     fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)> {
         self.chain.decided(height)
     }
-
-    async fn kept_block(&self, height: u64, hash: B256) -> Option<Bytes> {
-        self.chain.kept_proposal(height, hash)
-    }
 }
 
 /// What was signed, the signature and the key.
