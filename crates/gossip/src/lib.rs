@@ -178,8 +178,9 @@ pub async fn start(
         // The author sends a batch to every peer (no extra hop on a fully connected network);
         // each node then forwards it to at most MESH_DEGREE mesh peers, so a batch costs about
         // n x MESH_DEGREE copies instead of the (n-1)^2 of gossipsub's default mesh (six) on
-        // networks of up to seven nodes. Publishing to the mesh only (two hops) cost a third
-        // of the flat-out throughput of four validators (docs/BENCHMARKS.md, 2026-12-01).
+        // networks of up to seven nodes. Publishing to the mesh only (two hops) cost about a
+        // quarter of the flat-out throughput of four validators (docs/BENCHMARKS.md,
+        // 2026-12-01).
         .mesh_n(MESH_DEGREE)
         .mesh_n_low(MESH_DEGREE - 1)
         .mesh_n_high(MESH_DEGREE + 1)
@@ -364,8 +365,8 @@ impl Worker {
                 num_established: 0,
                 ..
             } => {
+                // `redial` drops it from `up` against the swarm's connected peers.
                 debug!(%peer_id, "gossip peer disconnected");
-                self.up.retain(|_, p| *p != peer_id);
             }
             SwarmEvent::OutgoingConnectionError { error, .. } => {
                 debug!(%error, "gossip dial failed");

@@ -90,7 +90,8 @@ struct Inner {
     pending: Mutex<HashMap<B256, Arc<PendingBlock>>>,
     tip: RwLock<Tip>,
     committed: watch::Sender<u64>,
-    gossip: Mutex<Option<GossipSender>>,
+    /// Set once, when the node starts its gossip.
+    gossip: std::sync::OnceLock<GossipSender>,
     recoverer: Recoverer,
     /// Admission verdicts of (sender, target) against the committed state of one height.
     verdicts: Mutex<Verdicts>,
@@ -260,7 +261,7 @@ impl Chain {
                 pending: Mutex::new(HashMap::new()),
                 tip: RwLock::new(tip),
                 committed,
-                gossip: Mutex::new(None),
+                gossip: std::sync::OnceLock::new(),
                 recoverer: Recoverer::start(),
                 verdicts: Mutex::new(Verdicts::default()),
                 build_failures: Default::default(),
@@ -439,9 +440,10 @@ impl Chain {
         self.lock_pool().len()
     }
 
-    /// Transactions admitted through this node's RPC are gossiped on `sender`.
-    pub fn set_gossip(&self, sender: GossipSender) {
-        *self.inner.gossip.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+    /// Transactions admitted through this node's RPC are gossiped on `sender` (set once;
+    /// a second sender is refused and returned).
+    pub fn set_gossip(&self, sender: GossipSender) -> Result<(), GossipSender> {
+        self.inner.gossip.set(sender)
     }
 
     fn lock_pool(&self) -> std::sync::MutexGuard<'_, Mempool> {
@@ -478,8 +480,9 @@ impl Chain {
         Ok(self.lock_pool().insert(tx, sender, nonce)?)
     }
 
-    /// Full admission of one raw transaction: stateless checks, signature, then the pool.
-    pub async fn admit(&self, raw: Vec<u8>, forward: bool) -> Result<B256, AdmissionError> {
+    /// Full admission of one raw transaction from a client: stateless checks, signature, the
+    /// pool, then gossip to the other nodes.
+    pub async fn admit(&self, raw: Vec<u8>) -> Result<B256, AdmissionError> {
         let tx = decode_and_check(&raw, self.inner.chain_id, self.inner.max_tx_gas)?;
         // A transaction sent again while pending costs a lookup, not a signature recovery.
         if self.lock_pool().contains(tx.tx_hash()) {
@@ -494,16 +497,8 @@ impl Chain {
             .await
             .map_err(|e| AdmissionError::Unavailable(e.to_string()))??;
         self.inner.tx_arrived.notify_one();
-        if forward {
-            let gossip = self
-                .inner
-                .gossip
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            if let Some(gossip) = gossip {
-                gossip.send(raw);
-            }
+        if let Some(gossip) = self.inner.gossip.get() {
+            gossip.send(raw);
         }
         Ok(hash)
     }
@@ -970,7 +965,7 @@ impl trellis_rpc::Backend for Chain {
     }
 
     async fn submit_raw(&self, raw: Vec<u8>) -> Result<B256, AdmissionError> {
-        self.admit(raw, true).await
+        self.admit(raw).await
     }
 
     fn pending_nonce(&self, address: Address, state_nonce: u64) -> u64 {

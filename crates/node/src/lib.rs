@@ -75,7 +75,9 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
 
     let mut tasks = Vec::new();
     let gossip = start_gossip(&config, &key, genesis.chain_id.0, &chain).await?;
-    chain.set_gossip(gossip.sender.clone());
+    chain
+        .set_gossip(gossip.sender.clone())
+        .map_err(|_| eyre::eyre!("the chain's transaction gossip was already set"))?;
     let gossip_addr = gossip.listen_addr.clone();
     tasks.push(gossip.task);
     {
