@@ -47,13 +47,20 @@ pub trait Application: Send + Sync + 'static {
     fn committed_height(&self) -> u64;
     /// The validator set that decides `height`, if known.
     fn validator_set(&self, height: u64) -> Option<ValidatorSet>;
-    /// Builds and executes a block at `committed_height() + 1`; returns its hash and encoding.
+    /// Builds and executes a block at `committed_height() + 1` for this node to propose in
+    /// `round`; returns its hash and encoding. The block is on disk, durably, before this
+    /// returns (see [`Application::built_block`]).
     async fn build_block(
         &self,
         height: u64,
+        round: u32,
         proposer: Address,
         deadline: Instant,
     ) -> eyre::Result<(B256, Bytes)>;
+    /// The block this node built to propose in `round` of `height`, if it built one: after a
+    /// restart, consensus may ask for that round's value again, and proposing a second block
+    /// in one round would be an equivocation.
+    async fn built_block(&self, height: u64, round: u32) -> Option<(B256, Bytes)>;
     /// Decodes, checks and executes a block at `committed_height() + 1` received from a peer.
     /// The block may have been built by the proposer of an earlier round (Tendermint
     /// re-proposes locked values), so its header names its builder, not this round's proposer.
@@ -63,6 +70,10 @@ pub trait Application: Send + Sync + 'static {
         -> eyre::Result<()>;
     /// The encoded block and certificate decided at `height`, for peers that sync.
     fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)>;
+    /// A block of `height` this node built or verified and kept on disk (kept until its
+    /// height commits), so that a restarted node can re-propose a locked or valid value that
+    /// its consensus log remembers but its memory lost.
+    async fn kept_block(&self, height: u64, hash: B256) -> Option<Bytes>;
 }
 
 struct PartialStream {
@@ -245,12 +256,19 @@ impl<A: Application> AppLoop<A> {
                         return Ok(());
                     }
                     None => {
-                        // Leave headroom for streaming before the propose timeout fires.
-                        let deadline = Instant::now() + timeout.mul_f32(0.5);
-                        let (hash, bytes) = self
-                            .app
-                            .build_block(height.0, self.address.0, deadline)
-                            .await?;
+                        let (hash, bytes) = match self.app.built_block(height.0, key.1).await {
+                            Some(built) => {
+                                info!(%height, %round, block = %built.0, "proposes again the block it built for this round before it restarted");
+                                built
+                            }
+                            None => {
+                                // Leave headroom for streaming before the propose timeout fires.
+                                let deadline = Instant::now() + timeout.mul_f32(0.5);
+                                self.app
+                                    .build_block(height.0, key.1, self.address.0, deadline)
+                                    .await?
+                            }
+                        };
                         self.built.insert(key, hash);
                         self.blocks.insert(hash, (height.0, bytes));
                         self.undecided.entry(key).or_default().push(ProposedValue {
@@ -420,15 +438,27 @@ impl<A: Application> AppLoop<A> {
     }
 
     async fn publish(
-        &self,
+        &mut self,
         channels: &mut Channels<TrellisContext>,
         height: Height,
         round: Round,
         pol_round: Round,
         hash: B256,
     ) -> eyre::Result<()> {
+        if !self.blocks.contains_key(&hash) {
+            // Restarted since: the consensus log kept the value, the disk kept the block.
+            match self.app.kept_block(height.0, hash).await {
+                Some(bytes) => {
+                    debug!(%height, %round, block = %hash, "re-streams a block kept on disk");
+                    self.blocks.insert(hash, (height.0, bytes));
+                }
+                None => {
+                    warn!(%height, %round, block = %hash, "asked to stream a block this node does not have");
+                    return Ok(());
+                }
+            }
+        }
         let Some((_, block)) = self.blocks.get(&hash) else {
-            warn!(%height, %round, block = %hash, "asked to stream a block this node does not have");
             return Ok(());
         };
         for msg in stream_block(
@@ -629,6 +659,10 @@ mod tests {
     struct AtHeight {
         height: u64,
         builds: AtomicUsize,
+        /// A block kept on disk, as a restarted node has it.
+        kept: Option<(B256, Bytes)>,
+        /// A block this node built for (round, hash) before it restarted.
+        built: Option<(u32, B256, Bytes)>,
     }
 
     #[async_trait::async_trait]
@@ -644,11 +678,19 @@ mod tests {
         async fn build_block(
             &self,
             height: u64,
+            _round: u32,
             _proposer: Address,
             _deadline: Instant,
         ) -> eyre::Result<(B256, Bytes)> {
             self.builds.fetch_add(1, Ordering::Relaxed);
             eyre::bail!("asked to build block {height} on tip {}", self.height)
+        }
+
+        async fn built_block(&self, _height: u64, round: u32) -> Option<(B256, Bytes)> {
+            self.built
+                .as_ref()
+                .filter(|(r, _, _)| *r == round)
+                .map(|(_, h, b)| (*h, b.clone()))
         }
 
         async fn verify_block(&self, _height: u64, _block: Bytes) -> Result<B256, VerifyError> {
@@ -662,6 +704,13 @@ mod tests {
         fn decided_block(&self, _height: u64) -> Option<(Bytes, Vec<u8>)> {
             None
         }
+
+        async fn kept_block(&self, _height: u64, hash: B256) -> Option<Bytes> {
+            self.kept
+                .as_ref()
+                .filter(|(h, _)| *h == hash)
+                .map(|(_, b)| b.clone())
+        }
     }
 
     /// Found by the deterministic simulation: consensus may ask for a value of a height this
@@ -674,6 +723,8 @@ mod tests {
         let app = Arc::new(AtHeight {
             height: 5,
             builds: AtomicUsize::new(0),
+            kept: None,
+            built: None,
         });
         let mut host = AppLoop::new(
             1,
@@ -705,5 +756,109 @@ mod tests {
         assert_eq!(app.builds.load(Ordering::Relaxed), 0);
         assert!(answer.try_recv().is_err(), "nothing is proposed");
         assert!(published.try_recv().is_err(), "nothing is streamed");
+    }
+
+    /// Found by the real-process crash storm (seed 7712): every validator had been killed and
+    /// restarted while height 31 had a valid value; each proposer's consensus log asked it to
+    /// re-propose that value, but the block lived only in the memory of the process that died,
+    /// so no proposal came, round after round, for good. A restarted host re-streams the block
+    /// the chain kept on disk.
+    #[tokio::test]
+    async fn a_restarted_proposer_re_streams_a_locked_block_from_disk() {
+        let key = trellis_crypto::NodeKey::from_secret([7; 32]);
+        let signer = Ed25519Signer::new(key.private().clone(), 1);
+        let block = Bytes::from_static(b"an encoded block kept on disk");
+        let hash = B256::repeat_byte(0xe3);
+        let app = Arc::new(AtHeight {
+            height: 30,
+            builds: AtomicUsize::new(0),
+            kept: Some((hash, block)),
+            built: None,
+        });
+        let address = ValidatorAddress::from_public_key(&key.public());
+        let mut host = AppLoop::new(1, address, signer, LinearTimeouts::default(), app.clone());
+        let (network, mut published) = tokio::sync::mpsc::channel(64);
+        let mut channels = Channels {
+            consensus: tokio::sync::mpsc::channel(1).1,
+            network,
+            events: Default::default(),
+            requests: tokio::sync::mpsc::channel(1).0,
+            net_requests: tokio::sync::mpsc::channel(1).0,
+        };
+        host.handle(
+            AppMsg::RestreamProposal {
+                height: Height(31),
+                round: Round::new(4),
+                valid_round: Round::new(1),
+                address,
+                value_id: BlockHash(hash),
+            },
+            &mut channels,
+        )
+        .await
+        .expect("no error");
+        assert_eq!(app.builds.load(Ordering::Relaxed), 0, "nothing is rebuilt");
+        assert!(
+            published.try_recv().is_ok(),
+            "the kept block is streamed again"
+        );
+    }
+
+    /// A restarted proposer asked for the value of a round it proposed in before the restart
+    /// proposes the block it built then (kept on disk), not a second one: two blocks in one
+    /// round is an equivocation, which peers report and which splits their votes.
+    #[tokio::test]
+    async fn a_restarted_proposer_proposes_the_block_it_built_for_the_round() {
+        let key = trellis_crypto::NodeKey::from_secret([7; 32]);
+        let signer = Ed25519Signer::new(key.private().clone(), 1);
+        let block = Bytes::from_static(b"the block built for round 2 before the restart");
+        let hash = B256::repeat_byte(0xb2);
+        let app = Arc::new(AtHeight {
+            height: 30,
+            builds: AtomicUsize::new(0),
+            kept: None,
+            built: Some((2, hash, block)),
+        });
+        let address = ValidatorAddress::from_public_key(&key.public());
+        let mut host = AppLoop::new(1, address, signer, LinearTimeouts::default(), app.clone());
+        let (network, mut published) = tokio::sync::mpsc::channel(64);
+        let mut channels = Channels {
+            consensus: tokio::sync::mpsc::channel(1).1,
+            network,
+            events: Default::default(),
+            requests: tokio::sync::mpsc::channel(1).0,
+            net_requests: tokio::sync::mpsc::channel(1).0,
+        };
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        host.handle(
+            AppMsg::GetValue {
+                height: Height(31),
+                round: Round::new(2),
+                timeout: std::time::Duration::from_secs(1),
+                reply,
+            },
+            &mut channels,
+        )
+        .await
+        .expect("no error");
+        assert_eq!(app.builds.load(Ordering::Relaxed), 0, "nothing is rebuilt");
+        let proposed = answer.try_recv().expect("a value is proposed");
+        assert_eq!(proposed.value, BlockHash(hash), "the block built before");
+        assert!(published.try_recv().is_ok(), "and streamed");
+
+        // Another round of the same height is a new block.
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        let _ = host
+            .handle(
+                AppMsg::GetValue {
+                    height: Height(31),
+                    round: Round::new(3),
+                    timeout: std::time::Duration::from_millis(1),
+                    reply,
+                },
+                &mut channels,
+            )
+            .await;
+        assert_eq!(app.builds.load(Ordering::Relaxed), 1, "round 3 is built");
     }
 }

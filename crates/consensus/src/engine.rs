@@ -31,6 +31,7 @@ pub use malachitebft_app_channel::app::types::core::Round;
 use crate::app::{AppLoop, Application};
 use crate::codec::TrellisCodec;
 use crate::context::{TrellisContext, ValidatorAddress};
+use crate::guard::{FileSignLog, SignGuard};
 use crate::signing::Ed25519Signer;
 
 /// Malachite's view of the node configuration.
@@ -232,7 +233,10 @@ pub async fn start<A: Application>(
     let ctx = TrellisContext {
         chain_id: settings.chain_id,
     };
-    let signer = Ed25519Signer::new(key.clone(), settings.chain_id);
+    // What this validator signed, beside the consensus log: checked before every signature.
+    let guard = SignGuard::open(FileSignLog::new(settings.home.join("wal").join("signed")))
+        .map_err(|e| eyre::eyre!("{e}"))?;
+    let signer = Ed25519Signer::new(key.clone(), settings.chain_id).with_guard(Arc::new(guard));
     let address = ValidatorAddress::from_public_key(&key.public_key());
     let keypair = libp2p_keypair(&key)?;
     // Every node may become a validator by a vote, so each announces its proof (ADR-006).

@@ -9,6 +9,7 @@ pub mod certificate;
 pub mod codec;
 pub mod context;
 pub mod engine;
+pub mod guard;
 pub mod signing;
 
 pub use app::{Application, VerifyError};

@@ -10,6 +10,9 @@ use malachitebft_signing_ed25519::{PrivateKey, PublicKey, Signature};
 
 use crate::codec::{proposal_sign_bytes, vote_sign_bytes};
 use crate::context::{Height, Proposal, TrellisContext, ValidatorAddress, Vote};
+use crate::guard::{GuardError, SignGuard, SignedKind};
+use malachitebft_core_types::VoteType;
+use std::sync::Arc;
 
 /// The digest a proposer signs in the `Fin` part of a streamed block proposal.
 pub fn proposal_digest(
@@ -45,16 +48,67 @@ fn extension_sign_bytes(
     msg
 }
 
-/// Signs consensus messages with the node's Ed25519 key.
+/// Signs consensus messages with the node's Ed25519 key; a validator's signer checks every
+/// vote and proposal with its [`SignGuard`] first.
 #[derive(Clone)]
 pub struct Ed25519Signer {
     key: PrivateKey,
     chain_id: u64,
+    guard: Option<Arc<SignGuard>>,
+}
+
+fn round_number(round: Round) -> u32 {
+    round.as_u32().unwrap_or(u32::MAX)
 }
 
 impl Ed25519Signer {
     pub fn new(key: PrivateKey, chain_id: u64) -> Self {
-        Ed25519Signer { key, chain_id }
+        Ed25519Signer {
+            key,
+            chain_id,
+            guard: None,
+        }
+    }
+
+    /// The same signer, refusing to sign anything that conflicts with what `guard` recorded.
+    pub fn with_guard(mut self, guard: Arc<SignGuard>) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// Signs a vote after the guard (if any) admitted it (blocking: the guard fsyncs).
+    pub fn sign_vote_guarded(
+        &self,
+        vote: Vote,
+    ) -> Result<SignedMessage<TrellisContext, Vote>, GuardError> {
+        let bytes = vote_sign_bytes(self.chain_id, &vote);
+        if let Some(guard) = &self.guard {
+            let kind = match vote.typ {
+                VoteType::Prevote => SignedKind::Prevote,
+                VoteType::Precommit => SignedKind::Precommit,
+            };
+            guard.admit(kind, vote.height.0, round_number(vote.round), &bytes)?;
+        }
+        let sig = self.key.sign(&bytes);
+        Ok(SignedMessage::new(vote, sig))
+    }
+
+    /// Signs a proposal after the guard (if any) admitted it (blocking: the guard fsyncs).
+    pub fn sign_proposal_guarded(
+        &self,
+        proposal: Proposal,
+    ) -> Result<SignedMessage<TrellisContext, Proposal>, GuardError> {
+        let bytes = proposal_sign_bytes(self.chain_id, &proposal);
+        if let Some(guard) = &self.guard {
+            guard.admit(
+                SignedKind::Proposal,
+                proposal.height.0,
+                round_number(proposal.round),
+                &bytes,
+            )?;
+        }
+        let sig = self.key.sign(&bytes);
+        Ok(SignedMessage::new(proposal, sig))
     }
 
     pub fn sign_digest(&self, digest: &B256) -> Signature {
@@ -114,17 +168,38 @@ impl Ed25519Verifier {
     }
 }
 
+/// A refusal stops consensus on this node (the engine treats a signing error as fatal): said
+/// here, once, at error level, with the reason.
+fn refused(e: GuardError) -> Error {
+    tracing::error!(error = %e, "consensus stops on this node rather than sign");
+    Error::from_source(e)
+}
+
 #[async_trait]
 impl Signer<TrellisContext> for Ed25519Signer {
     async fn sign_vote(&self, vote: Vote) -> Result<SignedMessage<TrellisContext, Vote>, Error> {
-        Ok(self.sign_vote_now(vote))
+        if self.guard.is_none() {
+            return Ok(self.sign_vote_now(vote));
+        }
+        let signer = self.clone();
+        tokio::task::spawn_blocking(move || signer.sign_vote_guarded(vote))
+            .await
+            .map_err(Error::from_source)?
+            .map_err(refused)
     }
 
     async fn sign_proposal(
         &self,
         proposal: Proposal,
     ) -> Result<SignedMessage<TrellisContext, Proposal>, Error> {
-        Ok(self.sign_proposal_now(proposal))
+        if self.guard.is_none() {
+            return Ok(self.sign_proposal_now(proposal));
+        }
+        let signer = self.clone();
+        tokio::task::spawn_blocking(move || signer.sign_proposal_guarded(proposal))
+            .await
+            .map_err(Error::from_source)?
+            .map_err(refused)
     }
 
     async fn sign_vote_extension(

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{watch, Notify};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use trellis_consensus::{Application, PeerAllowlist, ValidatorSet, VerifyError};
 use trellis_execution::{execute_block, governance_slots, BlockEnvInput, ExecutedBlock, Mode};
 use trellis_gossip::GossipSender;
@@ -570,9 +570,15 @@ impl Chain {
         }
     }
 
-    /// Builds and executes the block of `height` proposed by `proposer` from what the pool
-    /// holds now (blocking: run it off async workers).
-    pub fn build_blocking(&self, height: u64, proposer: Address) -> eyre::Result<(B256, Bytes)> {
+    /// Builds and executes the block of `height` that `proposer` (this node) proposes in
+    /// `round`, from what the pool holds now, and keeps it on disk durably under that round
+    /// (blocking: run it off async workers).
+    pub fn build_blocking(
+        &self,
+        height: u64,
+        round: u32,
+        proposer: Address,
+    ) -> eyre::Result<(B256, Bytes)> {
         let tip = self.tip();
         if height != tip.height + 1 {
             eyre::bail!("asked to build block {height} on tip {}", tip.height);
@@ -636,8 +642,12 @@ impl Chain {
         let block = self.maybe_corrupt(block);
         let hash = block.hash();
         let encoded = Bytes::from(block.encode_to_vec());
-        debug!(height, txs = block.transactions.len(), %hash, "built block");
-        self.keep_proposal(height, &hash, &encoded);
+        debug!(height, round, txs = block.transactions.len(), %hash, "built block");
+        // Durable before consensus signs a proposal for it: a restarted proposer must find it
+        // rather than build a second block for the round.
+        self.inner
+            .store
+            .save_built(Height(height), round, &hash, &encoded)?;
         self.remember(hash, block, executed);
         Ok((hash, encoded))
     }
@@ -768,6 +778,32 @@ impl Chain {
     fn keep_proposal(&self, height: u64, hash: &B256, bytes: &[u8]) {
         if let Err(e) = self.inner.store.save_proposal(Height(height), hash, bytes) {
             debug!(height, %hash, error = %e, "could not keep proposal on disk");
+        }
+    }
+
+    /// The encoded block of `height` with `hash` this node built or verified and kept on
+    /// disk (blocking), for re-proposing a value its consensus log remembers after a restart.
+    pub fn kept_proposal(&self, height: u64, hash: B256) -> Option<Bytes> {
+        let kept = match self.inner.store.proposals(Height(height)) {
+            Ok(kept) => kept,
+            Err(e) => {
+                debug!(height, %hash, error = %e, "could not read kept proposals");
+                return None;
+            }
+        };
+        kept.into_iter()
+            .find(|bytes| Block::decode_bytes(bytes).is_ok_and(|b| b.hash() == hash))
+            .map(Bytes::from)
+    }
+
+    /// The block this node built for `round` of `height`, kept on disk (blocking).
+    pub fn built_proposal(&self, height: u64, round: u32) -> Option<(B256, Bytes)> {
+        match self.inner.store.built(Height(height), round) {
+            Ok(built) => built.map(|(hash, bytes)| (hash, Bytes::from(bytes))),
+            Err(e) => {
+                warn!(height, round, error = %e, "could not read the block built for the round");
+                None
+            }
         }
     }
 
@@ -914,6 +950,7 @@ impl Application for Chain {
     async fn build_block(
         &self,
         height: u64,
+        round: u32,
         proposer: Address,
         deadline: Instant,
     ) -> eyre::Result<(B256, Bytes)> {
@@ -928,7 +965,15 @@ impl Application for Chain {
             let _ = tokio::time::timeout(wait_until - now, self.inner.tx_arrived.notified()).await;
         }
         let chain = self.clone();
-        trellis_storage::blocking(move || chain.build_blocking(height, proposer)).await?
+        trellis_storage::blocking(move || chain.build_blocking(height, round, proposer)).await?
+    }
+
+    async fn built_block(&self, height: u64, round: u32) -> Option<(B256, Bytes)> {
+        let chain = self.clone();
+        trellis_storage::blocking(move || chain.built_proposal(height, round))
+            .await
+            .ok()
+            .flatten()
     }
 
     async fn verify_block(&self, height: u64, block: Bytes) -> Result<B256, VerifyError> {
@@ -951,6 +996,14 @@ impl Application for Chain {
 
     fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)> {
         self.decided(height)
+    }
+
+    async fn kept_block(&self, height: u64, hash: B256) -> Option<Bytes> {
+        let chain = self.clone();
+        trellis_storage::blocking(move || chain.kept_proposal(height, hash))
+            .await
+            .ok()
+            .flatten()
     }
 }
 

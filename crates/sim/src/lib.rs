@@ -1,8 +1,9 @@
 //! Deterministic simulation of a Trellis network under faults.
 //!
 //! A scenario is drawn from one seed: how many validators, the latency, jitter, loss and
-//! duplication of every link, partitions, lossy and slow periods, crashes and restarts (the
-//! database and the consensus write-ahead log survive, unflushed log entries do not), and at
+//! duplication of every link, partitions, lossy and slow periods, crashes and restarts of one
+//! validator or of every honest one within a moment (the database, the consensus write-ahead
+//! log and the double-sign guard's record survive, unflushed log entries do not), and at
 //! most `f` byzantine validators that equivocate, send forged messages, propose invalid
 //! blocks or stay silent. Clients send transfers throughout at a fixed rate. Every node runs
 //! the real parts — Malachite's consensus state machine, Trellis's consensus host
@@ -21,7 +22,8 @@
 //!
 //! Invariants, checked as the run goes and at its end (any failure names its seed):
 //! one block per height on every node, hence one state root; no honest node leaves consensus
-//! with an error or fails to build a block; every acknowledged transaction is in the block it
+//! with an error, fails to build a block or is refused a signature by its double-sign guard
+//! (which would have been a second message for one height, round and kind); every acknowledged transaction is in the block it
 //! was acknowledged in on every node, and no transaction is included twice; after the last
 //! fault ends, every honest node commits at least two heights beyond the highest one reached
 //! when it ended.
@@ -54,6 +56,7 @@ use trellis_storage::{MemoryDisk, Store};
 pub use net::{LinkFault, Network, Time, Window, MS};
 pub use node::Byzantine;
 use node::{Later, Message, Out, SharedVerifier, SimNode, Wal};
+use trellis_consensus::guard::MemorySignLog;
 use trellis_consensus::ValidatorAddress;
 
 /// One simulated second.
@@ -207,6 +210,27 @@ impl Scenario {
         } else {
             Vec::new()
         };
+        // Every honest validator restarts within one moment (a site losing power, an operator
+        // restarting the fleet), so that no running process remembers the height's blocks.
+        // Drawn last so that the draws above, and the seeds recorded against them, stay.
+        if rng.gen_bool(0.15) {
+            let at = rng.gen_range(SEC / 2..fault_span);
+            for node in 0..validators {
+                if byzantine.is_some_and(|(b, _)| b == node) {
+                    continue;
+                }
+                crashes.push(Crash {
+                    node,
+                    at: at + rng.gen_range(0..=150) * MS,
+                    down_for: rng.gen_range(50..=1_500) * MS,
+                    kind: if rng.gen_bool(0.5) {
+                        CrashKind::Kill
+                    } else {
+                        CrashKind::PowerLoss
+                    },
+                });
+            }
+        }
         Scenario {
             seed,
             validators,
@@ -348,6 +372,8 @@ enum Event {
 struct Slot {
     disk: MemoryDisk,
     wal: Wal,
+    /// What the validator signed at its current height (the double-sign guard's record).
+    signed: MemorySignLog,
     node: Option<SimNode>,
     epoch: u64,
     key: PrivateKey,
@@ -533,6 +559,7 @@ impl<'a> World<'a> {
             .map(|(i, key)| Slot {
                 disk: MemoryDisk::default(),
                 wal: Wal::default(),
+                signed: MemorySignLog::default(),
                 node: None,
                 epoch: 0,
                 down_for: 0,
@@ -649,7 +676,9 @@ impl<'a> World<'a> {
             slot.byzantine,
             self.verifier.clone(),
             self.scenario.thresholds,
-        );
+            slot.signed.clone(),
+        )
+        .map_err(|e| format!("node {index}: {e}"))?;
         let mut out = Vec::new();
         node.boot(&mut slot.wal, &mut out);
         if let (None, Some(error)) = (slot.byzantine, &node.error) {

@@ -28,6 +28,7 @@ use tracing::debug;
 use trellis_consensus::app::{stream_block, AppLoop, Application, VerifyError};
 use trellis_consensus::codec::{proposal_sign_bytes, vote_sign_bytes};
 use trellis_consensus::context::{BlockHash, Height, Proposal, ProposalPart, Vote};
+use trellis_consensus::guard::{GuardError, MemorySignLog, SignGuard};
 use trellis_consensus::{
     Ed25519Signer, Ed25519Verifier, LinearTimeouts, TrellisContext, ValidatorAddress, ValidatorSet,
 };
@@ -130,10 +131,15 @@ impl Application for SimApp {
     async fn build_block(
         &self,
         height: u64,
+        round: u32,
         proposer: alloy_primitives::Address,
         _deadline: std::time::Instant,
     ) -> eyre::Result<(B256, Bytes)> {
-        self.chain.build_blocking(height, proposer)
+        self.chain.build_blocking(height, round, proposer)
+    }
+
+    async fn built_block(&self, height: u64, round: u32) -> Option<(B256, Bytes)> {
+        self.chain.built_proposal(height, round)
     }
 
     async fn verify_block(&self, height: u64, block: Bytes) -> Result<B256, VerifyError> {
@@ -151,6 +157,10 @@ impl Application for SimApp {
 
     fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)> {
         self.chain.decided(height)
+    }
+
+    async fn kept_block(&self, height: u64, hash: B256) -> Option<Bytes> {
+        self.chain.kept_proposal(height, hash)
     }
 }
 
@@ -374,11 +384,13 @@ impl SimNode {
         byzantine: Option<Byzantine>,
         verifier: SharedVerifier,
         thresholds: ThresholdParams,
-    ) -> SimNode {
+        signed: MemorySignLog,
+    ) -> Result<SimNode, GuardError> {
         if byzantine == Some(Byzantine::BadBlocks) {
             chain.inject_garbage_blocks();
         }
-        let signer = Ed25519Signer::new(key.clone(), chain_id);
+        let signer = Ed25519Signer::new(key.clone(), chain_id)
+            .with_guard(Arc::new(SignGuard::open(signed)?));
         let address = ValidatorAddress::from_public_key(&key.public_key());
         let (network, parts) = tokio::sync::mpsc::channel(4_096);
         let channels = Channels {
@@ -398,7 +410,7 @@ impl SimNode {
             }),
         );
         let n = peers.len();
-        SimNode {
+        Ok(SimNode {
             index,
             chain,
             address,
@@ -426,7 +438,7 @@ impl SimNode {
             thresholds,
             crash_at_decide: false,
             killed_after: None,
-        }
+        })
     }
 
     /// The height consensus is deciding.
@@ -729,10 +741,28 @@ impl SimNode {
                 }
                 r.resume_with(())
             }
+            // A refusal of the double-sign guard stops the engine; here it fails the run (an
+            // honest node must never come to it) and the run goes on to its end.
             Effect::SignProposal(proposal, r) => {
-                r.resume_with(self.signer.sign_proposal_now(proposal))
+                let signed = match self.signer.sign_proposal_guarded(proposal.clone()) {
+                    Ok(signed) => signed,
+                    Err(e) => {
+                        self.fail(e.to_string());
+                        self.signer.sign_proposal_now(proposal)
+                    }
+                };
+                r.resume_with(signed)
             }
-            Effect::SignVote(vote, r) => r.resume_with(self.signer.sign_vote_now(vote)),
+            Effect::SignVote(vote, r) => {
+                let signed = match self.signer.sign_vote_guarded(vote.clone()) {
+                    Ok(signed) => signed,
+                    Err(e) => {
+                        self.fail(e.to_string());
+                        self.signer.sign_vote_now(vote)
+                    }
+                };
+                r.resume_with(signed)
+            }
             Effect::VerifySignature(msg, key, r) => {
                 use malachitebft_core_consensus::ConsensusMsg;
                 let valid = match &msg.message {

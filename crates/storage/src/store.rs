@@ -24,12 +24,17 @@ const CODE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("code");
 /// rebuilding the state root; dropped on open (the tries are stored node by node now).
 const RETIRED_TABLES: [&str; 2] = ["hashed_accounts", "hashed_storage"];
 
-/// (height, block hash) → encoded block: proposals built or verified but not yet decided,
-/// kept so that a restarted node can still commit a block decided before it crashed.
 /// Merkle-Patricia trie nodes by (owner, path): updated in place, so a block re-hashes only
 /// the paths it changed.
 const TRIE_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("trie_nodes");
+/// (height, block hash) → encoded block: proposals built or verified but not yet decided,
+/// kept so that a restarted node can still commit a block decided before it crashed, and
+/// re-propose a block its consensus log locked on.
 const PROPOSALS: TableDefinition<(u64, &[u8; 32]), &[u8]> = TableDefinition::new("proposals");
+/// (height, round) → hash of the block this node built as that round's proposer: a restarted
+/// proposer proposes the same block again instead of building a second one (which would be
+/// an equivocation). Pruned with the proposals.
+const BUILT: TableDefinition<(u64, u32), &[u8; 32]> = TableDefinition::new("built");
 
 const TIP_KEY: &str = "tip";
 
@@ -185,6 +190,7 @@ impl Store {
             wtx.open_table(CODE)?;
             wtx.open_table(TRIE_NODES)?;
             wtx.open_table(PROPOSALS)?;
+            wtx.open_table(BUILT)?;
         }
         for name in RETIRED_TABLES {
             let table: TableDefinition<&[u8], &[u8]> = TableDefinition::new(name);
@@ -271,6 +277,8 @@ impl Store {
                 (0, &[0u8; 32])..=(height.0, &[0xffu8; 32]),
                 |_, _| false,
             )?;
+        wtx.open_table(BUILT)?
+            .retain_in::<(u64, u32), _>((0, 0)..=(height.0, u32::MAX), |_, _| false)?;
         wtx.commit()?;
         Ok(())
     }
@@ -286,20 +294,54 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps an undecided proposal. Written without fsync: it becomes durable with the next
-    /// block commit, and losing it only means fetching the block from peers again.
+    /// Keeps an undecided proposal, durably: after every validator restarts inside a height,
+    /// the block its consensus logs locked on exists only on disk (an fsync costs well under
+    /// a millisecond here, once per proposal).
     pub fn save_proposal(
         &self,
         height: Height,
         hash: &B256,
         block: &[u8],
     ) -> Result<(), StoreError> {
-        let mut wtx = self.db.begin_write()?;
-        wtx.set_durability(redb::Durability::None);
+        let wtx = self.db.begin_write()?;
         wtx.open_table(PROPOSALS)?
             .insert((height.0, &hash.0), block)?;
         wtx.commit()?;
         Ok(())
+    }
+
+    /// Keeps the block this node built as the proposer of `round` at `height`, durably,
+    /// before consensus signs a proposal for it.
+    pub fn save_built(
+        &self,
+        height: Height,
+        round: u32,
+        hash: &B256,
+        block: &[u8],
+    ) -> Result<(), StoreError> {
+        let wtx = self.db.begin_write()?;
+        wtx.open_table(PROPOSALS)?
+            .insert((height.0, &hash.0), block)?;
+        wtx.open_table(BUILT)?.insert((height.0, round), &hash.0)?;
+        wtx.commit()?;
+        Ok(())
+    }
+
+    /// The block this node built as the proposer of `round` at `height`, if it kept one.
+    pub fn built(&self, height: Height, round: u32) -> Result<Option<(B256, Vec<u8>)>, StoreError> {
+        let rtx = self.db.begin_read()?;
+        let Some(hash) = rtx
+            .open_table(BUILT)?
+            .get((height.0, round))?
+            .map(|h| *h.value())
+        else {
+            return Ok(None);
+        };
+        let block = rtx
+            .open_table(PROPOSALS)?
+            .get((height.0, &hash))?
+            .map(|b| b.value().to_vec());
+        Ok(block.map(|b| (B256::from(hash), b)))
     }
 
     /// Undecided proposals kept for `height`.
@@ -680,6 +722,42 @@ mod tests {
             store.proposals(Height(2)).expect("read"),
             vec![b"later".to_vec()]
         );
+    }
+
+    /// A restarted proposer finds the block it built for a round (and only for that round),
+    /// until the height commits.
+    #[test]
+    fn a_built_block_is_found_by_its_round_until_its_height_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let genesis = block_at(0, B256::ZERO);
+        let b1 = block_at(1, genesis.hash());
+        {
+            let store = Store::open(&path).expect("open");
+            store
+                .init_genesis(&StateChanges::default(), &genesis)
+                .expect("genesis");
+            store
+                .save_built(Height(1), 3, &b1.hash(), &b1.encode_to_vec())
+                .expect("save");
+        }
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(
+            store.built(Height(1), 3).expect("read"),
+            Some((b1.hash(), b1.encode_to_vec()))
+        );
+        assert_eq!(store.built(Height(1), 2).expect("read"), None);
+        assert_eq!(store.proposals(Height(1)).expect("read").len(), 1);
+        store
+            .commit_block(BlockCommit {
+                block: &b1,
+                certificate: b"",
+                receipts: &[],
+                senders: &[],
+                changes: &StateChanges::default(),
+            })
+            .expect("commit");
+        assert_eq!(store.built(Height(1), 3).expect("read"), None);
     }
 
     #[test]
