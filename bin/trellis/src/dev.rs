@@ -29,6 +29,9 @@ pub struct DevArgs {
     /// Delete existing dev chain data first.
     #[arg(long)]
     pub reset: bool,
+    /// Serve Prometheus metrics (`/metrics`) on this address, e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Writes (or reuses) the dev chain's key, genesis and config under `args.data_dir`.
@@ -84,6 +87,7 @@ pub fn prepare(args: &DevArgs) -> anyhow::Result<NodeConfig> {
     config.p2p.listen = "/ip4/127.0.0.1/tcp/0".into();
     config.p2p.gossip_listen = "/ip4/127.0.0.1/tcp/0".into();
     config.consensus.empty_block_interval_ms = args.block_interval_ms;
+    config.metrics.listen = args.metrics;
     Ok(config)
 }
 

@@ -135,6 +135,9 @@ pub async fn run_node(config: trellis_node::NodeConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     println!("JSON-RPC listening on http://{}", node.rpc_addr);
+    if let Some(addr) = node.metrics_addr {
+        println!("Prometheus metrics on http://{addr}/metrics");
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

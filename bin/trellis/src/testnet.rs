@@ -55,11 +55,22 @@ pub struct NodeInfo {
     /// Transaction gossip address (a second p2p port).
     #[serde(default)]
     pub gossip: String,
+    /// Prometheus metrics page.
+    #[serde(default)]
+    pub metrics: String,
     pub config: PathBuf,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// `n` distinct free loopback ports: every listener is held until all are chosen (the
+/// kernel may hand a port just released out again).
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
 }
 
 pub fn run(command: TestnetCommand) -> anyhow::Result<()> {
@@ -125,10 +136,11 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
     let genesis_path = dir.join("genesis.json");
     std::fs::write(&genesis_path, genesis.to_json())?;
 
-    // (rpc, p2p, gossip) of each node.
-    let ports: Vec<(u16, u16, u16)> = (0..n)
-        .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
-        .collect::<anyhow::Result<_>>()?;
+    // (rpc, p2p, gossip, metrics) of each node.
+    let ports: Vec<(u16, u16, u16, u16)> = free_ports(4 * n)?
+        .chunks_exact(4)
+        .map(|p| (p[0], p[1], p[2], p[3]))
+        .collect();
     let exe = std::env::current_exe().context("locating the trellis binary")?;
     let mut nodes = Vec::new();
     for (i, key) in keys.iter().enumerate() {
@@ -154,6 +166,7 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
             .filter(|j| *j != i)
             .map(|j| format!("/ip4/127.0.0.1/tcp/{}", ports[j].2))
             .collect();
+        config.metrics.listen = Some(([127, 0, 0, 1], ports[i].3).into());
         let config_path = node_dir.join("node.toml");
         std::fs::write(&config_path, config.to_toml())?;
         let log = std::fs::File::create(node_dir.join("node.log"))?;
@@ -172,6 +185,7 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
             rpc: format!("http://127.0.0.1:{}", ports[i].0),
             p2p: config.p2p.listen.clone(),
             gossip: config.p2p.gossip_listen.clone(),
+            metrics: format!("http://127.0.0.1:{}/metrics", ports[i].3),
             config: config_path,
         });
     }
@@ -194,8 +208,8 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
     );
     for (i, node) in info.nodes.iter().enumerate() {
         println!(
-            "node-{i}: rpc {}  p2p {}  gossip {}  pid {}",
-            node.rpc, node.p2p, node.gossip, node.pid
+            "node-{i}: rpc {}  p2p {}  gossip {}  metrics {}  pid {}",
+            node.rpc, node.p2p, node.gossip, node.metrics, node.pid
         );
     }
     println!("stop it with: trellis testnet down --dir {}", dir.display());

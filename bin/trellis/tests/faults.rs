@@ -138,9 +138,9 @@ fn build_network(dir: &Path, validators: usize) -> Vec<Node> {
     }
     run_cli(dir, &args);
 
-    let p2p: Vec<u16> = (0..validators).map(|_| free_port()).collect();
-    let rpc: Vec<u16> = (0..validators).map(|_| free_port()).collect();
-    let gossip_ports: Vec<u16> = (0..validators).map(|_| free_port()).collect();
+    let ports = free_ports(3 * validators);
+    let (p2p, rest) = ports.split_at(validators);
+    let (rpc, gossip_ports) = rest.split_at(validators);
     let mut nodes = Vec::new();
     for i in 0..validators {
         let peers: Vec<String> = (0..validators)

@@ -97,12 +97,15 @@ async fn members_vote_a_validator_in_and_another_out_without_stalling() {
     config.moniker = "node-4".into();
     config.data_dir = node_dir.join("data");
     config.node_key = node_dir.join("node_key.json");
-    config.rpc.listen = ([127, 0, 0, 1], free_port()).into();
+    let ports = free_ports(3);
+    config.rpc.listen = ([127, 0, 0, 1], ports[0]).into();
     config.rpc.admin_token = Some(ADMIN_TOKEN.into());
-    config.p2p.listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    config.p2p.listen = format!("/ip4/127.0.0.1/tcp/{}", ports[1]);
     config.p2p.peers = net.info.nodes.iter().map(|n| n.p2p.clone()).collect();
-    config.p2p.gossip_listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    config.p2p.gossip_listen = format!("/ip4/127.0.0.1/tcp/{}", ports[2]);
     config.p2p.gossip_peers = net.info.nodes.iter().map(|n| n.gossip.clone()).collect();
+    // Node 0's metrics port is node 0's (a node whose port is taken does not start).
+    config.metrics.listen = None;
     let config_path = node_dir.join("node.toml");
     std::fs::write(&config_path, config.to_toml()).expect("write config");
     let _node4 = Proc::spawn(

@@ -91,6 +91,8 @@ pub struct GossipStats {
     pub batches_refused: AtomicU64,
     /// Received batches dropped because admission was behind.
     pub batches_dropped: AtomicU64,
+    /// Peers connected now (a level, not a count).
+    pub peers: AtomicU64,
 }
 
 impl GossipStats {
@@ -323,6 +325,13 @@ impl Worker {
     }
 
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        if matches!(
+            event,
+            SwarmEvent::ConnectionEstablished { .. } | SwarmEvent::ConnectionClosed { .. }
+        ) {
+            let peers = self.swarm.connected_peers().count();
+            self.stats.peers.store(peers as u64, Ordering::Relaxed);
+        }
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,

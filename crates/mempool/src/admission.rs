@@ -33,6 +33,28 @@ pub enum AdmissionError {
     Unavailable(String),
 }
 
+impl AdmissionError {
+    /// A short, fixed name of the reason, for metrics labels (never free text).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AdmissionError::Oversized(_) => "oversized",
+            AdmissionError::Undecodable(_) => "undecodable",
+            AdmissionError::UnsupportedType(_) => "unsupported_type",
+            AdmissionError::MissingChainId => "missing_chain_id",
+            AdmissionError::WrongChainId { .. } => "wrong_chain_id",
+            AdmissionError::GasLimitTooHigh { .. } => "gas_limit_too_high",
+            AdmissionError::BadSignature(_) => "bad_signature",
+            AdmissionError::NotPermitted(_) => "not_permitted",
+            AdmissionError::Pool(PoolError::NonceTooLow { .. }) => "nonce_too_low",
+            AdmissionError::Pool(PoolError::NonceGap { .. }) => "nonce_gap",
+            AdmissionError::Pool(PoolError::AlreadyKnown) => "already_known",
+            AdmissionError::Pool(PoolError::ReplacementUnderpriced) => "replacement_underpriced",
+            AdmissionError::Pool(PoolError::PoolFull) => "pool_full",
+            AdmissionError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
 /// Decodes `raw` and checks everything that does not depend on state or the signature;
 /// `max_tx_gas` is the chain's per-transaction gas limit.
 pub fn decode_and_check(

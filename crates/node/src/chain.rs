@@ -104,6 +104,8 @@ struct Inner {
     identity: std::sync::OnceLock<(String, B256)>,
     /// Node keys registered in governance: the only peers consensus networking admits.
     peers: PeerAllowlist,
+    /// This chain's metrics (served on `/metrics` when the node is configured to).
+    metrics: Arc<trellis_metrics::Metrics>,
     #[cfg(feature = "fault-injection")]
     garbage_blocks: std::sync::atomic::AtomicBool,
 }
@@ -249,6 +251,8 @@ impl Chain {
         let next_set = validators_in_state(&view)?;
         info!(height, hash = %tip.hash, validators = next_set.len(), "chain opened");
         let (committed, _) = watch::channel(height);
+        let metrics = Arc::new(trellis_metrics::Metrics::new(genesis.chain_id.0));
+        metrics.chain.at_height(height);
         let chain = Chain {
             inner: Arc::new(Inner {
                 chain_id: genesis.chain_id.0,
@@ -268,6 +272,7 @@ impl Chain {
                 validator_sets: RwLock::new(BTreeMap::from([(height + 1, next_set)])),
                 identity: std::sync::OnceLock::new(),
                 peers: PeerAllowlist::default(),
+                metrics,
                 #[cfg(feature = "fault-injection")]
                 garbage_blocks: Default::default(),
             }),
@@ -278,6 +283,26 @@ impl Chain {
 
     pub fn chain_id(&self) -> u64 {
         self.inner.chain_id
+    }
+
+    /// This chain's metrics.
+    pub fn metrics(&self) -> Arc<trellis_metrics::Metrics> {
+        self.inner.metrics.clone()
+    }
+
+    /// Reads the levels a scrape shows (pool size and bytes); blocking (takes the pool lock).
+    pub fn refresh_metrics(&self) {
+        let (txs, bytes) = {
+            let pool = self.lock_pool();
+            (pool.len(), pool.bytes())
+        };
+        let chain = &self.inner.metrics.chain;
+        chain
+            .pool_transactions
+            .set(i64::try_from(txs).unwrap_or(i64::MAX));
+        chain
+            .pool_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Node keys allowed to connect (kept equal to the registered nodes).
@@ -481,8 +506,16 @@ impl Chain {
     }
 
     /// Full admission of one raw transaction from a client: stateless checks, signature, the
-    /// pool, then gossip to the other nodes.
+    /// pool, then gossip to the other nodes. A refusal is counted by reason.
     pub async fn admit(&self, raw: Vec<u8>) -> Result<B256, AdmissionError> {
+        let result = self.admit_client(raw).await;
+        if let Err(e) = &result {
+            self.inner.metrics.chain.rejected(e.reason());
+        }
+        result
+    }
+
+    async fn admit_client(&self, raw: Vec<u8>) -> Result<B256, AdmissionError> {
         let tx = decode_and_check(&raw, self.inner.chain_id, self.inner.max_tx_gas)?;
         // A transaction sent again while pending costs a lookup, not a signature recovery.
         if self.lock_pool().contains(tx.tx_hash()) {
@@ -857,6 +890,7 @@ impl Chain {
                 pending.block.header.height
             );
         }
+        let started = Instant::now();
         self.inner.store.commit_block(BlockCommit {
             block: &pending.block,
             certificate: &certificate,
@@ -864,6 +898,12 @@ impl Chain {
             senders: &pending.executed.senders,
             changes: &pending.executed.changes,
         })?;
+        self.record_commit(
+            &pending.block,
+            tip.timestamp_ms,
+            &certificate,
+            started.elapsed(),
+        );
         // Registered nodes and validators change only through the proposals applied at the
         // end of a block: follow what they changed instead of re-reading the registries.
         let effects = &pending.executed.governance;
@@ -913,6 +953,52 @@ impl Chain {
         info!(height, %hash, txs = pending.block.transactions.len(), "committed block");
         self.inner.committed.send_replace(height);
         Ok(())
+    }
+
+    /// Metrics of a block just committed on `parent_timestamp_ms`'s block: what it holds,
+    /// when, and whose precommits its certificate lacks.
+    fn record_commit(
+        &self,
+        block: &Block,
+        parent_timestamp_ms: u64,
+        certificate: &[u8],
+        took: Duration,
+    ) {
+        let height = block.header.height;
+        let (round, signers) = match trellis_consensus::decode_certificate(certificate) {
+            Ok(cert) => (
+                cert.round.as_u32().unwrap_or(0),
+                cert.commit_signatures
+                    .iter()
+                    .map(|s| s.address.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            Err(e) => {
+                warn!(height, error = %e, "committed a certificate its metrics cannot read");
+                (0, Vec::new())
+            }
+        };
+        let validators: Vec<(String, u64)> = self
+            .validators_at(height)
+            .map(|set| {
+                set.iter()
+                    .map(|v| (v.address.to_string(), v.voting_power))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.inner.metrics.chain.committed(
+            trellis_metrics::CommittedBlock {
+                height,
+                timestamp_ms: block.header.timestamp_ms,
+                parent_timestamp_ms: (height > 1).then_some(parent_timestamp_ms),
+                now_ms: self.inner.settings.clock.now_ms(),
+                transactions: block.transactions.len(),
+                round,
+                commit_seconds: took.as_secs_f64(),
+            },
+            &validators,
+            &signers,
+        );
     }
 
     /// The commit certificate of `height` as JSON.

@@ -19,6 +19,17 @@ pub struct NodeConfig {
     pub p2p: P2pConfig,
     pub consensus: ConsensusConfig,
     pub mempool: MempoolConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Prometheus metrics (OpenMetrics text on `GET /metrics`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where to serve `/metrics`, e.g. `127.0.0.1:9464`; unset (the default) serves nothing.
+    /// The page names validators, peers and load: keep it on loopback or a private network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -97,6 +108,7 @@ impl Default for NodeConfig {
             p2p: P2pConfig::default(),
             consensus: ConsensusConfig::default(),
             mempool: MempoolConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

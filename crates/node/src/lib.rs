@@ -25,6 +25,8 @@ use trellis_storage::Store;
 pub struct RunningNode {
     pub chain: Chain,
     pub rpc_addr: SocketAddr,
+    /// Where `/metrics` is served, when the config asks for it.
+    pub metrics_addr: Option<SocketAddr>,
     rpc: ServerHandle,
     consensus: ConsensusHandle,
     tasks: Vec<JoinHandle<()>>,
@@ -79,6 +81,7 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         .set_gossip(gossip.sender.clone())
         .map_err(|_| eyre::eyre!("the chain's transaction gossip was already set"))?;
     let gossip_addr = gossip.listen_addr.clone();
+    let gossip_stats = gossip.stats.clone();
     tasks.push(gossip.task);
     {
         let (chain, mut inbound) = (chain.clone(), gossip.inbound);
@@ -131,25 +134,91 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         .await
         .wrap_err_with(|| format!("starting JSON-RPC on {}", config.rpc.listen))?;
 
+    let listen = multiaddr("p2p.listen", &config.p2p.listen)?;
+    check_listen("p2p.listen", &listen)?;
     let settings = EngineSettings {
         moniker: config.moniker.clone(),
         home: chain_dir.join("consensus"),
         chain_id: genesis.chain_id.0,
-        listen: multiaddr("p2p.listen", &config.p2p.listen)?,
+        listen,
         peers: multiaddrs("p2p.peers", &config.p2p.peers)?,
         timeouts: timeouts(&config.consensus),
         allowlist: Some(chain.peer_allowlist()),
     };
     let consensus =
         trellis_consensus::start(settings, key.private().clone(), Arc::new(chain.clone())).await?;
+    let metrics_addr = match config.metrics.listen {
+        Some(listen) => {
+            let (addr, task) =
+                serve_metrics(listen, &chain, chain_dir.join("state.redb"), gossip_stats)
+                    .await
+                    .wrap_err_with(|| format!("serving metrics on {listen}"))?;
+            tasks.push(task);
+            Some(addr)
+        }
+        None => None,
+    };
     info!(moniker = %config.moniker, chain_id = %genesis.chain_id, rpc = %rpc_addr, gossip = %gossip_addr, "node started");
     Ok(RunningNode {
         chain,
         rpc_addr,
+        metrics_addr,
         rpc,
         consensus,
         tasks,
     })
+}
+
+/// Serves `/metrics` for `chain`; each scrape first reads the levels (pool, database file,
+/// gossip peers).
+async fn serve_metrics(
+    listen: SocketAddr,
+    chain: &Chain,
+    database: std::path::PathBuf,
+    gossip: Arc<trellis_gossip::GossipStats>,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let refresh = {
+        let chain = chain.clone();
+        move || {
+            chain.refresh_metrics();
+            let metrics = chain.metrics();
+            if let Ok(meta) = std::fs::metadata(&database) {
+                metrics
+                    .chain
+                    .database_bytes
+                    .set(i64::try_from(meta.len()).unwrap_or(i64::MAX));
+            }
+            let peers = trellis_gossip::GossipStats::get(&gossip.peers);
+            metrics
+                .chain
+                .peers
+                .set(i64::try_from(peers).unwrap_or(i64::MAX));
+        }
+    };
+    trellis_metrics::serve(listen, chain.metrics(), Arc::new(refresh)).await
+}
+
+/// Binds the TCP address of `addr` for a moment. The engine logs a failure to listen and runs
+/// on without a listener, so a port already taken (by another process, or this node's own
+/// RPC) would leave a validator that nobody can dial; say so now, before consensus starts.
+fn check_listen(key: &str, addr: &multiaddr::Multiaddr) -> eyre::Result<()> {
+    use multiaddr::Protocol;
+    let (mut ip, mut port) = (None, None);
+    for part in addr.iter() {
+        match part {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    if let (Some(ip), Some(port)) = (ip, port) {
+        if port != 0 {
+            std::net::TcpListener::bind((ip, port))
+                .wrap_err_with(|| format!("{key} = {addr}: cannot listen there (port in use?)"))?;
+        }
+    }
+    Ok(())
 }
 
 fn multiaddr<T: std::str::FromStr>(key: &str, value: &str) -> eyre::Result<T>
@@ -226,5 +295,26 @@ impl RunningNode {
             t.abort();
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seen once in a test run: the consensus port was the node's own RPC port, the engine
+    /// logged "Error listening" and ran on, and no peer could reach the validator.
+    #[test]
+    fn a_consensus_port_already_taken_stops_the_start_with_the_reason() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("addr").port();
+        let addr: multiaddr::Multiaddr =
+            format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("addr");
+        let err = check_listen("p2p.listen", &addr).expect_err("the port is taken");
+        assert!(format!("{err:#}").contains("port in use"), "{err:#}");
+        drop(taken);
+        check_listen("p2p.listen", &addr).expect("free again");
+        let any: multiaddr::Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().expect("addr");
+        check_listen("p2p.listen", &any).expect("port 0 is always fine");
     }
 }

@@ -24,10 +24,20 @@ pub fn bin() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    free_ports(1)[0]
+}
+
+/// `n` distinct free loopback ports. Every listener is held until all are chosen: the
+/// kernel may hand a port just released out again, and a node whose consensus port equals
+/// its RPC port runs without a consensus listener (seen once in the garbage-proposer test).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound port").port())
+        .collect()
 }
 
 /// A child process that is killed when dropped.
@@ -368,7 +378,9 @@ pub async fn start_single_node(dir: &Path, extra: &str) -> (Proc, String) {
             "genesis.json",
         ],
     );
-    let port = free_port();
+    let [port, p2p, gossip] = free_ports(3)[..] else {
+        unreachable!("three ports asked for")
+    };
     let (rpc, rest) = match extra.strip_prefix("[rpc]\n") {
         Some(rpc_keys) => (rpc_keys.to_owned(), String::new()),
         None => (String::new(), extra.to_owned()),
@@ -376,9 +388,7 @@ pub async fn start_single_node(dir: &Path, extra: &str) -> (Proc, String) {
     std::fs::write(
         dir.join("node.toml"),
         format!(
-            "moniker = \"single\"\n[rpc]\nlisten = \"127.0.0.1:{port}\"\n{rpc}[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\ngossip_listen = \"/ip4/127.0.0.1/tcp/{}\"\n{rest}",
-            free_port(),
-            free_port()
+            "moniker = \"single\"\n[rpc]\nlisten = \"127.0.0.1:{port}\"\n{rpc}[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{p2p}\"\ngossip_listen = \"/ip4/127.0.0.1/tcp/{gossip}\"\n{rest}",
         ),
     )
     .expect("config");
