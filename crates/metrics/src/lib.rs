@@ -92,8 +92,14 @@ pub struct ChainMetrics {
     pub pool_bytes: Gauge,
     /// Transactions refused at admission, by reason.
     pub pool_rejections: Family<ReasonLabel, Counter>,
+    /// The pool's capacity (`[mempool] max_txs`, `max_bytes`).
+    pub pool_capacity_transactions: Gauge,
+    pub pool_capacity_bytes: Gauge,
     /// Size of the database file.
     pub database_bytes: Gauge,
+    /// Space left for unprivileged users on the data directory's file system, and its size.
+    pub disk_free_bytes: Gauge,
+    pub disk_total_bytes: Gauge,
 }
 
 impl ChainMetrics {
@@ -117,7 +123,11 @@ impl ChainMetrics {
             pool_transactions: Gauge::default(),
             pool_bytes: Gauge::default(),
             pool_rejections: Family::default(),
+            pool_capacity_transactions: Gauge::default(),
+            pool_capacity_bytes: Gauge::default(),
             database_bytes: Gauge::default(),
+            disk_free_bytes: Gauge::default(),
+            disk_total_bytes: Gauge::default(),
         }
     }
 
@@ -210,6 +220,26 @@ impl ChainMetrics {
             self.pool_rejections.clone(),
         );
         trellis.register(
+            "mempool_capacity_transactions",
+            "Most transactions the pool holds",
+            self.pool_capacity_transactions.clone(),
+        );
+        trellis.register(
+            "mempool_capacity_bytes",
+            "Most encoded bytes the pool holds",
+            self.pool_capacity_bytes.clone(),
+        );
+        trellis.register(
+            "disk_free_bytes",
+            "Space left (for the node's user) on the file system of the data directory",
+            self.disk_free_bytes.clone(),
+        );
+        trellis.register(
+            "disk_total_bytes",
+            "Size of the file system of the data directory",
+            self.disk_total_bytes.clone(),
+        );
+        trellis.register(
             "database_bytes",
             "Size of the database file",
             self.database_bytes.clone(),
@@ -259,11 +289,14 @@ impl ChainMetrics {
             let label = ValidatorLabel {
                 validator: validator.clone(),
             };
+            // Every validator of the set has a series from its first block (at 0 while it
+            // signs), so dashboards and alerts see it before it misses anything.
+            let missed = self.missed_signatures.get_or_create(&label);
             if signers.contains(validator) {
                 self.last_signed_height.get_or_create(&label).set(height);
             } else {
                 missing = missing.saturating_add(*power);
-                self.missed_signatures.get_or_create(&label).inc();
+                missed.inc();
             }
         }
         self.missing_power
@@ -278,6 +311,11 @@ impl ChainMetrics {
             .get_or_create(&ReasonLabel { reason })
             .inc();
     }
+}
+
+/// Sets a gauge from an unsigned level (saturating).
+pub fn set_level(gauge: &Gauge, level: u64) {
+    gauge.set(i64::try_from(level).unwrap_or(i64::MAX));
 }
 
 /// Trellis's registry of one node and the chain it runs.
@@ -408,6 +446,7 @@ mod tests {
             "trellis_validator_missed_signatures_total{chain_id=\"1337\",validator=\"0xbb\"} 1",
             "trellis_validator_last_signed_height{chain_id=\"1337\",validator=\"0xaa\"} 7",
             "trellis_mempool_rejections_total{chain_id=\"1337\",reason=\"nonce_too_low\"} 1",
+            "trellis_validator_missed_signatures_total{chain_id=\"1337\",validator=\"0xaa\"} 0",
         ] {
             assert!(page.contains(line), "{line} missing from\n{page}");
         }

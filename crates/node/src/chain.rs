@@ -253,6 +253,14 @@ impl Chain {
         let (committed, _) = watch::channel(height);
         let metrics = Arc::new(trellis_metrics::Metrics::new(genesis.chain_id.0));
         metrics.chain.at_height(height);
+        trellis_metrics::set_level(
+            &metrics.chain.pool_capacity_transactions,
+            settings.pool.max_txs as u64,
+        );
+        trellis_metrics::set_level(
+            &metrics.chain.pool_capacity_bytes,
+            settings.pool.max_bytes as u64,
+        );
         let chain = Chain {
             inner: Arc::new(Inner {
                 chain_id: genesis.chain_id.0,
@@ -297,12 +305,8 @@ impl Chain {
             (pool.len(), pool.bytes())
         };
         let chain = &self.inner.metrics.chain;
-        chain
-            .pool_transactions
-            .set(i64::try_from(txs).unwrap_or(i64::MAX));
-        chain
-            .pool_bytes
-            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        trellis_metrics::set_level(&chain.pool_transactions, txs as u64);
+        trellis_metrics::set_level(&chain.pool_bytes, bytes as u64);
     }
 
     /// Node keys allowed to connect (kept equal to the registered nodes).

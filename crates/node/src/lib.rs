@@ -182,17 +182,19 @@ async fn serve_metrics(
         move || {
             chain.refresh_metrics();
             let metrics = chain.metrics();
+            let m = &metrics.chain;
             if let Ok(meta) = std::fs::metadata(&database) {
-                metrics
-                    .chain
-                    .database_bytes
-                    .set(i64::try_from(meta.len()).unwrap_or(i64::MAX));
+                trellis_metrics::set_level(&m.database_bytes, meta.len());
             }
-            let peers = trellis_gossip::GossipStats::get(&gossip.peers);
-            metrics
-                .chain
-                .peers
-                .set(i64::try_from(peers).unwrap_or(i64::MAX));
+            if let Ok(fs) = nix::sys::statvfs::statvfs(&database) {
+                let unit = fs.fragment_size();
+                trellis_metrics::set_level(
+                    &m.disk_free_bytes,
+                    fs.blocks_available().saturating_mul(unit),
+                );
+                trellis_metrics::set_level(&m.disk_total_bytes, fs.blocks().saturating_mul(unit));
+            }
+            trellis_metrics::set_level(&m.peers, trellis_gossip::GossipStats::get(&gossip.peers));
         }
     };
     trellis_metrics::serve(listen, chain.metrics(), Arc::new(refresh)).await
