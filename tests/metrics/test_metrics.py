@@ -162,6 +162,32 @@ def test_committed_transactions_are_counted_exactly(w3):
         assert value(families, "trellis_mempool_transactions") == 0
 
 
+def test_json_rpc_and_rest_requests_are_counted_by_method_and_outcome():
+    node = NODES[1]
+    rpc = Web3(Web3.HTTPProvider(node["rpc"]))
+    before = scrape(node)
+    calls = samples(before, "trellis_rpc_calls", "trellis_rpc_calls_total",
+                    chain_id=CHAIN_ID, method="eth_blockNumber", outcome="ok")
+    start = calls[0].value if calls else 0
+    for _ in range(5):
+        rpc.eth.block_number
+    # A method the server does not have is counted as `unknown`, whatever its name.
+    answer = rpc.provider.make_request("trellis_noSuchMethod", [])
+    assert answer["error"]["code"] == -32601
+    with urllib.request.urlopen(node["rpc"] + "/health", timeout=10) as response:
+        assert response.status == 200
+    after = scrape(node)
+    assert value(after, "trellis_rpc_calls", "trellis_rpc_calls_total",
+                 method="eth_blockNumber", outcome="ok") >= start + 5
+    assert value(after, "trellis_rpc_calls", "trellis_rpc_calls_total",
+                 method="unknown", outcome="-32601") >= 1
+    assert not samples(after, "trellis_rpc_calls", "trellis_rpc_calls_total",
+                       method="trellis_noSuchMethod")
+    assert value(after, "trellis_rest_requests", "trellis_rest_requests_total",
+                 route="/health", status="200") >= 1
+    assert after["trellis_rpc_call_seconds"].type == "histogram"
+
+
 def test_a_killed_validator_shows_as_missing_power():
     watcher = NODES[0]
     families = scrape(watcher)

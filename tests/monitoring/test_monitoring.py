@@ -81,6 +81,8 @@ def activity():
         w3.eth.wait_for_transaction_receipt(h, timeout=60, poll_latency=0.1)
     with pytest.raises(Exception, match="nonce too low"):
         w3.eth.send_raw_transaction(raws[0])
+    with urllib.request.urlopen(NODES[0]["rpc"] + "/health", timeout=10) as response:
+        assert response.status == 200
     time.sleep(20)
 
 
@@ -94,7 +96,7 @@ def test_every_dashboard_query_returns_data():
         for panel in DASHBOARD["panels"]
         for target in panel["targets"]
     ]
-    assert len(queries) >= 15
+    assert len(queries) >= 21
     for title, expr in queries:
         promql = expr.replace("$chain_id", ".*").replace("$__rate_interval", "30s")
         result = api("query", query=promql)["result"]

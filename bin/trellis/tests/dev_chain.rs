@@ -407,9 +407,13 @@ async fn per_client_rate_and_subscription_limits_answer_clearly() {
     // A refill of one call per 1,000 s: nothing refills while the test runs, so every count
     // below is exact however fast the machine is and however the client pools connections.
     let tmp = tempfile::tempdir().expect("tempdir");
+    let metrics_port = free_port();
     let (_node, url) = start_single_node(
         tmp.path(),
-        "[rpc]\ncalls_per_second = 0.001\ncall_burst = 20\nmax_subscriptions = 2\n",
+        &format!(
+            "[rpc]\ncalls_per_second = 0.001\ncall_burst = 20\nmax_subscriptions = 2\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+        ),
     )
     .await;
     let rate_limited = |e: jsonrpsee::core::ClientError| match e {
@@ -452,6 +456,28 @@ async fn per_client_rate_and_subscription_limits_answer_clearly() {
         }
         other => panic!("REST is not limited: {other:?}"),
     }
+    // The metrics page (another port, not limited) counts every refusal: 41 of the 60 calls
+    // and the second connection's call over JSON-RPC, the REST request.
+    let page = http_get(metrics_port, "/metrics").await;
+    let line = |door: &str| {
+        page.lines()
+            .find(|l| {
+                l.starts_with("trellis_rpc_rate_limited_total{")
+                    && l.contains(&format!("door=\"{door}\""))
+            })
+            .unwrap_or_else(|| panic!("no {door} refusals in\n{page}"))
+            .to_string()
+    };
+    assert!(line("jsonrpc").ends_with(" 42"), "{}", line("jsonrpc"));
+    assert!(line("rest").ends_with(" 1"), "{}", line("rest"));
+    assert!(
+        page.lines()
+            .any(|l| l.starts_with("trellis_rpc_calls_total{")
+                && l.contains("method=\"eth_blockNumber\"")
+                && l.contains("outcome=\"-32005\"")
+                && l.ends_with(" 41")),
+        "refused calls by method and code"
+    );
 
     // Costs: a proof costs 10, a batch one per call, and a batch larger than the burst never
     // passes. A second node with a burst of 30 (again minus wait_for_rpc's call).

@@ -38,6 +38,131 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// A method the server has, or `unknown` (what an outsider sends cannot grow the set).
+    pub method: String,
+    /// `ok`, or the JSON-RPC error code.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabel {
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestLabels {
+    /// The REST prefix the path starts with (`/v1/`, `/api/`, `/1.0/`, `/health`).
+    pub route: &'static str,
+    /// The HTTP status code.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DoorLabel {
+    /// `jsonrpc` or `rest`.
+    pub door: &'static str,
+}
+
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+/// The JSON-RPC and REST server's families.
+#[derive(Clone)]
+pub struct RpcMetrics {
+    /// JSON-RPC calls by method and outcome (a batch counts once, as method `batch`).
+    pub calls: Family<CallLabels, Counter>,
+    pub call_seconds: Family<MethodLabel, Histogram, fn() -> Histogram>,
+    /// REST requests by route and status.
+    pub rest_requests: Family<RestLabels, Counter>,
+    pub rest_seconds: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    /// Requests refused by the per-client rate limit.
+    pub rate_limited: Family<DoorLabel, Counter>,
+}
+
+impl Default for RpcMetrics {
+    fn default() -> Self {
+        RpcMetrics {
+            calls: Family::default(),
+            call_seconds: Family::new_with_constructor(latency),
+            rest_requests: Family::default(),
+            rest_seconds: Family::new_with_constructor(latency),
+            rate_limited: Family::default(),
+        }
+    }
+}
+
+impl RpcMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "rpc_calls",
+            "JSON-RPC calls by method and outcome (ok or the error code)",
+            self.calls.clone(),
+        );
+        registry.register(
+            "rpc_call_seconds",
+            "Time to answer a JSON-RPC call, by method",
+            self.call_seconds.clone(),
+        );
+        registry.register(
+            "rest_requests",
+            "REST requests by route and HTTP status",
+            self.rest_requests.clone(),
+        );
+        registry.register(
+            "rest_request_seconds",
+            "Time to answer a REST request, by route",
+            self.rest_seconds.clone(),
+        );
+        registry.register(
+            "rpc_rate_limited",
+            "Requests refused by the per-client rate limit, by door (jsonrpc, rest)",
+            self.rate_limited.clone(),
+        );
+    }
+
+    /// Records an answered JSON-RPC call.
+    pub fn call(&self, method: &str, error_code: Option<i32>, seconds: f64) {
+        let outcome = error_code.map_or_else(|| "ok".to_string(), |code| code.to_string());
+        self.calls
+            .get_or_create(&CallLabels {
+                method: method.to_string(),
+                outcome,
+            })
+            .inc();
+        self.call_seconds
+            .get_or_create(&MethodLabel {
+                method: method.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// Records an answered REST request.
+    pub fn rest(&self, route: &'static str, status: u16, seconds: f64) {
+        self.rest_requests
+            .get_or_create(&RestLabels {
+                route,
+                status: status.to_string(),
+            })
+            .inc();
+        self.rest_seconds
+            .get_or_create(&RouteLabel { route })
+            .observe(seconds);
+    }
+
+    /// Counts a request refused by the rate limit.
+    pub fn rate_limited(&self, door: &'static str) {
+        self.rate_limited.get_or_create(&DoorLabel { door }).inc();
+    }
+}
+
 /// A block just committed, as its metrics see it.
 #[derive(Clone, Copy, Debug)]
 pub struct CommittedBlock {
@@ -322,6 +447,7 @@ pub fn set_level(gauge: &Gauge, level: u64) {
 pub struct Metrics {
     registry: Registry,
     pub chain: ChainMetrics,
+    pub rpc: RpcMetrics,
 }
 
 impl Metrics {
@@ -329,11 +455,16 @@ impl Metrics {
     pub fn new(chain_id: u64) -> Metrics {
         let mut registry = Registry::default();
         let chain = ChainMetrics::new();
-        chain.register(registry.sub_registry_with_label((
-            Cow::Borrowed("chain_id"),
-            Cow::Owned(chain_id.to_string()),
-        )));
-        Metrics { registry, chain }
+        let rpc = RpcMetrics::default();
+        let labelled = registry
+            .sub_registry_with_label((Cow::Borrowed("chain_id"), Cow::Owned(chain_id.to_string())));
+        chain.register(labelled);
+        rpc.register(labelled.sub_registry_with_prefix("trellis"));
+        Metrics {
+            registry,
+            chain,
+            rpc,
+        }
     }
 
     /// The page `/metrics` serves: the engine's families, then ours, one `# EOF`.
@@ -435,6 +566,10 @@ mod tests {
             &["0xaa".to_string()],
         );
         metrics.chain.rejected("nonce_too_low");
+        metrics.rpc.call("eth_blockNumber", None, 0.001);
+        metrics.rpc.call("unknown", Some(-32601), 0.000_1);
+        metrics.rpc.rest("/health", 200, 0.000_2);
+        metrics.rpc.rate_limited("rest");
         let page = metrics.encode();
         assert!(page.ends_with("# EOF\n"));
         assert_eq!(page.matches("# EOF").count(), 1);
@@ -447,6 +582,11 @@ mod tests {
             "trellis_validator_last_signed_height{chain_id=\"1337\",validator=\"0xaa\"} 7",
             "trellis_mempool_rejections_total{chain_id=\"1337\",reason=\"nonce_too_low\"} 1",
             "trellis_validator_missed_signatures_total{chain_id=\"1337\",validator=\"0xaa\"} 0",
+            "trellis_rpc_calls_total{chain_id=\"1337\",method=\"eth_blockNumber\",outcome=\"ok\"} 1",
+            "trellis_rpc_calls_total{chain_id=\"1337\",method=\"unknown\",outcome=\"-32601\"} 1",
+            "trellis_rest_requests_total{chain_id=\"1337\",route=\"/health\",status=\"200\"} 1",
+            "trellis_rpc_rate_limited_total{chain_id=\"1337\",door=\"rest\"} 1",
+            "trellis_rpc_call_seconds_count{chain_id=\"1337\",method=\"eth_blockNumber\"} 1",
         ] {
             assert!(page.contains(line), "{line} missing from\n{page}");
         }

@@ -130,9 +130,15 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         max_subscriptions: config.rpc.max_subscriptions,
         ..Default::default()
     };
-    let (rpc_addr, rpc) = trellis_rpc::serve(Arc::new(chain.clone()), config.rpc.listen, &limits)
-        .await
-        .wrap_err_with(|| format!("starting JSON-RPC on {}", config.rpc.listen))?;
+    let rpc_metrics = chain.metrics().rpc.clone();
+    let (rpc_addr, rpc) = trellis_rpc::serve(
+        Arc::new(chain.clone()),
+        config.rpc.listen,
+        &limits,
+        rpc_metrics,
+    )
+    .await
+    .wrap_err_with(|| format!("starting JSON-RPC on {}", config.rpc.listen))?;
 
     let listen = multiaddr("p2p.listen", &config.p2p.listen)?;
     check_listen("p2p.listen", &listen)?;

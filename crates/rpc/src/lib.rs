@@ -14,6 +14,7 @@ mod governance;
 pub mod handles;
 mod limits;
 mod logs;
+mod measure;
 mod methods;
 pub mod rest;
 
@@ -103,6 +104,7 @@ pub async fn serve<B: Backend>(
     backend: Arc<B>,
     addr: SocketAddr,
     limits: &RpcLimits,
+    metrics: trellis_metrics::RpcMetrics,
 ) -> std::io::Result<(SocketAddr, ServerHandle)> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let limiter = ClientLimiter::new(limits.calls_per_second, limits.call_burst)
@@ -115,24 +117,32 @@ pub async fn serve<B: Backend>(
         .max_subscriptions_per_connection(limits.max_subscriptions)
         .set_id_provider(HexIdProvider)
         .build();
+    let methods = build_module(backend.clone()).map_err(|e| invalid(e.to_string()))?;
+    let names: Arc<std::collections::HashSet<&'static str>> =
+        Arc::new(methods.method_names().collect());
     let builder = ServerBuilder::default()
         .set_config(config)
         .set_rpc_middleware(
-            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn({
-                let limiter = limiter.clone();
-                move |service| RateLimit::new(service, limiter.clone())
-            }),
+            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+                .layer_fn({
+                    let metrics = metrics.clone();
+                    move |service| measure::Measure::new(service, metrics.clone(), names.clone())
+                })
+                .layer_fn({
+                    let limiter = limiter.clone();
+                    move |service| RateLimit::new(service, limiter.clone())
+                }),
         )
         .set_http_middleware(
             tower::ServiceBuilder::new()
                 .layer(rest::RestLayer::new(
                     rest::router(backend.clone()),
                     limiter.clone(),
+                    metrics,
                 ))
                 .layer(AdminAuthLayer::new(limits.admin_token.clone())),
         )
         .to_service_builder();
-    let methods = build_module(backend).map_err(|e| invalid(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let (stop, handle) = jsonrpsee::server::stop_channel();

@@ -256,11 +256,20 @@ pub fn state_proof(
 pub struct RestLayer {
     router: Router,
     limiter: Arc<ClientLimiter>,
+    metrics: trellis_metrics::RpcMetrics,
 }
 
 impl RestLayer {
-    pub fn new(router: Router, limiter: Arc<ClientLimiter>) -> Self {
-        RestLayer { router, limiter }
+    pub fn new(
+        router: Router,
+        limiter: Arc<ClientLimiter>,
+        metrics: trellis_metrics::RpcMetrics,
+    ) -> Self {
+        RestLayer {
+            router,
+            limiter,
+            metrics,
+        }
     }
 }
 
@@ -271,6 +280,7 @@ impl<S> tower::Layer<S> for RestLayer {
         RestService {
             router: self.router.clone(),
             limiter: self.limiter.clone(),
+            metrics: self.metrics.clone(),
             inner,
         }
     }
@@ -280,6 +290,7 @@ impl<S> tower::Layer<S> for RestLayer {
 pub struct RestService<S> {
     router: Router,
     limiter: Arc<ClientLimiter>,
+    metrics: trellis_metrics::RpcMetrics,
     inner: S,
 }
 
@@ -302,8 +313,10 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
-        if REST_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        if let Some(route) = REST_PREFIXES.iter().copied().find(|p| path.starts_with(p)) {
+            let started = std::time::Instant::now();
             let router = self.router.clone();
+            let metrics = self.metrics.clone();
             let charge = Charge {
                 limiter: self.limiter.clone(),
                 client: request.extensions().get::<ClientAddr>().copied(),
@@ -311,6 +324,12 @@ where
             let mut request = request.map(axum::body::Body::new);
             if let Err(refused) = charge.extra(1) {
                 let response = refused.into_response().map(RpcBody::new);
+                metrics.rate_limited("rest");
+                metrics.rest(
+                    route,
+                    response.status().as_u16(),
+                    started.elapsed().as_secs_f64(),
+                );
                 return Box::pin(async move { Ok(response) });
             }
             request.extensions_mut().insert(charge);
@@ -319,6 +338,14 @@ where
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
+                if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
+                    metrics.rate_limited("rest");
+                }
+                metrics.rest(
+                    route,
+                    response.status().as_u16(),
+                    started.elapsed().as_secs_f64(),
+                );
                 Ok(response.map(RpcBody::new))
             })
         } else {
