@@ -19,6 +19,7 @@ NODES = NET["nodes"]
 CHAIN_ID = str(NET["chain_id"])
 KEY = os.environ["TRELLIS_KEY_METRICS"]
 SINK = Web3.to_checksum_address("0x000000000000000000000000000000000000beef")
+EVIDENCE = Web3.to_checksum_address("0x0000000000000000000000000000000000001001")
 
 
 def scrape(node):
@@ -160,6 +161,27 @@ def test_committed_transactions_are_counted_exactly(w3):
             )
             assert total - start_total == sent == in_blocks
         assert value(families, "trellis_mempool_transactions") == 0
+
+
+def test_governance_and_service_levels_match_json_rpc():
+    for node in NODES:
+        rpc = Web3(Web3.HTTPProvider(node["rpc"]))
+        config = rpc.provider.make_request("trellis_getGovernanceConfig", [])["result"]
+        families = scrape(node)
+        for family, key in [
+            ("trellis_governance_organizations", "organizationCount"),
+            ("trellis_governance_member_organizations", "memberCount"),
+            ("trellis_governance_nodes", "nodeCount"),
+            ("trellis_governance_frozen", "frozenCount"),
+            ("trellis_governance_proposals", "proposalCount"),
+            ("trellis_governance_audit_entries", "auditCount"),
+        ]:
+            assert families[family].type == "gauge"
+            assert value(families, family) == int(config[key], 16), (family, config)
+        assert value(families, "trellis_governance_nodes") == len(NODES)
+        # The client suites notarized some before: ask the evidence contract how many.
+        count = rpc.eth.call({"to": EVIDENCE, "data": Web3.keccak(text="count()")[:4]})
+        assert value(families, "trellis_evidence_records") == int.from_bytes(count, "big")
 
 
 def test_json_rpc_and_rest_requests_are_counted_by_method_and_outcome():

@@ -15,7 +15,7 @@ use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+pub use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::borrow::Cow;
@@ -225,6 +225,14 @@ pub struct ChainMetrics {
     /// Space left for unprivileged users on the data directory's file system, and its size.
     pub disk_free_bytes: Gauge,
     pub disk_total_bytes: Gauge,
+    /// Governance and services, as committed state holds them.
+    pub organizations: Gauge,
+    pub member_organizations: Gauge,
+    pub registered_nodes: Gauge,
+    pub frozen: Gauge,
+    pub proposals: Gauge,
+    pub audit_entries: Gauge,
+    pub evidence_records: Gauge,
 }
 
 impl ChainMetrics {
@@ -253,6 +261,13 @@ impl ChainMetrics {
             database_bytes: Gauge::default(),
             disk_free_bytes: Gauge::default(),
             disk_total_bytes: Gauge::default(),
+            organizations: Gauge::default(),
+            member_organizations: Gauge::default(),
+            registered_nodes: Gauge::default(),
+            frozen: Gauge::default(),
+            proposals: Gauge::default(),
+            audit_entries: Gauge::default(),
+            evidence_records: Gauge::default(),
         }
     }
 
@@ -364,6 +379,45 @@ impl ChainMetrics {
             "Size of the file system of the data directory",
             self.disk_total_bytes.clone(),
         );
+        for (name, help, gauge) in [
+            (
+                "governance_organizations",
+                "Organisations registered (members, supervisors and others)",
+                &self.organizations,
+            ),
+            (
+                "governance_member_organizations",
+                "Member organisations (they vote)",
+                &self.member_organizations,
+            ),
+            (
+                "governance_nodes",
+                "Node keys registered (the only peers the network admits)",
+                &self.registered_nodes,
+            ),
+            (
+                "governance_frozen",
+                "Accounts and contracts frozen",
+                &self.frozen,
+            ),
+            (
+                "governance_proposals",
+                "Governance proposals ever made (the next proposal id)",
+                &self.proposals,
+            ),
+            (
+                "governance_audit_entries",
+                "Entries in the governance audit log",
+                &self.audit_entries,
+            ),
+            (
+                "evidence_records",
+                "Evidence (notarization) records on chain",
+                &self.evidence_records,
+            ),
+        ] {
+            trellis.register(name, help, gauge.clone());
+        }
         trellis.register(
             "database_bytes",
             "Size of the database file",

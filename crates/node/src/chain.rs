@@ -307,6 +307,31 @@ impl Chain {
         let chain = &self.inner.metrics.chain;
         trellis_metrics::set_level(&chain.pool_transactions, txs as u64);
         trellis_metrics::set_level(&chain.pool_bytes, bytes as u64);
+        // Governance and services from one snapshot of committed state (a few slot reads).
+        let Ok(view) = self.inner.store.view() else {
+            return;
+        };
+        let mut slots = governance_slots(&view);
+        let mut gov = Governance::new(&mut slots);
+        let read = |gauge: &trellis_metrics::Gauge,
+                    value: Result<u64, trellis_system::SlotError>| {
+            if let Ok(value) = value {
+                trellis_metrics::set_level(gauge, value);
+            }
+        };
+        if let Ok(config) = gov.config() {
+            trellis_metrics::set_level(&chain.proposals, config.proposals);
+            trellis_metrics::set_level(&chain.audit_entries, config.audits);
+            trellis_metrics::set_level(&chain.member_organizations, config.members);
+        }
+        read(&chain.organizations, gov.organization_count());
+        read(&chain.registered_nodes, gov.node_count());
+        read(&chain.frozen, gov.frozen_count());
+        let mut slots = trellis_execution::system_slots(&view, trellis_system::EVIDENCE_ADDRESS);
+        read(
+            &chain.evidence_records,
+            trellis_system::Evidence::new(&mut slots).count(),
+        );
     }
 
     /// Node keys allowed to connect (kept equal to the registered nodes).
