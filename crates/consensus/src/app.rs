@@ -713,34 +713,45 @@ mod tests {
         }
     }
 
-    /// Found by the deterministic simulation: consensus may ask for a value of a height this
-    /// node committed meanwhile (through sync, or votes that arrived while it waited for
-    /// transactions). That is no error: no block is built and nothing is proposed.
-    #[tokio::test]
-    async fn a_value_asked_for_an_already_committed_height_is_no_error() {
+    type Published = tokio::sync::mpsc::Receiver<NetworkMsg<TrellisContext>>;
+
+    /// A host of node key 7 over `app`: the channels it answers on, what it publishes, and
+    /// its validator address.
+    fn host_over(
+        app: Arc<AtHeight>,
+    ) -> (
+        AppLoop<AtHeight>,
+        Channels<TrellisContext>,
+        Published,
+        ValidatorAddress,
+    ) {
         let key = trellis_crypto::NodeKey::from_secret([7; 32]);
         let signer = Ed25519Signer::new(key.private().clone(), 1);
-        let app = Arc::new(AtHeight {
-            height: 5,
-            builds: AtomicUsize::new(0),
-            kept: None,
-            built: None,
-        });
-        let mut host = AppLoop::new(
-            1,
-            ValidatorAddress::from_public_key(&key.public()),
-            signer,
-            LinearTimeouts::default(),
-            app.clone(),
-        );
-        let (network, mut published) = tokio::sync::mpsc::channel(8);
-        let mut channels = Channels {
+        let address = ValidatorAddress::from_public_key(&key.public());
+        let host = AppLoop::new(1, address, signer, LinearTimeouts::default(), app);
+        let (network, published) = tokio::sync::mpsc::channel(64);
+        let channels = Channels {
             consensus: tokio::sync::mpsc::channel(1).1,
             network,
             events: Default::default(),
             requests: tokio::sync::mpsc::channel(1).0,
             net_requests: tokio::sync::mpsc::channel(1).0,
         };
+        (host, channels, published, address)
+    }
+
+    /// Found by the deterministic simulation: consensus may ask for a value of a height this
+    /// node committed meanwhile (through sync, or votes that arrived while it waited for
+    /// transactions). That is no error: no block is built and nothing is proposed.
+    #[tokio::test]
+    async fn a_value_asked_for_an_already_committed_height_is_no_error() {
+        let app = Arc::new(AtHeight {
+            height: 5,
+            builds: AtomicUsize::new(0),
+            kept: None,
+            built: None,
+        });
+        let (mut host, mut channels, mut published, _) = host_over(app.clone());
         let (reply, mut answer) = tokio::sync::oneshot::channel();
         host.handle(
             AppMsg::GetValue {
@@ -765,8 +776,6 @@ mod tests {
     /// the chain kept on disk.
     #[tokio::test]
     async fn a_restarted_proposer_re_streams_a_locked_block_from_disk() {
-        let key = trellis_crypto::NodeKey::from_secret([7; 32]);
-        let signer = Ed25519Signer::new(key.private().clone(), 1);
         let block = Bytes::from_static(b"an encoded block kept on disk");
         let hash = B256::repeat_byte(0xe3);
         let app = Arc::new(AtHeight {
@@ -775,16 +784,7 @@ mod tests {
             kept: Some((hash, block)),
             built: None,
         });
-        let address = ValidatorAddress::from_public_key(&key.public());
-        let mut host = AppLoop::new(1, address, signer, LinearTimeouts::default(), app.clone());
-        let (network, mut published) = tokio::sync::mpsc::channel(64);
-        let mut channels = Channels {
-            consensus: tokio::sync::mpsc::channel(1).1,
-            network,
-            events: Default::default(),
-            requests: tokio::sync::mpsc::channel(1).0,
-            net_requests: tokio::sync::mpsc::channel(1).0,
-        };
+        let (mut host, mut channels, mut published, address) = host_over(app.clone());
         host.handle(
             AppMsg::RestreamProposal {
                 height: Height(31),
@@ -809,8 +809,6 @@ mod tests {
     /// round is an equivocation, which peers report and which splits their votes.
     #[tokio::test]
     async fn a_restarted_proposer_proposes_the_block_it_built_for_the_round() {
-        let key = trellis_crypto::NodeKey::from_secret([7; 32]);
-        let signer = Ed25519Signer::new(key.private().clone(), 1);
         let block = Bytes::from_static(b"the block built for round 2 before the restart");
         let hash = B256::repeat_byte(0xb2);
         let app = Arc::new(AtHeight {
@@ -819,16 +817,7 @@ mod tests {
             kept: None,
             built: Some((2, hash, block)),
         });
-        let address = ValidatorAddress::from_public_key(&key.public());
-        let mut host = AppLoop::new(1, address, signer, LinearTimeouts::default(), app.clone());
-        let (network, mut published) = tokio::sync::mpsc::channel(64);
-        let mut channels = Channels {
-            consensus: tokio::sync::mpsc::channel(1).1,
-            network,
-            events: Default::default(),
-            requests: tokio::sync::mpsc::channel(1).0,
-            net_requests: tokio::sync::mpsc::channel(1).0,
-        };
+        let (mut host, mut channels, mut published, _) = host_over(app.clone());
         let (reply, mut answer) = tokio::sync::oneshot::channel();
         host.handle(
             AppMsg::GetValue {

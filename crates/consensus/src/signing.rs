@@ -175,31 +175,43 @@ fn refused(e: GuardError) -> Error {
     Error::from_source(e)
 }
 
+impl Ed25519Signer {
+    /// Runs a guarded signing: on the blocking pool when the guard records to disk (an
+    /// fsync), in place when there is no guard (then it is only a signature).
+    async fn sign_off_workers<M, T>(
+        &self,
+        message: M,
+        sign: fn(&Ed25519Signer, M) -> Result<T, GuardError>,
+    ) -> Result<T, Error>
+    where
+        M: Send + 'static,
+        T: Send + 'static,
+    {
+        let signed = if self.guard.is_none() {
+            sign(self, message)
+        } else {
+            let signer = self.clone();
+            tokio::task::spawn_blocking(move || sign(&signer, message))
+                .await
+                .map_err(Error::from_source)?
+        };
+        signed.map_err(refused)
+    }
+}
+
 #[async_trait]
 impl Signer<TrellisContext> for Ed25519Signer {
     async fn sign_vote(&self, vote: Vote) -> Result<SignedMessage<TrellisContext, Vote>, Error> {
-        if self.guard.is_none() {
-            return Ok(self.sign_vote_now(vote));
-        }
-        let signer = self.clone();
-        tokio::task::spawn_blocking(move || signer.sign_vote_guarded(vote))
+        self.sign_off_workers(vote, Ed25519Signer::sign_vote_guarded)
             .await
-            .map_err(Error::from_source)?
-            .map_err(refused)
     }
 
     async fn sign_proposal(
         &self,
         proposal: Proposal,
     ) -> Result<SignedMessage<TrellisContext, Proposal>, Error> {
-        if self.guard.is_none() {
-            return Ok(self.sign_proposal_now(proposal));
-        }
-        let signer = self.clone();
-        tokio::task::spawn_blocking(move || signer.sign_proposal_guarded(proposal))
+        self.sign_off_workers(proposal, Ed25519Signer::sign_proposal_guarded)
             .await
-            .map_err(Error::from_source)?
-            .map_err(refused)
     }
 
     async fn sign_vote_extension(

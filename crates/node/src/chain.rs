@@ -846,16 +846,24 @@ impl Chain {
     /// The encoded block of `height` with `hash` this node built or verified and kept on
     /// disk (blocking), for re-proposing a value its consensus log remembers after a restart.
     pub fn kept_proposal(&self, height: u64, hash: B256) -> Option<Bytes> {
-        let kept = match self.inner.store.proposals(Height(height)) {
+        match self.kept_block(height, hash) {
             Ok(kept) => kept,
             Err(e) => {
                 debug!(height, %hash, error = %e, "could not read kept proposals");
-                return None;
+                None
             }
-        };
-        kept.into_iter()
-            .find(|bytes| Block::decode_bytes(bytes).is_ok_and(|b| b.hash() == hash))
-            .map(Bytes::from)
+        }
+    }
+
+    /// The proposal kept on disk for `height` under `hash` (read by its key), if its bytes
+    /// are that block.
+    fn kept_block(&self, height: u64, hash: B256) -> Result<Option<Bytes>, StoreError> {
+        Ok(self
+            .inner
+            .store
+            .proposal(Height(height), &hash)?
+            .filter(|bytes| Block::decode_bytes(bytes).is_ok_and(|b| b.hash() == hash))
+            .map(Bytes::from))
     }
 
     /// The block this node built for `round` of `height`, kept on disk (blocking).
@@ -871,20 +879,13 @@ impl Chain {
 
     /// A decided block not in memory (e.g. after a restart): re-check it from disk.
     fn reload_proposal(&self, height: u64, hash: B256) -> eyre::Result<()> {
-        for bytes in self.inner.store.proposals(Height(height))? {
-            let Ok(block) = Block::decode_bytes(&bytes) else {
-                continue;
-            };
-            if block.hash() == hash {
-                self.verify_blocking(height, Bytes::from(bytes))
-                    .map_err(|e| eyre::eyre!("kept proposal {hash} no longer verifies: {e}"))?;
-                info!(height, %hash, "reloaded decided block from disk");
-                return Ok(());
-            }
-        }
-        Err(eyre::eyre!(
-            "decided block {hash} was never built or verified here"
-        ))
+        let Some(bytes) = self.kept_block(height, hash)? else {
+            eyre::bail!("decided block {hash} was never built or verified here");
+        };
+        self.verify_blocking(height, bytes)
+            .map_err(|e| eyre::eyre!("kept proposal {hash} no longer verifies: {e}"))?;
+        info!(height, %hash, "reloaded decided block from disk");
+        Ok(())
     }
 
     /// Commits a block built or verified earlier, with its certificate (blocking).

@@ -446,6 +446,24 @@ impl SimNode {
         self.consensus.as_ref().map_or(0, |s| s.height().0)
     }
 
+    /// Signs through the double-sign guard. A refusal stops the engine; here it fails the run
+    /// (an honest node must never come to it), and the message is signed all the same so
+    /// that the run goes on to its end.
+    fn sign<M: Clone, T>(
+        &mut self,
+        message: M,
+        guarded: fn(&Ed25519Signer, M) -> Result<T, GuardError>,
+        unguarded: fn(&Ed25519Signer, M) -> T,
+    ) -> T {
+        match guarded(&self.signer, message.clone()) {
+            Ok(signed) => signed,
+            Err(e) => {
+                self.fail(e.to_string());
+                unguarded(&self.signer, message)
+            }
+        }
+    }
+
     fn fail(&mut self, what: String) {
         if self.error.is_none() && self.killed_after.is_none() {
             self.error = Some(what);
@@ -741,28 +759,16 @@ impl SimNode {
                 }
                 r.resume_with(())
             }
-            // A refusal of the double-sign guard stops the engine; here it fails the run (an
-            // honest node must never come to it) and the run goes on to its end.
-            Effect::SignProposal(proposal, r) => {
-                let signed = match self.signer.sign_proposal_guarded(proposal.clone()) {
-                    Ok(signed) => signed,
-                    Err(e) => {
-                        self.fail(e.to_string());
-                        self.signer.sign_proposal_now(proposal)
-                    }
-                };
-                r.resume_with(signed)
-            }
-            Effect::SignVote(vote, r) => {
-                let signed = match self.signer.sign_vote_guarded(vote.clone()) {
-                    Ok(signed) => signed,
-                    Err(e) => {
-                        self.fail(e.to_string());
-                        self.signer.sign_vote_now(vote)
-                    }
-                };
-                r.resume_with(signed)
-            }
+            Effect::SignProposal(proposal, r) => r.resume_with(self.sign(
+                proposal,
+                Ed25519Signer::sign_proposal_guarded,
+                Ed25519Signer::sign_proposal_now,
+            )),
+            Effect::SignVote(vote, r) => r.resume_with(self.sign(
+                vote,
+                Ed25519Signer::sign_vote_guarded,
+                Ed25519Signer::sign_vote_now,
+            )),
             Effect::VerifySignature(msg, key, r) => {
                 use malachitebft_core_consensus::ConsensusMsg;
                 let valid = match &msg.message {

@@ -344,6 +344,13 @@ impl Store {
         Ok(block.map(|b| (B256::from(hash), b)))
     }
 
+    /// The undecided proposal kept for `height` under `hash`, if any.
+    pub fn proposal(&self, height: Height, hash: &B256) -> Result<Option<Vec<u8>>, StoreError> {
+        let rtx = self.db.begin_read()?;
+        let table = rtx.open_table(PROPOSALS)?;
+        Ok(table.get((height.0, &hash.0))?.map(|b| b.value().to_vec()))
+    }
+
     /// Undecided proposals kept for `height`.
     pub fn proposals(&self, height: Height) -> Result<Vec<Vec<u8>>, StoreError> {
         let rtx = self.db.begin_read()?;
@@ -585,6 +592,19 @@ mod tests {
     use alloy_primitives::{Bloom, Log};
     use trellis_primitives::Header;
 
+    /// Commits `block` with no transactions, receipts or state changes.
+    fn commit_empty(store: &Store, block: &Block) {
+        store
+            .commit_block(BlockCommit {
+                block,
+                certificate: b"",
+                receipts: &[],
+                senders: &[],
+                changes: &StateChanges::default(),
+            })
+            .expect("commit");
+    }
+
     fn block_at(height: u64, parent: B256) -> Block {
         Block {
             header: Header {
@@ -708,15 +728,12 @@ mod tests {
             store.proposals(Height(1)).expect("read"),
             vec![b1.encode_to_vec()]
         );
-        store
-            .commit_block(BlockCommit {
-                block: &b1,
-                certificate: b"",
-                receipts: &[],
-                senders: &[],
-                changes: &StateChanges::default(),
-            })
-            .expect("commit");
+        assert_eq!(
+            store.proposal(Height(1), &b1.hash()).expect("read"),
+            Some(b1.encode_to_vec())
+        );
+        assert_eq!(store.proposal(Height(2), &b1.hash()).expect("read"), None);
+        commit_empty(&store, &b1);
         assert!(store.proposals(Height(1)).expect("read").is_empty());
         assert_eq!(
             store.proposals(Height(2)).expect("read"),
@@ -748,15 +765,7 @@ mod tests {
         );
         assert_eq!(store.built(Height(1), 2).expect("read"), None);
         assert_eq!(store.proposals(Height(1)).expect("read").len(), 1);
-        store
-            .commit_block(BlockCommit {
-                block: &b1,
-                certificate: b"",
-                receipts: &[],
-                senders: &[],
-                changes: &StateChanges::default(),
-            })
-            .expect("commit");
+        commit_empty(&store, &b1);
         assert_eq!(store.built(Height(1), 3).expect("read"), None);
     }
 
