@@ -78,8 +78,24 @@ interface ITrellisGovernance {
     event Voted(uint64 indexed id, string org, address voter, bool approve);
     event ProposalPassed(uint64 indexed id, uint64 effectiveHeight);
     event ProposalRejected(uint64 indexed id);
+    /// A read token of an organisation (see `issueReadToken`). Heights are block numbers;
+    /// `expiresAt` is a Unix time in seconds (0: never), compared with the clock of the node
+    /// the token is presented to; `revokedAt` is 0 while the token is valid.
+    struct ReadToken {
+        bytes32 tokenHash;
+        string org;
+        address issuer;
+        string label;
+        uint64 issuedAt;
+        uint64 expiresAt;
+        uint64 revokedAt;
+        address revoker;
+    }
+
     event AccountsAdded(string org, address[] accounts);
     event AccountsRemoved(string org, address[] accounts);
+    event ReadTokenIssued(string org, bytes32 indexed tokenHash, address issuer, string label, uint64 expiresAt);
+    event ReadTokenRevoked(string org, bytes32 indexed tokenHash, address revoker);
 
     // Proposals. Each returns the new proposal's id and counts as its organisation's approval.
     // `effectiveHeight` 0 means "as soon as it passes".
@@ -106,6 +122,16 @@ interface ITrellisGovernance {
     function addAccounts(address[] calldata accounts) external;
     function removeAccounts(address[] calldata accounts) external;
 
+    /// An organisation's admin issues a read token for its own organisation: callers that
+    /// present the token (`Authorization: Bearer <token>`) read from nodes that restrict
+    /// reads (`rpc.read_access`, docs/rpc.md). Only `keccak256(bytes(token))` is recorded;
+    /// the token itself never reaches the chain. At most 4,096 per organisation, revoked
+    /// ones included; a label of at most 128 bytes says what the token is for.
+    function issueReadToken(bytes32 tokenHash, string calldata label, uint64 expiresAt) external;
+    /// An admin of the issuing organisation, or of a supervisor organisation, revokes a
+    /// token; nodes refuse it from the next block on.
+    function revokeReadToken(bytes32 tokenHash) external;
+
     // Views.
     function proposalCount() external view returns (uint64);
     function getProposal(uint64 id) external view returns (Proposal memory);
@@ -127,4 +153,8 @@ interface ITrellisGovernance {
     function getSubchains(uint64 offset, uint64 limit) external view returns (Subchain[] memory);
     function auditCount() external view returns (uint64);
     function auditEntry(uint64 seq) external view returns (AuditEntry memory);
+    function getReadToken(bytes32 tokenHash) external view returns (ReadToken memory);
+    function readTokenCount(string calldata org) external view returns (uint64);
+    /// An organisation's read tokens in the order they were issued.
+    function readTokens(string calldata org, uint64 offset, uint64 limit) external view returns (ReadToken[] memory);
 }

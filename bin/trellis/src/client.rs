@@ -10,9 +10,25 @@ use std::time::Duration;
 use trellis_crypto::AccountKey;
 
 pub fn client(url: &str) -> anyhow::Result<HttpClient> {
+    authorized_client(url, None)
+}
+
+/// A client that presents `token` (a read token or the node's admin token) as
+/// `Authorization: Bearer <token>` on every request.
+pub fn authorized_client(url: &str, token: Option<&str>) -> anyhow::Result<HttpClient> {
+    let mut headers = http::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value =
+            http::HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| {
+                anyhow::anyhow!("the token holds characters an HTTP header cannot carry")
+            })?;
+        value.set_sensitive(true);
+        headers.insert(http::header::AUTHORIZATION, value);
+    }
     Ok(HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(60))
         .max_request_size(64 * 1024 * 1024)
+        .set_headers(headers)
         .build(url)?)
 }
 

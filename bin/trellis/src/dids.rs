@@ -7,10 +7,8 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::rpc_params;
-use trellis_sdk::RestClient;
 use trellis_system::dids::{abi, Did, DIDS_ADDRESS};
 
-use crate::client::client;
 use crate::gov::{send_to, Endpoint, Signer};
 
 #[derive(Args, Clone)]
@@ -121,7 +119,8 @@ pub enum DidCommand {
 
 async fn did_of(endpoint: &Endpoint, did: &str) -> anyhow::Result<Address> {
     let parsed = Did::parse(did)?;
-    let chain: alloy_primitives::U64 = client(&endpoint.rpc)?
+    let chain: alloy_primitives::U64 = endpoint
+        .client()?
         .request("eth_chainId", rpc_params![])
         .await?;
     if parsed.chain_id != chain.to::<u64>() {
@@ -146,7 +145,8 @@ pub async fn run(command: DidCommand) -> anyhow::Result<()> {
             }
             .abi_encode();
             send_to(&endpoint, &signer, DIDS_ADDRESS, data).await?;
-            let chain: alloy_primitives::U64 = client(&endpoint.rpc)?
+            let chain: alloy_primitives::U64 = endpoint
+                .client()?
                 .request("eth_chainId", rpc_params![])
                 .await?;
             let did = Did {
@@ -191,7 +191,7 @@ pub async fn run(command: DidCommand) -> anyhow::Result<()> {
             } else if let Some(t) = version_time {
                 path.push_str(&format!("?versionTime={t}"));
             }
-            let answer: serde_json::Value = RestClient::new(&endpoint.rpc).get(&path).await?;
+            let answer: serde_json::Value = endpoint.rest().get(&path).await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             return Ok(());
         }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use trellis_sdk::evidence::{self as ev, Submission};
-use trellis_sdk::{RestClient, Trusted};
+use trellis_sdk::Trusted;
 use trellis_system::evidence::{abi, HashAlgorithm, MAX_BATCH};
 use trellis_system::EVIDENCE_ADDRESS;
 
@@ -117,7 +117,7 @@ pub async fn run(command: EvidenceCommand) -> anyhow::Result<()> {
         } => {
             let digest = ev::hash_file(algorithm, &file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let client = RestClient::new(&endpoint.rpc);
+            let client = endpoint.rest();
             let response = match ev::find(&client, algorithm, &digest).await {
                 Ok(r) => r,
                 Err(e) if e.is_not_found() => {
@@ -132,7 +132,7 @@ pub async fn run(command: EvidenceCommand) -> anyhow::Result<()> {
             genesis,
             id,
         } => {
-            let client = RestClient::new(&endpoint.rpc);
+            let client = endpoint.rest();
             let response = ev::get(&client, &id).await?;
             match genesis {
                 Some(genesis) => print_verified(&response, &genesis),

@@ -16,13 +16,33 @@ use trellis_crypto::AccountKey;
 use trellis_system::governance::abi;
 use trellis_system::GOVERNANCE_ADDRESS;
 
-use crate::client::{client, nonce, signed};
+use crate::client::{nonce, signed};
 
 #[derive(Args, Clone)]
 pub struct Endpoint {
     /// JSON-RPC URL of any node of the chain.
     #[arg(long, default_value = "http://127.0.0.1:8545", env = "TRELLIS_RPC")]
     pub rpc: String,
+    /// Read token (or the node's admin token) for nodes that restrict reads
+    /// (`rpc.read_access`), sent as `Authorization: Bearer <token>`.
+    #[arg(long, env = "TRELLIS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl Endpoint {
+    /// A JSON-RPC client of this endpoint, presenting the token if one is set.
+    pub fn client(&self) -> anyhow::Result<HttpClient> {
+        crate::client::authorized_client(&self.rpc, self.token.as_deref())
+    }
+
+    /// A REST client of this endpoint, presenting the token if one is set.
+    pub fn rest(&self) -> trellis_sdk::rest::RestClient {
+        let client = trellis_sdk::rest::RestClient::new(&self.rpc);
+        match &self.token {
+            Some(token) => client.with_token(token),
+            None => client,
+        }
+    }
 }
 
 /// Which part of a registry to list.
@@ -281,6 +301,132 @@ pub enum OrgCommand {
         #[arg(required = true)]
         accounts: Vec<Address>,
     },
+    /// Read tokens: API tokens for nodes that restrict who reads (`rpc.read_access`).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Issue a read token for your own organisation (admins only). The token is generated
+    /// here and printed once; only its hash goes on chain.
+    Issue {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        signer: Signer,
+        /// What the token is for (at most 128 bytes), shown in listings and the audit log.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Lifetime, e.g. `90d` or `12h`; without it the token lasts until revoked.
+        #[arg(long)]
+        expires_in: Option<humantime::Duration>,
+    },
+    /// Revoke a read token of your organisation (or any, as a supervisor's admin), given as
+    /// the token itself or its 0x hash.
+    Revoke {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        signer: Signer,
+        #[arg(value_name = "TOKEN_OR_HASH")]
+        revoked: String,
+    },
+    /// List an organisation's read tokens.
+    List {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        org: String,
+        #[command(flatten)]
+        page: Page,
+    },
+}
+
+/// A new read token: `trt_` and 32 random bytes in hex.
+fn new_read_token() -> String {
+    format!("trt_{}", hex::encode(rand::random::<[u8; 32]>()))
+}
+
+/// A token argument as its on-chain hash: a 0x-prefixed 32-byte hash is taken as is.
+fn token_hash(token: &str) -> B256 {
+    match token.trim().parse::<B256>() {
+        Ok(hash) if token.trim().starts_with("0x") => hash,
+        _ => trellis_system::governance::read_token_hash(token.trim()),
+    }
+}
+
+async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Issue {
+            endpoint,
+            signer,
+            label,
+            expires_in,
+        } => {
+            let expires_at = match expires_in {
+                Some(d) => std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .saturating_add(*d)
+                    .as_secs(),
+                None => 0,
+            };
+            let token = new_read_token();
+            let hash = trellis_system::governance::read_token_hash(&token);
+            let call = abi::issueReadTokenCall {
+                tokenHash: hash,
+                label,
+                expiresAt: expires_at,
+            };
+            print_events(&send(&endpoint, &signer, call.abi_encode()).await?);
+            println!("token: {token}");
+            println!("hash: {hash}");
+            if expires_at != 0 {
+                println!("expires at Unix time {expires_at}");
+            }
+            eprintln!("Keep the token secret: it is shown only now. Nodes that restrict reads accept it as 'Authorization: Bearer <token>' (or --token / TRELLIS_TOKEN).");
+        }
+        TokenCommand::Revoke {
+            endpoint,
+            signer,
+            revoked,
+        } => {
+            let call = abi::revokeReadTokenCall {
+                tokenHash: token_hash(&revoked),
+            };
+            print_events(&send(&endpoint, &signer, call.abi_encode()).await?);
+        }
+        TokenCommand::List {
+            endpoint,
+            org,
+            page,
+        } => {
+            let limit = page.limit.unwrap_or(1_000);
+            let tokens = read(
+                &endpoint,
+                "trellis_getReadTokens",
+                rpc_params![org, page.offset, limit],
+            )
+            .await?;
+            for t in tokens.as_array().into_iter().flatten() {
+                let state = if !t["revokedAt"].is_null() {
+                    format!("revoked at block {}", u64_field(&t["revokedAt"]))
+                } else if !t["expiresAt"].is_null() {
+                    format!("expires at Unix time {}", u64_field(&t["expiresAt"]))
+                } else {
+                    "valid until revoked".into()
+                };
+                println!(
+                    "{}  {:<24} issued at block {:<8} {state}",
+                    t["tokenHash"].as_str().unwrap_or("?"),
+                    t["label"].as_str().unwrap_or(""),
+                    u64_field(&t["issuedAt"]),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn proposal_call(p: Proposal, effective: u64) -> Vec<u8> {
@@ -406,7 +552,7 @@ pub async fn send_to(
     data: Vec<u8>,
 ) -> anyhow::Result<Value> {
     let key = signer.key()?;
-    let c = client(&endpoint.rpc)?;
+    let c = endpoint.client()?;
     let chain_id: alloy_primitives::U64 = c.request("eth_chainId", rpc_params![]).await?;
     let call =
         serde_json::json!({"from": key.address(), "to": to, "data": Bytes::from(data.clone())});
@@ -477,6 +623,10 @@ fn print_events(receipt: &Value) {
             println!("{} accounts registered to {}", e.accounts.len(), e.org);
         } else if let Ok(e) = abi::AccountsRemoved::decode_log(inner) {
             println!("{} accounts removed from {}", e.accounts.len(), e.org);
+        } else if let Ok(e) = abi::ReadTokenIssued::decode_log(inner) {
+            println!("read token {} issued to {}", e.tokenHash, e.org);
+        } else if let Ok(e) = abi::ReadTokenRevoked::decode_log(inner) {
+            println!("read token {} of {} revoked", e.tokenHash, e.org);
         }
     }
 }
@@ -486,7 +636,7 @@ async fn read(
     method: &str,
     params: jsonrpsee::core::params::ArrayParams,
 ) -> anyhow::Result<Value> {
-    let c: HttpClient = client(&endpoint.rpc)?;
+    let c: HttpClient = endpoint.client()?;
     c.request(method, params)
         .await
         .with_context(|| format!("{method} on {}", endpoint.rpc))
@@ -626,6 +776,7 @@ fn u64_field(v: &Value) -> u64 {
 
 pub async fn run_org(command: OrgCommand) -> anyhow::Result<()> {
     match command {
+        OrgCommand::Token { command } => return run_token(command).await,
         OrgCommand::List { endpoint, page } => {
             for o in list(&endpoint, "trellis_getOrganizations", &page).await? {
                 let roles = match (o["member"].as_bool(), o["supervisor"].as_bool()) {

@@ -8,10 +8,9 @@ use clap::Subcommand;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::rpc_params;
 use std::time::{Duration, Instant};
-use trellis_sdk::RestClient;
 use trellis_system::identifiers::{abi, IDENTIFIERS_ADDRESS};
 
-use crate::client::{client, nonce, signed};
+use crate::client::{nonce, signed};
 use crate::gov::{send_to, Endpoint, Signer};
 
 /// `TYPE=DATA` (data as text) or `TYPE=0xHEX`, indexed from 1 in the order given.
@@ -156,7 +155,8 @@ pub async fn run(command: IdCommand) -> anyhow::Result<()> {
             } else {
                 format!("?type={}", types.join(","))
             };
-            let answer: serde_json::Value = RestClient::new(&endpoint.rpc)
+            let answer: serde_json::Value = endpoint
+                .rest()
                 .get(&format!("/api/handles/{identifier}{query}"))
                 .await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -195,7 +195,7 @@ async fn load(
         );
     }
     let key = signer.key()?;
-    let c = client(&endpoint.rpc)?;
+    let c = endpoint.client()?;
     let chain_id: alloy_primitives::U64 = c.request("eth_chainId", rpc_params![]).await?;
     let mut n = nonce(&c, key.address(), "pending").await?;
     let began = Instant::now();

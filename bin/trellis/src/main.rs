@@ -97,7 +97,45 @@ fn init_logging(single_validator: bool) {
         .try_init();
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors print as one line with their causes (`{:#}`), never with a backtrace, whatever
+/// `RUST_BACKTRACE` says; a refusal by a node that restricts reads adds what to do.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if let Some(hint) = hint(&e) {
+                eprintln!("hint: {hint}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// What to do about an HTTP 401 or 403 from a node.
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    use jsonrpsee::http_client::transport::Error as Transport;
+    let status = e.chain().find_map(|cause| {
+        if let Some(jsonrpsee::core::ClientError::Transport(inner)) =
+            cause.downcast_ref::<jsonrpsee::core::ClientError>()
+        {
+            if let Some(Transport::Rejected { status_code }) = inner.downcast_ref::<Transport>() {
+                return Some(*status_code);
+            }
+        }
+        match cause.downcast_ref::<trellis_sdk::RestError>() {
+            Some(trellis_sdk::RestError::Api { status, .. }) => Some(*status),
+            _ => None,
+        }
+    })?;
+    match status {
+        401 => Some("the node restricts reads: pass --token <read token> (or set TRELLIS_TOKEN); an organisation's admin issues one with `trellis org token issue`"),
+        403 => Some("this node does not serve your organisation's token: ask one of your organisation's nodes, or a node with rpc.read_access = \"consortium\""),
+        _ => None,
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Keys { command } => keys::run(command),

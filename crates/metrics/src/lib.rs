@@ -85,6 +85,8 @@ pub struct RpcMetrics {
     pub rest_seconds: Family<RouteLabel, Histogram, fn() -> Histogram>,
     /// Requests refused by the per-client rate limit.
     pub rate_limited: Family<DoorLabel, Counter>,
+    /// Requests refused by read access control, by reason.
+    pub access_refused: Family<ReasonLabel, Counter>,
 }
 
 impl Default for RpcMetrics {
@@ -95,6 +97,7 @@ impl Default for RpcMetrics {
             rest_requests: Family::default(),
             rest_seconds: Family::new_with_constructor(latency),
             rate_limited: Family::default(),
+            access_refused: Family::default(),
         }
     }
 }
@@ -126,6 +129,18 @@ impl RpcMetrics {
             "Requests refused by the per-client rate limit, by door (jsonrpc, rest)",
             self.rate_limited.clone(),
         );
+        registry.register(
+            "rpc_access_refused",
+            "Requests refused by read access control (rpc.read_access), by reason",
+            self.access_refused.clone(),
+        );
+    }
+
+    /// Counts a request refused by read access control.
+    pub fn access_refused(&self, reason: &'static str) {
+        self.access_refused
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// Records an answered JSON-RPC call.

@@ -50,6 +50,14 @@ pub struct RpcConfig {
     pub call_burst: u32,
     /// Active subscriptions one WebSocket connection may hold.
     pub max_subscriptions: u32,
+    /// Who may read through this port: `open` (anyone who reaches it; the default),
+    /// `consortium` (callers with a read token of any member or supervisor organisation) or
+    /// `organization` (read tokens of this node's organisation, and supervisors). The admin
+    /// token reads too. See docs/rpc.md, "Who may read".
+    pub read_access: trellis_rpc::ReadPolicy,
+    /// Under a closed `read_access`, still serve the resolution paths (DIDs, identifiers,
+    /// evidence) and `/health` to anyone.
+    pub public_resolution: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -126,6 +134,8 @@ impl Default for RpcConfig {
             calls_per_second: limits.calls_per_second,
             call_burst: limits.call_burst,
             max_subscriptions: limits.max_subscriptions,
+            read_access: limits.read_access.policy,
+            public_resolution: limits.read_access.public_resolution,
         }
     }
 }

@@ -128,8 +128,21 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         calls_per_second: config.rpc.calls_per_second,
         call_burst: config.rpc.call_burst,
         max_subscriptions: config.rpc.max_subscriptions,
+        read_access: trellis_rpc::ReadAccess {
+            policy: config.rpc.read_access,
+            public_resolution: config.rpc.public_resolution,
+            node_key: Some((*key.public().as_bytes()).into()),
+        },
         ..Default::default()
     };
+    if config.rpc.read_access == trellis_rpc::ReadPolicy::Open
+        && !config.rpc.listen.ip().is_loopback()
+    {
+        tracing::warn!(
+            listen = %config.rpc.listen,
+            "RPC listens beyond loopback with rpc.read_access = \"open\": anyone who reaches the port reads the whole ledger; set \"organization\" or \"consortium\" (docs/rpc.md)"
+        );
+    }
     let rpc_metrics = chain.metrics().rpc.clone();
     let (rpc_addr, rpc) = trellis_rpc::serve(
         Arc::new(chain.clone()),

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use trellis_execution::{governance_slots, ViewSlots};
-use trellis_system::governance::{AuditEntry, Node, Organization, Proposal, Votes};
+use trellis_system::governance::{AuditEntry, Node, Organization, Proposal, ReadToken, Votes};
 use trellis_system::Governance;
 
 use crate::error::RpcError;
@@ -68,7 +68,7 @@ pub struct AdminAuthService<S> {
 }
 
 /// Compares without an early exit, so response timing does not reveal the token's prefix.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -156,6 +156,23 @@ fn proposal_json(p: &Proposal, votes: &Votes, height: u64) -> Value {
         "rejections": votes.rejections.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
         "failureReason": p.failure,
     })
+}
+
+fn read_token_json(t: &ReadToken) -> Value {
+    json!({
+        "tokenHash": t.token_hash,
+        "org": t.org.as_str(),
+        "issuer": t.issuer,
+        "label": t.label,
+        "issuedAt": U64::from(t.issued_at),
+        "expiresAt": t.expires_at.map(U64::from),
+        "revokedAt": t.revoked.as_ref().map(|r| U64::from(r.height)),
+        "revoker": t.revoked.as_ref().map(|r| r.by),
+    })
+}
+
+fn parse_org(id: &str) -> Result<trellis_primitives::OrgId, RpcError> {
+    trellis_primitives::OrgId::parse(id).map_err(|e| RpcError::InvalidParams(e.to_string()))
 }
 
 fn audit_json(e: &AuditEntry) -> Value {
@@ -295,8 +312,7 @@ pub fn register<B: Backend>(
         "trellis_getOrganization",
         |p, b, _| -> RpcResult<Option<Value>> {
             let id: String = param(&p, 0, "id")?;
-            let id = trellis_primitives::OrgId::parse(&id)
-                .map_err(|e| RpcError::InvalidParams(e.to_string()))?;
+            let id = parse_org(&id)?;
             read(&b, |g, _| {
                 let Some(org) = g.organization(&id)? else {
                     return Ok(None);
@@ -307,6 +323,7 @@ pub fn register<B: Backend>(
                 }
                 let mut out = organization_json(&org);
                 out["nodes"] = Value::from(nodes);
+                out["readTokenCount"] = json!(U64::from(g.read_token_count(&id)?));
                 Ok(Some(out))
             })
         },
@@ -321,6 +338,38 @@ pub fn register<B: Backend>(
                 };
                 let votes = g.votes(p.id)?;
                 Ok(Some(proposal_json(&p, &votes, h)))
+            })
+        },
+    )?;
+
+    m.register_blocking_method(
+        "trellis_getReadTokens",
+        |p, b, _| -> RpcResult<Vec<Value>> {
+            let org: String = param(&p, 0, "org")?;
+            let org = parse_org(&org)?;
+            let offset: Option<U64> = optional_param(&p, 1, "offset")?;
+            let limit: Option<U64> = optional_param(&p, 2, "limit")?;
+            let limit = limit.map_or(100, |l| l.to::<u64>());
+            if limit == 0 || limit > MAX_PAGE {
+                return Err(
+                    RpcError::InvalidParams(format!("limit must be 1..={MAX_PAGE}")).into(),
+                );
+            }
+            let offset = offset.map_or(0, |o| o.to::<u64>());
+            read(&b, |g, _| {
+                Ok(g.read_tokens(&org, offset, limit)?
+                    .iter()
+                    .map(read_token_json)
+                    .collect())
+            })
+        },
+    )?;
+    m.register_blocking_method(
+        "trellis_getReadToken",
+        |p, b, _| -> RpcResult<Option<Value>> {
+            let hash: B256 = param(&p, 0, "tokenHash")?;
+            read(&b, |g, _| {
+                Ok(g.read_token(&hash)?.as_ref().map(read_token_json))
             })
         },
     )?;

@@ -7,6 +7,7 @@
 //! parameters, `-32000` for rejected transactions and unavailable data, `3` with revert data
 //! for reverted calls.
 
+pub mod access;
 mod convert;
 pub mod dids;
 mod error;
@@ -18,6 +19,7 @@ mod measure;
 mod methods;
 pub mod rest;
 
+pub use access::{ReadAccess, ReadPolicy};
 pub use error::RpcError;
 pub use governance::{AdminAuth, AdminAuthLayer, UNAUTHORIZED};
 pub use limits::{ClientAddr, ClientLimiter, InvalidLimit, RateLimit, PROOF_COST, RATE_LIMITED};
@@ -68,6 +70,8 @@ pub struct RpcLimits {
     pub call_burst: u32,
     /// Active subscriptions one WebSocket connection may hold.
     pub max_subscriptions: u32,
+    /// Who may read ([`access`]).
+    pub read_access: ReadAccess,
 }
 
 impl Default for RpcLimits {
@@ -81,6 +85,7 @@ impl Default for RpcLimits {
             calls_per_second: 10_000.0,
             call_burst: 20_000,
             max_subscriptions: 1_024,
+            read_access: ReadAccess::default(),
         }
     }
 }
@@ -120,6 +125,13 @@ pub async fn serve<B: Backend>(
     let methods = build_module(backend.clone()).map_err(|e| invalid(e.to_string()))?;
     let names: Arc<std::collections::HashSet<&'static str>> =
         Arc::new(methods.method_names().collect());
+    let gate = access::Gate::new(
+        backend.clone(),
+        limits.read_access.clone(),
+        limits.admin_token.clone(),
+        limiter.clone(),
+        metrics.clone(),
+    );
     let builder = ServerBuilder::default()
         .set_config(config)
         .set_rpc_middleware(
@@ -129,12 +141,17 @@ pub async fn serve<B: Backend>(
                     move |service| measure::Measure::new(service, metrics.clone(), names.clone())
                 })
                 .layer_fn({
+                    let gate = gate.clone();
+                    move |service| access::Recheck::new(service, gate.clone())
+                })
+                .layer_fn({
                     let limiter = limiter.clone();
                     move |service| RateLimit::new(service, limiter.clone())
                 }),
         )
         .set_http_middleware(
             tower::ServiceBuilder::new()
+                .layer(access::AccessLayer::new(gate))
                 .layer(rest::RestLayer::new(
                     rest::router(backend.clone()),
                     limiter.clone(),

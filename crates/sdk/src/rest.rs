@@ -38,6 +38,7 @@ impl RestError {
 pub struct RestClient {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
+    authorization: Option<http::HeaderValue>,
 }
 
 impl RestClient {
@@ -45,7 +46,21 @@ impl RestClient {
         RestClient {
             base: base.trim_end_matches('/').to_owned(),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            authorization: None,
         }
+    }
+
+    /// Presents `token` (an organisation's read token, or the node's admin token) as
+    /// `Authorization: Bearer <token>` on every request, for nodes that restrict reads. A
+    /// token an HTTP header cannot carry is not sent (the node then refuses with 401).
+    pub fn with_token(mut self, token: &str) -> RestClient {
+        self.authorization = http::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        self
     }
 
     /// GETs `path` (starting with `/`) and decodes the JSON answer.
@@ -71,10 +86,14 @@ impl RestClient {
     ) -> Result<T, RestError> {
         let url = format!("{}{path}", self.base);
         let uri: http::Uri = url.parse().map_err(|_| RestError::Url(url.clone()))?;
-        let request = http::Request::builder()
+        let mut request = http::Request::builder()
             .method(method)
             .uri(uri)
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(authorization) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization.clone());
+        }
+        let request = request
             .body(Full::new(body))
             .map_err(|_| RestError::Url(url.clone()))?;
         let response = self

@@ -19,6 +19,11 @@ use crate::identifiers::Prefix;
 use crate::kv::{self, SlotError, Slots};
 use crate::{revert, CallContext, CallError, CallOutput, Result};
 
+mod read_tokens;
+pub use read_tokens::{
+    read_token_hash, ReadRefusal, ReadToken, Reader, Revocation, MAX_READ_TOKENS_PER_ORGANIZATION,
+};
+
 sol!(
     #[sol(all_derives)]
     "../../contracts/src/ITrellisGovernance.sol"
@@ -444,6 +449,7 @@ impl Permissions {
 // | counter `vote:ID‖ORG`          | 1 approve, 2 reject                                      |
 // | set `sched:H`, counter `load:H`| proposals taking effect at height H, and their weight    |
 // | `audit:SEQ`                    | [`AuditEntry`]                                           |
+// | `rtok:HASH`, set `rtoks:ID`    | read tokens and each organisation's (`read_tokens`)      |
 
 const CONFIG: &[u8] = b"config";
 const ORGS: kv::Set<'static> = kv::Set::new(b"orgs");
@@ -873,6 +879,9 @@ impl<'s, S: Slots> Governance<'s, S> {
                 | C::getSubchains(_)
                 | C::auditCount(_)
                 | C::auditEntry(_)
+                | C::getReadToken(_)
+                | C::readTokenCount(_)
+                | C::readTokens(_)
         );
         if writes && ctx.is_static {
             return revert("governance: state change in a static call");
@@ -1005,6 +1014,22 @@ impl<'s, S: Slots> Governance<'s, S> {
                 self.remove_accounts(ctx, c.accounts)?;
                 Vec::new()
             }
+            C::issueReadToken(c) => {
+                self.issue_read_token(ctx, c.tokenHash, c.label, c.expiresAt)?;
+                Vec::new()
+            }
+            C::revokeReadToken(c) => {
+                self.revoke_read_token(ctx, c.tokenHash)?;
+                Vec::new()
+            }
+            C::getReadToken(c) => match self.read_token(&c.tokenHash)? {
+                Some(t) => read_tokens::token_abi(&t).abi_encode(),
+                None => return revert(format!("no read token {}", c.tokenHash)),
+            },
+            C::readTokenCount(c) => self.read_token_count(&parse_org(&c.org)?)?.abi_encode(),
+            C::readTokens(c) => self
+                .read_tokens_abi(&parse_org(&c.org)?, c.offset, c.limit)?
+                .abi_encode(),
             C::proposalCount(_) => self.config()?.proposals.abi_encode(),
             C::getProposal(c) => match self.proposal(c.id)? {
                 Some(p) => {

@@ -1092,3 +1092,168 @@ fn a_full_height_pushes_proposals_to_the_next() {
     c.next_block();
     assert_eq!(c.gov().frozen_count().unwrap(), n);
 }
+
+#[test]
+fn read_tokens_are_issued_revoked_and_expire_per_organisation() {
+    use trellis_system::governance::{read_token_hash, ReadRefusal};
+    let mut c = Chain::new(true);
+    let token = read_token_hash("trt_0123456789abcdef0123456789abcdef");
+    let issue = |label: &str, hash: B256, expires: u64| abi::issueReadTokenCall {
+        tokenHash: hash,
+        label: label.into(),
+        expiresAt: expires,
+    };
+    // Only an organisation's admin issues, only a hash, only once, with a bounded label.
+    for (caller, call, expected) in [
+        (USER, issue("app", token, 0), "not an admin"),
+        (STRANGER, issue("app", token, 0), "not an admin"),
+        (admin(0), issue("app", B256::ZERO, 0), "zero"),
+        (admin(0), issue(&"x".repeat(129), token, 0), "label longer"),
+    ] {
+        let err = c.call(caller, call).unwrap_err();
+        assert!(err.contains(expected), "{err}");
+    }
+    assert_eq!(
+        c.gov().reader(&token, 0).unwrap(),
+        Err(ReadRefusal::Unknown)
+    );
+    let out = c.call(admin(0), issue("app", token, 0)).unwrap();
+    assert_eq!(out.logs.len(), 1, "ReadTokenIssued");
+    let err = c.call(admin(1), issue("again", token, 0)).unwrap_err();
+    assert!(err.contains("already recorded"), "{err}");
+    let reader = c.gov().reader(&token, u64::MAX).unwrap().unwrap();
+    assert_eq!(reader.org.as_str(), "org0");
+    assert!(reader.member && !reader.supervisor);
+
+    // Views through the ABI.
+    let out = c
+        .call(
+            STRANGER,
+            abi::readTokensCall {
+                org: "org0".into(),
+                offset: 0,
+                limit: 10,
+            },
+        )
+        .unwrap();
+    let listed = <Vec<abi::ReadToken>>::abi_decode(&out.output).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].tokenHash,
+            listed[0].label.as_str(),
+            listed[0].issuer
+        ),
+        (token, "app", admin(0))
+    );
+
+    // Another member may not revoke it; a supervisor may; twice is refused.
+    let revoke = abi::revokeReadTokenCall { tokenHash: token };
+    let err = c.call(admin(1), revoke.clone()).unwrap_err();
+    assert!(err.contains("only its admins or a supervisor"), "{err}");
+    c.next_block();
+    c.call(REGULATOR, revoke.clone()).unwrap();
+    assert_eq!(
+        c.gov().reader(&token, 0).unwrap(),
+        Err(ReadRefusal::Revoked(token, c.height))
+    );
+    let err = c.call(admin(0), revoke).unwrap_err();
+    assert!(err.contains("already revoked"), "{err}");
+
+    // Expiry is compared with the block time the node passes in.
+    let expiring = read_token_hash("trt_expiring_expiring_expiring_expiring");
+    c.call(admin(2), issue("ci", expiring, 1_000)).unwrap();
+    assert!(c.gov().reader(&expiring, 999).unwrap().is_ok());
+    assert_eq!(
+        c.gov().reader(&expiring, 1_000).unwrap(),
+        Err(ReadRefusal::Expired(expiring, 1_000))
+    );
+
+    // A supervisor's own token reads as a supervisor.
+    let regulator = read_token_hash("trt_regulator_regulator_regulator_regulator");
+    c.call(REGULATOR, issue("audit", regulator, 0)).unwrap();
+    assert!(c.gov().reader(&regulator, 0).unwrap().unwrap().supervisor);
+
+    // Every step is in the audit log.
+    let actions: Vec<String> = (0..c.gov().config().unwrap().audits)
+        .filter_map(|i| c.gov().audit_entry(i).unwrap())
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| a.contains("ReadToken"))
+            .collect::<Vec<_>>(),
+        [
+            "issueReadToken",
+            "revokeReadToken",
+            "issueReadToken",
+            "issueReadToken"
+        ]
+    );
+}
+
+#[test]
+fn a_token_stops_reading_when_its_organisation_leaves() {
+    use trellis_system::governance::{read_token_hash, ReadRefusal};
+    let mut c = Chain::new(false);
+    let token = read_token_hash("trt_org3_org3_org3_org3_org3_org3_org3");
+    c.call(
+        admin(3),
+        abi::issueReadTokenCall {
+            tokenHash: token,
+            label: "app".into(),
+            expiresAt: 0,
+        },
+    )
+    .unwrap();
+    let out = c
+        .call(
+            admin(0),
+            abi::proposeRemoveOrganizationCall {
+                id: "org3".into(),
+                effectiveHeight: 0,
+            },
+        )
+        .unwrap();
+    let id = u64::abi_decode(&out.output).unwrap();
+    c.vote(admin(1), id, true).unwrap();
+    c.vote(admin(2), id, true).unwrap();
+    c.next_block();
+    assert_eq!(
+        c.gov().reader(&token, 0).unwrap(),
+        Err(ReadRefusal::OrganizationGone(token, "org3".parse_org()))
+    );
+}
+
+#[test]
+fn an_organisation_issues_a_bounded_number_of_read_tokens() {
+    use trellis_system::governance::{read_token_hash, MAX_READ_TOKENS_PER_ORGANIZATION};
+    let mut c = Chain::new(false);
+    for i in 0..MAX_READ_TOKENS_PER_ORGANIZATION {
+        c.call(
+            admin(1),
+            abi::issueReadTokenCall {
+                tokenHash: read_token_hash(&format!("token-{i}")),
+                label: String::new(),
+                expiresAt: 0,
+            },
+        )
+        .unwrap();
+    }
+    let err = c
+        .call(
+            admin(1),
+            abi::issueReadTokenCall {
+                tokenHash: read_token_hash("one more"),
+                label: String::new(),
+                expiresAt: 0,
+            },
+        )
+        .unwrap_err();
+    assert!(err.contains("the most one organisation may"), "{err}");
+    assert_eq!(
+        c.gov().read_token_count(&"org1".parse_org()).unwrap(),
+        MAX_READ_TOKENS_PER_ORGANIZATION
+    );
+}

@@ -83,27 +83,48 @@ pub fn client(url: &str) -> HttpClient {
         .expect("http client")
 }
 
-/// The body of `GET path` on a loopback port (HTTP/1.0: the server closes when done).
-pub async fn http_get(port: u16, path: &str) -> String {
+/// The status, head and body of one HTTP/1.0 request to a loopback port (the server closes
+/// the connection when done).
+pub async fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .await
-        .expect("request");
+    let mut request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.expect("request");
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
         .await
         .expect("response");
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "{head}"
-    );
-    body.to_string()
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, head.to_string(), body.to_string())
+}
+
+/// The body of `GET path` on a loopback port; panics unless the answer is 200.
+pub async fn http_get(port: u16, path: &str) -> String {
+    let (status, head, body) = http_request(port, "GET", path, &[], "").await;
+    assert_eq!(status, 200, "{head}");
+    body
 }
 
 pub async fn wait_for_rpc(url: &str, limit: Duration) {
@@ -424,8 +445,25 @@ pub async fn start_single_node(dir: &Path, extra: &str) -> (Proc, String) {
         &dir.join("node.log"),
     );
     let url = format!("http://127.0.0.1:{port}");
-    wait_for_rpc(&url, Duration::from_secs(60)).await;
+    wait_for_http(port, Duration::from_secs(60)).await;
     (node, url)
+}
+
+/// Waits until a loopback port answers HTTP at all (a node that restricts reads answers
+/// 401 without a token, which still says it serves).
+pub async fn wait_for_http(port: u16, limit: Duration) {
+    let start = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < limit,
+            "nothing answered on port {port} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    http_request(port, "GET", "/health", &[], "").await;
 }
 
 /// Runs `trellis gov <args[0]> --rpc RPC --dev-account N <args[1..]>` in `dir`.

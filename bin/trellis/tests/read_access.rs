@@ -1,0 +1,317 @@
+//! Who may read, at the door of a live node (`rpc.read_access`): callers without a token,
+//! with an unknown, revoked or expired token, or with another organisation's token are
+//! refused (401/403) and served nothing; the node's organisation, supervisors and its
+//! operator read; the resolution paths stay public when asked; a WebSocket connection stops
+//! being served once its token is revoked. Tokens are issued and revoked on chain through
+//! the CLI.
+
+mod common;
+
+use alloy_primitives::B256;
+use common::*;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClientBuilder;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+use trellis_crypto::AccountKey;
+
+const ADMIN_TOKEN: &str = "operator-secret-0123456789";
+const LIMIT: Duration = Duration::from_secs(60);
+/// Admins of the organisations the test adds (dev accounts the genesis does not register).
+const OTHER_MEMBER: u32 = 5;
+const REGULATOR: u32 = 30;
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
+
+/// `eth_blockNumber` over HTTP with an optional bearer token: status, head and body.
+async fn block_number_as(port: u16, token: Option<&str>) -> (u16, String, Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("Authorization", auth));
+    }
+    let (status, head, body) = http_request(
+        port,
+        "POST",
+        "/",
+        &headers,
+        r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#,
+    )
+    .await;
+    let body = serde_json::from_str(&body).unwrap_or_else(|_| panic!("JSON body: {body}"));
+    (status, head, body)
+}
+
+/// Asserts that `token` is refused with `status` and a message containing `expected`.
+async fn refused(port: u16, token: Option<&str>, status: u16, expected: &str) {
+    let (got, head, body) = block_number_as(port, token).await;
+    assert_eq!(got, status, "{head}\n{body}");
+    assert!(body.get("result").is_none(), "nothing is served: {body}");
+    assert_eq!(body["error"]["code"], -32001, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    if status == 401 {
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: bearer"),
+            "{head}"
+        );
+    }
+}
+
+async fn served(port: u16, token: &str) {
+    let (status, head, body) = block_number_as(port, Some(token)).await;
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert!(body["result"].is_string(), "{body}");
+}
+
+/// Runs `trellis <command> --rpc URL --token ADMIN <args>` against the node, as the
+/// operator.
+fn cli(dir: &Path, url: &str, command: &[&str], args: &[&str]) -> String {
+    let mut all = command.to_vec();
+    all.extend_from_slice(&["--rpc", url, "--token", ADMIN_TOKEN]);
+    all.extend_from_slice(args);
+    run_cli(dir, &all)
+}
+
+/// Issues a read token as dev account `admin`; returns the token.
+fn issue(dir: &Path, url: &str, admin: u32, extra: &[&str]) -> String {
+    let admin = admin.to_string();
+    let mut args = vec!["--dev-account", admin.as_str()];
+    args.extend_from_slice(extra);
+    let out = cli(dir, url, &["org", "token", "issue"], &args);
+    out.lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .unwrap_or_else(|| panic!("no token in {out}"))
+        .to_owned()
+}
+
+fn add_org(dir: &Path, url: &str, id: &str, admin: u32, supervisor: bool) {
+    let admin = AccountKey::dev(admin).address().to_string();
+    let mut args = vec![
+        "--dev-account",
+        "0",
+        "add-org",
+        "--id",
+        id,
+        "--admin",
+        &admin,
+    ];
+    if supervisor {
+        args.extend_from_slice(&["--supervisor", "--no-member"]);
+    }
+    let out = cli(dir, url, &["gov", "propose"], &args);
+    assert!(out.contains("passed"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_nodes_organisation_supervisors_and_the_operator_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (mut node, url) = start_single_node(
+        dir,
+        &format!(
+            "[rpc]\nadmin_token = \"{ADMIN_TOKEN}\"\nread_access = \"organization\"\npublic_resolution = true\n"
+        ),
+    )
+    .await;
+    let port = port_of(&url);
+
+    // Nobody without a token; the operator with the admin token.
+    refused(port, None, 401, "authentication required").await;
+    refused(port, Some("short"), 401, "malformed read token").await;
+    refused(
+        port,
+        Some(&format!("trt_{}", "0".repeat(64))),
+        401,
+        "unknown read token",
+    )
+    .await;
+    served(port, ADMIN_TOKEN).await;
+    // REST answers in its own shape; the resolution paths and /health stay public.
+    let (status, _, body) = http_request(port, "GET", "/health", &[], "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = http_request(
+        port,
+        "GET",
+        &format!("/v1/evidence/{}", B256::repeat_byte(7)),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 404, "served (and not found), not refused: {body}");
+    let (status, _, body) = http_request(port, "GET", "/v1/other", &[], "").await;
+    assert_eq!(status, 401, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("REST error");
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    // A transaction without a token changes nothing.
+    let sender = AccountKey::dev(1);
+    let raw = transfer(&sender, 0, sender.address(), 0);
+    let (status, _, body) = http_request(
+        port,
+        "POST",
+        "/",
+        &[("Content-Type", "application/json")],
+        &format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["{raw}"]}}"#
+        ),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+
+    // A second member and a supervisor join; each organisation's admin issues a token.
+    // (The supervisor first: while org1 is the only member its approval passes each.)
+    add_org(dir, &url, "regulator", REGULATOR, true);
+    add_org(dir, &url, "org2", OTHER_MEMBER, false);
+    let operator = client_with(&url, ADMIN_TOKEN);
+    let h = block_number(&operator).await;
+    wait_height(&operator, h + 1, LIMIT).await;
+    let own = issue(dir, &url, 0, &["--label", "org1 app"]);
+    let other = issue(dir, &url, OTHER_MEMBER, &["--label", "org2 app"]);
+    let supervisor = issue(dir, &url, REGULATOR, &["--label", "audit"]);
+
+    served(port, &own).await;
+    served(port, &supervisor).await;
+    refused(
+        port,
+        Some(&other),
+        403,
+        "this node serves organisation org1",
+    )
+    .await;
+    // The CLI reads with a token too, and lists what was issued (hashes, never tokens).
+    let listed = run_cli(
+        dir,
+        &[
+            "org", "token", "list", "org2", "--rpc", &url, "--token", &own,
+        ],
+    );
+    assert!(listed.contains("org2 app"), "{listed}");
+    assert!(!listed.contains(&other), "a listing never shows a token");
+    let refused_cli = cli_fails(dir, &["org", "list", "--rpc", &url]);
+    assert!(refused_cli.contains("401"), "{refused_cli}");
+    assert!(
+        refused_cli.contains("hint: the node restricts reads: pass --token"),
+        "{refused_cli}"
+    );
+    assert_eq!(
+        nonce(&client_with(&url, &own), sender.address(), "latest").await,
+        0
+    );
+
+    // A WebSocket connection opened with a token is served until the token is revoked.
+    let ws = WsClientBuilder::default()
+        .set_headers(bearer(&supervisor))
+        .build(url.replace("http://", "ws://"))
+        .await
+        .expect("WebSocket with a supervisor's token");
+    let _: alloy_primitives::U64 = ws
+        .request("eth_blockNumber", rpc_params![])
+        .await
+        .expect("served");
+    assert!(
+        WsClientBuilder::default()
+            .build(url.replace("http://", "ws://"))
+            .await
+            .is_err(),
+        "no WebSocket without a token"
+    );
+    // Revoked by its own organisation's admin (with its own token as the read credential).
+    run_cli(
+        dir,
+        &[
+            "org",
+            "token",
+            "revoke",
+            &supervisor,
+            "--dev-account",
+            &REGULATOR.to_string(),
+            "--rpc",
+            &url,
+            "--token",
+            &own,
+        ],
+    );
+    refused(port, Some(&supervisor), 401, "was revoked at block").await;
+    let err = ws
+        .request::<alloy_primitives::U64, _>("eth_blockNumber", rpc_params![])
+        .await
+        .expect_err("the open connection is refused too");
+    assert!(err.to_string().contains("revoked"), "{err}");
+
+    // Expiry, by the node's clock.
+    let short = issue(dir, &url, 0, &["--label", "short", "--expires-in", "2s"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let h = block_number(&client_with(&url, &own)).await;
+    wait_height(&client_with(&url, &own), h + 1, LIMIT).await;
+    refused(port, Some(&short), 401, "expired").await;
+
+    // Under `consortium` every member organisation reads; revoked tokens stay refused.
+    node.sigkill();
+    let config = std::fs::read_to_string(dir.join("node.toml")).expect("config");
+    std::fs::write(
+        dir.join("node.toml"),
+        config.replace("\"organization\"", "\"consortium\""),
+    )
+    .expect("config");
+    let _node = Proc::spawn(
+        &[
+            "node",
+            "--config",
+            dir.join("node.toml").to_str().expect("path"),
+        ],
+        &dir.join("node2.log"),
+    );
+    wait_for_http(port, LIMIT).await;
+    served(port, &other).await;
+    served(port, &own).await;
+    refused(port, Some(&supervisor), 401, "revoked").await;
+}
+
+fn bearer(token: &str) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    headers
+}
+
+fn client_with(url: &str, token: &str) -> jsonrpsee::http_client::HttpClient {
+    jsonrpsee::http_client::HttpClientBuilder::default()
+        .set_headers(bearer(token))
+        .build(url)
+        .expect("client")
+}
+
+/// A user error is one line with its causes, never a backtrace, whatever RUST_BACKTRACE says.
+#[test]
+fn errors_print_one_line_without_a_backtrace() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let out = std::process::Command::new(bin())
+        .args(["org", "list", "--rpc", &format!("http://127.0.0.1:{port}")])
+        .current_dir(tmp.path())
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .output()
+        .expect("run trellis");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: trellis_getOrganizations on"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("backtrace") && !stderr.contains("Caused by"),
+        "{stderr}"
+    );
+}
