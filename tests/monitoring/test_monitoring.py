@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -83,7 +84,17 @@ def activity():
         w3.eth.send_raw_transaction(raws[0])
     with urllib.request.urlopen(NODES[0]["rpc"] + "/health", timeout=10) as response:
         assert response.status == 200
+    assert readiness(NODES[0]) == (200, [])
     time.sleep(20)
+
+
+def readiness(node):
+    """`/health/ready`: its status and the reasons it gives."""
+    try:
+        with urllib.request.urlopen(node["rpc"] + "/health/ready", timeout=10) as response:
+            return response.status, json.load(response)["reasons"]
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)["reasons"]
 
 
 def test_every_dashboard_query_returns_data():
@@ -122,3 +133,10 @@ def test_stopping_two_of_four_validators_fires_the_stalled_height_alert():
         what=f"TrellisHeightStalled to fire on both survivors {sorted(survivors)}",
     )
     assert all(a["labels"]["severity"] == "critical" for a in alerts)
+    # Load balancers see the same: a survivor is not ready, and says why.
+    status, reasons = eventually(
+        lambda: (lambda r: r if r[0] == 503 else None)(readiness(NODES[0])),
+        timeout=60,
+        what="/health/ready to answer 503 on a survivor",
+    )
+    assert any(r.startswith("stalled: no block committed") for r in reasons), reasons

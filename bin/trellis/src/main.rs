@@ -83,7 +83,7 @@ enum Command {
 }
 
 /// Logs go to stderr, filtered by `TRELLIS_LOG` (tracing's env-filter syntax).
-fn init_logging(single_validator: bool) {
+fn init_logging(single_validator: bool, format: trellis_node::LogFormat) {
     let default = if single_validator {
         // With no peers Malachite reports every gossip publish as an error.
         "warn,trellis=info,trellis_node=info,trellis_consensus=info,informalsystems_malachitebft_network=off"
@@ -91,10 +91,21 @@ fn init_logging(single_validator: bool) {
         "warn,trellis=info,trellis_node=info,trellis_consensus=info"
     };
     let filter = EnvFilter::try_from_env("TRELLIS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        trellis_node::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+        // Colours only for a terminal: piped or redirected logs stay plain text.
+        trellis_node::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
 
 /// Errors print as one line with their causes (`{:#}`), never with a backtrace, whatever
@@ -142,12 +153,12 @@ fn run() -> anyhow::Result<()> {
         Command::Genesis(args) => keys::genesis(args),
         Command::Testnet { command } => testnet::run(command),
         Command::Dev(args) => {
-            init_logging(true);
+            init_logging(true, trellis_node::LogFormat::Text);
             runtime()?.block_on(dev::run(args))
         }
         Command::Node { config } => {
             let config = trellis_node::NodeConfig::load(&config)?;
-            init_logging(config.p2p.peers.is_empty());
+            init_logging(config.p2p.peers.is_empty(), config.log_format);
             runtime()?.block_on(run_node(config))
         }
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),

@@ -13,7 +13,7 @@ use malachitebft_core_types::{ExtendedCommitCertificate, LinearTimeouts, VoteExt
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, warn, Instrument};
 
 use crate::codec::{decode_certificate, encode_certificate};
 use crate::context::{
@@ -157,6 +157,8 @@ pub struct AppLoop<A: Application> {
     blocks: HashMap<B256, (u64, Bytes)>,
     /// Complete proposals for heights above the next one, checked when their height starts.
     future: Vec<Assembled>,
+    /// The height and round consensus last started, for the logs' `round` span.
+    position: (u64, Option<u32>),
 }
 
 impl<A: Application> AppLoop<A> {
@@ -180,6 +182,7 @@ impl<A: Application> AppLoop<A> {
             built: HashMap::new(),
             blocks: HashMap::new(),
             future: Vec::new(),
+            position: (0, None),
         }
     }
 
@@ -205,8 +208,18 @@ impl<A: Application> AppLoop<A> {
     /// Runs until consensus stops.
     pub async fn run(mut self, mut channels: Channels<TrellisContext>) -> eyre::Result<()> {
         while let Some(msg) = channels.consensus.recv().await {
-            if let Err(e) = self.handle(msg, &mut channels).await {
-                error!(error = %e, "consensus request failed");
+            if let AppMsg::StartedRound { height, round, .. } = &msg {
+                self.position = (height.0, round.as_u32());
+            }
+            // Every log line of the request carries the height and round consensus is at.
+            let span =
+                tracing::info_span!("round", height = self.position.0, round = self.position.1);
+            if let Err(e) = self
+                .handle(msg, &mut channels)
+                .instrument(span.clone())
+                .await
+            {
+                span.in_scope(|| error!(error = %e, "consensus request failed"));
             }
         }
         Err(eyre::eyre!("consensus channel closed"))

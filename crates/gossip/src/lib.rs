@@ -120,6 +120,11 @@ impl GossipSender {
             GossipStats::add(&self.stats.txs_not_sent, 1);
         }
     }
+
+    /// Gossip peers connected now.
+    pub fn peers(&self) -> u64 {
+        GossipStats::get(&self.stats.peers)
+    }
 }
 
 /// A running gossip swarm.

@@ -106,6 +106,8 @@ struct Inner {
     peers: PeerAllowlist,
     /// This chain's metrics (served on `/metrics` when the node is configured to).
     metrics: Arc<trellis_metrics::Metrics>,
+    /// When this node last committed a block (ms since the Unix epoch; 0: not since start).
+    last_commit_ms: std::sync::atomic::AtomicU64,
     #[cfg(feature = "fault-injection")]
     garbage_blocks: std::sync::atomic::AtomicBool,
 }
@@ -279,6 +281,7 @@ impl Chain {
                 build_failures: Default::default(),
                 validator_sets: RwLock::new(BTreeMap::from([(height + 1, next_set)])),
                 identity: std::sync::OnceLock::new(),
+                last_commit_ms: std::sync::atomic::AtomicU64::new(0),
                 peers: PeerAllowlist::default(),
                 metrics,
                 #[cfg(feature = "fault-injection")]
@@ -995,6 +998,10 @@ impl Chain {
         took: Duration,
     ) {
         let height = block.header.height;
+        self.inner.last_commit_ms.store(
+            self.inner.settings.clock.now_ms(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let (round, signers) = match trellis_consensus::decode_certificate(certificate) {
             Ok(cert) => (
                 cert.round.as_u32().unwrap_or(0),
@@ -1106,8 +1113,7 @@ impl Application for Chain {
         certificate: Vec<u8>,
     ) -> eyre::Result<()> {
         let chain = self.clone();
-        tokio::task::spawn_blocking(move || chain.commit_blocking(height, hash, certificate))
-            .await?
+        trellis_storage::blocking(move || chain.commit_blocking(height, hash, certificate)).await?
     }
 
     fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)> {
@@ -1147,6 +1153,27 @@ impl trellis_rpc::Backend for Chain {
 
     fn subscribe_heights(&self) -> watch::Receiver<u64> {
         self.subscribe_committed()
+    }
+
+    fn health(&self) -> trellis_rpc::Health {
+        let (height, timestamp_ms) = {
+            let tip = self.inner.tip.read().unwrap_or_else(|e| e.into_inner());
+            (tip.height, tip.timestamp_ms)
+        };
+        let now = self.inner.settings.clock.now_ms();
+        let last_commit = self
+            .inner
+            .last_commit_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        trellis_rpc::Health {
+            height,
+            block_age_ms: now.saturating_sub(timestamp_ms),
+            since_commit_ms: (last_commit != 0).then(|| now.saturating_sub(last_commit)),
+            peers: self.inner.gossip.get().map(|g| g.peers()),
+            validators: self
+                .validators_at(height + 1)
+                .map_or(0, |set| set.iter().count()),
+        }
     }
 
     fn node_info(&self) -> serde_json::Value {

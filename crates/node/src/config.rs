@@ -20,6 +20,18 @@ pub struct NodeConfig {
     pub consensus: ConsensusConfig,
     pub mempool: MempoolConfig,
     pub metrics: MetricsConfig,
+    /// `text` (the default; colours only on a terminal) or `json`: one JSON object per line
+    /// with the spans it happened in (`consensus` with the chain id, `round` with the height
+    /// and round).
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Prometheus metrics (OpenMetrics text on `GET /metrics`).
@@ -117,6 +129,7 @@ impl Default for NodeConfig {
             consensus: ConsensusConfig::default(),
             mempool: MempoolConfig::default(),
             metrics: MetricsConfig::default(),
+            log_format: LogFormat::default(),
         }
     }
 }

@@ -6,7 +6,7 @@ pub mod config;
 mod recovery;
 
 pub use chain::{genesis_block, genesis_validators, Chain, ChainSettings, Clock};
-pub use config::{ConfigError, NodeConfig};
+pub use config::{ConfigError, LogFormat, NodeConfig};
 
 use eyre::WrapErr;
 use jsonrpsee::server::ServerHandle;

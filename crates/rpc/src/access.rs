@@ -59,7 +59,8 @@ pub enum ReadPolicy {
 #[derive(Clone, Debug, Default)]
 pub struct ReadAccess {
     pub policy: ReadPolicy,
-    /// Serves [`PUBLIC_PATHS`] and `/health` to anyone under a closed policy.
+    /// Serves [`PUBLIC_PATHS`], `/health` and `/health/ready` to anyone under a closed
+    /// policy.
     pub public_resolution: bool,
     /// This node's key, whose registered organisation [`ReadPolicy::Organization`] serves.
     pub node_key: Option<B256>,
@@ -193,7 +194,9 @@ impl Gate {
     fn is_open(&self, path: &str) -> bool {
         self.access.policy == ReadPolicy::Open
             || (self.access.public_resolution
-                && (path == "/health" || PUBLIC_PATHS.iter().any(|p| path.starts_with(p))))
+                && (path == "/health"
+                    || path == "/health/ready"
+                    || PUBLIC_PATHS.iter().any(|p| path.starts_with(p))))
     }
 
     /// Who a request's `Authorization` header says it comes from.

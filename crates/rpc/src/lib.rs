@@ -53,6 +53,23 @@ pub trait Backend: Send + Sync + 'static {
     fn node_info(&self) -> serde_json::Value;
     /// Drops a transaction from this node's pool; `false` if it was not there.
     fn drop_transaction(&self, hash: &B256) -> bool;
+    /// What `/health/ready` judges, now.
+    fn health(&self) -> Health;
+}
+
+/// A node's liveness as `/health/ready` sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    /// The committed height.
+    pub height: u64,
+    /// How old the committed block is, by its timestamp.
+    pub block_age_ms: u64,
+    /// Since this node last committed a block; `None` if it has not since it started.
+    pub since_commit_ms: Option<u64>,
+    /// Peers connected; `None` if the node does not know (no networking).
+    pub peers: Option<u64>,
+    /// Validators of the next height.
+    pub validators: usize,
 }
 
 /// Request limits of the RPC server.

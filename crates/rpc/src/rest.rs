@@ -136,6 +136,7 @@ impl IntoResponse for RestError {
 pub fn router<B: Backend>(backend: Arc<B>) -> Router {
     Router::new()
         .route("/health", get(health::<B>))
+        .route("/health/ready", get(ready::<B>))
         .route("/1.0/identifiers/{*did}", get(dids::resolve::<B>))
         .route("/v1/evidence/{id}", get(evidence_by_id::<B>))
         .route(
@@ -164,6 +165,59 @@ async fn health<B: Backend>(
     Ok(Json(
         json!({ "status": "ok", "chainId": backend.chain_id(), "height": height.0 }),
     ))
+}
+
+/// No block committed here for this long: the chain (or this node) is stalled.
+pub const STALLED_AFTER_MS: u64 = 30_000;
+/// The committed block is this much older than the clock: the node is catching up.
+pub const SYNCING_BEHIND_MS: u64 = 30_000;
+
+/// Why a node should not get traffic yet, if it should not: no peers while other validators
+/// exist, no block committed for [`STALLED_AFTER_MS`], or a committed block more than
+/// [`SYNCING_BEHIND_MS`] old (catching up). Chains propose an empty block every second or so
+/// when idle, so a quiet chain stays ready.
+pub fn not_ready(h: &crate::Health) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if h.validators > 1 && h.peers == Some(0) {
+        reasons.push("no peers connected".to_string());
+    }
+    match h.since_commit_ms {
+        Some(ms) if ms > STALLED_AFTER_MS => reasons.push(format!(
+            "stalled: no block committed for {} s (height {})",
+            ms / 1000,
+            h.height
+        )),
+        _ if h.block_age_ms > SYNCING_BEHIND_MS => reasons.push(format!(
+            "syncing: the committed block {} is {} s old",
+            h.height,
+            h.block_age_ms / 1000
+        )),
+        _ => {}
+    }
+    reasons
+}
+
+/// Readiness for load balancers and orchestrators: 200 when the node follows the chain, 503
+/// with the reasons otherwise.
+async fn ready<B: Backend>(State(backend): State<Arc<B>>) -> Response {
+    let h = backend.health();
+    let reasons = not_ready(&h);
+    let body = json!({
+        "status": if reasons.is_empty() { "ready" } else { "not ready" },
+        "reasons": reasons,
+        "chainId": backend.chain_id(),
+        "height": h.height,
+        "blockAgeMs": h.block_age_ms,
+        "sinceCommitMs": h.since_commit_ms,
+        "peers": h.peers,
+        "validators": h.validators,
+    });
+    let status = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 fn parse_b256(what: &str, s: &str) -> Result<B256, RestError> {
@@ -351,5 +405,61 @@ where
         } else {
             Box::pin(self.inner.call(request))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Health;
+
+    #[test]
+    fn readiness_names_what_is_wrong() {
+        let live = Health {
+            height: 10,
+            block_age_ms: 900,
+            since_commit_ms: Some(900),
+            peers: Some(3),
+            validators: 4,
+        };
+        assert!(not_ready(&live).is_empty());
+        let alone = Health {
+            peers: Some(0),
+            validators: 1,
+            ..live.clone()
+        };
+        assert!(
+            not_ready(&alone).is_empty(),
+            "a single validator needs no peers"
+        );
+        let cut_off = Health {
+            peers: Some(0),
+            ..live.clone()
+        };
+        assert_eq!(not_ready(&cut_off), ["no peers connected"]);
+        let stalled = Health {
+            since_commit_ms: Some(45_000),
+            block_age_ms: 45_000,
+            ..live.clone()
+        };
+        assert_eq!(
+            not_ready(&stalled),
+            ["stalled: no block committed for 45 s (height 10)"]
+        );
+        let catching_up = Health {
+            block_age_ms: 3_600_000,
+            since_commit_ms: Some(5),
+            ..live.clone()
+        };
+        assert_eq!(
+            not_ready(&catching_up),
+            ["syncing: the committed block 10 is 3600 s old"]
+        );
+        let restarted_behind = Health {
+            block_age_ms: 3_600_000,
+            since_commit_ms: None,
+            ..live
+        };
+        assert_eq!(not_ready(&restarted_behind).len(), 1);
     }
 }

@@ -16,13 +16,15 @@ pub use store::{BlockCommit, MemoryDisk, StateView, Store, StoreError, TxLocatio
 
 /// Runs `work` — database reads, proof or trie work, anything that blocks — on tokio's
 /// blocking pool, so that async workers (RPC, consensus, networking) never wait on it. Every
-/// async caller that touches the store goes through this one helper.
+/// async caller that touches the store goes through this one helper. The work runs in the
+/// caller's tracing span, so its logs carry the chain, height and round.
 pub async fn blocking<T, F>(work: F) -> Result<T, StoreError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(work)
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))
 }

@@ -402,8 +402,9 @@ impl Drop for Testnet {
 }
 
 /// Starts a one-validator chain from `trellis keys` and `trellis genesis` (three funded dev
-/// accounts) with `extra` appended to its `node.toml`; returns the process and RPC URL.
+/// accounts) with `extra` added to its `node.toml`; returns the process and RPC URL.
 pub async fn start_single_node(dir: &Path, extra: &str) -> (Proc, String) {
+    std::fs::create_dir_all(dir).expect("node directory");
     let shown = run_cli(dir, &["keys", "new", "--out", "node_key.json"]);
     let public = shown
         .lines()
@@ -425,14 +426,16 @@ pub async fn start_single_node(dir: &Path, extra: &str) -> (Proc, String) {
     let [port, p2p, gossip] = free_ports(3)[..] else {
         unreachable!("three ports asked for")
     };
-    let (rpc, rest) = match extra.strip_prefix("[rpc]\n") {
-        Some(rpc_keys) => (rpc_keys.to_owned(), String::new()),
-        None => (String::new(), extra.to_owned()),
+    // `extra` is `[rpc]` keys, other tables, or top-level keys.
+    let (top, rpc, rest) = match extra.strip_prefix("[rpc]\n") {
+        Some(rpc_keys) => ("", rpc_keys, ""),
+        None if extra.starts_with('[') => ("", "", extra),
+        None => (extra, "", ""),
     };
     std::fs::write(
         dir.join("node.toml"),
         format!(
-            "moniker = \"single\"\n[rpc]\nlisten = \"127.0.0.1:{port}\"\n{rpc}[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{p2p}\"\ngossip_listen = \"/ip4/127.0.0.1/tcp/{gossip}\"\n{rest}",
+            "moniker = \"single\"\n{top}[rpc]\nlisten = \"127.0.0.1:{port}\"\n{rpc}[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{p2p}\"\ngossip_listen = \"/ip4/127.0.0.1/tcp/{gossip}\"\n{rest}",
         ),
     )
     .expect("config");
