@@ -144,11 +144,13 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         );
     }
     let rpc_metrics = chain.metrics().rpc.clone();
+    let backend = Arc::new(chain.clone());
     let (rpc_addr, rpc) = trellis_rpc::serve(
-        Arc::new(chain.clone()),
+        backend.clone(),
         config.rpc.listen,
         &limits,
         rpc_metrics,
+        trellis_explorer::router(backend),
     )
     .await
     .wrap_err_with(|| format!("starting JSON-RPC on {}", config.rpc.listen))?;

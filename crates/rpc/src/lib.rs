@@ -119,7 +119,8 @@ impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
     }
 }
 
-/// Starts the HTTP and WebSocket JSON-RPC server with the REST endpoints on the same port;
+/// Starts the HTTP and WebSocket JSON-RPC server with the REST endpoints and `pages` (the
+/// explorer's routes, under `/explorer`; an empty router for none) on the same port;
 /// returns the bound address and a handle to stop it. Connections are accepted here (not by
 /// jsonrpsee) so that every request carries its client's address, which the limits key on.
 pub async fn serve<B: Backend>(
@@ -127,6 +128,7 @@ pub async fn serve<B: Backend>(
     addr: SocketAddr,
     limits: &RpcLimits,
     metrics: trellis_metrics::RpcMetrics,
+    pages: axum::Router,
 ) -> std::io::Result<(SocketAddr, ServerHandle)> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let limiter = ClientLimiter::new(limits.calls_per_second, limits.call_burst)
@@ -170,7 +172,7 @@ pub async fn serve<B: Backend>(
             tower::ServiceBuilder::new()
                 .layer(access::AccessLayer::new(gate))
                 .layer(rest::RestLayer::new(
-                    rest::router(backend.clone()),
+                    rest::router(backend.clone(), pages),
                     limiter.clone(),
                     metrics,
                 ))

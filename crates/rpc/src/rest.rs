@@ -31,7 +31,7 @@ use crate::limits::{ClientAddr, ClientLimiter, PROOF_COST};
 use crate::{dids, handles, Backend};
 
 /// Paths served by the REST router rather than JSON-RPC.
-pub const REST_PREFIXES: &[&str] = &["/v1/", "/api/", "/1.0/", "/health"];
+pub const REST_PREFIXES: &[&str] = &["/v1/", "/api/", "/1.0/", "/health", "/explorer"];
 
 /// A REST failure: HTTP status, a stable machine-readable code and a message.
 #[derive(Debug)]
@@ -132,8 +132,9 @@ impl IntoResponse for RestError {
     }
 }
 
-/// The REST routes over `backend`.
-pub fn router<B: Backend>(backend: Arc<B>) -> Router {
+/// The REST routes over `backend`, with `pages` (the node's explorer, under `/explorer`)
+/// beside them.
+pub fn router<B: Backend>(backend: Arc<B>, pages: Router) -> Router {
     Router::new()
         .route("/health", get(health::<B>))
         .route("/health/ready", get(ready::<B>))
@@ -154,6 +155,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
                     backend,
                 }),
         )
+        .merge(pages)
 }
 
 /// Liveness for load balancers and orchestrators: the chain id and the committed height.

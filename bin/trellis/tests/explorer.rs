@@ -1,0 +1,289 @@
+//! The built-in explorer against a live dev chain after a real scenario (a transfer, a
+//! notarized file, a freeze): every page answers, agrees with JSON-RPC, and search reaches
+//! each object; the audit export matches `trellis_auditLog`.
+
+mod common;
+
+use alloy_primitives::{Address, B256, U64};
+use common::*;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+use std::time::Duration;
+use trellis_crypto::AccountKey;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
+
+/// The body of a page that must answer 200 as HTML.
+async fn page(port: u16, path: &str) -> String {
+    let (status, head, body) = http_request(port, "GET", path, &[], "").await;
+    assert_eq!(status, 200, "{path}: {head}\n{body}");
+    assert!(
+        head.to_ascii_lowercase().contains("text/html"),
+        "{path}: {head}"
+    );
+    body
+}
+
+/// Where a search for `q` leads.
+async fn search(port: u16, q: &str) -> String {
+    let (status, head, body) = http_request(
+        port,
+        "GET",
+        &format!("/explorer/search?q={}", q.replace('/', "%2F")),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 303, "{q}: {head}\n{body}");
+    head.lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .unwrap_or_else(|| panic!("no Location for {q}: {head}"))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_agree_with_json_rpc_and_search_reaches_every_object() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (_dev, url) = start_dev(&dir.join("dev"), "dev.log").await;
+    let port = port_of(&url);
+    let c = client(&url);
+
+    // The scenario: a transfer, a notarized file, a frozen account.
+    let sender = AccountKey::dev(1);
+    let sink = Address::repeat_byte(0x5e);
+    let transfer_hash = send_raw(&c, &transfer(&sender, 0, sink, 1234))
+        .await
+        .expect("transfer");
+    let receipt = wait_receipt(&c, transfer_hash, LIMIT).await;
+    let file = dir.join("certificate.txt");
+    std::fs::write(&file, "certificate of origin").expect("file");
+    run_cli(
+        dir,
+        &[
+            "evidence",
+            "submit",
+            "--rpc",
+            &url,
+            "--dev-account",
+            "1",
+            file.to_str().expect("utf-8"),
+        ],
+    );
+    let frozen = Address::repeat_byte(0xf0);
+    let out = gov(
+        dir,
+        &url,
+        0,
+        &["propose", "freeze", "--target", &frozen.to_string()],
+    );
+    assert!(out.contains("passed"), "{out}");
+    let h = block_number(&c).await;
+    wait_height(&c, h + 1, LIMIT).await;
+
+    // Home: the chain and its latest blocks.
+    let home = page(port, "/explorer").await;
+    assert!(home.contains("Latest blocks"), "{home}");
+    let chain_id: U64 = c
+        .request("eth_chainId", rpc_params![])
+        .await
+        .expect("chain id");
+    assert!(home.contains(&format!("Chain {}", chain_id.to::<u64>())));
+
+    // The transfer's block: its hash and the validators whose precommits certify it.
+    let height = u64::from_str_radix(
+        receipt["blockNumber"]
+            .as_str()
+            .expect("number")
+            .trim_start_matches("0x"),
+        16,
+    )
+    .expect("height");
+    let block = block(&c, height).await;
+    let block_page = page(port, &format!("/explorer/block/{height}")).await;
+    assert!(
+        block_page.contains(block["hash"].as_str().expect("hash")),
+        "{block_page}"
+    );
+    let certificate: Value = c
+        .request(
+            "trellis_getCommitCertificate",
+            rpc_params![U64::from(height)],
+        )
+        .await
+        .expect("certificate");
+    let signatures = certificate["signatures"].as_array().expect("signatures");
+    assert!(block_page.contains(&format!("<strong>{}</strong> validators", signatures.len())));
+    for s in signatures {
+        assert!(block_page.contains(s["validator"].as_str().expect("validator")));
+    }
+    assert!(block_page.contains(&format!("/explorer/tx/{transfer_hash}")));
+    // The same block by its hash.
+    let by_hash = page(
+        port,
+        &format!("/explorer/block/{}", block["hash"].as_str().expect("hash")),
+    )
+    .await;
+    assert!(by_hash.contains(&format!("Block <span id=\"block-height\">{height}</span>")));
+
+    // The transfer.
+    let tx_page = page(port, &format!("/explorer/tx/{transfer_hash}")).await;
+    assert!(tx_page.contains("success"), "{tx_page}");
+    assert!(tx_page.contains(&sender.address().to_checksum(None)));
+    assert!(tx_page.contains(&sink.to_checksum(None)));
+    assert!(tx_page.contains("1234"));
+
+    // The notarization, with its event decoded from the evidence ABI.
+    let logs: Vec<Value> = c
+        .request(
+            "eth_getLogs",
+            rpc_params![serde_json::json!({
+                "fromBlock": "0x0",
+                "address": trellis_system::EVIDENCE_ADDRESS,
+            })],
+        )
+        .await
+        .expect("logs");
+    let evidence_tx: B256 = logs[0]["transactionHash"]
+        .as_str()
+        .expect("hash")
+        .parse()
+        .expect("hash");
+    let evidence_page = page(port, &format!("/explorer/tx/{evidence_tx}")).await;
+    assert!(
+        evidence_page.contains("EvidenceSubmitted"),
+        "{evidence_page}"
+    );
+    assert!(
+        evidence_page.contains("ITrellisEvidence"),
+        "{evidence_page}"
+    );
+
+    // Addresses: balance and nonce as eth_* answer them; the frozen one says so.
+    let sink_page = page(port, &format!("/explorer/address/{sink}")).await;
+    assert!(sink_page.contains(&balance(&c, sink).await.to_string()));
+    let sender_page = page(port, &format!("/explorer/address/{}", sender.address())).await;
+    assert!(sender_page.contains(&format!(
+        "<td id=\"nonce\">{}</td>",
+        nonce(&c, sender.address(), "latest").await
+    )));
+    assert!(
+        sender_page.contains("<td id=\"organization\">dev</td>"),
+        "{sender_page}"
+    );
+    let frozen_page = page(port, &format!("/explorer/address/{frozen}")).await;
+    assert!(
+        frozen_page.contains("<span class=\"error\">yes</span>"),
+        "{frozen_page}"
+    );
+    assert!(page(port, "/explorer/frozen")
+        .await
+        .contains(&frozen.to_checksum(None)));
+
+    // Governance pages.
+    let orgs = page(port, "/explorer/organizations").await;
+    assert!(orgs.contains("<td>dev</td>"), "{orgs}");
+    let proposals = page(port, "/explorer/proposals").await;
+    assert!(
+        proposals.contains(&format!("freeze {frozen}")) || proposals.contains("freeze"),
+        "{proposals}"
+    );
+
+    // Search reaches each object.
+    assert_eq!(
+        search(port, &height.to_string()).await,
+        format!("/explorer/block/{height}")
+    );
+    assert_eq!(
+        search(port, &transfer_hash.to_string()).await,
+        format!("/explorer/tx/{transfer_hash}")
+    );
+    assert_eq!(
+        search(port, block["hash"].as_str().expect("hash")).await,
+        format!("/explorer/block/{}", block["hash"].as_str().expect("hash"))
+    );
+    assert_eq!(
+        search(port, &sink.to_string()).await,
+        format!("/explorer/address/{sink}")
+    );
+    assert!(search(port, "did:trellis:1337:0x01")
+        .await
+        .starts_with("/1.0/identifiers/"));
+    assert!(search(port, "MA.156/lot-1")
+        .await
+        .starts_with("/api/handles/MA.156/lot-1"));
+    let digest = format!("{:#x}", B256::repeat_byte(3));
+    assert_eq!(
+        search(port, &format!("sha256:{digest}")).await,
+        format!("/v1/evidence/sha256/{digest}")
+    );
+
+    // Clear errors: unknown objects 404, malformed ones 400, both as pages.
+    let (status, _, body) = http_request(
+        port,
+        "GET",
+        &format!("/explorer/tx/{}", B256::repeat_byte(9)),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no committed transaction"), "{body}");
+    let (status, _, _) = http_request(port, "GET", "/explorer/tx/nonsense", &[], "").await;
+    assert_eq!(status, 400);
+    let (status, _, _) =
+        http_request(port, "GET", "/explorer/search?q=nothing-at-all", &[], "").await;
+    assert_eq!(status, 404);
+
+    // The audit export matches trellis_auditLog, row for row.
+    let log: Vec<Value> = c
+        .request("trellis_auditLog", rpc_params![0, 1000])
+        .await
+        .expect("audit log");
+    assert!(!log.is_empty());
+    let (status, head, csv) = http_request(port, "GET", "/explorer/audit.csv", &[], "").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("text/csv"), "{head}");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "seq,blockNumber,blockHash,transactionHash,action,org,actor,detail"
+    );
+    assert_eq!(rows.len() - 1, log.len(), "{csv}");
+    let (_, _, json) = http_request(port, "GET", "/explorer/audit.json", &[], "").await;
+    let exported: Vec<Value> = serde_json::from_str(&json).expect("JSON export");
+    assert_eq!(exported.len(), log.len());
+    for (row, entry) in exported.iter().zip(&log) {
+        assert_eq!(row["action"], entry["action"]);
+        assert_eq!(row["org"], entry["org"]);
+        assert_eq!(row["detail"], entry["detail"]);
+        let number = u64::from_str_radix(
+            entry["blockNumber"]
+                .as_str()
+                .expect("n")
+                .trim_start_matches("0x"),
+            16,
+        )
+        .expect("number");
+        assert_eq!(row["blockNumber"], number);
+        let at = common::block(&c, number).await;
+        assert_eq!(row["blockHash"], at["hash"]);
+        if !entry["transactionHash"].is_null() {
+            assert_eq!(row["transactionHash"], entry["transactionHash"]);
+        }
+    }
+    let audit_page = page(port, "/explorer/audit").await;
+    assert!(audit_page.contains("propose"), "{audit_page}");
+}

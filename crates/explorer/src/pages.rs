@@ -1,0 +1,634 @@
+//! The HTML pages. Each handler reads one snapshot on the blocking pool and renders it with
+//! maud (escaped by construction); a failure renders the same layout with the reason and the
+//! matching status.
+
+use alloy_consensus::Transaction as _;
+use alloy_primitives::{Address, B256};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup, DOCTYPE};
+use serde::Deserialize;
+use std::sync::Arc;
+use trellis_execution::governance_slots;
+use trellis_primitives::Height;
+use trellis_rpc::Backend;
+use trellis_storage::StateView;
+use trellis_system::governance::role_name;
+use trellis_system::Governance;
+
+use crate::{Explorer, PAGE};
+
+/// Why a page cannot be shown.
+pub(crate) struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+impl PageError {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        PageError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        PageError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "explorer read failed");
+        PageError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("cannot read the ledger: {e}"),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = layout(
+            title,
+            html! {
+                h1 { (title) }
+                p.error { (self.message) }
+            },
+        );
+        (self.status, body).into_response()
+    }
+}
+
+pub(crate) type Page = Result<Markup, PageError>;
+
+/// Runs `work` on a snapshot of committed state, on the blocking pool.
+pub(crate) async fn read<B: Backend, T: Send + 'static>(
+    explorer: &Arc<Explorer<B>>,
+    work: impl FnOnce(&Explorer<B>, &StateView) -> Result<T, PageError> + Send + 'static,
+) -> Result<T, PageError> {
+    let explorer = explorer.clone();
+    trellis_storage::blocking(move || {
+        let view = explorer.backend.view().map_err(PageError::internal)?;
+        work(&explorer, &view)
+    })
+    .await
+    .map_err(PageError::internal)?
+}
+
+/// Height of the last committed block.
+pub(crate) fn tip(view: &StateView) -> Result<u64, PageError> {
+    Ok(view.tip().map_err(PageError::internal)?.map_or(0, |h| h.0))
+}
+
+fn layout(title: &str, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Trellis explorer" }
+                link rel="stylesheet" href="/explorer/style.css";
+                // No icon request (the port serves JSON-RPC at `/favicon.ico`).
+                link rel="icon" href="data:,";
+            }
+            body {
+                header {
+                    nav {
+                        a href="/explorer" { "Trellis" }
+                        a href="/explorer/organizations" { "Organisations" }
+                        a href="/explorer/proposals" { "Proposals" }
+                        a href="/explorer/audit" { "Audit log" }
+                        a href="/explorer/frozen" { "Frozen" }
+                    }
+                    form action="/explorer/search" method="get" role="search" {
+                        input type="search" name="q" aria-label="Search"
+                            placeholder="Block, transaction, address, DID, identifier, sha256:digest";
+                        button type="submit" { "Search" }
+                    }
+                }
+                main { (content) }
+            }
+        }
+    }
+}
+
+fn short(hash: &B256) -> String {
+    let s = hash.to_string();
+    format!("{}…{}", &s[..10], &s[s.len() - 6..])
+}
+
+fn address_link(a: &Address) -> Markup {
+    html! { a.mono href={ "/explorer/address/" (a) } { (a.to_checksum(None)) } }
+}
+
+fn time(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Paging {
+    offset: Option<u64>,
+}
+
+fn pager(path: &str, offset: u64, shown: usize, total: u64) -> Markup {
+    html! {
+        p.pager {
+            @if offset > 0 {
+                a rel="prev" href={ (path) "?offset=" (offset.saturating_sub(PAGE)) } { "← newer" }
+                " "
+            }
+            @if offset + (shown as u64) < total {
+                a rel="next" href={ (path) "?offset=" (offset + PAGE) } { "older →" }
+            }
+        }
+    }
+}
+
+pub(crate) async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("style.css"),
+    )
+}
+
+pub(crate) async fn home<B: Backend>(State(x): State<Arc<Explorer<B>>>) -> Page {
+    let chain_id = x.backend.chain_id();
+    let blocks = read(&x, |_, view| {
+        let tip = tip(view)?;
+        let mut out = Vec::new();
+        for h in (tip.saturating_sub(19)..=tip).rev() {
+            if let Some(b) = view.block(Height(h)).map_err(PageError::internal)? {
+                out.push((
+                    h,
+                    b.header.hash(),
+                    b.header.timestamp_ms,
+                    b.transactions.len(),
+                    b.header.gas_used,
+                ));
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    let tip = blocks.first().map_or(0, |b| b.0);
+    Ok(layout(
+        "Latest blocks",
+        html! {
+            h1 { "Chain " (chain_id) }
+            p { "Committed height " strong #height { (tip) } ". Every block shown is final." }
+            h2 { "Latest blocks" }
+            table #blocks {
+                thead { tr { th { "Height" } th { "Hash" } th { "Time (UTC)" } th { "Transactions" } th { "Gas used" } } }
+                tbody {
+                    @for (h, hash, ts, txs, gas) in &blocks {
+                        tr {
+                            td { a href={ "/explorer/block/" (h) } { (h) } }
+                            td.mono { (short(hash)) }
+                            td { (time(*ts)) }
+                            td { (txs) }
+                            td { (gas) }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SearchQuery {
+    q: Option<String>,
+}
+
+/// Sends the query to the page of what it names: a block number, a transaction or block
+/// hash, an address, a DID, an identifier (`PREFIX/suffix`) or an evidence digest
+/// (`sha256:0x…`, `keccak256:0x…`, `sm3:0x…`).
+pub(crate) async fn search<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Response, PageError> {
+    let q = query.q.unwrap_or_default().trim().to_owned();
+    if q.is_empty() {
+        return Err(PageError::bad_request(
+            "type a block number, a hash, an address, a DID, an identifier or an evidence digest",
+        ));
+    }
+    if q.len() > 512 {
+        return Err(PageError::bad_request(
+            "the query is longer than 512 characters",
+        ));
+    }
+    if q.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Redirect::to(&format!("/explorer/block/{q}")).into_response());
+    }
+    if q.starts_with("did:") {
+        return Ok(Redirect::to(&format!("/1.0/identifiers/{q}")).into_response());
+    }
+    if let Some((algorithm, digest)) = q.split_once(':') {
+        if trellis_system::evidence::HashAlgorithm::parse(algorithm).is_some() {
+            let digest: B256 = digest
+                .parse()
+                .map_err(|_| PageError::bad_request("an evidence digest is 32 bytes of 0x-hex"))?;
+            return Ok(Redirect::to(&format!("/v1/evidence/{algorithm}/{digest}")).into_response());
+        }
+    }
+    if let Ok(address) = q.parse::<Address>() {
+        return Ok(Redirect::to(&format!("/explorer/address/{address}")).into_response());
+    }
+    if let Ok(hash) = q.parse::<B256>() {
+        let target = read(&x, move |_, view| {
+            if view
+                .tx_location(&hash)
+                .map_err(PageError::internal)?
+                .is_some()
+            {
+                return Ok(format!("/explorer/tx/{hash}"));
+            }
+            if view
+                .height_of(&hash)
+                .map_err(PageError::internal)?
+                .is_some()
+            {
+                return Ok(format!("/explorer/block/{hash}"));
+            }
+            Err(PageError::not_found(format!(
+                "no transaction or block {hash} (evidence digests are searched as sha256:{hash})"
+            )))
+        })
+        .await?;
+        return Ok(Redirect::to(&target).into_response());
+    }
+    if q.contains('/') {
+        return Ok(Redirect::to(&format!("/api/handles/{q}")).into_response());
+    }
+    Err(PageError::not_found(format!("nothing is named {q:?}")))
+}
+
+pub(crate) async fn block<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Path(id): Path<String>,
+) -> Page {
+    let by_hash = id.parse::<B256>().ok();
+    let by_height = id.parse::<u64>().ok();
+    if by_hash.is_none() && by_height.is_none() {
+        return Err(PageError::bad_request("a block is a height or a 0x-hash"));
+    }
+    let (block, senders, receipts) = read(&x, move |_, view| {
+        let height = match (by_height, by_hash) {
+            (Some(h), _) => Height(h),
+            (None, Some(hash)) => view
+                .height_of(&hash)
+                .map_err(PageError::internal)?
+                .ok_or_else(|| PageError::not_found(format!("no block {hash}")))?,
+            (None, None) => unreachable!("checked above"),
+        };
+        let block = view
+            .block(height)
+            .map_err(PageError::internal)?
+            .ok_or_else(|| PageError::not_found(format!("no block {}", height.0)))?;
+        let senders = view
+            .senders(height)
+            .map_err(PageError::internal)?
+            .unwrap_or_default();
+        let receipts = view
+            .receipts(height)
+            .map_err(PageError::internal)?
+            .unwrap_or_default();
+        Ok((block, senders, receipts))
+    })
+    .await?;
+    let h = &block.header;
+    let certificate = x.backend.certificate_json(h.height);
+    let signers: Vec<String> = certificate
+        .as_ref()
+        .and_then(|c| c["signatures"].as_array())
+        .map(|s| {
+            s.iter()
+                .filter_map(|s| s["validator"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(layout(
+        &format!("Block {}", h.height),
+        html! {
+            h1 { "Block " span #block-height { (h.height) } }
+            table.fields {
+                tr { th { "Hash" } td.mono #block-hash { (h.hash()) } }
+                tr { th { "Parent" } td.mono {
+                    @if h.height > 0 { a href={ "/explorer/block/" (h.height - 1) } { (h.parent_hash) } } @else { (h.parent_hash) }
+                } }
+                tr { th { "Time (UTC)" } td { (time(h.timestamp_ms)) } }
+                tr { th { "Proposer" } td { (address_link(&h.proposer)) } }
+                tr { th { "Gas used / limit" } td { (h.gas_used) " / " (h.gas_limit) } }
+                tr { th { "State root" } td.mono { (h.state_root) } }
+                tr { th { "Transactions root" } td.mono { (h.transactions_root) } }
+                tr { th { "Validators hash" } td.mono { (h.validators_hash) } }
+            }
+            h2 { "Finality" }
+            @if h.height == 0 {
+                p { "Genesis: trusted by its hash, signed by nobody." }
+            } @else if let Some(c) = &certificate {
+                p #signers-summary {
+                    "Committed in round " (c["round"]) " and certified by the precommits of "
+                    strong { (signers.len()) } " validators:"
+                }
+                ul #signers { @for s in &signers { li.mono { (s) } } }
+            } @else {
+                p.error { "No commit certificate stored for this block." }
+            }
+            h2 { "Transactions (" (block.transactions.len()) ")" }
+            table #transactions {
+                thead { tr { th { "#" } th { "Hash" } th { "From" } th { "To" } th { "Value (wei)" } th { "Status" } } }
+                tbody {
+                    @for (i, tx) in block.transactions.iter().enumerate() {
+                        tr {
+                            td { (i) }
+                            td { a.mono href={ "/explorer/tx/" (tx.tx_hash()) } { (short(tx.tx_hash())) } }
+                            td { @if let Some(s) = senders.get(i) { (address_link(s)) } }
+                            td { @match tx.to() { Some(to) => (address_link(&to)), None => "contract creation" } }
+                            td { (tx.value()) }
+                            td { @match receipts.get(i) { Some(r) if r.status() => "success", Some(_) => span.error { "failed" }, None => "?" } }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+pub(crate) async fn transaction<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Path(hash): Path<String>,
+) -> Page {
+    let hash: B256 = hash
+        .parse()
+        .map_err(|_| PageError::bad_request("a transaction hash is 32 bytes of 0x-hex"))?;
+    let page = read(&x, move |x, view| {
+        let at = view
+            .tx_location(&hash)
+            .map_err(PageError::internal)?
+            .ok_or_else(|| PageError::not_found(format!("no committed transaction {hash}")))?;
+        let block = view
+            .block(at.height)
+            .map_err(PageError::internal)?
+            .ok_or_else(|| PageError::internal(format!("block {} missing", at.height.0)))?;
+        let i = at.index as usize;
+        let tx = block
+            .transactions
+            .get(i)
+            .ok_or_else(|| PageError::internal("transaction index out of its block"))?
+            .clone();
+        let sender = view
+            .senders(at.height)
+            .map_err(PageError::internal)?
+            .and_then(|s| s.get(i).copied());
+        let receipts = view.receipts(at.height).map_err(PageError::internal)?.unwrap_or_default();
+        let receipt = receipts.get(i).cloned();
+        let before = i.checked_sub(1).and_then(|p| receipts.get(p)).map_or(0, |r| r.cumulative_gas_used());
+        let gas_used = receipt.as_ref().map(|r| r.cumulative_gas_used() - before);
+        let logs: Vec<_> = receipt
+            .as_ref()
+            .map(|r| {
+                r.logs()
+                    .iter()
+                    .map(|log| (log.address, x.events.decode(&log.data), log.data.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(html! {
+            h1 { "Transaction" }
+            table.fields {
+                tr { th { "Hash" } td.mono #tx-hash { (hash) } }
+                tr { th { "Status" } td #tx-status { @match &receipt { Some(r) if r.status() => "success", Some(_) => span.error { "failed (reverted)" }, None => "?" } } }
+                tr { th { "Block" } td { a href={ "/explorer/block/" (at.height.0) } { (at.height.0) } " (index " (i) ")" } }
+                tr { th { "From" } td #tx-from { @if let Some(s) = sender { (address_link(&s)) } } }
+                tr { th { "To" } td #tx-to { @match tx.to() { Some(to) => (address_link(&to)), None => "contract creation" } } }
+                tr { th { "Value (wei)" } td { (tx.value()) } }
+                tr { th { "Nonce" } td { (tx.nonce()) } }
+                tr { th { "Gas used / limit" } td { (gas_used.map(|g| g.to_string()).unwrap_or_default()) " / " (tx.gas_limit()) } }
+                tr { th { "Input" } td { (tx.input().len()) " bytes" } }
+            }
+            h2 { "Events (" (logs.len()) ")" }
+            @for (i, (address, decoded, raw)) in logs.iter().enumerate() {
+                section.event {
+                    h3 { (i) ". "
+                        @match decoded { Some(d) => { span.event-name { (d.name) } " (" (d.contract) ")" }, None => "unknown event" }
+                        " at " (address_link(address)) }
+                    @match decoded {
+                        Some(d) => table.fields { @for (name, value) in &d.args { tr { th { (name) } td.mono { (value) } } } },
+                        None => table.fields {
+                            @for (t, topic) in raw.topics().iter().enumerate() { tr { th { "topic " (t) } td.mono { (topic) } } }
+                            tr { th { "data" } td.mono { (raw.data) } }
+                        },
+                    }
+                }
+            }
+        })
+    })
+    .await?;
+    Ok(layout("Transaction", page))
+}
+
+pub(crate) async fn address<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Path(address): Path<String>,
+) -> Page {
+    let address: Address = address
+        .parse()
+        .map_err(|_| PageError::bad_request("an address is 20 bytes of 0x-hex"))?;
+    let page = read(&x, move |_, view| {
+        let account = view.account(&address).map_err(PageError::internal)?.unwrap_or_default();
+        let code = match account.code_hash {
+            h if h == trellis_storage::EMPTY_CODE_HASH || h == B256::ZERO => None,
+            h => view.code(&h).map_err(PageError::internal)?.map(|c| (h, c.len())),
+        };
+        let mut slots = governance_slots(view);
+        let mut gov = Governance::new(&mut slots);
+        let org = gov.account_org(&address).map_err(PageError::internal)?;
+        let frozen = gov.is_frozen(&address).map_err(PageError::internal)?;
+        let system = system_name(&address);
+        Ok(html! {
+            h1 { "Address" }
+            table.fields {
+                tr { th { "Address" } td.mono #address { (address.to_checksum(None)) } }
+                @if let Some(name) = system { tr { th { "System contract" } td { (name) } } }
+                tr { th { "Balance (wei)" } td #balance { (account.balance) } }
+                tr { th { "Nonce" } td #nonce { (account.nonce) } }
+                tr { th { "Code" } td { @match &code { Some((hash, len)) => { (len) " bytes, hash " span.mono { (hash) } }, None => "none (an account)" } } }
+                tr { th { "Organisation" } td #organization { @match &org { Some(o) => (o.as_str()), None => "not registered" } } }
+                tr { th { "Frozen" } td #frozen { @if frozen { span.error { "yes" } } @else { "no" } } }
+            }
+            p.note { "Transaction history by address is not indexed yet; search a transaction by its hash." }
+        })
+    })
+    .await?;
+    Ok(layout("Address", page))
+}
+
+fn system_name(a: &Address) -> Option<&'static str> {
+    [
+        (trellis_system::GOVERNANCE_ADDRESS, "governance"),
+        (trellis_system::EVIDENCE_ADDRESS, "evidence"),
+        (trellis_system::IDENTIFIERS_ADDRESS, "identifiers"),
+        (trellis_system::DIDS_ADDRESS, "DIDs"),
+    ]
+    .into_iter()
+    .find_map(|(address, name)| (address == *a).then_some(name))
+}
+
+pub(crate) async fn organizations<B: Backend>(State(x): State<Arc<Explorer<B>>>) -> Page {
+    let page = read(&x, |_, view| {
+        let mut slots = governance_slots(view);
+        let mut gov = Governance::new(&mut slots);
+        // Bounded registries (organisations ≤ 1,024, validators ≤ 256): shown whole.
+        let orgs = gov.organizations(0, trellis_system::governance::MAX_ORGANIZATIONS).map_err(PageError::internal)?;
+        let mut nodes = Vec::new();
+        for o in &orgs {
+            for key in gov.organization_nodes(&o.id).map_err(PageError::internal)? {
+                nodes.extend(gov.node(&key).map_err(PageError::internal)?);
+            }
+        }
+        Ok(html! {
+            h1 { "Organisations" }
+            table #organizations {
+                thead { tr { th { "Id" } th { "Name" } th { "Roles" } th { "Admins" } th { "Joined at" } } }
+                tbody {
+                    @for o in &orgs {
+                        tr {
+                            td { (o.id.as_str()) }
+                            td { (o.name) }
+                            td { @if o.member { "member " } @if o.supervisor { "supervisor" } }
+                            td { @for a in &o.admins { (address_link(a)) " " } }
+                            td { a href={ "/explorer/block/" (o.joined_at) } { (o.joined_at) } }
+                        }
+                    }
+                }
+            }
+            h2 { "Nodes and validators" }
+            table #nodes {
+                thead { tr { th { "Node key" } th { "Organisation" } th { "Role" } th { "Power" } } }
+                tbody {
+                    @for n in &nodes {
+                        tr { td.mono { (n.public_key) } td { (n.org.as_str()) } td { (role_name(n.role)) } td { (n.power) } }
+                    }
+                }
+            }
+        })
+    })
+    .await?;
+    Ok(layout("Organisations", page))
+}
+
+pub(crate) async fn proposals<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Query(paging): Query<Paging>,
+) -> Page {
+    let offset = paging.offset.unwrap_or(0);
+    let page = read(&x, move |_, view| {
+        let height = tip(view)?;
+        let mut slots = governance_slots(view);
+        let mut gov = Governance::new(&mut slots);
+        let total = gov.config().map_err(PageError::internal)?.proposals;
+        // Newest first.
+        let newest = total.saturating_sub(offset);
+        let mut rows = Vec::new();
+        for id in (newest.saturating_sub(PAGE)..newest).rev() {
+            if let Some(p) = gov.proposal(id).map_err(PageError::internal)? {
+                let votes = gov.votes(id).map_err(PageError::internal)?;
+                rows.push((p, votes));
+            }
+        }
+        Ok(html! {
+            h1 { "Proposals (" (total) ")" }
+            table #proposals {
+                thead { tr { th { "Id" } th { "What" } th { "Proposed by" } th { "Status" } th { "Approvals" } th { "Rejections" } th { "Created at" } } }
+                tbody {
+                    @for (p, votes) in &rows {
+                        tr {
+                            td { (p.id) }
+                            td { (p.action.describe()) @if let Some(f) = &p.failure { br; span.error { (f) } } }
+                            td { (p.proposer_org.as_str()) " " (address_link(&p.proposer)) }
+                            td.status { (p.status_at(height).name()) }
+                            td { @for o in &votes.approvals { (o.as_str()) " " } }
+                            td { @for o in &votes.rejections { (o.as_str()) " " } }
+                            td { a href={ "/explorer/block/" (p.created_at) } { (p.created_at) } }
+                        }
+                    }
+                }
+            }
+            (pager("/explorer/proposals", offset, rows.len(), total))
+        })
+    })
+    .await?;
+    Ok(layout("Proposals", page))
+}
+
+pub(crate) async fn audit<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Query(paging): Query<Paging>,
+) -> Page {
+    let offset = paging.offset.unwrap_or(0);
+    let page = read(&x, move |_, view| {
+        let mut slots = governance_slots(view);
+        let mut gov = Governance::new(&mut slots);
+        let total = gov.config().map_err(PageError::internal)?.audits;
+        let newest = total.saturating_sub(offset);
+        let mut rows = Vec::new();
+        for seq in (newest.saturating_sub(PAGE)..newest).rev() {
+            rows.extend(gov.audit_entry(seq).map_err(PageError::internal)?);
+        }
+        Ok(html! {
+            h1 { "Audit log (" (total) " entries)" }
+            p { "Export: " a #export-csv href="/explorer/audit.csv" { "CSV" } " · " a #export-json href="/explorer/audit.json" { "JSON" }
+                " (oldest first, up to 1,000 entries a file: add " code { "?offset=N" } ")." }
+            table #audit {
+                thead { tr { th { "#" } th { "Block" } th { "Transaction" } th { "Action" } th { "Organisation" } th { "Actor" } th { "Detail" } } }
+                tbody {
+                    @for a in &rows {
+                        tr {
+                            td { (a.seq) }
+                            td { a href={ "/explorer/block/" (a.height) } { (a.height) } }
+                            td { @if a.tx_hash != B256::ZERO { a.mono href={ "/explorer/tx/" (a.tx_hash) } { (short(&a.tx_hash)) } } }
+                            td.action { (a.action) }
+                            td { (a.org) }
+                            td { @if a.actor != Address::ZERO { (address_link(&a.actor)) } }
+                            td { (a.detail) }
+                        }
+                    }
+                }
+            }
+            (pager("/explorer/audit", offset, rows.len(), total))
+        })
+    })
+    .await?;
+    Ok(layout("Audit log", page))
+}
+
+pub(crate) async fn frozen<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Query(paging): Query<Paging>,
+) -> Page {
+    let offset = paging.offset.unwrap_or(0);
+    let page = read(&x, move |_, view| {
+        let mut slots = governance_slots(view);
+        let mut gov = Governance::new(&mut slots);
+        let total = gov.frozen_count().map_err(PageError::internal)?;
+        let frozen = gov.frozen(offset, PAGE).map_err(PageError::internal)?;
+        Ok(html! {
+            h1 { "Frozen accounts and contracts (" (total) ")" }
+            p { "A freeze is a proposal members pass and a supervisor co-signs; the "
+                a href="/explorer/proposals" { "proposals" } " and the " a href="/explorer/audit" { "audit log" }
+                " show who proposed and approved each." }
+            ul #frozen { @for a in &frozen { li { (address_link(a)) } } }
+            (pager("/explorer/frozen", offset, frozen.len(), total))
+        })
+    })
+    .await?;
+    Ok(layout("Frozen", page))
+}
