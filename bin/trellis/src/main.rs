@@ -1,6 +1,7 @@
 //! The `trellis` command: run a node, a local dev chain or testnet, manage keys and genesis,
 //! and measure throughput. A thin layer over the library crates.
 
+mod audit;
 mod bench;
 mod client;
 mod dev;
@@ -64,6 +65,11 @@ enum Command {
     Org {
         #[command(subcommand)]
         command: gov::OrgCommand,
+    },
+    /// Audit log: export it with its proofs, verify an export offline.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Evidence (notarization): submit file digests, verify files against the chain.
     Evidence {
@@ -166,6 +172,7 @@ fn run() -> anyhow::Result<()> {
         Command::Gov { command } => runtime()?.block_on(gov::run(command)),
         Command::Org { command } => runtime()?.block_on(gov::run_org(command)),
         Command::Evidence { command } => runtime()?.block_on(evidence::run(command)),
+        Command::Audit { command } => runtime()?.block_on(audit::run(command)),
         Command::Id { command } => runtime()?.block_on(ids::run(command)),
         Command::Did { command } => runtime()?.block_on(dids::run(command)),
     }

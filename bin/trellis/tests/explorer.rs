@@ -286,4 +286,49 @@ async fn pages_agree_with_json_rpc_and_search_reaches_every_object() {
     }
     let audit_page = page(port, "/explorer/audit").await;
     assert!(audit_page.contains("propose"), "{audit_page}");
+
+    // A verifiable export: proofs checked offline against the genesis validators, and the
+    // CSV checked against the proven entries; a forged entry or row is refused.
+    let genesis = dir.join("dev/genesis.json");
+    let export = dir.join("audit-export.json");
+    let csv_file = dir.join("audit.csv");
+    std::fs::write(&csv_file, &csv).expect("csv");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+    let out = run_cli(
+        dir,
+        &["audit", "export", "--rpc", &url, "--out", &path(&export)],
+    );
+    assert!(out.contains("exported audit entries 0.."), "{out}");
+    let verify = [
+        "audit".to_string(),
+        "verify".into(),
+        path(&export),
+        "--genesis".into(),
+        path(&genesis),
+        "--csv".into(),
+        path(&csv_file),
+    ];
+    let verify: Vec<&str> = verify.iter().map(String::as_str).collect();
+    let out = run_cli(dir, &verify);
+    assert!(
+        out.contains(&format!("verified: {} audit entries", log.len())),
+        "{out}"
+    );
+    assert!(out.contains("validator signatures at height"), "{out}");
+    assert!(out.contains(&format!("{} rows match", log.len())), "{out}");
+
+    let mut forged: Value =
+        serde_json::from_slice(&std::fs::read(&export).expect("export")).expect("JSON");
+    forged["bundles"][0]["entries"][0]["detail"] = "nothing happened".into();
+    std::fs::write(&export, serde_json::to_vec(&forged).expect("JSON")).expect("write");
+    let err = cli_fails(dir, &verify);
+    assert!(err.contains("differs from the proven one"), "{err}");
+    run_cli(
+        dir,
+        &["audit", "export", "--rpc", &url, "--out", &path(&export)],
+    );
+    let first_detail = log[0]["detail"].as_str().expect("detail");
+    std::fs::write(&csv_file, csv.replacen(first_detail, "nothing happened", 1)).expect("csv");
+    let err = cli_fails(dir, &verify);
+    assert!(err.contains("differs from the proven audit entry"), "{err}");
 }

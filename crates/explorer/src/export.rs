@@ -6,6 +6,7 @@ use alloy_primitives::{Address, B256};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use trellis_system::Governance;
 
 use crate::pages::{read, PageError};
 use crate::Explorer;
+use trellis_rpc::rest::{Charge, RestError};
+use trellis_system::GOVERNANCE_ADDRESS;
 
 /// Most entries one export file holds.
 pub const MAX_ROWS: u64 = 1_000;
@@ -133,4 +136,56 @@ pub(crate) async fn audit_json<B: Backend>(
 ) -> Result<Response, PageError> {
     let rows = rows(&x, range).await?;
     Ok(axum::Json(rows).into_response())
+}
+
+/// A proof bundle of audit entries `offset..offset + limit` (at most
+/// `trellis_sdk`'s 100): the entries and one storage proof of them and of the entry count,
+/// at the finalized tip. Costs the client [`trellis_rpc::PROOF_COST`] per entry.
+pub(crate) async fn audit_bundle<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Extension(charge): Extension<Charge>,
+    Query(range): Query<Range>,
+) -> Result<axum::Json<serde_json::Value>, RestError> {
+    const MAX_BUNDLE: u64 = 100;
+    let from = range.offset.unwrap_or(0);
+    let limit = range.limit.unwrap_or(MAX_BUNDLE);
+    if limit == 0 || limit > MAX_BUNDLE {
+        return Err(RestError::bad_request(format!(
+            "limit must be 1 to {MAX_BUNDLE}"
+        )));
+    }
+    charge.proofs(limit as usize)?;
+    let backend = x.backend.clone();
+    trellis_storage::blocking(move || {
+        let view = backend.view()?;
+        let mut slots = governance_slots(&view);
+        let mut gov = Governance::new(&mut slots);
+        let total = gov.config()?.audits;
+        if from > total {
+            return Err(RestError::not_found(format!(
+                "the audit log holds {total} entries; none from {from}"
+            )));
+        }
+        let end = total.min(from.saturating_add(limit));
+        let mut entries = Vec::new();
+        let mut proven = gov.config_proof_slots()?;
+        for seq in from..end {
+            entries.extend(gov.audit_entry(seq)?);
+            proven.extend(gov.audit_proof_slots(seq)?);
+        }
+        let proof = trellis_rpc::rest::state_proof(
+            backend.chain_id(),
+            &view,
+            GOVERNANCE_ADDRESS,
+            &proven.into_iter().map(B256::from).collect::<Vec<_>>(),
+        )?;
+        Ok(axum::Json(serde_json::json!({
+            "chainId": backend.chain_id(),
+            "from": from,
+            "entries": entries,
+            "proof": proof,
+        })))
+    })
+    .await
+    .map_err(|e| RestError::internal(e.to_string()))?
 }

@@ -50,6 +50,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/explorer/audit", get(pages::audit::<B>))
         .route("/explorer/audit.csv", get(export::audit_csv::<B>))
         .route("/explorer/audit.json", get(export::audit_json::<B>))
+        .route("/explorer/audit.bundle", get(export::audit_bundle::<B>))
         .route("/explorer/frozen", get(pages::frozen::<B>))
         .route("/explorer/style.css", get(pages::style))
         .with_state(state)

@@ -66,7 +66,7 @@ impl RestError {
         }
     }
 
-    pub(crate) fn internal(message: impl Into<String>) -> Self {
+    pub fn internal(message: impl Into<String>) -> Self {
         RestError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internalError",

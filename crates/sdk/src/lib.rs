@@ -7,11 +7,13 @@
 //! - [`evidence`]: hashing files the way the chain records them, the calldata of
 //!   submissions, and verification of an evidence record with its proof.
 //! - [`identifiers`], [`dids`]: verification of resolutions fetched with `?proof=true`.
+//! - [`audit`]: verification of governance audit exports (entries with their proof).
 //!
 //! Transactions are ordinary Ethereum transactions to the system contracts' addresses: sign
 //! them with any Ethereum library (or `trellis_crypto`) and send them with
 //! `eth_sendRawTransaction`.
 
+pub mod audit;
 pub mod dids;
 pub mod evidence;
 pub mod identifiers;

@@ -785,6 +785,20 @@ impl<'s, S: Slots> Governance<'s, S> {
         Ok(votes)
     }
 
+    /// The slots that prove audit entry `seq` and the configuration record (which holds the
+    /// number of entries), for storage proofs of an audit export.
+    pub fn audit_proof_slots(
+        &mut self,
+        seq: u64,
+    ) -> Result<Vec<alloy_primitives::U256>, SlotError> {
+        kv::proof_slots(self.slots, &audit_key(seq))
+    }
+
+    /// The slots that prove the configuration record (threshold, counts).
+    pub fn config_proof_slots(&mut self) -> Result<Vec<alloy_primitives::U256>, SlotError> {
+        kv::proof_slots(self.slots, CONFIG)
+    }
+
     pub fn audit_entry(&mut self, seq: u64) -> Result<Option<AuditEntry>, SlotError> {
         self.read(&audit_key(seq))
     }

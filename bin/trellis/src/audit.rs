@@ -1,0 +1,160 @@
+//! `trellis audit`: export the governance audit log with its proofs, and verify an export
+//! offline against the validators trusted by a genesis file (see `trellis_sdk::audit`).
+
+use anyhow::{bail, Context as _};
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use trellis_sdk::audit::{self, AuditBundle, MAX_BUNDLE};
+use trellis_sdk::Trusted;
+use trellis_system::governance::AuditEntry;
+
+use crate::gov::Endpoint;
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Write the audit log (entries `--from` on) with the proofs that back it to a file.
+    Export {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        /// First entry to export.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// The export file (JSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check an export offline: every entry against the proven state of a block certified by
+    /// the trusted validators; with `--csv`, also a CSV export (the explorer's
+    /// `/explorer/audit.csv`) against the proven entries.
+    Verify {
+        /// The export file written by `trellis audit export`.
+        file: PathBuf,
+        /// Genesis file of the chain: its validators are the ones trusted.
+        #[arg(long)]
+        genesis: PathBuf,
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+}
+
+/// An export file: consecutive bundles from `from` on.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Export {
+    chain_id: u64,
+    from: u64,
+    bundles: Vec<AuditBundle>,
+}
+
+/// One row of the explorer's CSV export.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CsvRow {
+    seq: u64,
+    block_number: u64,
+    transaction_hash: alloy_primitives::B256,
+    action: String,
+    org: String,
+    actor: alloy_primitives::Address,
+    detail: String,
+}
+
+pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Export {
+            endpoint,
+            from,
+            out,
+        } => {
+            let client = endpoint.rest();
+            let mut bundles: Vec<AuditBundle> = Vec::new();
+            let mut next = from;
+            loop {
+                let bundle = audit::bundle(&client, next, MAX_BUNDLE).await?;
+                let n = bundle.entries.len() as u64;
+                next += n;
+                bundles.push(bundle);
+                if n < MAX_BUNDLE {
+                    break;
+                }
+            }
+            let chain_id = bundles.first().map_or(0, |b| b.chain_id);
+            let export = Export {
+                chain_id,
+                from,
+                bundles,
+            };
+            std::fs::write(&out, serde_json::to_vec_pretty(&export)?)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "exported audit entries {from}..{next} of chain {chain_id} with their proofs to {}",
+                out.display()
+            );
+        }
+        AuditCommand::Verify { file, genesis, csv } => {
+            let export: Export = serde_json::from_slice(
+                &std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?,
+            )
+            .with_context(|| format!("{} is not an audit export", file.display()))?;
+            let trusted = Trusted::from_genesis_file(&genesis)?;
+            let mut entries: Vec<AuditEntry> = Vec::new();
+            let mut next = export.from;
+            for bundle in &export.bundles {
+                if bundle.from != next {
+                    bail!(
+                        "the export skips entries: a bundle starts at {} where {next} was expected",
+                        bundle.from
+                    );
+                }
+                let verified = audit::verify(bundle, &trusted).with_context(|| {
+                    format!("entries from {} could not be verified", bundle.from)
+                })?;
+                println!(
+                    "entries {}..{}: verified against {} validator signatures at height {} ({}); the log then held {} entries",
+                    bundle.from,
+                    bundle.from + verified.entries.len() as u64,
+                    verified.signatures,
+                    verified.proven_at,
+                    verified.block_hash,
+                    verified.total
+                );
+                next += verified.entries.len() as u64;
+                entries.extend(verified.entries);
+            }
+            if let Some(csv) = csv {
+                let mut reader = csv::Reader::from_path(&csv)
+                    .with_context(|| format!("cannot read {}", csv.display()))?;
+                let mut rows = 0;
+                for row in reader.deserialize::<CsvRow>() {
+                    let row = row.with_context(|| format!("{}: malformed row", csv.display()))?;
+                    let Some(entry) = row
+                        .seq
+                        .checked_sub(export.from)
+                        .and_then(|i| entries.get(i as usize))
+                    else {
+                        bail!("CSV row {} is not covered by the export", row.seq);
+                    };
+                    let same = entry.seq == row.seq
+                        && entry.height == row.block_number
+                        && entry.tx_hash == row.transaction_hash
+                        && entry.action == row.action
+                        && entry.org == row.org
+                        && entry.actor == row.actor
+                        && entry.detail == row.detail;
+                    if !same {
+                        bail!("CSV row {} differs from the proven audit entry", row.seq);
+                    }
+                    rows += 1;
+                }
+                println!("{}: {rows} rows match the proven entries", csv.display());
+            }
+            println!(
+                "verified: {} audit entries of chain {}",
+                entries.len(),
+                export.chain_id
+            );
+        }
+    }
+    Ok(())
+}
