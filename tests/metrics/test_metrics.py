@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -179,6 +180,10 @@ def test_governance_and_service_levels_match_json_rpc():
             assert families[family].type == "gauge"
             assert value(families, family) == int(config[key], 16), (family, config)
         assert value(families, "trellis_governance_nodes") == len(NODES)
+        proposals = rpc.provider.make_request("trellis_getProposals", [0, 1000])["result"]
+        pending = sum(1 for p in proposals if p["status"] == "pending")
+        assert families["trellis_governance_proposals_pending"].type == "gauge"
+        assert value(families, "trellis_governance_proposals_pending") == pending
         # The client suites notarized some before: ask the evidence contract how many.
         count = rpc.eth.call({"to": EVIDENCE, "data": Web3.keccak(text="count()")[:4]})
         assert value(families, "trellis_evidence_records") == int.from_bytes(count, "big")
@@ -208,6 +213,25 @@ def test_json_rpc_and_rest_requests_are_counted_by_method_and_outcome():
     assert value(after, "trellis_rest_requests", "trellis_rest_requests_total",
                  route="/health", status="200") >= 1
     assert after["trellis_rpc_call_seconds"].type == "histogram"
+
+
+def test_identifier_resolutions_are_counted_by_source():
+    node = NODES[2]
+    # An identifier nobody registered: the first answer comes from state, the next ones from
+    # the resolution cache (until a block touches identifiers or the height moves on).
+    for _ in range(20):
+        try:
+            urllib.request.urlopen(node["rpc"] + "/api/handles/ZZ.9/nobody", timeout=10)
+            pytest.fail("an unregistered identifier resolved")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404
+    families = scrape(node)
+    assert families["trellis_identifier_resolutions"].type == "counter"
+    resolved = lambda source: value(families, "trellis_identifier_resolutions",
+                                    "trellis_identifier_resolutions_total", source=source)
+    assert resolved("state") >= 1
+    assert resolved("cache") >= 1
+    assert resolved("state") + resolved("cache") >= 20
 
 
 def test_a_killed_validator_shows_as_missing_power():

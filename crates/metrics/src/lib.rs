@@ -87,6 +87,13 @@ pub struct RpcMetrics {
     pub rate_limited: Family<DoorLabel, Counter>,
     /// Requests refused by read access control, by reason.
     pub access_refused: Family<ReasonLabel, Counter>,
+    /// Identifier resolutions by where they were answered from (`cache`, `state`).
+    pub identifier_resolutions: Family<SourceLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: &'static str,
 }
 
 impl Default for RpcMetrics {
@@ -98,6 +105,7 @@ impl Default for RpcMetrics {
             rest_seconds: Family::new_with_constructor(latency),
             rate_limited: Family::default(),
             access_refused: Family::default(),
+            identifier_resolutions: Family::default(),
         }
     }
 }
@@ -134,6 +142,18 @@ impl RpcMetrics {
             "Requests refused by read access control (rpc.read_access), by reason",
             self.access_refused.clone(),
         );
+        registry.register(
+            "identifier_resolutions",
+            "Identifier resolutions by where the answer came from (cache: the resolution cache; state: committed state)",
+            self.identifier_resolutions.clone(),
+        );
+    }
+
+    /// Counts an identifier resolution answered from `source` (`cache` or `state`).
+    pub fn identifier_resolved(&self, source: &'static str) {
+        self.identifier_resolutions
+            .get_or_create(&SourceLabel { source })
+            .inc();
     }
 
     /// Counts a request refused by read access control.
@@ -246,6 +266,8 @@ pub struct ChainMetrics {
     pub registered_nodes: Gauge,
     pub frozen: Gauge,
     pub proposals: Gauge,
+    /// Proposals still open for votes.
+    pub proposals_pending: Gauge,
     pub audit_entries: Gauge,
     pub evidence_records: Gauge,
 }
@@ -281,6 +303,7 @@ impl ChainMetrics {
             registered_nodes: Gauge::default(),
             frozen: Gauge::default(),
             proposals: Gauge::default(),
+            proposals_pending: Gauge::default(),
             audit_entries: Gauge::default(),
             evidence_records: Gauge::default(),
         }
@@ -419,6 +442,11 @@ impl ChainMetrics {
                 "governance_proposals",
                 "Governance proposals ever made (the next proposal id)",
                 &self.proposals,
+            ),
+            (
+                "governance_proposals_pending",
+                "Governance proposals open for votes (not yet decided or expired)",
+                &self.proposals_pending,
             ),
             (
                 "governance_audit_entries",

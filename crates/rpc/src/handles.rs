@@ -63,11 +63,16 @@ struct CacheState {
 pub struct HandleCache {
     state: RwLock<CacheState>,
     committed: watch::Receiver<u64>,
+    /// Counts resolutions by where they were answered from.
+    metrics: trellis_metrics::RpcMetrics,
 }
 
 impl HandleCache {
     /// A cache following `backend`'s commits (spawns the follower on the current runtime).
-    pub fn start<B: Backend>(backend: Arc<B>) -> Arc<HandleCache> {
+    pub fn start<B: Backend>(
+        backend: Arc<B>,
+        metrics: trellis_metrics::RpcMetrics,
+    ) -> Arc<HandleCache> {
         let committed = backend.subscribe_heights();
         let height = *committed.borrow();
         let cache = Arc::new(HandleCache {
@@ -76,6 +81,7 @@ impl HandleCache {
                 entries: HashMap::new(),
             }),
             committed: committed.clone(),
+            metrics,
         });
         let follower = cache.clone();
         tokio::spawn(async move { follower.follow(backend, committed).await });
@@ -119,7 +125,11 @@ impl HandleCache {
         if state.height != *self.committed.borrow() {
             return None;
         }
-        state.entries.get(id).cloned()
+        let hit = state.entries.get(id).cloned();
+        if hit.is_some() {
+            self.metrics.identifier_resolved("cache");
+        }
+        hit
     }
 
     fn store(&self, id: &str, at_height: u64, resolved: Arc<Resolved>) {
@@ -220,6 +230,7 @@ fn resolve<B: Backend>(
     let height = view.tip()?.unwrap_or_default().0;
     let mut own = trellis_execution::system_slots(&view, IDENTIFIERS_ADDRESS);
     let mut gov = trellis_execution::governance_slots(&view);
+    cache.metrics.identifier_resolved("state");
     let resolved = Arc::new(match Identifiers::new(&mut own, &mut gov).get(id)? {
         Some(record) => {
             let values = record.values.iter().map(handle_value).collect();

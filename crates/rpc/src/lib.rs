@@ -172,7 +172,7 @@ pub async fn serve<B: Backend>(
             tower::ServiceBuilder::new()
                 .layer(access::AccessLayer::new(gate))
                 .layer(rest::RestLayer::new(
-                    rest::router(backend.clone(), pages),
+                    rest::router(backend.clone(), pages, metrics.clone()),
                     limiter.clone(),
                     metrics,
                 ))

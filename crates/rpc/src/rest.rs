@@ -134,7 +134,11 @@ impl IntoResponse for RestError {
 
 /// The REST routes over `backend`, with `pages` (the node's explorer, under `/explorer`)
 /// beside them.
-pub fn router<B: Backend>(backend: Arc<B>, pages: Router) -> Router {
+pub fn router<B: Backend>(
+    backend: Arc<B>,
+    pages: Router,
+    metrics: trellis_metrics::RpcMetrics,
+) -> Router {
     Router::new()
         .route("/health", get(health::<B>))
         .route("/health/ready", get(ready::<B>))
@@ -151,7 +155,7 @@ pub fn router<B: Backend>(backend: Arc<B>, pages: Router) -> Router {
                 .route("/api/handles", post(handles::post_batch::<B>))
                 .route("/api/handles/{*identifier}", get(handles::get_handle::<B>))
                 .with_state(handles::HandleState {
-                    cache: handles::HandleCache::start(backend.clone()),
+                    cache: handles::HandleCache::start(backend.clone(), metrics),
                     backend,
                 }),
         )
