@@ -58,6 +58,13 @@ pub struct Page {
 
 #[derive(Args, Clone)]
 pub struct Signer {
+    /// Ethereum keystore file (v3 JSON) of the signing account; its password is asked for on
+    /// the terminal, or read from `--password-file`.
+    #[arg(long, env = "TRELLIS_KEYSTORE", conflicts_with_all = ["private_key", "dev_account"])]
+    pub keystore: Option<std::path::PathBuf>,
+    /// File whose first line is the keystore's password.
+    #[arg(long, env = "TRELLIS_PASSWORD_FILE", requires = "keystore")]
+    pub password_file: Option<std::path::PathBuf>,
     /// Hex private key of the signing account (an organisation admin).
     #[arg(long, env = "TRELLIS_PRIVATE_KEY", conflicts_with = "dev_account")]
     pub private_key: Option<String>,
@@ -68,6 +75,9 @@ pub struct Signer {
 
 impl Signer {
     pub fn key(&self) -> anyhow::Result<AccountKey> {
+        if let Some(keystore) = &self.keystore {
+            return crate::keystore::decrypt(keystore, self.password_file.as_deref());
+        }
         match (&self.private_key, self.dev_account) {
             (Some(hex_key), _) => {
                 let bytes: B256 = hex_key
@@ -77,7 +87,9 @@ impl Signer {
                 Ok(AccountKey::from_bytes(&bytes.0)?)
             }
             (None, Some(i)) => Ok(AccountKey::dev(i)),
-            (None, None) => bail!("pass --private-key (or TRELLIS_PRIVATE_KEY) or --dev-account"),
+            (None, None) => bail!(
+                "pass --keystore (or TRELLIS_KEYSTORE), --private-key (or TRELLIS_PRIVATE_KEY) or --dev-account"
+            ),
         }
     }
 }

@@ -13,14 +13,22 @@ use trellis_primitives::{
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
-    /// Create a key: an Ed25519 node key file (default) or a secp256k1 account key.
+    /// Create a key: an Ed25519 node key file (default), or with `--account` a secp256k1
+    /// account key in an Ethereum keystore file (v3 JSON, password-encrypted).
     New {
-        /// Where to write the node key.
-        #[arg(long, default_value = "node_key.json")]
-        out: PathBuf,
-        /// Print a new account key instead of writing a node key.
+        /// Where to write the key (default: `node_key.json`, or `account-<address>.json`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Create an account key instead of a node key.
         #[arg(long)]
         account: bool,
+        /// File whose first line is the new keystore's password (asked for on the terminal
+        /// otherwise).
+        #[arg(long, requires = "account")]
+        password_file: Option<PathBuf>,
+        /// Print the new account's private key instead of writing a keystore (development).
+        #[arg(long, requires = "account", conflicts_with_all = ["out", "password_file"])]
+        print: bool,
         /// Overwrite an existing key file.
         #[arg(long)]
         force: bool,
@@ -40,12 +48,35 @@ pub enum KeysCommand {
 
 pub fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::New { account: true, .. } => {
+        KeysCommand::New {
+            account: true,
+            print: true,
+            ..
+        } => {
             let key = AccountKey::random();
             println!("address:     {}", key.address());
             println!("private key: 0x{}", hex::encode(key.secret_bytes()));
         }
+        KeysCommand::New {
+            account: true,
+            out,
+            password_file,
+            force,
+            ..
+        } => {
+            let key = AccountKey::random();
+            let out =
+                out.unwrap_or_else(|| PathBuf::from(format!("account-{}.json", key.address())));
+            if out.exists() && !force {
+                bail!("{} exists; pass --force to overwrite it", out.display());
+            }
+            let password = crate::keystore::password(password_file.as_deref(), true)?;
+            crate::keystore::encrypt(&key, &out, &password)?;
+            println!("wrote {}", out.display());
+            println!("address: {}", key.address());
+        }
         KeysCommand::New { out, force, .. } => {
+            let out = out.unwrap_or_else(|| PathBuf::from("node_key.json"));
             if out.exists() && !force {
                 bail!("{} exists; pass --force to overwrite it", out.display());
             }

@@ -11,6 +11,7 @@ mod gasbench;
 mod gov;
 mod ids;
 mod keys;
+mod keystore;
 mod precompile_cases;
 mod testnet;
 

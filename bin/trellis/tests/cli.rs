@@ -86,3 +86,116 @@ async fn logs_are_plain_text_or_json_lines() {
         "text log lines in a JSON log:\n{log}"
     );
 }
+
+/// `keys new --account` writes an Ethereum keystore (v3 JSON) readable by its owner only;
+/// `--keystore` signs with it once its password is given, and a wrong password is one clear
+/// line.
+#[tokio::test(flavor = "multi_thread")]
+async fn keystores_sign_transactions_and_refuse_wrong_passwords() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (_dev, url) = start_dev(&dir.join("dev"), "dev.log").await;
+    let password = dir.join("password.txt");
+    std::fs::write(&password, "correct horse battery staple\n").expect("password");
+    let keystore = dir.join("admin.json");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+    let out = run_cli(
+        dir,
+        &[
+            "keys",
+            "new",
+            "--account",
+            "--out",
+            &path(&keystore),
+            "--password-file",
+            &path(&password),
+        ],
+    );
+    let address: alloy_primitives::Address = out
+        .lines()
+        .find_map(|l| l.strip_prefix("address: "))
+        .expect("address printed")
+        .parse()
+        .expect("address");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&keystore).expect("keystore")).expect("JSON");
+    assert_eq!(json["version"], 3, "{json}");
+    assert_eq!(json["crypto"]["kdf"], "scrypt", "{json}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&keystore)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // The dev organisation's admin registers the account; the account then notarizes a file
+    // signed from its keystore.
+    run_cli(
+        dir,
+        &[
+            "org",
+            "add-accounts",
+            "--rpc",
+            &url,
+            "--dev-account",
+            "0",
+            &address.to_string(),
+        ],
+    );
+    let file = dir.join("report.txt");
+    std::fs::write(&file, "signed from a keystore").expect("file");
+    let out = run_cli(
+        dir,
+        &[
+            "evidence",
+            "submit",
+            "--rpc",
+            &url,
+            "--keystore",
+            &path(&keystore),
+            "--password-file",
+            &path(&password),
+            &path(&file),
+        ],
+    );
+    assert!(
+        out.contains("1 records in block") || out.contains("record"),
+        "{out}"
+    );
+    assert_eq!(nonce(&client(&url), address, "latest").await, 1);
+
+    std::fs::write(&password, "wrong\n").expect("password");
+    let err = cli_fails(
+        dir,
+        &[
+            "evidence",
+            "submit",
+            "--rpc",
+            &url,
+            "--keystore",
+            &path(&keystore),
+            "--password-file",
+            &path(&password),
+            &path(&file),
+        ],
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.ends_with(&format!("{}: wrong password\n", keystore.display())),
+        "{err}"
+    );
+    // Without a terminal and without a password file it says what to pass.
+    let err = cli_fails(
+        dir,
+        &[
+            "evidence",
+            "submit",
+            "--rpc",
+            &url,
+            "--keystore",
+            &path(&keystore),
+            &path(&file),
+        ],
+    );
+    assert!(err.contains("pass --password-file"), "{err}");
+}
