@@ -536,6 +536,7 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     let batches: Vec<Vec<(B256, Bytes)>> = txs.chunks(args.batch).map(|c| c.to_vec()).collect();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let mut handles = Vec::new();
+    let sending = crate::progress::bar(txs.len() as u64, "transactions sent");
     for (i, batch) in batches.into_iter().enumerate() {
         if args.rate > 0 {
             let due = start + Duration::from_secs_f64((i * args.batch) as f64 / args.rate as f64);
@@ -548,8 +549,10 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
         let submitted = submitted.clone();
         let rejected = rejected.clone();
         let duplicates = duplicates.clone();
+        let sending = sending.clone();
         handles.push(tokio::spawn(async move {
             let _permit = permit;
+            let _sent = scopeguard_inc(&sending, batch.len() as u64);
             let request = || {
                 let mut req = BatchRequestBuilder::new();
                 for (_, raw) in &batch {
@@ -587,6 +590,7 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     for h in handles {
         h.await?;
     }
+    sending.finish_and_clear();
     let submit_secs = start.elapsed().as_secs_f64();
     let submitted = Arc::try_unwrap(submitted)
         .map_err(|_| anyhow::anyhow!("submission tasks still running"))?
@@ -595,16 +599,26 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
 
     // Wait for finality.
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let finalizing = crate::progress::bar(submitted.len() as u64, "transactions final");
     loop {
         let done = {
             let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-            submitted.keys().all(|h| seen.contains_key(h))
+            if finalizing.is_hidden() {
+                // No terminal: stop at the first one missing (counting costs the machine
+                // under test CPU).
+                submitted.keys().all(|h| seen.contains_key(h))
+            } else {
+                let n = submitted.keys().filter(|h| seen.contains_key(*h)).count();
+                finalizing.set_position(n as u64);
+                n == submitted.len()
+            }
         };
         if done || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    finalizing.finish_and_clear();
     watcher.abort();
     let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut latencies: Vec<f64> = Vec::new();
@@ -669,4 +683,15 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
         ceiling_tps,
         share_of_ceiling: finalized_tps / ceiling_tps,
     })
+}
+
+/// Advances `bar` by `n` when dropped (when a batch's task ends, however it ends).
+fn scopeguard_inc(bar: &indicatif::ProgressBar, n: u64) -> impl Drop {
+    struct Inc(indicatif::ProgressBar, u64);
+    impl Drop for Inc {
+        fn drop(&mut self) {
+            self.0.inc(self.1);
+        }
+    }
+    Inc(bar.clone(), n)
 }

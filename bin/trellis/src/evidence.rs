@@ -71,6 +71,7 @@ pub async fn run(command: EvidenceCommand) -> anyhow::Result<()> {
             files,
         } => {
             let mut items = Vec::with_capacity(files.len());
+            let hashing = crate::progress::bar(files.len() as u64, "files hashed");
             for file in &files {
                 let digest = ev::hash_file(algorithm, file)
                     .with_context(|| format!("cannot read {}", file.display()))?;
@@ -80,7 +81,10 @@ pub async fn run(command: EvidenceCommand) -> anyhow::Result<()> {
                     content_type: content_type.clone(),
                     metadata: Bytes::from(metadata.clone().into_bytes()),
                 });
+                hashing.inc(1);
             }
+            hashing.finish_and_clear();
+            let submitting = crate::progress::bar(items.len() as u64, "records final");
             for (chunk, names) in items.chunks(MAX_BATCH).zip(files.chunks(MAX_BATCH)) {
                 let data = ev::submission_calldata(chunk);
                 let receipt = send_to(&endpoint, &signer, EVIDENCE_ADDRESS, data.to_vec())
@@ -96,17 +100,20 @@ pub async fn run(command: EvidenceCommand) -> anyhow::Result<()> {
                     })
                     .filter(|l| abi::EvidenceSubmitted::decode_log(&l.inner).is_ok())
                     .count();
-                println!("{submitted} records in block {block}:");
+                let mut report = format!("{submitted} records in block {block}:\n");
                 for (item, name) in chunk.iter().zip(names) {
-                    println!(
-                        "  {}  {}:{}  {}",
+                    report.push_str(&format!(
+                        "  {}  {}:{}  {}\n",
                         item.id(),
                         algorithm,
                         item.digest,
                         name.display()
-                    );
+                    ));
                 }
+                submitting.inc(chunk.len() as u64);
+                submitting.suspend(|| print!("{report}"));
             }
+            submitting.finish_and_clear();
             Ok(())
         }
         EvidenceCommand::Verify {

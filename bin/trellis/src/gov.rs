@@ -831,12 +831,16 @@ pub async fn run_org(command: OrgCommand) -> anyhow::Result<()> {
             signer,
             accounts,
         } => {
+            let progress = crate::progress::bar(accounts.len() as u64, "accounts added");
             for chunk in accounts.chunks(trellis_system::governance::MAX_ACCOUNTS_PER_CALL) {
                 let call = abi::addAccountsCall {
                     accounts: chunk.to_vec(),
                 };
-                print_events(&send(&endpoint, &signer, call.abi_encode()).await?);
+                let receipt = send(&endpoint, &signer, call.abi_encode()).await?;
+                progress.inc(chunk.len() as u64);
+                progress.suspend(|| print_events(&receipt));
             }
+            progress.finish_and_clear();
         }
         OrgCommand::RemoveAccounts {
             endpoint,

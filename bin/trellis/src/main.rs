@@ -13,6 +13,7 @@ mod ids;
 mod keys;
 mod keystore;
 mod precompile_cases;
+mod progress;
 mod testnet;
 
 use anyhow::Context as _;

@@ -198,10 +198,13 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let progress = crate::progress::bar(n as u64, "nodes answering");
     for node in &info.nodes {
         rt.block_on(wait_for_rpc(&node.rpc, Duration::from_secs(60)))
             .with_context(|| format!("node at {} did not come up; see its node.log", node.rpc))?;
+        progress.inc(1);
     }
+    progress.finish_and_clear();
     println!(
         "testnet of {n} validators is up (chain id {chain_id}); files in {}",
         dir.display()
@@ -212,6 +215,18 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
             node.rpc, node.p2p, node.gossip, node.metrics, node.pid
         );
     }
+    println!();
+    println!("Accounts (funded; account N administers orgN, validator N's organisation; the rest belong to org0):");
+    for i in 0..accounts {
+        let key = AccountKey::dev(i);
+        println!(
+            "({i}) {}  0x{}",
+            key.address(),
+            hex::encode(key.secret_bytes())
+        );
+    }
+    println!("These keys are public: never use them outside development.");
+    println!();
     println!("stop it with: trellis testnet down --dir {}", dir.display());
     Ok(())
 }

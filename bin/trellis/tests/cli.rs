@@ -199,3 +199,78 @@ async fn keystores_sign_transactions_and_refuse_wrong_passwords() {
     );
     assert!(err.contains("pass --password-file"), "{err}");
 }
+
+/// Under a terminal a multi-file submission draws a progress bar (on stderr); piped, the same
+/// command prints only its results, with no bar and no escape codes.
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_bars_show_on_a_terminal_and_never_in_pipes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (_dev, url) = start_dev(&dir.join("dev"), "dev.log").await;
+    // Two sets of 40 files (a digest is notarized once).
+    let files = |set: usize| -> Vec<String> {
+        (0..40)
+            .map(|i| {
+                let f = dir.join(format!("lot-{set}-{i}.txt"));
+                std::fs::write(&f, format!("set {set}, lot {i}")).expect("file");
+                f.to_str().expect("utf-8").to_owned()
+            })
+            .collect()
+    };
+    let submit = |set: usize| {
+        let mut args = vec![
+            "evidence".to_string(),
+            "submit".into(),
+            "--rpc".into(),
+            url.clone(),
+            "--dev-account".into(),
+            "1".into(),
+        ];
+        args.extend(files(set));
+        args
+    };
+
+    // A pseudo-terminal (util-linux `script`) around the command.
+    let command = std::iter::once(bin().to_str().expect("utf-8").to_owned())
+        .chain(submit(0))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .current_dir(dir)
+        .output()
+        .expect("script(1)");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{terminal}");
+    assert!(
+        terminal.contains("files hashed") || terminal.contains("records final"),
+        "no progress bar on a terminal:\n{terminal}"
+    );
+    assert!(terminal.contains("40 records in block"), "{terminal}");
+
+    // Piped: results only.
+    let args = submit(1);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = std::process::Command::new(bin())
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .expect("run trellis");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    for text in [&stdout, &stderr] {
+        assert!(
+            !text.contains("records final") && !text.contains("files hashed"),
+            "{text}"
+        );
+        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+    }
+    assert!(stdout.contains("40 records in block"), "{stdout}");
+}
