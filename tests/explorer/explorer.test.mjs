@@ -151,7 +151,20 @@ for (const javaScript of [true, false]) {
 
     const frozenList = await open("/explorer/frozen", { javaScript, shot: "frozen" });
     assert.ok((await frozenList.page.textContent("#frozen")).toLowerCase().includes(scenario.frozen));
+    // Who co-signed the freeze: the regulator, a supervisor.
+    assert.equal((await frozenList.page.textContent("#frozen .cosigners")).trim(), "regulator");
     await frozenList.close();
+    const frozenCsv = await (await fetch(rpc + "/explorer/frozen.csv")).text();
+    assert.ok(frozenCsv.trim().split("\n")[1].toLowerCase().startsWith(scenario.frozen));
+    assert.ok(frozenCsv.trim().endsWith(",regulator"));
+
+    const supervision = await open("/explorer/supervision", { javaScript, shot: "supervision" });
+    assert.match(await supervision.page.textContent("#readiness"), /^Live: height \d+/);
+    assert.equal(await supervision.page.locator("#validators tbody tr").count(), net.nodes.length);
+    const uptimes = await supervision.page.$$eval("#validators .uptime", (c) => c.map((x) => x.textContent));
+    assert.ok(uptimes.every((u) => /^\d+ \(\d+%\)$/.test(u)), uptimes.join(", "));
+    assert.deepEqual(supervision.errors, []);
+    await supervision.close();
 
     const audit = await open("/explorer/audit", { javaScript, shot: "audit" });
     const actions = await audit.page.$$eval("#audit .action", (c) => c.map((x) => x.textContent));

@@ -188,9 +188,52 @@ async fn pages_agree_with_json_rpc_and_search_reaches_every_object() {
         frozen_page.contains("<span class=\"error\">yes</span>"),
         "{frozen_page}"
     );
-    assert!(page(port, "/explorer/frozen")
+    let frozen_list = page(port, "/explorer/frozen").await;
+    assert!(frozen_list.contains(&frozen.to_checksum(None)));
+    // The freeze shows the proposal that made it (the dev chain has no supervisor).
+    let proposals_rpc: Vec<Value> = c
+        .request("trellis_getProposals", rpc_params![0, 1000])
         .await
-        .contains(&frozen.to_checksum(None)));
+        .expect("proposals");
+    let freeze = proposals_rpc
+        .iter()
+        .find(|p| p["kind"] == "freeze")
+        .expect("the freeze proposal");
+    let freeze_id = u64::from_str_radix(
+        freeze["id"].as_str().expect("id").trim_start_matches("0x"),
+        16,
+    )
+    .expect("id");
+    assert!(
+        frozen_list.contains(&format!("<td>{freeze_id} (block")),
+        "{frozen_list}"
+    );
+    let (status, _, frozen_csv) = http_request(port, "GET", "/explorer/frozen.csv", &[], "").await;
+    assert_eq!(status, 200);
+    let mut lines = frozen_csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("address,proposalId,proposedAt,proposerOrg,proposer,approvals,supervisorCosigners")
+    );
+    let row = lines.next().expect("a frozen row");
+    assert!(
+        row.to_lowercase()
+            .starts_with(&format!("{frozen:#x},{freeze_id},")),
+        "{row}"
+    );
+    assert!(row.contains(",dev,0x") && row.ends_with(",dev,"), "{row}");
+    // The supervision page: the chain is live, its validator signs, nothing awaits votes.
+    let supervision = page(port, "/explorer/supervision").await;
+    assert!(
+        supervision.contains(&format!("Chain {}", chain_id.to::<u64>())),
+        "{supervision}"
+    );
+    assert!(supervision.contains("Live: height"), "{supervision}");
+    assert!(supervision.contains("Awaiting votes (0)"), "{supervision}");
+    assert!(
+        supervision.contains("(100%)") || supervision.contains("%)"),
+        "{supervision}"
+    );
 
     // Governance pages.
     let orgs = page(port, "/explorer/organizations").await;

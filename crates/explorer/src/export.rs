@@ -99,22 +99,22 @@ pub(crate) async fn audit_csv<B: Backend>(
     Query(range): Query<Range>,
 ) -> Result<Response, PageError> {
     let rows = rows(&x, range).await?;
-    let mut out = csv::Writer::from_writer(Vec::new());
+    let mut out = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    out.write_record([
+        "seq",
+        "blockNumber",
+        "blockHash",
+        "transactionHash",
+        "action",
+        "org",
+        "actor",
+        "detail",
+    ])
+    .map_err(PageError::internal)?;
     for row in &rows {
         out.serialize(row).map_err(PageError::internal)?;
-    }
-    if rows.is_empty() {
-        out.write_record([
-            "seq",
-            "blockNumber",
-            "blockHash",
-            "transactionHash",
-            "action",
-            "org",
-            "actor",
-            "detail",
-        ])
-        .map_err(PageError::internal)?;
     }
     let body = out.into_inner().map_err(PageError::internal)?;
     Ok((
@@ -188,4 +188,115 @@ pub(crate) async fn audit_bundle<B: Backend>(
     })
     .await
     .map_err(|e| RestError::internal(e.to_string()))?
+}
+
+/// One frozen account or contract as exported, with the proposal that froze it when known.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrozenRow {
+    pub address: Address,
+    pub proposal_id: Option<u64>,
+    pub proposed_at: Option<u64>,
+    pub proposer_org: Option<String>,
+    pub proposer: Option<Address>,
+    /// Approving organisations, `;`-separated.
+    pub approvals: String,
+    /// The supervisor organisations among them, `;`-separated.
+    pub supervisor_cosigners: String,
+}
+
+async fn frozen_rows<B: Backend>(
+    x: &Arc<Explorer<B>>,
+    range: Range,
+) -> Result<Vec<FrozenRow>, PageError> {
+    let offset = range.offset.unwrap_or(0);
+    let limit = range.limit.unwrap_or(MAX_ROWS);
+    if limit == 0 || limit > MAX_ROWS {
+        return Err(PageError::bad_request(format!(
+            "limit must be 1 to {MAX_ROWS}"
+        )));
+    }
+    read(x, move |_, view| {
+        let mut slots = governance_slots(view);
+        let mut gov = Governance::new(&mut slots);
+        let frozen = gov.frozen(offset, limit).map_err(PageError::internal)?;
+        let by = crate::pages::freezes(&mut gov)?;
+        let mut out = Vec::new();
+        for address in frozen {
+            let row = match by.get(&address) {
+                Some((p, votes)) => FrozenRow {
+                    address,
+                    proposal_id: Some(p.id),
+                    proposed_at: Some(p.created_at),
+                    proposer_org: Some(p.proposer_org.to_string()),
+                    proposer: Some(p.proposer),
+                    approvals: votes
+                        .approvals
+                        .iter()
+                        .map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                    supervisor_cosigners: crate::pages::supervisors_among(
+                        &mut gov,
+                        &votes.approvals,
+                    )?
+                    .join(";"),
+                },
+                None => FrozenRow {
+                    address,
+                    proposal_id: None,
+                    proposed_at: None,
+                    proposer_org: None,
+                    proposer: None,
+                    approvals: String::new(),
+                    supervisor_cosigners: String::new(),
+                },
+            };
+            out.push(row);
+        }
+        Ok(out)
+    })
+    .await
+}
+
+pub(crate) async fn frozen_csv<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Query(range): Query<Range>,
+) -> Result<Response, PageError> {
+    let rows = frozen_rows(&x, range).await?;
+    let mut out = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    out.write_record([
+        "address",
+        "proposalId",
+        "proposedAt",
+        "proposerOrg",
+        "proposer",
+        "approvals",
+        "supervisorCosigners",
+    ])
+    .map_err(PageError::internal)?;
+    for row in &rows {
+        out.serialize(row).map_err(PageError::internal)?;
+    }
+    let body = out.into_inner().map_err(PageError::internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"trellis-frozen.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+pub(crate) async fn frozen_json<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Query(range): Query<Range>,
+) -> Result<Response, PageError> {
+    Ok(axum::Json(frozen_rows(&x, range).await?).into_response())
 }

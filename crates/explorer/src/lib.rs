@@ -52,6 +52,9 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/explorer/audit.json", get(export::audit_json::<B>))
         .route("/explorer/audit.bundle", get(export::audit_bundle::<B>))
         .route("/explorer/frozen", get(pages::frozen::<B>))
+        .route("/explorer/frozen.csv", get(export::frozen_csv::<B>))
+        .route("/explorer/frozen.json", get(export::frozen_json::<B>))
+        .route("/explorer/supervision", get(pages::supervision::<B>))
         .route("/explorer/style.css", get(pages::style))
         .with_state(state)
 }

@@ -14,7 +14,7 @@ use trellis_execution::governance_slots;
 use trellis_primitives::Height;
 use trellis_rpc::Backend;
 use trellis_storage::StateView;
-use trellis_system::governance::role_name;
+use trellis_system::governance::{role_name, Action, Proposal, Status};
 use trellis_system::Governance;
 
 use crate::{Explorer, PAGE};
@@ -104,6 +104,7 @@ fn layout(title: &str, content: Markup) -> Markup {
                         a href="/explorer/proposals" { "Proposals" }
                         a href="/explorer/audit" { "Audit log" }
                         a href="/explorer/frozen" { "Frozen" }
+                        a href="/explorer/supervision" { "Supervision" }
                     }
                     form action="/explorer/search" method="get" role="search" {
                         input type="search" name="q" aria-label="Search"
@@ -482,8 +483,81 @@ fn system_name(a: &Address) -> Option<&'static str> {
     .find_map(|(address, name)| (address == *a).then_some(name))
 }
 
+/// Blocks whose certificates the validators table counts.
+const UPTIME_WINDOW: u64 = 100;
+
+/// One validator's record over the last [`UPTIME_WINDOW`] blocks.
+struct Uptime {
+    info: trellis_rpc::ValidatorInfo,
+    signed: u64,
+    last_signed: Option<u64>,
+}
+
+/// The current validators and how many of the last blocks each one's precommit certified.
+async fn uptime<B: Backend>(x: &Arc<Explorer<B>>) -> Result<(Vec<Uptime>, u64), PageError> {
+    let validators = x.backend.validators();
+    let backend = x.backend.clone();
+    trellis_storage::blocking(move || {
+        let tip = backend
+            .view()
+            .map_err(PageError::internal)?
+            .tip()
+            .map_err(PageError::internal)?
+            .map_or(0, |h| h.0);
+        let first = tip.saturating_sub(UPTIME_WINDOW - 1).max(1);
+        let mut rows: Vec<Uptime> = validators
+            .into_iter()
+            .map(|info| Uptime {
+                info,
+                signed: 0,
+                last_signed: None,
+            })
+            .collect();
+        for h in first..=tip {
+            let Some(c) = backend.certificate_json(h) else {
+                continue;
+            };
+            for s in c["signatures"].as_array().into_iter().flatten() {
+                let signer = s["validator"].as_str().unwrap_or_default();
+                if let Some(row) = rows
+                    .iter_mut()
+                    .find(|r| r.info.address.eq_ignore_ascii_case(signer))
+                {
+                    row.signed += 1;
+                    row.last_signed = Some(h);
+                }
+            }
+        }
+        Ok((rows, tip.saturating_sub(first) + u64::from(tip >= first)))
+    })
+    .await
+    .map_err(PageError::internal)?
+}
+
+fn validators_table(rows: &[Uptime], window: u64) -> Markup {
+    html! {
+        table #validators {
+            thead { tr { th { "Node key" } th { "Consensus address" } th { "Power" } th { "Signed (last " (window) " blocks)" } th { "Last signed" } } }
+            tbody {
+                @for r in rows {
+                    tr {
+                        td.mono { (short(&r.info.public_key)) }
+                        td.mono { (r.info.address.to_lowercase()) }
+                        td { (r.info.power) }
+                        td.uptime {
+                            (r.signed) " (" ((r.signed * 100).checked_div(window).unwrap_or(100)) "%)"
+                        }
+                        td { @match r.last_signed { Some(h) => a href={ "/explorer/block/" (h) } { (h) }, None => span.error { "not in the window" } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(crate) async fn organizations<B: Backend>(State(x): State<Arc<Explorer<B>>>) -> Page {
-    let page = read(&x, |_, view| {
+    let (uptime, window) = uptime(&x).await?;
+    let page = read(&x, move |_, view| {
         let mut slots = governance_slots(view);
         let mut gov = Governance::new(&mut slots);
         // Bounded registries (organisations ≤ 1,024, validators ≤ 256): shown whole.
@@ -510,7 +584,9 @@ pub(crate) async fn organizations<B: Backend>(State(x): State<Arc<Explorer<B>>>)
                     }
                 }
             }
-            h2 { "Nodes and validators" }
+            h2 { "Validators" }
+            (validators_table(&uptime, window))
+            h2 { "Nodes" }
             table #nodes {
                 thead { tr { th { "Node key" } th { "Organisation" } th { "Role" } th { "Power" } } }
                 tbody {
@@ -610,6 +686,51 @@ pub(crate) async fn audit<B: Backend>(
     Ok(layout("Audit log", page))
 }
 
+/// Proposals the freeze scan reads at most, newest first.
+const FREEZE_SCAN: u64 = 10_000;
+
+/// The executed proposal that froze each target: the newest executed freeze of it among the
+/// last [`FREEZE_SCAN`] proposals.
+pub(crate) fn freezes<S: trellis_system::Slots>(
+    gov: &mut Governance<'_, S>,
+) -> Result<
+    std::collections::HashMap<Address, (Proposal, trellis_system::governance::Votes)>,
+    PageError,
+> {
+    let total = gov.config().map_err(PageError::internal)?.proposals;
+    let mut out = std::collections::HashMap::new();
+    for id in (total.saturating_sub(FREEZE_SCAN)..total).rev() {
+        let Some(p) = gov.proposal(id).map_err(PageError::internal)? else {
+            continue;
+        };
+        if let (Action::Freeze { target }, Status::Executed) = (&p.action, p.status) {
+            if !out.contains_key(target) {
+                let votes = gov.votes(id).map_err(PageError::internal)?;
+                out.insert(*target, (p.clone(), votes));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `votes`' approving organisations are supervisors.
+pub(crate) fn supervisors_among<S: trellis_system::Slots>(
+    gov: &mut Governance<'_, S>,
+    orgs: &[trellis_primitives::OrgId],
+) -> Result<Vec<String>, PageError> {
+    let mut out = Vec::new();
+    for o in orgs {
+        if gov
+            .organization(o)
+            .map_err(PageError::internal)?
+            .is_some_and(|o| o.supervisor)
+        {
+            out.push(o.as_str().to_owned());
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) async fn frozen<B: Backend>(
     State(x): State<Arc<Explorer<B>>>,
     Query(paging): Query<Paging>,
@@ -620,15 +741,144 @@ pub(crate) async fn frozen<B: Backend>(
         let mut gov = Governance::new(&mut slots);
         let total = gov.frozen_count().map_err(PageError::internal)?;
         let frozen = gov.frozen(offset, PAGE).map_err(PageError::internal)?;
+        let by = freezes(&mut gov)?;
+        let mut rows = Vec::new();
+        for a in frozen {
+            let proposal = match by.get(&a) {
+                Some((p, votes)) => {
+                    let cosigners = supervisors_among(&mut gov, &votes.approvals)?;
+                    Some((p.clone(), votes.approvals.clone(), cosigners))
+                }
+                None => None,
+            };
+            rows.push((a, proposal));
+        }
         Ok(html! {
             h1 { "Frozen accounts and contracts (" (total) ")" }
-            p { "A freeze is a proposal members pass and a supervisor co-signs; the "
-                a href="/explorer/proposals" { "proposals" } " and the " a href="/explorer/audit" { "audit log" }
-                " show who proposed and approved each." }
-            ul #frozen { @for a in &frozen { li { (address_link(a)) } } }
-            (pager("/explorer/frozen", offset, frozen.len(), total))
+            p { "Export: " a #frozen-csv href="/explorer/frozen.csv" { "CSV" } " · " a #frozen-json href="/explorer/frozen.json" { "JSON" } }
+            table #frozen {
+                thead { tr { th { "Address" } th { "Frozen by proposal" } th { "Proposed by" } th { "Approved by" } th { "Supervisor co-signers" } } }
+                tbody {
+                    @for (a, proposal) in &rows {
+                        tr {
+                            td { (address_link(a)) }
+                            @match proposal {
+                                Some((p, approvals, cosigners)) => {
+                                    td { (p.id) " (block " a href={ "/explorer/block/" (p.created_at) } { (p.created_at) } ")" }
+                                    td { (p.proposer_org.as_str()) " " (address_link(&p.proposer)) }
+                                    td { @for o in approvals { (o.as_str()) " " } }
+                                    td.cosigners { @for o in cosigners { (o) " " } }
+                                },
+                                None => { td colspan="4" { "frozen at genesis, or by a proposal older than the last 10,000" } },
+                            }
+                        }
+                    }
+                }
+            }
+            (pager("/explorer/frozen", offset, rows.len(), total))
         })
     })
     .await?;
     Ok(layout("Frozen", page))
+}
+
+/// What a supervisor watches, for every chain this node hosts (one today): whether the chain
+/// is live, its validators' signing, proposals awaiting votes (freezes awaiting a supervisor's
+/// co-signature first), frozen accounts, the latest audit entries, and the exports.
+pub(crate) async fn supervision<B: Backend>(State(x): State<Arc<Explorer<B>>>) -> Page {
+    let chain_id = x.backend.chain_id();
+    let health = x.backend.health();
+    let reasons = trellis_rpc::rest::not_ready(&health);
+    let (uptime, window) = uptime(&x).await?;
+    let section = read(&x, move |_, view| {
+        let height = tip(view)?;
+        let mut slots = governance_slots(view);
+        let mut gov = Governance::new(&mut slots);
+        let config = gov.config().map_err(PageError::internal)?;
+        let mut awaiting = Vec::new();
+        for id in (0..config.proposals).rev() {
+            let Some(p) = gov.proposal(id).map_err(PageError::internal)? else {
+                continue;
+            };
+            if p.created_at.saturating_add(config.proposal_ttl) < height {
+                break;
+            }
+            if p.status_at(height) == Status::Pending {
+                let votes = gov.votes(id).map_err(PageError::internal)?;
+                let cosigned = !supervisors_among(&mut gov, &votes.approvals)?.is_empty();
+                awaiting.push((p, votes, cosigned));
+            }
+        }
+        let frozen = gov.frozen_count().map_err(PageError::internal)?;
+        let mut recent = Vec::new();
+        for seq in (config.audits.saturating_sub(10)..config.audits).rev() {
+            recent.extend(gov.audit_entry(seq).map_err(PageError::internal)?);
+        }
+        Ok(html! {
+            section.chain {
+                h2 { "Chain " (chain_id) }
+                p #readiness {
+                    @if reasons.is_empty() {
+                        "Live: height " (height) ", last block " (health.block_age_ms / 1000) " s ago."
+                    } @else {
+                        span.error { "Not ready: " (reasons.join("; ")) }
+                    }
+                }
+                h3 { "Validators" }
+                (validators_table(&uptime, window))
+                h3 { "Awaiting votes (" (awaiting.len()) ")" }
+                table #awaiting {
+                    thead { tr { th { "Id" } th { "What" } th { "Proposed by" } th { "Approvals" } th { "Expires after block" } } }
+                    tbody {
+                        @for (p, votes, cosigned) in &awaiting {
+                            tr {
+                                td { (p.id) }
+                                td { (p.action.describe())
+                                    @if matches!(p.action, Action::Freeze { .. } | Action::Unfreeze { .. }) && !cosigned && config.supervisors > 0 {
+                                        br; strong.error { "needs a supervisor's co-signature" }
+                                    }
+                                }
+                                td { (p.proposer_org.as_str()) }
+                                td { @for o in &votes.approvals { (o.as_str()) " " } }
+                                td { (p.expires_at) }
+                            }
+                        }
+                    }
+                }
+                h3 { "Frozen" }
+                p { a href="/explorer/frozen" { (frozen) " accounts and contracts" } }
+                h3 { "Latest audit entries" }
+                table #recent-audit {
+                    thead { tr { th { "#" } th { "Block" } th { "Action" } th { "Organisation" } th { "Detail" } } }
+                    tbody {
+                        @for a in &recent {
+                            tr {
+                                td { (a.seq) }
+                                td { a href={ "/explorer/block/" (a.height) } { (a.height) } }
+                                td { (a.action) }
+                                td { (a.org) }
+                                td { (a.detail) }
+                            }
+                        }
+                    }
+                }
+                h3 { "Exports" }
+                ul {
+                    li { "Audit log: " a href="/explorer/audit.csv" { "CSV" } ", " a href="/explorer/audit.json" { "JSON" }
+                        "; with proofs: " code { "trellis audit export --rpc <this node> --out audit.json" }
+                        ", checked offline by " code { "trellis audit verify audit.json --genesis genesis.json --csv audit.csv" } }
+                    li { "Frozen accounts and contracts: " a href="/explorer/frozen.csv" { "CSV" } ", " a href="/explorer/frozen.json" { "JSON" } }
+                }
+            }
+        })
+    })
+    .await?;
+    Ok(layout(
+        "Supervision",
+        html! {
+            h1 { "Supervision" }
+            p { "Every chain this node hosts." }
+            (section)
+        },
+    ))
 }

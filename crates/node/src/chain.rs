@@ -1160,6 +1160,20 @@ impl trellis_rpc::Backend for Chain {
         self.subscribe_committed()
     }
 
+    fn validators(&self) -> Vec<trellis_rpc::ValidatorInfo> {
+        self.validators_at(self.height() + 1)
+            .map(|set| {
+                set.iter()
+                    .map(|v| trellis_rpc::ValidatorInfo {
+                        public_key: B256::from(*v.public_key.as_bytes()),
+                        address: v.address.0.to_string(),
+                        power: v.voting_power,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn health(&self) -> trellis_rpc::Health {
         let (height, timestamp_ms) = {
             let tip = self.inner.tip.read().unwrap_or_else(|e| e.into_inner());

@@ -55,6 +55,18 @@ pub trait Backend: Send + Sync + 'static {
     fn drop_transaction(&self, hash: &B256) -> bool;
     /// What `/health/ready` judges, now.
     fn health(&self) -> Health;
+    /// The validators of the next height: node key, consensus address (as commit
+    /// certificates name signers) and voting power.
+    fn validators(&self) -> Vec<ValidatorInfo>;
+}
+
+/// One validator as the explorer shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatorInfo {
+    pub public_key: B256,
+    /// As `trellis_getCommitCertificate` names signers.
+    pub address: String,
+    pub power: u64,
 }
 
 /// A node's liveness as `/health/ready` sees it.
