@@ -212,6 +212,62 @@ async fn only_the_nodes_organisation_supervisors_and_the_operator_read() {
         0
     );
 
+    // The explorer in a browser: refused with a page that links to signing in; a token pasted
+    // there becomes a session cookie that explorer pages (and nothing else) accept.
+    let (status, _, body) = http_request(port, "GET", "/explorer", &[], "").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("href=\"/explorer/login\""), "{body}");
+    let (status, _, body) = http_request(port, "GET", "/explorer/login", &[], "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, head, _) = http_request(
+        port,
+        "POST",
+        "/explorer/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("token={own}"),
+    )
+    .await;
+    assert_eq!(status, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {head}"))
+        .to_owned();
+    let (status, _, body) =
+        http_request(port, "GET", "/explorer", &[("Cookie", &cookie)], "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = http_request(
+        port,
+        "POST",
+        "/",
+        &[("Cookie", &cookie), ("Content-Type", "application/json")],
+        r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#,
+    )
+    .await;
+    assert_eq!(status, 401, "JSON-RPC never reads the cookie");
+    let (_, head, _) = http_request(
+        port,
+        "POST",
+        "/explorer/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("token={other}"),
+    )
+    .await;
+    let other_cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    let (status, _, body) =
+        http_request(port, "GET", "/explorer", &[("Cookie", &other_cookie)], "").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("this node serves organisation org1"),
+        "{body}"
+    );
+
     // A WebSocket connection opened with a token is served until the token is revoked.
     let ws = WsClientBuilder::default()
         .set_headers(bearer(&supervisor))

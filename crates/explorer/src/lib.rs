@@ -56,5 +56,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/explorer/frozen.json", get(export::frozen_json::<B>))
         .route("/explorer/supervision", get(pages::supervision::<B>))
         .route("/explorer/style.css", get(pages::style))
+        .route("/explorer/login", get(pages::login_form).post(pages::login))
+        .route("/explorer/logout", get(pages::logout))
         .with_state(state)
 }

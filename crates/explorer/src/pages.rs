@@ -882,3 +882,56 @@ pub(crate) async fn supervision<B: Backend>(State(x): State<Arc<Explorer<B>>>) -
         },
     ))
 }
+
+/// The sign-in form for nodes that restrict reads: the token is kept in a session cookie
+/// (HttpOnly, SameSite=Strict, explorer paths only) and checked on every page like a bearer
+/// token.
+pub(crate) async fn login_form() -> Markup {
+    layout(
+        "Sign in",
+        html! {
+            h1 { "Sign in" }
+            p { "This node serves its ledger to the organisations it trusts. Paste a read token your organisation's admin issued ("
+                code { "trellis org token issue" } ")." }
+            form method="post" action="/explorer/login" {
+                label for="token" { "Read token " }
+                input #token type="password" name="token" autocomplete="off" required;
+                " "
+                button type="submit" { "Sign in" }
+            }
+            p { a href="/explorer/logout" { "Sign out" } }
+        },
+    )
+}
+
+pub(crate) async fn login(body: String) -> Result<Response, PageError> {
+    let token = form_urlencoded::parse(body.as_bytes())
+        .find_map(|(k, v)| (k == "token").then(|| v.trim().to_owned()))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| PageError::bad_request("paste a read token"))?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                trellis_rpc::access::session_cookie(&token),
+            ),
+            (header::LOCATION, "/explorer".to_owned()),
+        ],
+    )
+        .into_response())
+}
+
+pub(crate) async fn logout() -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                trellis_rpc::access::session_cookie_cleared(),
+            ),
+            (header::LOCATION, "/explorer/login".to_owned()),
+        ],
+    )
+        .into_response()
+}

@@ -69,6 +69,41 @@ pub struct ReadAccess {
 /// Resolution paths `public_resolution` opens: DID documents, identifier handles, evidence.
 pub const PUBLIC_PATHS: &[&str] = &["/1.0/identifiers/", "/api/handles", "/v1/evidence/"];
 
+/// Explorer paths open under every policy: signing in and out, and the stylesheet.
+pub const SIGN_IN_PATHS: &[&str] = &["/explorer/login", "/explorer/logout", "/explorer/style.css"];
+
+/// The cookie a browser presents a token in after signing in to the explorer. It is read
+/// only for GET (and HEAD) requests of explorer pages, never for JSON-RPC or REST, so another
+/// site cannot act with it.
+pub const SESSION_COOKIE: &str = "trellis_token";
+
+/// `Set-Cookie` value that signs a browser in to the explorer with `token` (hex-encoded:
+/// a token may hold characters a cookie cannot), for the browser session only.
+pub fn session_cookie(token: &str) -> String {
+    format!(
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/explorer",
+        alloy_primitives::hex::encode(token.trim().as_bytes())
+    )
+}
+
+/// `Set-Cookie` value that signs a browser out.
+pub fn session_cookie_cleared() -> String {
+    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/explorer; Max-Age=0")
+}
+
+/// The token in a request's explorer session cookie, if any.
+fn session_token(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+        .and_then(|hex| alloy_primitives::hex::decode(hex).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|t| !t.is_empty())
+}
+
 /// Shortest and longest bearer token looked up (the CLI issues 68-character tokens).
 const MIN_TOKEN: usize = 16;
 const MAX_TOKEN: usize = 256;
@@ -103,8 +138,12 @@ impl Refusal {
         }
     }
 
-    /// The answer: a REST error for REST paths, a JSON-RPC error otherwise.
+    /// The answer: a page for the explorer, a REST error for REST paths, a JSON-RPC error
+    /// otherwise.
     fn response(&self, path: &str) -> http::Response<jsonrpsee::server::HttpBody> {
+        if path.starts_with("/explorer") {
+            return self.page();
+        }
         let body = if REST_PREFIXES.iter().any(|p| path.starts_with(p)) {
             let code = if self.status == http::StatusCode::FORBIDDEN {
                 "forbidden"
@@ -134,6 +173,28 @@ impl Refusal {
                 http::HeaderValue::from_static("Bearer realm=\"trellis\""),
             );
         }
+        response
+    }
+}
+
+impl Refusal {
+    /// An explorer page saying why, with the way to sign in.
+    fn page(&self) -> http::Response<jsonrpsee::server::HttpBody> {
+        let message = self
+            .message
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        let html = format!(
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in · Trellis explorer</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/explorer/style.css\"></head><body><main><h1>Sign in</h1><p class=\"error\">{message}</p><p><a id=\"sign-in\" href=\"/explorer/login\">Sign in with a read token</a></p></main></body></html>"
+        );
+        let mut response =
+            http::Response::new(jsonrpsee::server::HttpBody::from(html.into_bytes()));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
         response
     }
 }
@@ -193,19 +254,31 @@ impl Gate {
 
     fn is_open(&self, path: &str) -> bool {
         self.access.policy == ReadPolicy::Open
+            || SIGN_IN_PATHS.contains(&path)
             || (self.access.public_resolution
                 && (path == "/health"
                     || path == "/health/ready"
                     || PUBLIC_PATHS.iter().any(|p| path.starts_with(p))))
     }
 
-    /// Who a request's `Authorization` header says it comes from.
-    fn credential(&self, headers: &http::HeaderMap) -> Result<Credential, Refusal> {
+    /// Who a request says it comes from: its `Authorization` header, or for explorer pages
+    /// read with GET its session cookie.
+    fn credential(
+        &self,
+        method: &http::Method,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Credential, Refusal> {
+        let cookie = (matches!(*method, http::Method::GET | http::Method::HEAD)
+            && path.starts_with("/explorer"))
+        .then(|| session_token(headers))
+        .flatten();
         let presented = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
+            .or(cookie.as_deref())
             .ok_or_else(|| {
                 Refusal::unauthorized(
                     "missing",
@@ -402,7 +475,10 @@ where
         if self.gate.is_open(&path) {
             return Box::pin(self.inner.call(request));
         }
-        let credential = match self.gate.credential(request.headers()) {
+        let credential = match self
+            .gate
+            .credential(request.method(), &path, request.headers())
+        {
             Ok(credential) => credential,
             Err(refusal) => {
                 self.gate.metrics.access_refused(refusal.reason);
@@ -607,28 +683,75 @@ mod tests {
     #[test]
     fn credentials_are_the_admin_token_or_a_hashed_read_token() {
         let g = gate(ReadPolicy::Consortium, false);
-        let missing = g.credential(&http::HeaderMap::new()).unwrap_err();
+        let missing = g
+            .credential(&http::Method::POST, "/", &http::HeaderMap::new())
+            .unwrap_err();
         assert_eq!(
             (missing.status, missing.reason),
             (http::StatusCode::UNAUTHORIZED, "missing")
         );
-        let basic = g.credential(&headers("Basic abc")).unwrap_err();
+        let basic = g
+            .credential(&http::Method::POST, "/", &headers("Basic abc"))
+            .unwrap_err();
         assert_eq!(basic.reason, "missing");
         assert_eq!(
-            g.credential(&headers("Bearer operator-secret-0123456789")),
+            g.credential(
+                &http::Method::POST,
+                "/",
+                &headers("Bearer operator-secret-0123456789")
+            ),
             Ok(Credential::Operator)
         );
-        let short = g.credential(&headers("Bearer abc")).unwrap_err();
+        let short = g
+            .credential(&http::Method::POST, "/", &headers("Bearer abc"))
+            .unwrap_err();
         assert_eq!(short.reason, "malformed");
         let long = g
-            .credential(&headers(&format!("Bearer {}", "x".repeat(257))))
+            .credential(
+                &http::Method::POST,
+                "/",
+                &headers(&format!("Bearer {}", "x".repeat(257))),
+            )
             .unwrap_err();
         assert_eq!(long.reason, "malformed");
         let token = "trt_0123456789abcdef0123456789abcdef";
         assert_eq!(
-            g.credential(&headers(&format!("Bearer {token}"))),
+            g.credential(
+                &http::Method::POST,
+                "/",
+                &headers(&format!("Bearer {token}"))
+            ),
             Ok(Credential::Token(read_token_hash(token)))
         );
+    }
+
+    #[test]
+    fn explorer_pages_read_a_session_cookie_and_nothing_else_does() {
+        let g = gate(ReadPolicy::Organization, false);
+        let token = "trt_0123456789abcdef0123456789abcdef";
+        let mut h = http::HeaderMap::new();
+        let cookie = session_cookie(token);
+        let pair = cookie.split(';').next().expect("pair");
+        h.insert(
+            http::header::COOKIE,
+            format!("other=1; {pair}").parse().expect("header"),
+        );
+        let expected = Ok(Credential::Token(read_token_hash(token)));
+        assert_eq!(
+            g.credential(&http::Method::GET, "/explorer/block/1", &h),
+            expected
+        );
+        for (method, path) in [
+            (http::Method::POST, "/explorer/block/1"),
+            (http::Method::GET, "/v1/evidence/0x01"),
+            (http::Method::POST, "/"),
+        ] {
+            let refused = g.credential(&method, path, &h).unwrap_err();
+            assert_eq!(refused.reason, "missing", "{method} {path}");
+        }
+        assert!(g.is_open("/explorer/login") && g.is_open("/explorer/style.css"));
+        assert!(!g.is_open("/explorer/audit.csv"));
+        assert!(session_cookie_cleared().contains("Max-Age=0"));
     }
 
     #[tokio::test]
