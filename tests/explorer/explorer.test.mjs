@@ -10,6 +10,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -68,6 +69,7 @@ before(async () => {
     "--admin", regulator, "--supervisor", "--no-member"]);
   const file = join(artifacts, "certificate-of-origin.txt");
   writeFileSync(file, "certificate of origin #42");
+  scenario.digest = "0x" + createHash("sha256").update("certificate of origin #42").digest("hex");
   cli("evidence", "submit", "--rpc", rpc, "--dev-account", "1", file);
   await passed(["delegate-prefix", "--prefix", "MA.156", "--org", "org0"]);
   cli("id", "register", "--rpc", rpc, "--dev-account", "0", "MA.156/lot-1", "URL=https://example.com/lot-1");
@@ -134,6 +136,16 @@ for (const javaScript of [true, false]) {
     assert.equal(await frozen.page.textContent("#balance"),
       BigInt(await call("eth_getBalance", [scenario.frozen, "latest"])).toString());
     await frozen.close();
+
+    // The notarized file's page, its proof checked in the page with the SDK's verifier.
+    const { page: ev, errors: evErrors, close: evClose } = await open("/explorer", { javaScript });
+    await ev.fill("input[name=q]", `sha256:${scenario.digest}`);
+    await Promise.all([ev.waitForNavigation(), ev.click("button[type=submit]")]);
+    assert.ok(ev.url().includes("/explorer/evidence/"), ev.url());
+    assert.match(await ev.textContent("#verified"), /^Verified against \d+ validator signatures at height \d+\.$/);
+    await ev.screenshot({ path: join(artifacts, `evidence${javaScript ? "" : "-nojs"}.png`), fullPage: true });
+    assert.deepEqual(evErrors, []);
+    await evClose();
 
     const orgs = await open("/explorer/organizations", { javaScript, shot: "organizations" });
     const listed = await orgs.page.$$eval("#organizations tbody tr td:first-child", (c) => c.map((x) => x.textContent));

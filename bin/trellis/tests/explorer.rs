@@ -267,11 +267,41 @@ async fn pages_agree_with_json_rpc_and_search_reaches_every_object() {
     assert!(search(port, "MA.156/lot-1")
         .await
         .starts_with("/api/handles/MA.156/lot-1"));
-    let digest = format!("{:#x}", B256::repeat_byte(3));
-    assert_eq!(
-        search(port, &format!("sha256:{digest}")).await,
-        format!("/v1/evidence/sha256/{digest}")
+    // An evidence digest leads to its page, verified with the SDK against the validators.
+    let digest =
+        trellis_sdk::evidence::hash_file(trellis_system::evidence::HashAlgorithm::Sha256, &file)
+            .expect("digest");
+    let id = trellis_system::evidence::evidence_id(
+        trellis_system::evidence::HashAlgorithm::Sha256,
+        &digest,
     );
+    let target = search(port, &format!("sha256:{digest}")).await;
+    assert_eq!(target, format!("/explorer/evidence/{id}"));
+    let evidence_page = page(port, &target).await;
+    let latest: Value = c
+        .request(
+            "trellis_getCommitCertificate",
+            rpc_params![U64::from(block_number(&c).await)],
+        )
+        .await
+        .expect("certificate");
+    assert!(
+        evidence_page.contains("Verified against 1 validator signatures at height"),
+        "{evidence_page} {latest}"
+    );
+    assert!(
+        evidence_page.contains(&sender.address().to_checksum(None)),
+        "{evidence_page}"
+    );
+    let (status, _, _) = http_request(
+        port,
+        "GET",
+        &format!("/explorer/evidence/{}", B256::repeat_byte(4)),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 404);
 
     // Clear errors: unknown objects 404, malformed ones 400, both as pages.
     let (status, _, body) = http_request(

@@ -45,6 +45,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/explorer/block/{id}", get(pages::block::<B>))
         .route("/explorer/tx/{hash}", get(pages::transaction::<B>))
         .route("/explorer/address/{address}", get(pages::address::<B>))
+        .route("/explorer/evidence/{id}", get(pages::evidence::<B>))
         .route("/explorer/organizations", get(pages::organizations::<B>))
         .route("/explorer/proposals", get(pages::proposals::<B>))
         .route("/explorer/audit", get(pages::audit::<B>))

@@ -208,8 +208,8 @@ pub(crate) struct SearchQuery {
 }
 
 /// Sends the query to the page of what it names: a block number, a transaction or block
-/// hash, an address, a DID, an identifier (`PREFIX/suffix`) or an evidence digest
-/// (`sha256:0x…`, `keccak256:0x…`, `sm3:0x…`).
+/// hash, an address, a DID or an identifier (`PREFIX/suffix`, both to their resolvers), or
+/// an evidence digest (`sha256:0x…`, `keccak256:0x…`, `sm3:0x…`, to its verified page).
 pub(crate) async fn search<B: Backend>(
     State(x): State<Arc<Explorer<B>>>,
     Query(query): Query<SearchQuery>,
@@ -232,11 +232,12 @@ pub(crate) async fn search<B: Backend>(
         return Ok(Redirect::to(&format!("/1.0/identifiers/{q}")).into_response());
     }
     if let Some((algorithm, digest)) = q.split_once(':') {
-        if trellis_system::evidence::HashAlgorithm::parse(algorithm).is_some() {
+        if let Some(algorithm) = trellis_system::evidence::HashAlgorithm::parse(algorithm) {
             let digest: B256 = digest
                 .parse()
                 .map_err(|_| PageError::bad_request("an evidence digest is 32 bytes of 0x-hex"))?;
-            return Ok(Redirect::to(&format!("/v1/evidence/{algorithm}/{digest}")).into_response());
+            let id = trellis_system::evidence::evidence_id(algorithm, &digest);
+            return Ok(Redirect::to(&format!("/explorer/evidence/{id}")).into_response());
         }
     }
     if let Ok(address) = q.parse::<Address>() {
@@ -934,4 +935,74 @@ pub(crate) async fn logout() -> Response {
         ],
     )
         .into_response()
+}
+
+/// An evidence record, checked in the page with the SDK's verifier exactly as a client would:
+/// the commit certificate of the block the proof is taken at against the chain's current
+/// validators, then the account and storage proofs, then the record decoded from the proven
+/// slots.
+pub(crate) async fn evidence<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Path(id): Path<String>,
+) -> Page {
+    let id: B256 = id
+        .parse()
+        .map_err(|_| PageError::bad_request("an evidence id is 32 bytes of 0x-hex"))?;
+    let backend = x.backend.clone();
+    let found =
+        trellis_storage::blocking(move || trellis_rpc::rest::evidence_with_proof(&*backend, id))
+            .await
+            .map_err(PageError::internal)?;
+    let (record, proof) = match found {
+        Ok(found) => found,
+        Err(_) => return Err(PageError::not_found(format!("no evidence record {id}"))),
+    };
+    let trusted = trellis_consensus::ValidatorSet::from_keys(
+        x.backend
+            .validators()
+            .iter()
+            .map(|v| (v.public_key, v.power)),
+    )
+    .map(|validators| trellis_sdk::Trusted {
+        chain_id: x.backend.chain_id(),
+        validators,
+    });
+    let signatures = trellis_consensus::decode_certificate(&proof.certificate)
+        .map(|c| c.commit_signatures.len())
+        .unwrap_or_default();
+    let response = trellis_sdk::evidence::EvidenceResponse {
+        record: record.clone(),
+        proof,
+    };
+    let verdict = match trusted {
+        Ok(trusted) => {
+            trellis_sdk::evidence::verify(&response, &trusted).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    Ok(layout(
+        "Evidence",
+        html! {
+            h1 { "Evidence" }
+            @match &verdict {
+                Ok(v) => p #verified.verified {
+                    "Verified against " (signatures) " validator signatures at height "
+                    a href={ "/explorer/block/" (v.proven_at) } { (v.proven_at) } "."
+                },
+                Err(e) => p #verified.error { "Not verified: " (e) },
+            }
+            table.fields {
+                tr { th { "Id" } td.mono #evidence-id { (record.id) } }
+                tr { th { "Digest" } td.mono { (record.algorithm) ":" (record.digest) } }
+                tr { th { "Submitter" } td { (address_link(&record.submitter)) } }
+                tr { th { "Organisation" } td { @match &record.org { Some(o) => (o.as_str()), None => "none" } } }
+                tr { th { "Notarized in block" } td { a href={ "/explorer/block/" (record.height) } { (record.height) } } }
+                tr { th { "Time (UTC)" } td { (time(record.timestamp_ms)) } }
+                tr { th { "Content type" } td { (record.content_type) } }
+                tr { th { "Metadata" } td.mono { (String::from_utf8_lossy(&record.metadata)) } }
+            }
+            p.note { "The same record and proof: " a href={ "/v1/evidence/" (record.id) } { "/v1/evidence/" (record.id) }
+                "; check it offline with " code { "trellis evidence verify" } "." }
+        },
+    ))
 }

@@ -257,6 +257,15 @@ async fn evidence_by_digest<B: Backend>(
 }
 
 fn evidence<B: Backend>(backend: &B, id: B256) -> Result<Json<serde_json::Value>, RestError> {
+    let (record, proof) = evidence_with_proof(backend, id)?;
+    Ok(Json(json!({ "record": record, "proof": proof })))
+}
+
+/// Evidence record `id` with the proof of it at the finalized tip (404 when absent).
+pub fn evidence_with_proof<B: Backend>(
+    backend: &B,
+    id: B256,
+) -> Result<(trellis_system::evidence::Record, StateProof), RestError> {
     let view = backend.view()?;
     let mut slots = trellis_execution::system_slots(&view, EVIDENCE_ADDRESS);
     let record = Evidence::new(&mut slots)
@@ -272,7 +281,7 @@ fn evidence<B: Backend>(backend: &B, id: B256) -> Result<Json<serde_json::Value>
             .map(|s| B256::from(*s))
             .collect::<Vec<_>>(),
     )?;
-    Ok(Json(json!({ "record": record, "proof": proof })))
+    Ok((record, proof))
 }
 
 /// Proof of `slots` of `address` at the snapshot's (finalized) tip.
