@@ -98,36 +98,20 @@ pub(crate) async fn audit_csv<B: Backend>(
     State(x): State<Arc<Explorer<B>>>,
     Query(range): Query<Range>,
 ) -> Result<Response, PageError> {
-    let rows = rows(&x, range).await?;
-    let mut out = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
-    out.write_record([
-        "seq",
-        "blockNumber",
-        "blockHash",
-        "transactionHash",
-        "action",
-        "org",
-        "actor",
-        "detail",
-    ])
-    .map_err(PageError::internal)?;
-    for row in &rows {
-        out.serialize(row).map_err(PageError::internal)?;
-    }
-    let body = out.into_inner().map_err(PageError::internal)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"trellis-audit.csv\"",
-            ),
+    csv_file(
+        &[
+            "seq",
+            "blockNumber",
+            "blockHash",
+            "transactionHash",
+            "action",
+            "org",
+            "actor",
+            "detail",
         ],
-        body,
+        &rows(&x, range).await?,
+        "trellis-audit.csv",
     )
-        .into_response())
 }
 
 pub(crate) async fn audit_json<B: Backend>(
@@ -263,30 +247,41 @@ pub(crate) async fn frozen_csv<B: Backend>(
     State(x): State<Arc<Explorer<B>>>,
     Query(range): Query<Range>,
 ) -> Result<Response, PageError> {
-    let rows = frozen_rows(&x, range).await?;
+    csv_file(
+        &[
+            "address",
+            "proposalId",
+            "proposedAt",
+            "proposerOrg",
+            "proposer",
+            "approvals",
+            "supervisorCosigners",
+        ],
+        &frozen_rows(&x, range).await?,
+        "trellis-frozen.csv",
+    )
+}
+
+/// A CSV download: the `columns` row (also when there are no rows), then `rows`.
+fn csv_file<T: Serialize>(
+    columns: &[&str],
+    rows: &[T],
+    filename: &str,
+) -> Result<Response, PageError> {
     let mut out = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(Vec::new());
-    out.write_record([
-        "address",
-        "proposalId",
-        "proposedAt",
-        "proposerOrg",
-        "proposer",
-        "approvals",
-        "supervisorCosigners",
-    ])
-    .map_err(PageError::internal)?;
-    for row in &rows {
+    out.write_record(columns).map_err(PageError::internal)?;
+    for row in rows {
         out.serialize(row).map_err(PageError::internal)?;
     }
     let body = out.into_inner().map_err(PageError::internal)?;
     Ok((
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                "attachment; filename=\"trellis-frozen.csv\"",
+                format!("attachment; filename=\"{filename}\""),
             ),
         ],
         body,

@@ -797,18 +797,10 @@ pub(crate) async fn supervision<B: Backend>(State(x): State<Arc<Explorer<B>>>) -
         let mut gov = Governance::new(&mut slots);
         let config = gov.config().map_err(PageError::internal)?;
         let mut awaiting = Vec::new();
-        for id in (0..config.proposals).rev() {
-            let Some(p) = gov.proposal(id).map_err(PageError::internal)? else {
-                continue;
-            };
-            if p.created_at.saturating_add(config.proposal_ttl) < height {
-                break;
-            }
-            if p.status_at(height) == Status::Pending {
-                let votes = gov.votes(id).map_err(PageError::internal)?;
-                let cosigned = !supervisors_among(&mut gov, &votes.approvals)?.is_empty();
-                awaiting.push((p, votes, cosigned));
-            }
+        for p in gov.pending_proposals(height).map_err(PageError::internal)? {
+            let votes = gov.votes(p.id).map_err(PageError::internal)?;
+            let cosigned = !supervisors_among(&mut gov, &votes.approvals)?.is_empty();
+            awaiting.push((p, votes, cosigned));
         }
         let frozen = gov.frozen_count().map_err(PageError::internal)?;
         let mut recent = Vec::new();

@@ -329,7 +329,7 @@ impl Chain {
             let height = view.tip().ok().flatten().map_or(0, |h| h.0);
             read(
                 &chain.proposals_pending,
-                pending_proposals(&mut gov, &config, height),
+                gov.pending_proposals(height).map(|p| p.len() as u64),
             );
         }
         read(&chain.organizations, gov.organization_count());
@@ -1224,27 +1224,4 @@ impl trellis_rpc::Backend for Chain {
     fn drop_transaction(&self, hash: &B256) -> bool {
         self.lock_pool().remove(hash)
     }
-}
-
-/// Proposals open for votes at `height`. Only proposals made within the proposal lifetime can
-/// still be pending, so the newest ones are read until one is older than that: the work is
-/// bounded by the proposals of one lifetime, not by all proposals ever made.
-fn pending_proposals<S: trellis_system::Slots>(
-    gov: &mut Governance<'_, S>,
-    config: &trellis_system::governance::Config,
-    height: u64,
-) -> Result<u64, trellis_system::SlotError> {
-    let mut pending = 0;
-    for id in (0..config.proposals).rev() {
-        let Some(p) = gov.proposal(id)? else {
-            continue;
-        };
-        if p.created_at.saturating_add(config.proposal_ttl) < height {
-            break;
-        }
-        if p.status_at(height) == trellis_system::governance::Status::Pending {
-            pending += 1;
-        }
-    }
-    Ok(pending)
 }

@@ -768,6 +768,26 @@ impl<'s, S: Slots> Governance<'s, S> {
         FROZEN.contains(self.slots, target.as_slice())
     }
 
+    /// Proposals open for votes at `height`, newest first. Only proposals made within the
+    /// proposal lifetime can still be pending, so the newest are read until one is older: the
+    /// work is bounded by one lifetime's proposals, not by all ever made.
+    pub fn pending_proposals(&mut self, height: u64) -> Result<Vec<Proposal>, SlotError> {
+        let config = self.config()?;
+        let mut out = Vec::new();
+        for id in (0..config.proposals).rev() {
+            let Some(p) = self.proposal(id)? else {
+                continue;
+            };
+            if p.created_at.saturating_add(config.proposal_ttl) < height {
+                break;
+            }
+            if p.status_at(height) == Status::Pending {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn proposal(&mut self, id: u64) -> Result<Option<Proposal>, SlotError> {
         self.read(&proposal_key(id))
     }

@@ -1257,3 +1257,30 @@ fn an_organisation_issues_a_bounded_number_of_read_tokens() {
         MAX_READ_TOKENS_PER_ORGANIZATION
     );
 }
+
+#[test]
+fn pending_proposals_are_the_undecided_ones_within_their_lifetime() {
+    let mut c = Chain::new(false);
+    let a = c
+        .propose_add_org(admin(0), "org4", Address::repeat_byte(0x44))
+        .unwrap();
+    let b = c
+        .propose_add_org(admin(1), "org5", Address::repeat_byte(0x45))
+        .unwrap();
+    let h = c.height;
+    let ids = |c: &mut Chain, at: u64| -> Vec<u64> {
+        c.gov()
+            .pending_proposals(at)
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect()
+    };
+    assert_eq!(ids(&mut c, h), [b, a], "newest first");
+    // Two more approvals pass proposal a (3 of 4 members).
+    c.vote(admin(2), a, true).unwrap();
+    c.vote(admin(3), a, true).unwrap();
+    assert_eq!(ids(&mut c, h), [b]);
+    // Past the proposal lifetime (10 blocks) nothing is pending any more.
+    assert!(ids(&mut c, h + 11).is_empty());
+}
