@@ -73,7 +73,8 @@ before(async () => {
   cli("evidence", "submit", "--rpc", rpc, "--dev-account", "1", file);
   await passed(["delegate-prefix", "--prefix", "MA.156", "--org", "org0"]);
   cli("id", "register", "--rpc", rpc, "--dev-account", "0", "MA.156/lot-1", "URL=https://example.com/lot-1");
-  cli("did", "create", "--rpc", rpc, "--dev-account", "3");
+  const created = cli("did", "create", "--rpc", rpc, "--dev-account", "3");
+  scenario.did = created.match(/did:trellis:\d+:0x[0-9a-fA-F]{40}/)[0];
   scenario.frozen = "0x00000000000000000000000000000000000f0f0f";
   await passed(["freeze", "--target", scenario.frozen], ["12"]);
   const logs = await call("eth_getLogs", [{ fromBlock: "0x0", address: "0x0000000000000000000000000000000000001001" }]);
@@ -190,10 +191,10 @@ for (const javaScript of [true, false]) {
       [String(scenario.evidenceBlock), `/explorer/block/${scenario.evidenceBlock}`],
       [scenario.evidenceTx, `/explorer/tx/${scenario.evidenceTx}`],
       [scenario.frozen, `/explorer/address/${scenario.frozen}`],
-      ["MA.156/lot-1", "/api/handles/MA.156/lot-1"],
+      ["MA.156/lot-1", "/explorer/identifier/MA.156/lot-1"],
     ];
     const did = `did:trellis:${scenario.chainId}:`;
-    targets.push([did + "0x" + "0".repeat(40), `/1.0/identifiers/${did}`]);
+    targets.push([scenario.did, `/explorer/did/${scenario.did}`]);
     const { page, close } = await open("/explorer", { javaScript });
     for (const [query, path] of targets) {
       await page.goto(rpc + "/explorer");
@@ -202,10 +203,17 @@ for (const javaScript of [true, false]) {
       assert.ok(page.url().toLowerCase().startsWith((rpc + path).toLowerCase()),
         `${query} led to ${page.url()}, not ${path}`);
     }
-    // The identifier and the evidence resolve through the services' REST paths.
-    await page.goto(rpc + "/explorer");
+    // The identifier's and the DID's pages check their proofs and agree with the resolvers.
     const handle = await (await fetch(rpc + "/api/handles/MA.156/lot-1")).json();
-    assert.equal(handle.values[0].data.value, "https://example.com/lot-1");
+    await page.goto(rpc + "/explorer/identifier/MA.156/lot-1");
+    assert.match(await page.textContent("#verified"), /^Verified against \d+ validator signatures/);
+    assert.ok((await page.textContent("#values")).includes(handle.values[0].data.value));
+    await page.screenshot({ path: join(artifacts, `identifier${javaScript ? "" : "-nojs"}.png`), fullPage: true });
+    const resolution = await (await fetch(rpc + "/1.0/identifiers/" + scenario.did)).json();
+    await page.goto(rpc + "/explorer/did/" + scenario.did);
+    assert.match(await page.textContent("#verified"), /^Verified against \d+ validator signatures/);
+    assert.deepEqual(JSON.parse(await page.textContent("#did-document")), resolution.didDocument);
+    await page.screenshot({ path: join(artifacts, `did${javaScript ? "" : "-nojs"}.png`), fullPage: true });
     await close();
   });
 }

@@ -263,10 +263,10 @@ async fn pages_agree_with_json_rpc_and_search_reaches_every_object() {
     );
     assert!(search(port, "did:trellis:1337:0x01")
         .await
-        .starts_with("/1.0/identifiers/"));
+        .starts_with("/explorer/did/did:trellis:"));
     assert!(search(port, "MA.156/lot-1")
         .await
-        .starts_with("/api/handles/MA.156/lot-1"));
+        .starts_with("/explorer/identifier/MA.156/lot-1"));
     // An evidence digest leads to its page, verified with the SDK against the validators.
     let digest =
         trellis_sdk::evidence::hash_file(trellis_system::evidence::HashAlgorithm::Sha256, &file)

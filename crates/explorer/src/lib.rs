@@ -46,6 +46,8 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/explorer/tx/{hash}", get(pages::transaction::<B>))
         .route("/explorer/address/{address}", get(pages::address::<B>))
         .route("/explorer/evidence/{id}", get(pages::evidence::<B>))
+        .route("/explorer/identifier/{*id}", get(pages::identifier::<B>))
+        .route("/explorer/did/{did}", get(pages::did::<B>))
         .route("/explorer/organizations", get(pages::organizations::<B>))
         .route("/explorer/proposals", get(pages::proposals::<B>))
         .route("/explorer/audit", get(pages::audit::<B>))

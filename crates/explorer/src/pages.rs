@@ -49,6 +49,15 @@ impl PageError {
     }
 }
 
+impl From<trellis_rpc::rest::RestError> for PageError {
+    fn from(e: trellis_rpc::rest::RestError) -> Self {
+        PageError {
+            status: e.status(),
+            message: e.message().to_owned(),
+        }
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error");
@@ -208,8 +217,9 @@ pub(crate) struct SearchQuery {
 }
 
 /// Sends the query to the page of what it names: a block number, a transaction or block
-/// hash, an address, a DID or an identifier (`PREFIX/suffix`, both to their resolvers), or
-/// an evidence digest (`sha256:0x…`, `keccak256:0x…`, `sm3:0x…`, to its verified page).
+/// hash, an address, a DID, an identifier (`PREFIX/suffix`) or an evidence digest
+/// (`sha256:0x…`, `keccak256:0x…`, `sm3:0x…`); DIDs, identifiers and evidence lead to pages
+/// that check their proofs.
 pub(crate) async fn search<B: Backend>(
     State(x): State<Arc<Explorer<B>>>,
     Query(query): Query<SearchQuery>,
@@ -229,7 +239,7 @@ pub(crate) async fn search<B: Backend>(
         return Ok(Redirect::to(&format!("/explorer/block/{q}")).into_response());
     }
     if q.starts_with("did:") {
-        return Ok(Redirect::to(&format!("/1.0/identifiers/{q}")).into_response());
+        return Ok(Redirect::to(&format!("/explorer/did/{q}")).into_response());
     }
     if let Some((algorithm, digest)) = q.split_once(':') {
         if let Some(algorithm) = trellis_system::evidence::HashAlgorithm::parse(algorithm) {
@@ -267,7 +277,7 @@ pub(crate) async fn search<B: Backend>(
         return Ok(Redirect::to(&target).into_response());
     }
     if q.contains('/') {
-        return Ok(Redirect::to(&format!("/api/handles/{q}")).into_response());
+        return Ok(Redirect::to(&format!("/explorer/identifier/{q}")).into_response());
     }
     Err(PageError::not_found(format!("nothing is named {q:?}")))
 }
@@ -929,6 +939,41 @@ pub(crate) async fn logout() -> Response {
         .into_response()
 }
 
+/// What a page's proof is checked against: the chain's current validators.
+fn trusted<B: Backend>(x: &Explorer<B>) -> Result<trellis_sdk::Trusted, String> {
+    trellis_consensus::ValidatorSet::from_keys(
+        x.backend
+            .validators()
+            .iter()
+            .map(|v| (v.public_key, v.power)),
+    )
+    .map(|validators| trellis_sdk::Trusted {
+        chain_id: x.backend.chain_id(),
+        validators,
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Precommit signatures the certificate of a proof's block carries.
+fn signatures(proof: &trellis_system::proof::StateProof) -> usize {
+    trellis_consensus::decode_certificate(&proof.certificate)
+        .map(|c| c.commit_signatures.len())
+        .unwrap_or_default()
+}
+
+/// "Verified against N validator signatures at height H", or why not.
+fn verified(verdict: &Result<u64, String>, signatures: usize) -> Markup {
+    html! {
+        @match verdict {
+            Ok(height) => p #verified.verified {
+                "Verified against " (signatures) " validator signatures at height "
+                a href={ "/explorer/block/" (height) } { (height) } "."
+            },
+            Err(e) => p #verified.error { "Not verified: " (e) },
+        }
+    }
+}
+
 /// An evidence record, checked in the page with the SDK's verifier exactly as a client would:
 /// the commit certificate of the block the proof is taken at against the chain's current
 /// validators, then the account and storage proofs, then the record decoded from the proven
@@ -945,44 +990,22 @@ pub(crate) async fn evidence<B: Backend>(
         trellis_storage::blocking(move || trellis_rpc::rest::evidence_with_proof(&*backend, id))
             .await
             .map_err(PageError::internal)?;
-    let (record, proof) = match found {
-        Ok(found) => found,
-        Err(_) => return Err(PageError::not_found(format!("no evidence record {id}"))),
-    };
-    let trusted = trellis_consensus::ValidatorSet::from_keys(
-        x.backend
-            .validators()
-            .iter()
-            .map(|v| (v.public_key, v.power)),
-    )
-    .map(|validators| trellis_sdk::Trusted {
-        chain_id: x.backend.chain_id(),
-        validators,
-    });
-    let signatures = trellis_consensus::decode_certificate(&proof.certificate)
-        .map(|c| c.commit_signatures.len())
-        .unwrap_or_default();
+    let (record, proof) = found?;
+    let signatures = signatures(&proof);
     let response = trellis_sdk::evidence::EvidenceResponse {
         record: record.clone(),
         proof,
     };
-    let verdict = match trusted {
-        Ok(trusted) => {
-            trellis_sdk::evidence::verify(&response, &trusted).map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    };
+    let verdict = trusted(&x).and_then(|t| {
+        trellis_sdk::evidence::verify(&response, &t)
+            .map(|v| v.proven_at)
+            .map_err(|e| e.to_string())
+    });
     Ok(layout(
         "Evidence",
         html! {
             h1 { "Evidence" }
-            @match &verdict {
-                Ok(v) => p #verified.verified {
-                    "Verified against " (signatures) " validator signatures at height "
-                    a href={ "/explorer/block/" (v.proven_at) } { (v.proven_at) } "."
-                },
-                Err(e) => p #verified.error { "Not verified: " (e) },
-            }
+            (verified(&verdict, signatures))
             table.fields {
                 tr { th { "Id" } td.mono #evidence-id { (record.id) } }
                 tr { th { "Digest" } td.mono { (record.algorithm) ":" (record.digest) } }
@@ -995,6 +1018,118 @@ pub(crate) async fn evidence<B: Backend>(
             }
             p.note { "The same record and proof: " a href={ "/v1/evidence/" (record.id) } { "/v1/evidence/" (record.id) }
                 "; check it offline with " code { "trellis evidence verify" } "." }
+        },
+    ))
+}
+
+/// An identifier's record, its proof checked in the page like the evidence page's.
+pub(crate) async fn identifier<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Path(raw): Path<String>,
+) -> Page {
+    let id = trellis_system::identifiers::Identifier::parse(&raw)
+        .map_err(|e| PageError::bad_request(e.to_string()))?;
+    let backend = x.backend.clone();
+    let lookup = id.clone();
+    let (record, proof) = trellis_storage::blocking(move || {
+        trellis_rpc::handles::identifier_with_proof(&*backend, &lookup)
+    })
+    .await
+    .map_err(PageError::internal)??;
+    let Some(record) = record else {
+        return Err(PageError::not_found(format!(
+            "identifier {} is not registered",
+            id.as_str()
+        )));
+    };
+    let signatures = signatures(&proof);
+    let verdict =
+        trusted(&x).and_then(
+            |t| match trellis_sdk::identifiers::verify(&id, &proof, &t) {
+                Ok(Some(proven)) if proven == record => Ok(proof.height),
+                Ok(_) => Err("the proven record differs from the served one".to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+        );
+    Ok(layout(
+        "Identifier",
+        html! {
+            h1 { "Identifier " span.mono #identifier { (id.as_str()) } }
+            (verified(&verdict, signatures))
+            table.fields {
+                tr { th { "Registered by" } td #identifier-org { (record.org.as_str()) } }
+                tr { th { "Created in block" } td { a href={ "/explorer/block/" (record.created) } { (record.created) } } }
+                tr { th { "Updated in block" } td { a href={ "/explorer/block/" (record.updated) } { (record.updated) } } }
+            }
+            h2 { "Values" }
+            table #values {
+                thead { tr { th { "Index" } th { "Type" } th { "Data" } th { "TTL (s)" } } }
+                tbody {
+                    @for v in &record.values {
+                        tr {
+                            td { (v.index) }
+                            td { (v.kind) }
+                            td.mono { (String::from_utf8(v.data.clone()).unwrap_or_else(|_| format!("0x{}", alloy_primitives::hex::encode(&v.data)))) }
+                            td { (v.ttl) }
+                        }
+                    }
+                }
+            }
+            p.note { "The same record, in the Handle proxy's shape: "
+                a href={ "/api/handles/" (id.as_str()) } { "/api/handles/" (id.as_str()) } "." }
+        },
+    ))
+}
+
+/// A DID's latest document, its proof checked in the page like the evidence page's.
+pub(crate) async fn did<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Path(raw): Path<String>,
+) -> Page {
+    let did = trellis_system::dids::Did::parse(&raw)
+        .map_err(|e| PageError::bad_request(e.to_string()))?;
+    if did.chain_id != x.backend.chain_id() {
+        return Err(PageError::not_found(format!(
+            "{raw} belongs to chain {}, not this one",
+            did.chain_id
+        )));
+    }
+    let backend = x.backend.clone();
+    let lookup = did;
+    let found =
+        trellis_storage::blocking(move || trellis_rpc::dids::latest_with_proof(&*backend, &lookup))
+            .await
+            .map_err(PageError::internal)?
+            .map_err(|e| PageError::internal(format!("{e:?}")))?;
+    let Some((version, proof)) = found else {
+        return Err(PageError::not_found(format!("{raw} does not exist")));
+    };
+    let signatures = signatures(&proof);
+    let verdict = trusted(&x).and_then(|t| {
+        match trellis_sdk::dids::verify(&did, version.version, &proof, &t) {
+            Ok(Some(proven)) if proven == version => Ok(proof.height),
+            Ok(_) => Err("the proven version differs from the served one".to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    let document = serde_json::to_string_pretty(&trellis_rpc::dids::document(&did, &version))
+        .unwrap_or_default();
+    Ok(layout(
+        "DID",
+        html! {
+            h1 { "DID" }
+            p.mono #did { (did.to_did_string()) }
+            (verified(&verdict, signatures))
+            table.fields {
+                tr { th { "Version" } td #did-version { (version.version) } }
+                tr { th { "Updated in block" } td { a href={ "/explorer/block/" (version.height) } { (version.height) } } }
+                tr { th { "Time (UTC)" } td { (time(version.timestamp_ms)) } }
+                tr { th { "Deactivated" } td { @if version.deactivated { span.error { "yes" } } @else { "no" } } }
+            }
+            h2 { "Document" }
+            pre.mono #did-document { (document) }
+            p.note { "The Universal Resolver answer: "
+                a href={ "/1.0/identifiers/" (did.to_did_string()) } { "/1.0/identifiers/" (did.to_did_string()) } "." }
         },
     ))
 }

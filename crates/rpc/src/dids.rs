@@ -175,6 +175,37 @@ pub async fn resolve<B: Backend>(
 }
 
 /// The resolution of `did` from one snapshot of committed state.
+/// The proof of `did`'s state and of its version `version` at the snapshot's tip.
+fn version_proof(
+    chain_id: u64,
+    view: &trellis_storage::StateView,
+    did: &Did,
+    version: u64,
+) -> Result<trellis_system::proof::StateProof, RestError> {
+    let mut slots = trellis_execution::system_slots(view, DIDS_ADDRESS);
+    let proven: Vec<alloy_primitives::B256> = Dids::new(&mut slots)
+        .proof_slots(&did.address, version)?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    crate::rest::state_proof(chain_id, view, DIDS_ADDRESS, &proven)
+}
+
+/// The latest version of `did` (`None`: never created) with the proof of it at the finalized
+/// tip.
+pub fn latest_with_proof<B: Backend>(
+    backend: &B,
+    did: &Did,
+) -> Result<Option<(Version, trellis_system::proof::StateProof)>, RestError> {
+    let view = backend.view()?;
+    let mut slots = trellis_execution::system_slots(&view, DIDS_ADDRESS);
+    let Some(latest) = Dids::new(&mut slots).latest(&did.address)? else {
+        return Ok(None);
+    };
+    let proof = version_proof(backend.chain_id(), &view, did, latest.version)?;
+    Ok(Some((latest, proof)))
+}
+
 fn answer<B: Backend>(
     backend: &B,
     did: &Did,
@@ -255,12 +286,7 @@ fn answer<B: Backend>(
         "didDocumentMetadata": metadata,
     });
     if proof {
-        let slots: Vec<alloy_primitives::B256> = dids
-            .proof_slots(&did.address, version.version)?
-            .into_iter()
-            .map(Into::into)
-            .collect();
-        let proof = crate::rest::state_proof(backend.chain_id(), &view, DIDS_ADDRESS, &slots)?;
+        let proof = version_proof(backend.chain_id(), &view, did, version.version)?;
         body["proof"] =
             serde_json::to_value(proof).map_err(|e| RestError::internal(e.to_string()))?;
     }

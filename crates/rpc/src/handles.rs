@@ -293,11 +293,12 @@ fn render(raw: &str, record: Option<&Record>, filter: &Filter) -> (StatusCode, J
 
 /// The answer read straight from one snapshot, with a proof of the record (or of its
 /// absence) against that snapshot's finalized header.
-fn proven<B: Backend>(
+/// The record of `id` (`None`: not registered) with the proof of it, or of its absence, at
+/// the finalized tip.
+pub fn identifier_with_proof<B: Backend>(
     backend: &B,
     id: &Identifier,
-    filter: &Filter,
-) -> Result<(StatusCode, JsonValue), RestError> {
+) -> Result<(Option<Record>, trellis_system::proof::StateProof), RestError> {
     let view = backend.view()?;
     let mut own = trellis_execution::system_slots(&view, IDENTIFIERS_ADDRESS);
     let mut gov = trellis_execution::governance_slots(&view);
@@ -306,6 +307,15 @@ fn proven<B: Backend>(
     let slots: Vec<alloy_primitives::B256> =
         ids.proof_slots(id)?.into_iter().map(Into::into).collect();
     let proof = crate::rest::state_proof(backend.chain_id(), &view, IDENTIFIERS_ADDRESS, &slots)?;
+    Ok((record, proof))
+}
+
+fn proven<B: Backend>(
+    backend: &B,
+    id: &Identifier,
+    filter: &Filter,
+) -> Result<(StatusCode, JsonValue), RestError> {
+    let (record, proof) = identifier_with_proof(backend, id)?;
     let (status, mut body) = render(id.as_str(), record.as_ref(), filter);
     body["proof"] = serde_json::to_value(proof).map_err(|e| RestError::internal(e.to_string()))?;
     Ok((status, body))

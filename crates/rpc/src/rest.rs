@@ -66,6 +66,16 @@ impl RestError {
         }
     }
 
+    /// The HTTP status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What went wrong, for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         RestError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
