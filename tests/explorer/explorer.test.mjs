@@ -132,6 +132,13 @@ for (const javaScript of [true, false]) {
     assert.deepEqual(tx.errors, []);
     await tx.close();
 
+    // The sender's page lists the notarization in its transaction history.
+    const from = await open(`/explorer/address/${receipt.from}`, { javaScript, shot: "address" });
+    const history = await from.page.$$eval("#history tbody tr td.mono a", (as) => as.map((a) => a.textContent));
+    assert.ok(history.includes(scenario.evidenceTx), history.join());
+    assert.deepEqual(from.errors, []);
+    await from.close();
+
     const frozen = await open(`/explorer/address/${scenario.frozen}`, { javaScript, shot: "address-frozen" });
     assert.equal(await frozen.page.textContent("#frozen"), "yes");
     assert.equal(await frozen.page.textContent("#balance"),

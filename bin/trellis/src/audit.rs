@@ -5,7 +5,7 @@ use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use trellis_sdk::audit::{self, AuditBundle, MAX_BUNDLE};
+use trellis_sdk::audit::{self, AuditBundle, FrozenBundle, MAX_BUNDLE};
 use trellis_sdk::Trusted;
 use trellis_system::governance::AuditEntry;
 
@@ -13,7 +13,8 @@ use crate::gov::Endpoint;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Write the audit log (entries `--from` on) with the proofs that back it to a file.
+    /// Write the audit log (entries `--from` on) and the whole freeze list, with the proofs
+    /// that back them, to a file.
     Export {
         #[command(flatten)]
         endpoint: Endpoint,
@@ -24,9 +25,10 @@ pub enum AuditCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Check an export offline: every entry against the proven state of a block certified by
-    /// the trusted validators; with `--csv`, also a CSV export (the explorer's
-    /// `/explorer/audit.csv`) against the proven entries.
+    /// Check an export offline: every entry and frozen address against the proven state of
+    /// a block certified by the trusted validators; with `--csv`, also a CSV export (the
+    /// explorer's `/explorer/audit.csv`) against the proven entries, with `--frozen-csv`
+    /// the explorer's `/explorer/frozen.csv` against the proven freeze list.
     Verify {
         /// The export file written by `trellis audit export`.
         file: PathBuf,
@@ -35,6 +37,8 @@ pub enum AuditCommand {
         genesis: PathBuf,
         #[arg(long)]
         csv: Option<PathBuf>,
+        #[arg(long)]
+        frozen_csv: Option<PathBuf>,
     },
 }
 
@@ -45,6 +49,15 @@ struct Export {
     chain_id: u64,
     from: u64,
     bundles: Vec<AuditBundle>,
+    /// The freeze list from its start (absent in exports written before it was exported).
+    #[serde(default)]
+    frozen: Vec<FrozenBundle>,
+}
+
+/// The address column of the explorer's freeze-list CSV.
+#[derive(Deserialize)]
+struct FrozenCsvRow {
+    address: alloy_primitives::Address,
 }
 
 /// One row of the explorer's CSV export.
@@ -67,7 +80,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             from,
             out,
         } => {
-            let client = endpoint.rest();
+            let client = endpoint.rest()?;
             let mut bundles: Vec<AuditBundle> = Vec::new();
             let mut next = from;
             loop {
@@ -79,20 +92,37 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                     break;
                 }
             }
+            let mut frozen: Vec<FrozenBundle> = Vec::new();
+            let mut addresses = 0;
+            loop {
+                let bundle = audit::frozen_bundle(&client, addresses, MAX_BUNDLE).await?;
+                let n = bundle.frozen.len() as u64;
+                addresses += n;
+                frozen.push(bundle);
+                if n < MAX_BUNDLE {
+                    break;
+                }
+            }
             let chain_id = bundles.first().map_or(0, |b| b.chain_id);
             let export = Export {
                 chain_id,
                 from,
                 bundles,
+                frozen,
             };
             std::fs::write(&out, serde_json::to_vec_pretty(&export)?)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!(
-                "exported audit entries {from}..{next} of chain {chain_id} with their proofs to {}",
+                "exported audit entries {from}..{next} and {addresses} frozen addresses of chain {chain_id} with their proofs to {}",
                 out.display()
             );
         }
-        AuditCommand::Verify { file, genesis, csv } => {
+        AuditCommand::Verify {
+            file,
+            genesis,
+            csv,
+            frozen_csv,
+        } => {
             let export: Export = serde_json::from_slice(
                 &std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?,
             )
@@ -149,12 +179,78 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                 }
                 println!("{}: {rows} rows match the proven entries", csv.display());
             }
+            let frozen = verify_frozen(&export, &trusted)?;
+            if let Some(path) = frozen_csv {
+                let mut reader = csv::Reader::from_path(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let mut rows = 0;
+                for row in reader.deserialize::<FrozenCsvRow>() {
+                    let row = row.with_context(|| format!("{}: malformed row", path.display()))?;
+                    if frozen.get(rows) != Some(&row.address) {
+                        bail!(
+                            "{}: row {} ({}) is not the proven frozen address at that position",
+                            path.display(),
+                            rows + 1,
+                            row.address
+                        );
+                    }
+                    rows += 1;
+                }
+                println!(
+                    "{}: {rows} rows match the proven freeze list",
+                    path.display()
+                );
+            }
             println!(
-                "verified: {} audit entries of chain {}",
+                "verified: {} audit entries and {} frozen addresses of chain {}",
                 entries.len(),
+                frozen.len(),
                 export.chain_id
             );
         }
     }
     Ok(())
+}
+
+/// Checks the export's freeze-list bundles: consecutive from the start, each proven, the
+/// last reaching the end of the list as proven then. Returns the addresses.
+fn verify_frozen(
+    export: &Export,
+    trusted: &Trusted,
+) -> anyhow::Result<Vec<alloy_primitives::Address>> {
+    let mut frozen = Vec::new();
+    let mut total = 0;
+    for bundle in &export.frozen {
+        if bundle.from != frozen.len() as u64 {
+            bail!(
+                "the export skips frozen addresses: a bundle starts at {} where {} was expected",
+                bundle.from,
+                frozen.len()
+            );
+        }
+        let verified = audit::verify_frozen(bundle, trusted).with_context(|| {
+            format!(
+                "frozen addresses from {} could not be verified",
+                bundle.from
+            )
+        })?;
+        println!(
+            "frozen addresses {}..{}: verified against {} validator signatures at height {} ({}); the list then held {}",
+            bundle.from,
+            bundle.from + verified.frozen.len() as u64,
+            verified.signatures,
+            verified.proven_at,
+            verified.block_hash,
+            verified.total
+        );
+        total = verified.total;
+        frozen.extend(verified.frozen);
+    }
+    if (frozen.len() as u64) < total {
+        bail!(
+            "the export holds {} of the {total} frozen addresses",
+            frozen.len()
+        );
+    }
+    Ok(frozen)
 }

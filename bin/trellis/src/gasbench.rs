@@ -755,6 +755,7 @@ impl BenchChain {
             certificate: &[],
             receipts: &executed.receipts,
             senders: &executed.senders,
+            reverts: &executed.reverts,
             changes: &executed.changes,
         })?;
         let t3 = Instant::now();

@@ -145,6 +145,33 @@ async fn pages_agree_with_json_rpc_and_search_reaches_every_object() {
     assert!(tx_page.contains(&sink.to_checksum(None)));
     assert!(tx_page.contains("1234"));
 
+    // A failed transaction shows the reason its revert data gives.
+    let bad_call = legacy(
+        &sender,
+        nonce(&c, sender.address(), "pending").await,
+        alloy_primitives::TxKind::Call(trellis_system::EVIDENCE_ADDRESS),
+        alloy_primitives::U256::ZERO,
+        100_000,
+        alloy_primitives::Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef]),
+    );
+    let bad_hash = send_raw(
+        &c,
+        &alloy_primitives::Bytes::from(alloy_eips::eip2718::Encodable2718::encoded_2718(&bad_call)),
+    )
+    .await
+    .expect("reverting call");
+    let bad_receipt = wait_receipt(&c, bad_hash, LIMIT).await;
+    assert_eq!(bad_receipt["status"], "0x0", "{bad_receipt}");
+    let bad_page = page(port, &format!("/explorer/tx/{bad_hash}")).await;
+    assert!(
+        bad_page.contains("<td id=\"tx-revert\">evidence: unknown function or malformed arguments"),
+        "{bad_page}"
+    );
+    assert!(
+        !tx_page.contains("tx-revert"),
+        "a success has no revert reason"
+    );
+
     // The notarization, with its event decoded from the evidence ABI.
     let logs: Vec<Value> = c
         .request(
@@ -183,6 +210,58 @@ async fn pages_agree_with_json_rpc_and_search_reaches_every_object() {
         sender_page.contains("<td id=\"organization\">dev</td>"),
         "{sender_page}"
     );
+    // Transaction history: the transfer is on both ends' pages, out and in.
+    let row = |hash: B256, direction: &str| {
+        format!("<a href=\"/explorer/tx/{hash}\">{hash}</a></td><td>{direction}</td>")
+    };
+    assert!(
+        sender_page.contains(&row(transfer_hash, "out")),
+        "{sender_page}"
+    );
+    assert!(sink_page.contains(&row(transfer_hash, "in")), "{sink_page}");
+    // A busy address pages newest first, each page starting before the last one's end.
+    let busy = Address::repeat_byte(0xb5);
+    let payer = AccountKey::dev(2);
+    let mut sent = Vec::new();
+    for n in 0..30 {
+        sent.push(
+            send_raw(&c, &transfer(&payer, n, busy, 1))
+                .await
+                .expect("transfer"),
+        );
+    }
+    for hash in &sent {
+        wait_receipt(&c, *hash, LIMIT).await;
+    }
+    let mut listed = Vec::new();
+    let mut path = format!("/explorer/address/{busy}");
+    for _ in 0..3 {
+        let body = page(port, &path).await;
+        listed.extend(
+            body.match_indices("<td class=\"mono\"><a href=\"/explorer/tx/")
+                .map(|(at, m)| {
+                    body[at + m.len()..at + m.len() + 66]
+                        .parse::<B256>()
+                        .expect("hash")
+                }),
+        );
+        match body.split_once("rel=\"next\" href=\"") {
+            Some((_, rest)) => path = rest[..rest.find('"').expect("quote")].replace("&amp;", "&"),
+            None => break,
+        }
+    }
+    sent.reverse();
+    assert_eq!(listed, sent, "two pages, newest first, none twice");
+    let (status, _, body) = http_request(
+        port,
+        "GET",
+        &format!("/explorer/address/{busy}?before=nonsense"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
     let frozen_page = page(port, &format!("/explorer/address/{frozen}")).await;
     assert!(
         frozen_page.contains("<span class=\"error\">yes</span>"),
@@ -213,14 +292,15 @@ async fn pages_agree_with_json_rpc_and_search_reaches_every_object() {
     let mut lines = frozen_csv.lines();
     assert_eq!(
         lines.next(),
-        Some("address,proposalId,proposedAt,proposerOrg,proposer,approvals,supervisorCosigners")
+        Some("address,blockNumber,blockHash,proposalId,proposedAt,proposerOrg,proposer,approvals,supervisorCosigners")
     );
     let row = lines.next().expect("a frozen row");
-    assert!(
-        row.to_lowercase()
-            .starts_with(&format!("{frozen:#x},{freeze_id},")),
-        "{row}"
-    );
+    let fields: Vec<&str> = row.split(',').collect();
+    assert_eq!(fields[0].to_lowercase(), format!("{frozen:#x}"), "{row}");
+    assert_eq!(fields[3], freeze_id.to_string(), "{row}");
+    // The block at whose end the freeze took effect, by number and hash.
+    let frozen_at = common::block(&c, fields[1].parse().expect("block number")).await;
+    assert_eq!(frozen_at["hash"].as_str(), Some(fields[2]), "{row}");
     assert!(row.contains(",dev,0x") && row.ends_with(",dev,"), "{row}");
     // The supervision page: the chain is live, its validator signs, nothing awaits votes.
     let supervision = page(port, "/explorer/supervision").await;
@@ -366,6 +446,8 @@ async fn pages_agree_with_json_rpc_and_search_reaches_every_object() {
     let export = dir.join("audit-export.json");
     let csv_file = dir.join("audit.csv");
     std::fs::write(&csv_file, &csv).expect("csv");
+    let frozen_csv_file = dir.join("frozen.csv");
+    std::fs::write(&frozen_csv_file, &frozen_csv).expect("csv");
     let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
     let out = run_cli(
         dir,
@@ -380,13 +462,19 @@ async fn pages_agree_with_json_rpc_and_search_reaches_every_object() {
         path(&genesis),
         "--csv".into(),
         path(&csv_file),
+        "--frozen-csv".into(),
+        path(&frozen_csv_file),
     ];
     let verify: Vec<&str> = verify.iter().map(String::as_str).collect();
     let out = run_cli(dir, &verify);
     assert!(
-        out.contains(&format!("verified: {} audit entries", log.len())),
+        out.contains(&format!(
+            "verified: {} audit entries and 1 frozen addresses",
+            log.len()
+        )),
         "{out}"
     );
+    assert!(out.contains("1 rows match the proven freeze list"), "{out}");
     assert!(out.contains("validator signatures at height"), "{out}");
     assert!(out.contains(&format!("{} rows match", log.len())), "{out}");
 
@@ -396,6 +484,21 @@ async fn pages_agree_with_json_rpc_and_search_reaches_every_object() {
     std::fs::write(&export, serde_json::to_vec(&forged).expect("JSON")).expect("write");
     let err = cli_fails(dir, &verify);
     assert!(err.contains("differs from the proven one"), "{err}");
+    // A freeze list with an address swapped, or with the frozen address left out.
+    run_cli(
+        dir,
+        &["audit", "export", "--rpc", &url, "--out", &path(&export)],
+    );
+    let mut forged: Value =
+        serde_json::from_slice(&std::fs::read(&export).expect("export")).expect("JSON");
+    forged["frozen"][0]["frozen"][0] = Value::String(Address::repeat_byte(0xee).to_string());
+    std::fs::write(&export, serde_json::to_vec(&forged).expect("JSON")).expect("write");
+    let err = cli_fails(dir, &verify);
+    assert!(err.contains("differ from the proven ones"), "{err}");
+    forged["frozen"][0]["frozen"] = Value::Array(vec![]);
+    std::fs::write(&export, serde_json::to_vec(&forged).expect("JSON")).expect("write");
+    let err = cli_fails(dir, &verify);
+    assert!(err.contains("holds 0 of the 1 frozen addresses"), "{err}");
     run_cli(
         dir,
         &["audit", "export", "--rpc", &url, "--out", &path(&export)],

@@ -103,6 +103,10 @@ pub fn permissions(view: &StateView) -> Result<Permissions, SlotError> {
     Permissions::load(&mut Governance::new(&mut governance_slots(view)))
 }
 
+/// Most bytes of a reverted transaction's returned data kept with its block (an
+/// `Error(string)` with a 4,000-character reason fits).
+pub const MAX_REVERT_DATA: usize = 4_096;
+
 /// The outcome of executing a block.
 #[derive(Clone, Debug)]
 pub struct ExecutedBlock {
@@ -114,6 +118,10 @@ pub struct ExecutedBlock {
     /// What the governance proposals applied after the transactions changed.
     pub governance: trellis_system::governance::Effects,
     pub receipts: Vec<ReceiptEnvelope>,
+    /// The data each reverted transaction returned (by index among `transactions`), cut to
+    /// [`MAX_REVERT_DATA`] bytes: receipts do not carry it, and no older state is kept to
+    /// replay the transaction later, so it is recorded with the block.
+    pub reverts: Vec<(u32, Bytes)>,
     pub changes: StateChanges,
     pub gas_used: u64,
     pub state_root: B256,
@@ -259,6 +267,7 @@ pub fn execute_block(
         rejected: Vec::new(),
         governance: Default::default(),
         receipts: Vec::with_capacity(txs.len()),
+        reverts: Vec::new(),
         changes: StateChanges::default(),
         gas_used: 0,
         state_root: B256::ZERO,
@@ -331,6 +340,10 @@ pub fn execute_block(
         evm.commit(outcome.state);
         let result: ExecutionResult<HaltReason> = outcome.result;
         out.gas_used += result.tx_gas_used();
+        if let ExecutionResult::Revert { output, .. } = &result {
+            let kept = output.slice(..output.len().min(MAX_REVERT_DATA));
+            out.reverts.push((out.transactions.len() as u32, kept));
+        }
         let receipt = receipt_for(&tx, result.is_success(), out.gas_used, result.into_logs());
         out.logs_bloom.accrue_bloom(receipt.logs_bloom());
         out.receipts.push(receipt);
@@ -726,6 +739,7 @@ mod tests {
                 certificate: &[],
                 receipts: &out.receipts,
                 senders: &out.senders,
+                reverts: &out.reverts,
                 changes: &out.changes,
             })
             .expect("commit");
@@ -787,6 +801,7 @@ mod tests {
                 certificate: &[],
                 receipts: &out.receipts,
                 senders: &out.senders,
+                reverts: &out.reverts,
                 changes: &out.changes,
             })
             .expect("commit");

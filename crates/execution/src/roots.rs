@@ -259,6 +259,7 @@ mod tests {
                     certificate: &[],
                     receipts: &[],
                     senders: &[],
+                    reverts: &[],
                     changes: &changes,
                 })
                 .expect("commit");

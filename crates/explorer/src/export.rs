@@ -10,10 +10,10 @@ use axum::Extension;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
-use trellis_execution::governance_slots;
+use trellis_execution::{governance_slots, ViewSlots};
 use trellis_primitives::Height;
 use trellis_rpc::Backend;
-use trellis_system::Governance;
+use trellis_system::{Governance, SlotError};
 
 use crate::pages::{read, PageError};
 use crate::Explorer;
@@ -122,15 +122,24 @@ pub(crate) async fn audit_json<B: Backend>(
     Ok(axum::Json(rows).into_response())
 }
 
-/// A proof bundle of audit entries `offset..offset + limit` (at most
-/// `trellis_sdk`'s 100): the entries and one storage proof of them and of the entry count,
-/// at the finalized tip. Costs the client [`trellis_rpc::PROOF_COST`] per entry.
-pub(crate) async fn audit_bundle<B: Backend>(
-    State(x): State<Arc<Explorer<B>>>,
-    Extension(charge): Extension<Charge>,
-    Query(range): Query<Range>,
+/// Most entries one proof bundle holds (`trellis_sdk::audit::MAX_BUNDLE`).
+const MAX_BUNDLE: u64 = 100;
+
+/// A run of entries (JSON) and the storage slots that prove it.
+type Proven = (serde_json::Value, Vec<alloy_primitives::U256>);
+
+/// A proof bundle of a run of a governance list at the finalized tip: `items(gov, from,
+/// end)` gives the run's entries (JSON) and the slots proving them; `total(gov)` the list's
+/// length. Answers `{chainId, from, <name>: [...], proof}` with one storage proof of the
+/// run and of its length. Costs the client [`trellis_rpc::PROOF_COST`] per entry asked for.
+async fn governance_bundle<B: Backend>(
+    x: Arc<Explorer<B>>,
+    charge: Charge,
+    range: Range,
+    name: &'static str,
+    total: fn(&mut Governance<'_, ViewSlots<'_>>) -> Result<u64, SlotError>,
+    items: fn(&mut Governance<'_, ViewSlots<'_>>, u64, u64) -> Result<Proven, SlotError>,
 ) -> Result<axum::Json<serde_json::Value>, RestError> {
-    const MAX_BUNDLE: u64 = 100;
     let from = range.offset.unwrap_or(0);
     let limit = range.limit.unwrap_or(MAX_BUNDLE);
     if limit == 0 || limit > MAX_BUNDLE {
@@ -144,19 +153,14 @@ pub(crate) async fn audit_bundle<B: Backend>(
         let view = backend.view()?;
         let mut slots = governance_slots(&view);
         let mut gov = Governance::new(&mut slots);
-        let total = gov.config()?.audits;
+        let total = total(&mut gov)?;
         if from > total {
             return Err(RestError::not_found(format!(
-                "the audit log holds {total} entries; none from {from}"
+                "the list holds {total} entries; none from {from}"
             )));
         }
         let end = total.min(from.saturating_add(limit));
-        let mut entries = Vec::new();
-        let mut proven = gov.config_proof_slots()?;
-        for seq in from..end {
-            entries.extend(gov.audit_entry(seq)?);
-            proven.extend(gov.audit_proof_slots(seq)?);
-        }
+        let (entries, proven) = items(&mut gov, from, end)?;
         let proof = trellis_rpc::rest::state_proof(
             backend.chain_id(),
             &view,
@@ -166,7 +170,7 @@ pub(crate) async fn audit_bundle<B: Backend>(
         Ok(axum::Json(serde_json::json!({
             "chainId": backend.chain_id(),
             "from": from,
-            "entries": entries,
+            name: entries,
             "proof": proof,
         })))
     })
@@ -174,11 +178,63 @@ pub(crate) async fn audit_bundle<B: Backend>(
     .map_err(|e| RestError::internal(e.to_string()))?
 }
 
+/// A proof bundle of audit entries `offset..offset + limit` (at most 100): the entries and
+/// one storage proof of them and of the configuration record that counts them.
+pub(crate) async fn audit_bundle<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Extension(charge): Extension<Charge>,
+    Query(range): Query<Range>,
+) -> Result<axum::Json<serde_json::Value>, RestError> {
+    governance_bundle(
+        x,
+        charge,
+        range,
+        "entries",
+        |gov| Ok(gov.config()?.audits),
+        |gov, from, end| {
+            let mut entries = Vec::new();
+            let mut proven = gov.config_proof_slots()?;
+            for seq in from..end {
+                entries.extend(gov.audit_entry(seq)?);
+                proven.extend(gov.audit_proof_slots(seq)?);
+            }
+            Ok((serde_json::json!(entries), proven))
+        },
+    )
+    .await
+}
+
+/// A proof bundle of the freeze list from `offset`, at most `limit` (100) addresses: the
+/// frozen addresses and one storage proof of them and of the list's length.
+pub(crate) async fn frozen_bundle<B: Backend>(
+    State(x): State<Arc<Explorer<B>>>,
+    Extension(charge): Extension<Charge>,
+    Query(range): Query<Range>,
+) -> Result<axum::Json<serde_json::Value>, RestError> {
+    governance_bundle(
+        x,
+        charge,
+        range,
+        "frozen",
+        |gov| gov.frozen_count(),
+        |gov, from, end| {
+            let frozen = gov.frozen(from, end - from)?;
+            let proven = gov.frozen_proof_slots(from, end - from)?;
+            Ok((serde_json::json!(frozen), proven))
+        },
+    )
+    .await
+}
+
 /// One frozen account or contract as exported, with the proposal that froze it when known.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FrozenRow {
     pub address: Address,
+    /// The block at whose end the freeze took effect, and its hash (the votes' transactions
+    /// are in the audit log).
+    pub block_number: Option<u64>,
+    pub block_hash: Option<B256>,
     pub proposal_id: Option<u64>,
     pub proposed_at: Option<u64>,
     pub proposer_org: Option<String>,
@@ -210,6 +266,11 @@ async fn frozen_rows<B: Backend>(
             let row = match by.get(&address) {
                 Some((p, votes)) => FrozenRow {
                     address,
+                    block_number: Some(p.effective_height),
+                    block_hash: view
+                        .block(Height(p.effective_height))
+                        .map_err(PageError::internal)?
+                        .map(|b| b.header.hash()),
                     proposal_id: Some(p.id),
                     proposed_at: Some(p.created_at),
                     proposer_org: Some(p.proposer_org.to_string()),
@@ -228,6 +289,8 @@ async fn frozen_rows<B: Backend>(
                 },
                 None => FrozenRow {
                     address,
+                    block_number: None,
+                    block_hash: None,
                     proposal_id: None,
                     proposed_at: None,
                     proposer_org: None,
@@ -250,6 +313,8 @@ pub(crate) async fn frozen_csv<B: Backend>(
     csv_file(
         &[
             "address",
+            "blockNumber",
+            "blockHash",
             "proposalId",
             "proposedAt",
             "proposerOrg",

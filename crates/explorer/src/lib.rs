@@ -3,8 +3,9 @@
 //!
 //! Pages: the chain's latest blocks and a search box; a block with its transactions and the
 //! validators whose precommits certify it; a transaction with its receipt and its events
-//! decoded with the ABIs in `contracts/artifacts` ([`abi`]); an address (balance, nonce,
-//! code, organisation, frozen); organisations, nodes and validators; proposals and their
+//! decoded with the ABIs in `contracts/artifacts` ([`abi`]) and its revert reason; an address
+//! (balance, nonce, code, organisation, frozen, its transactions from the store's address
+//! index); organisations, nodes and validators; proposals and their
 //! votes; the audit log (with CSV and JSON export, [`export`]); frozen accounts and
 //! contracts. Every read runs on the blocking pool against one snapshot; listings page.
 //!
@@ -57,6 +58,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/explorer/frozen", get(pages::frozen::<B>))
         .route("/explorer/frozen.csv", get(export::frozen_csv::<B>))
         .route("/explorer/frozen.json", get(export::frozen_json::<B>))
+        .route("/explorer/frozen.bundle", get(export::frozen_bundle::<B>))
         .route("/explorer/supervision", get(pages::supervision::<B>))
         .route("/explorer/style.css", get(pages::style))
         .route("/explorer/login", get(pages::login_form).post(pages::login))

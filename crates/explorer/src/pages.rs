@@ -13,7 +13,7 @@ use std::sync::Arc;
 use trellis_execution::governance_slots;
 use trellis_primitives::Height;
 use trellis_rpc::Backend;
-use trellis_storage::StateView;
+use trellis_storage::{StateView, TxLocation};
 use trellis_system::governance::{role_name, Action, Proposal, Status};
 use trellis_system::Governance;
 
@@ -402,6 +402,8 @@ pub(crate) async fn transaction<B: Backend>(
             .and_then(|s| s.get(i).copied());
         let receipts = view.receipts(at.height).map_err(PageError::internal)?.unwrap_or_default();
         let receipt = receipts.get(i).cloned();
+        let reverted = receipt.as_ref().is_some_and(|r| !r.status());
+        let revert = if reverted { view.revert_data(at).map_err(PageError::internal)? } else { None };
         let before = i.checked_sub(1).and_then(|p| receipts.get(p)).map_or(0, |r| r.cumulative_gas_used());
         let gas_used = receipt.as_ref().map(|r| r.cumulative_gas_used() - before);
         let logs: Vec<_> = receipt
@@ -418,6 +420,9 @@ pub(crate) async fn transaction<B: Backend>(
             table.fields {
                 tr { th { "Hash" } td.mono #tx-hash { (hash) } }
                 tr { th { "Status" } td #tx-status { @match &receipt { Some(r) if r.status() => "success", Some(_) => span.error { "failed (reverted)" }, None => "?" } } }
+                @if reverted {
+                    tr { th { "Revert reason" } td #tx-revert { (revert_reason(revert.as_ref().map(|b| b.as_ref()))) } }
+                }
                 tr { th { "Block" } td { a href={ "/explorer/block/" (at.height.0) } { (at.height.0) } " (index " (i) ")" } }
                 tr { th { "From" } td #tx-from { @if let Some(s) = sender { (address_link(&s)) } } }
                 tr { th { "To" } td #tx-to { @match tx.to() { Some(to) => (address_link(&to)), None => "contract creation" } } }
@@ -447,13 +452,51 @@ pub(crate) async fn transaction<B: Backend>(
     Ok(layout("Transaction", page))
 }
 
+/// Transactions one address page lists.
+const HISTORY_PAGE: usize = 25;
+
+#[derive(Deserialize)]
+pub(crate) struct HistoryPaging {
+    /// `height.index` of the last transaction of the previous page.
+    before: Option<String>,
+}
+
+/// Parses `height.index`.
+fn tx_location(s: &str) -> Option<TxLocation> {
+    let (height, index) = s.split_once('.')?;
+    Some(TxLocation {
+        height: Height(height.parse().ok()?),
+        index: index.parse().ok()?,
+    })
+}
+
+/// A failed transaction's revert data as a person reads it: the `Error(string)` message or
+/// the `Panic(uint256)` meaning when it is one, else its hex.
+fn revert_reason(data: Option<&[u8]>) -> Markup {
+    match data {
+        None | Some([]) => html! { "none returned (out of gas, or an invalid operation)" },
+        Some(data) => match alloy_sol_types::decode_revert_reason(data) {
+            // alloy labels an `Error(string)` "revert: …"; the row says so already.
+            Some(reason) => html! { (reason.strip_prefix("revert: ").unwrap_or(&reason)) },
+            None => html! { span.mono { (alloy_primitives::hex::encode_prefixed(data)) } },
+        },
+    }
+}
+
 pub(crate) async fn address<B: Backend>(
     State(x): State<Arc<Explorer<B>>>,
     Path(address): Path<String>,
+    Query(paging): Query<HistoryPaging>,
 ) -> Page {
     let address: Address = address
         .parse()
         .map_err(|_| PageError::bad_request("an address is 20 bytes of 0x-hex"))?;
+    let before = match paging.before.as_deref() {
+        None => None,
+        Some(s) => Some(tx_location(s).ok_or_else(|| {
+            PageError::bad_request("`before` is a transaction's block height and index, as 12.3")
+        })?),
+    };
     let page = read(&x, move |_, view| {
         let account = view.account(&address).map_err(PageError::internal)?.unwrap_or_default();
         let code = match account.code_hash {
@@ -465,6 +508,13 @@ pub(crate) async fn address<B: Backend>(
         let org = gov.account_org(&address).map_err(PageError::internal)?;
         let frozen = gov.is_frozen(&address).map_err(PageError::internal)?;
         let system = system_name(&address);
+        // One row more than shown tells whether an older page exists.
+        let mut history = view
+            .address_transactions(&address, before, HISTORY_PAGE + 1)
+            .map_err(PageError::internal)?;
+        let older = history.len() > HISTORY_PAGE;
+        history.truncate(HISTORY_PAGE);
+        let indexed_from = view.address_index_from().map_err(PageError::internal)?;
         Ok(html! {
             h1 { "Address" }
             table.fields {
@@ -476,7 +526,35 @@ pub(crate) async fn address<B: Backend>(
                 tr { th { "Organisation" } td #organization { @match &org { Some(o) => (o.as_str()), None => "not registered" } } }
                 tr { th { "Frozen" } td #frozen { @if frozen { span.error { "yes" } } @else { "no" } } }
             }
-            p.note { "Transaction history by address is not indexed yet; search a transaction by its hash." }
+            h2 { "Transactions" }
+            @if history.is_empty() {
+                p #history-empty { @if before.is_some() { "No older transactions." } @else { "No transactions sent from or to this address." } }
+            } @else {
+                table #history {
+                    thead { tr { th { "Block" } th { "Transaction" } th { "Direction" } } }
+                    tbody {
+                        @for t in &history {
+                            tr {
+                                td { a href={ "/explorer/block/" (t.location.height.0) } { (t.location.height.0) } }
+                                td.mono { a href={ "/explorer/tx/" (t.hash) } { (t.hash) } }
+                                td { @match (t.role.sent, t.role.received) { (true, true) => "self", (true, false) => "out", _ => "in" } }
+                            }
+                        }
+                    }
+                }
+            }
+            p.pager {
+                @if before.is_some() {
+                    a rel="first" href={ "/explorer/address/" (address) } { "← newest" }
+                    " "
+                }
+                @if let (true, Some(last)) = (older, history.last()) {
+                    a rel="next" href={ "/explorer/address/" (address) "?before=" (last.location.height.0) "." (last.location.index) } { "older →" }
+                }
+            }
+            @if indexed_from.0 > 0 {
+                p.note { "This node indexes transactions by address from block " (indexed_from.0) " on (its data directory predates the index); earlier ones are found by their hash." }
+            }
         })
     })
     .await?;

@@ -934,6 +934,7 @@ impl Chain {
             certificate: &certificate,
             receipts: &pending.executed.receipts,
             senders: &pending.executed.senders,
+            reverts: &pending.executed.reverts,
             changes: &pending.executed.changes,
         })?;
         self.record_commit(

@@ -1,5 +1,5 @@
-//! Verifiable audit exports: a run of governance audit entries with the storage proof that
-//! backs them, checked offline against a trusted validator set.
+//! Verifiable audit exports: a run of governance audit entries (or of the freeze list) with
+//! the storage proof that backs them, checked offline against a trusted validator set.
 //!
 //! A node serves a bundle (`GET /explorer/audit.bundle?offset=N&limit=M`, at most
 //! [`MAX_BUNDLE`] entries): the entries, and one proof of the governance contract's state at a
@@ -10,7 +10,7 @@
 //! audit export` writes bundles covering the whole log; `trellis audit verify` checks them
 //! (and a CSV export against them).
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
 use trellis_system::governance::AuditEntry;
 use trellis_system::proof::StateProof;
@@ -64,16 +64,83 @@ pub fn verify(bundle: &AuditBundle, trusted: &Trusted) -> Result<VerifiedAudit, 
             )));
         }
     }
-    let signatures = trellis_consensus::decode_certificate(&bundle.proof.certificate)
-        .map(|c| c.commit_signatures.len())
-        .unwrap_or_default();
     Ok(VerifiedAudit {
         entries: bundle.entries.clone(),
         total,
         proven_at: state.header.height,
         block_hash: state.header.hash(),
-        signatures,
+        signatures: signatures(&bundle.proof),
     })
+}
+
+/// Frozen addresses `from..from + frozen.len()` of the freeze list, with their proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrozenBundle {
+    pub chain_id: u64,
+    pub from: u64,
+    pub frozen: Vec<Address>,
+    pub proof: StateProof,
+}
+
+/// What a freeze-list bundle proved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedFrozen {
+    pub frozen: Vec<Address>,
+    /// Addresses the freeze list held at the proven height.
+    pub total: u64,
+    pub proven_at: u64,
+    pub block_hash: B256,
+    pub signatures: usize,
+}
+
+/// Verifies a freeze-list bundle without trusting the node that served it: the addresses
+/// are decoded from the proven slots and must equal the served ones; `total` (proven too)
+/// tells whether the list goes on.
+pub fn verify_frozen(
+    bundle: &FrozenBundle,
+    trusted: &Trusted,
+) -> Result<VerifiedFrozen, VerifyError> {
+    let state = proof::verify_contract(&bundle.proof, trusted, GOVERNANCE_ADDRESS)?;
+    let mut slots = state.storage();
+    let mut gov = Governance::new(&mut slots);
+    let not_proven = |e: trellis_system::SlotError| VerifyError::NotProven(e.to_string());
+    let total = gov.frozen_count().map_err(not_proven)?;
+    let proven = gov
+        .frozen(bundle.from, bundle.frozen.len() as u64)
+        .map_err(not_proven)?;
+    if proven != bundle.frozen {
+        return Err(VerifyError::NotProven(format!(
+            "the frozen addresses from {} differ from the proven ones",
+            bundle.from
+        )));
+    }
+    Ok(VerifiedFrozen {
+        frozen: proven,
+        total,
+        proven_at: state.header.height,
+        block_hash: state.header.hash(),
+        signatures: signatures(&bundle.proof),
+    })
+}
+
+fn signatures(proof: &StateProof) -> usize {
+    trellis_consensus::decode_certificate(&proof.certificate)
+        .map(|c| c.commit_signatures.len())
+        .unwrap_or_default()
+}
+
+/// `GET /explorer/frozen.bundle?offset=N&limit=M`.
+pub async fn frozen_bundle(
+    client: &RestClient,
+    from: u64,
+    limit: u64,
+) -> Result<FrozenBundle, RestError> {
+    client
+        .get(&format!(
+            "/explorer/frozen.bundle?offset={from}&limit={limit}"
+        ))
+        .await
 }
 
 /// `GET /explorer/audit.bundle?offset=N&limit=M`.

@@ -12,7 +12,9 @@ mod store;
 pub use account::{
     trie_node_key, AccountState, StateChanges, ACCOUNT_TRIE_OWNER, EMPTY_CODE_HASH, EMPTY_ROOT,
 };
-pub use store::{BlockCommit, MemoryDisk, StateView, Store, StoreError, TxLocation};
+pub use store::{
+    AddressRole, AddressTx, BlockCommit, MemoryDisk, StateView, Store, StoreError, TxLocation,
+};
 
 /// Runs `work` — database reads, proof or trie work, anything that blocks — on tokio's
 /// blocking pool, so that async workers (RPC, consensus, networking) never wait on it. Every

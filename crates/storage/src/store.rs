@@ -35,8 +35,18 @@ const PROPOSALS: TableDefinition<(u64, &[u8; 32]), &[u8]> = TableDefinition::new
 /// proposer proposes the same block again instead of building a second one (which would be
 /// an equivocation). Pruned with the proposals.
 const BUILT: TableDefinition<(u64, u32), &[u8; 32]> = TableDefinition::new("built");
+/// (address, height, index) → role byte ‖ transaction hash: every transaction an address
+/// sent, received or created, in chain order, so that one address's history is one range
+/// scan and never a scan of the blocks. Kept per key: a busy address is many small rows.
+/// (height, index) → the data a reverted transaction returned (see `BlockCommit::reverts`).
+const REVERTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("reverts");
+const ADDRESS_TXS: TableDefinition<(&[u8; 20], u64, u32), &[u8; 33]> =
+    TableDefinition::new("address_txs");
 
 const TIP_KEY: &str = "tip";
+/// First height whose transactions [`ADDRESS_TXS`] holds: 0 for a database created with the
+/// index, the next height for an older data directory (earlier blocks are not re-read).
+const ADDRESS_INDEX_FROM_KEY: &str = "address_index_from";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -78,10 +88,44 @@ fn corrupt(table: &'static str, reason: impl ToString) -> StoreError {
 }
 
 /// Where a transaction landed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TxLocation {
     pub height: Height,
     pub index: u32,
+}
+
+/// How a transaction involves an address (see [`StateView::address_transactions`]); an
+/// address can be both sender and recipient of one transaction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddressRole {
+    /// The address signed and sent the transaction.
+    pub sent: bool,
+    /// The transaction called the address, paid it, or created it as a contract.
+    pub received: bool,
+}
+
+impl AddressRole {
+    const SENT: u8 = 1;
+    const RECEIVED: u8 = 2;
+
+    fn to_byte(self) -> u8 {
+        (if self.sent { Self::SENT } else { 0 }) | (if self.received { Self::RECEIVED } else { 0 })
+    }
+
+    fn from_byte(b: u8) -> Option<AddressRole> {
+        (b != 0 && b & !(Self::SENT | Self::RECEIVED) == 0).then_some(AddressRole {
+            sent: b & Self::SENT != 0,
+            received: b & Self::RECEIVED != 0,
+        })
+    }
+}
+
+/// One transaction in an address's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressTx {
+    pub location: TxLocation,
+    pub hash: B256,
+    pub role: AddressRole,
 }
 
 /// Everything one decided block writes, committed in a single transaction.
@@ -91,6 +135,8 @@ pub struct BlockCommit<'a> {
     pub certificate: &'a [u8],
     pub receipts: &'a [ReceiptEnvelope],
     pub senders: &'a [Address],
+    /// The data reverted transactions returned, by index in the block.
+    pub reverts: &'a [(u32, Bytes)],
     pub changes: &'a StateChanges,
 }
 
@@ -191,6 +237,13 @@ impl Store {
             wtx.open_table(TRIE_NODES)?;
             wtx.open_table(PROPOSALS)?;
             wtx.open_table(BUILT)?;
+            wtx.open_table(ADDRESS_TXS)?;
+            wtx.open_table(REVERTS)?;
+            let mut meta = wtx.open_table(META)?;
+            if meta.get(ADDRESS_INDEX_FROM_KEY)?.is_none() {
+                let from = meta.get(TIP_KEY)?.map_or(0, |tip| tip.value() + 1);
+                meta.insert(ADDRESS_INDEX_FROM_KEY, from)?;
+            }
         }
         for name in RETIRED_TABLES {
             let table: TableDefinition<&[u8], &[u8]> = TableDefinition::new(name);
@@ -269,6 +322,11 @@ impl Store {
             let mut index = wtx.open_table(TX_INDEX)?;
             for (i, tx_hash) in commit.block.tx_hashes().enumerate() {
                 index.insert(&tx_hash.0, (height.0, i as u32))?;
+            }
+            write_address_index(&wtx, height, commit.block, commit.senders)?;
+            let mut reverts = wtx.open_table(REVERTS)?;
+            for (index, data) in commit.reverts {
+                reverts.insert((height.0, *index), data.as_ref())?;
             }
         }
         write_state(&wtx, commit.changes)?;
@@ -379,8 +437,60 @@ impl Store {
             storage: rtx.open_table(STORAGE)?,
             code: rtx.open_table(CODE)?,
             trie_nodes: rtx.open_table(TRIE_NODES)?,
+            address_txs: rtx.open_table(ADDRESS_TXS)?,
+            reverts: rtx.open_table(REVERTS)?,
         })
     }
+}
+
+/// Adds the block's transactions to [`ADDRESS_TXS`] under their senders and recipients
+/// (the `to` address, or the created contract's), in key order.
+fn write_address_index(
+    wtx: &redb::WriteTransaction,
+    height: Height,
+    block: &Block,
+    senders: &[Address],
+) -> Result<(), StoreError> {
+    let mut rows: Vec<([u8; 20], u32, AddressRole, B256)> =
+        Vec::with_capacity(block.transactions.len() * 2);
+    let (sent, received) = (
+        AddressRole {
+            sent: true,
+            received: false,
+        },
+        AddressRole {
+            sent: false,
+            received: true,
+        },
+    );
+    for (i, (tx, sender)) in block.transactions.iter().zip(senders).enumerate() {
+        let hash = tx.trie_hash();
+        let recipient = match alloy_consensus::Transaction::kind(tx) {
+            alloy_primitives::TxKind::Call(to) => to,
+            alloy_primitives::TxKind::Create => {
+                sender.create(alloy_consensus::Transaction::nonce(tx))
+            }
+        };
+        if recipient == *sender {
+            let both = AddressRole {
+                sent: true,
+                received: true,
+            };
+            rows.push((sender.0 .0, i as u32, both, hash));
+        } else {
+            rows.push((sender.0 .0, i as u32, sent, hash));
+            rows.push((recipient.0 .0, i as u32, received, hash));
+        }
+    }
+    rows.sort_unstable_by_key(|a| (a.0, a.1));
+    let mut table = wtx.open_table(ADDRESS_TXS)?;
+    let mut value = [0u8; 33];
+    for (address, index, role, hash) in &rows {
+        value[0] = role.to_byte();
+        value[1..].copy_from_slice(hash.as_slice());
+        table.insert((address, height.0, *index), &value)?;
+    }
+    Ok(())
 }
 
 fn apply_trie_nodes(
@@ -454,6 +564,8 @@ pub struct StateView {
     storage: ReadOnlyTable<&'static [u8; 52], &'static [u8; 32]>,
     code: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     trie_nodes: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    address_txs: ReadOnlyTable<(&'static [u8; 20], u64, u32), &'static [u8; 33]>,
+    reverts: ReadOnlyTable<(u64, u32), &'static [u8]>,
 }
 
 impl StateView {
@@ -538,6 +650,59 @@ impl StateView {
         }))
     }
 
+    /// The data the transaction at `at` returned when it reverted (`None` when it did not
+    /// revert, or failed without returning any, e.g. out of gas).
+    pub fn revert_data(&self, at: TxLocation) -> Result<Option<Bytes>, StoreError> {
+        Ok(self
+            .reverts
+            .get((at.height.0, at.index))?
+            .map(|v| Bytes::copy_from_slice(v.value())))
+    }
+
+    /// Up to `limit` transactions that `address` sent, received or created, newest first,
+    /// strictly before `before` when given (the last location of the previous page). Only
+    /// heights from [`StateView::address_index_from`] on are indexed.
+    pub fn address_transactions(
+        &self,
+        address: &Address,
+        before: Option<TxLocation>,
+        limit: usize,
+    ) -> Result<Vec<AddressTx>, StoreError> {
+        let key = &address.0 .0;
+        let lo = (key, 0u64, 0u32);
+        let rows = match before {
+            Some(b) => self.address_txs.range(lo..(key, b.height.0, b.index))?,
+            None => self.address_txs.range(lo..=(key, u64::MAX, u32::MAX))?,
+        };
+        let mut out = Vec::with_capacity(limit.min(1_000));
+        for entry in rows.rev().take(limit) {
+            let (k, v) = entry?;
+            let (_, height, index) = k.value();
+            let v = v.value();
+            let role = AddressRole::from_byte(v[0])
+                .ok_or_else(|| corrupt("address_txs", format!("role byte {}", v[0])))?;
+            out.push(AddressTx {
+                location: TxLocation {
+                    height: Height(height),
+                    index,
+                },
+                hash: B256::from_slice(&v[1..]),
+                role,
+            });
+        }
+        Ok(out)
+    }
+
+    /// First height whose transactions [`StateView::address_transactions`] finds (0 unless
+    /// the data directory predates the index).
+    pub fn address_index_from(&self) -> Result<Height, StoreError> {
+        Ok(Height(
+            self.meta
+                .get(ADDRESS_INDEX_FROM_KEY)?
+                .map_or(0, |v| v.value()),
+        ))
+    }
+
     /// Every account, ordered by address.
     pub fn for_each_account(
         &self,
@@ -600,6 +765,7 @@ mod tests {
                 certificate: b"",
                 receipts: &[],
                 senders: &[],
+                reverts: &[],
                 changes: &StateChanges::default(),
             })
             .expect("commit");
@@ -670,6 +836,7 @@ mod tests {
                 certificate: b"cert",
                 receipts: std::slice::from_ref(&receipt),
                 senders: &[],
+                reverts: &[],
                 changes: &changes,
             })
             .expect("commit");
@@ -681,6 +848,7 @@ mod tests {
                 certificate: b"",
                 receipts: &[],
                 senders: &[],
+                reverts: &[],
                 changes: &StateChanges::default(),
             }),
             Err(StoreError::NotNextHeight { .. })
@@ -767,6 +935,149 @@ mod tests {
         assert_eq!(store.proposals(Height(1)).expect("read").len(), 1);
         commit_empty(&store, &b1);
         assert_eq!(store.built(Height(1), 3).expect("read"), None);
+    }
+
+    /// A transaction signed with a placeholder signature: the index reads only its fields
+    /// and hash, and the sender comes from the commit.
+    fn tx(to: Option<Address>, nonce: u64) -> alloy_consensus::TxEnvelope {
+        use alloy_consensus::SignableTransaction;
+        alloy_consensus::TxLegacy {
+            chain_id: Some(1),
+            nonce,
+            gas_price: 1,
+            gas_limit: 21_000,
+            to: to.map_or(
+                alloy_primitives::TxKind::Create,
+                alloy_primitives::TxKind::Call,
+            ),
+            value: U256::from(1),
+            input: Bytes::new(),
+        }
+        .into_signed(alloy_primitives::Signature::test_signature())
+        .into()
+    }
+
+    #[test]
+    fn address_history_is_indexed_newest_first_and_paged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        let genesis = block_at(0, B256::ZERO);
+        store
+            .init_genesis(&StateChanges::default(), &genesis)
+            .expect("genesis");
+        let (alice, bob) = (Address::repeat_byte(0xa1), Address::repeat_byte(0xb0));
+        let created = bob.create(0);
+        let mut b1 = block_at(1, genesis.hash());
+        b1.transactions = vec![tx(Some(bob), 0), tx(None, 0), tx(Some(alice), 1)];
+        store
+            .commit_block(BlockCommit {
+                block: &b1,
+                certificate: b"",
+                receipts: &[],
+                senders: &[alice, bob, alice],
+                reverts: &[(1, Bytes::from_static(b"no"))],
+                changes: &StateChanges::default(),
+            })
+            .expect("commit");
+        let mut b2 = block_at(2, b1.hash());
+        b2.transactions = vec![tx(Some(alice), 1)];
+        store
+            .commit_block(BlockCommit {
+                block: &b2,
+                certificate: b"",
+                receipts: &[],
+                senders: &[bob],
+                reverts: &[],
+                changes: &StateChanges::default(),
+            })
+            .expect("commit");
+
+        let view = store.view().expect("view");
+        assert_eq!(view.address_index_from().expect("read"), Height(0));
+        let at = |h, i| TxLocation {
+            height: Height(h),
+            index: i,
+        };
+        let summary = |txs: Vec<AddressTx>| {
+            txs.into_iter()
+                .map(|t| (t.location, t.role.sent, t.role.received, t.hash))
+                .collect::<Vec<_>>()
+        };
+        let h1: Vec<B256> = b1.tx_hashes().collect();
+        let h2 = b2.tx_hashes().next().expect("one tx");
+        assert_eq!(
+            summary(view.address_transactions(&alice, None, 10).expect("read")),
+            vec![
+                (at(2, 0), false, true, h2),
+                (at(1, 2), true, true, h1[2]),
+                (at(1, 0), true, false, h1[0]),
+            ]
+        );
+        assert_eq!(
+            summary(view.address_transactions(&bob, None, 10).expect("read")),
+            vec![
+                (at(2, 0), true, false, h2),
+                (at(1, 1), true, false, h1[1]),
+                (at(1, 0), false, true, h1[0]),
+            ]
+        );
+        assert_eq!(
+            summary(view.address_transactions(&created, None, 10).expect("read")),
+            vec![(at(1, 1), false, true, h1[1])]
+        );
+        // Pages: each starts strictly before the last row of the previous one.
+        let first = view.address_transactions(&alice, None, 2).expect("read");
+        assert_eq!(first.len(), 2);
+        let rest = view
+            .address_transactions(&alice, Some(first[1].location), 2)
+            .expect("read");
+        assert_eq!(summary(rest), vec![(at(1, 0), true, false, h1[0])]);
+        assert_eq!(
+            view.revert_data(at(1, 1)).expect("read"),
+            Some(Bytes::from_static(b"no"))
+        );
+        assert_eq!(view.revert_data(at(1, 0)).expect("read"), None);
+        assert!(view
+            .address_transactions(&Address::repeat_byte(0xcc), None, 10)
+            .expect("read")
+            .is_empty());
+    }
+
+    /// A data directory written before the index existed starts indexing at its next block,
+    /// and says so, instead of presenting its history as empty.
+    #[test]
+    fn an_older_data_directory_indexes_from_its_next_block() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        {
+            let db = Database::create(&path).expect("create");
+            let wtx = db.begin_write().expect("write");
+            wtx.open_table(META)
+                .expect("meta")
+                .insert(TIP_KEY, 41)
+                .expect("tip");
+            wtx.commit().expect("commit");
+        }
+        let store = Store::open(&path).expect("open");
+        assert_eq!(
+            store
+                .view()
+                .expect("view")
+                .address_index_from()
+                .expect("read"),
+            Height(42)
+        );
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(
+            store
+                .view()
+                .expect("view")
+                .address_index_from()
+                .expect("read"),
+            Height(42),
+            "kept, not moved forward on every open"
+        );
     }
 
     #[test]

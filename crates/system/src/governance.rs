@@ -21,7 +21,8 @@ use crate::{revert, CallContext, CallError, CallOutput, Result};
 
 mod read_tokens;
 pub use read_tokens::{
-    read_token_hash, ReadRefusal, ReadToken, Reader, Revocation, MAX_READ_TOKENS_PER_ORGANIZATION,
+    client_certificate_hash, read_token_hash, ReadRefusal, ReadToken, Reader, Revocation,
+    MAX_READ_TOKENS_PER_ORGANIZATION,
 };
 
 sol!(
@@ -762,6 +763,16 @@ impl<'s, S: Slots> Governance<'s, S> {
             .into_iter()
             .map(decode_address)
             .collect()
+    }
+
+    /// The slots that prove the frozen count and the frozen addresses from `offset` on, at
+    /// most `limit` (see [`Governance::frozen`]).
+    pub fn frozen_proof_slots(
+        &mut self,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<alloy_primitives::U256>, SlotError> {
+        FROZEN.page_proof_slots(self.slots, offset, limit)
     }
 
     pub fn is_frozen(&mut self, target: &Address) -> Result<bool, SlotError> {

@@ -276,6 +276,23 @@ impl<'n> Set<'n> {
         (offset..end).map(|i| self.get(slots, i)).collect()
     }
 
+    /// The slots that prove the count and the members at positions `offset..offset+limit`
+    /// (those that exist), for storage proofs: reading [`Set::len`] and [`Set::page`] over
+    /// the proven slots gives the same answer.
+    pub fn page_proof_slots(
+        &self,
+        slots: &mut impl Slots,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<U256>, SlotError> {
+        let end = self.len(slots)?.min(offset.saturating_add(limit));
+        let mut out = vec![self.count_slot()];
+        for i in offset..end {
+            out.extend(proof_slots(slots, &self.member_key(i))?);
+        }
+        Ok(out)
+    }
+
     /// Every member, in position order (for sets whose size is bounded by the caller).
     pub fn all(&self, slots: &mut impl Slots) -> Result<Vec<Vec<u8>>, SlotError> {
         self.page(slots, 0, u64::MAX)
@@ -366,6 +383,37 @@ mod tests {
 
     /// Random inserts and removals against a model; every member stays findable by position
     /// and by value, and removing everything leaves no slot behind.
+    /// Reading a page back from only the slots its proof names gives the same page; a wider
+    /// page needs slots the proof lacks.
+    #[test]
+    fn a_page_reads_back_from_its_proof_slots_alone() {
+        let mut s = MapSlots::empty();
+        let set = Set::new(b"frozen");
+        for i in 0u8..10 {
+            set.insert(&mut s, &[i; 20]).expect("insert");
+        }
+        let proven: std::collections::BTreeMap<U256, U256> = set
+            .page_proof_slots(&mut s, 3, 4)
+            .expect("slots")
+            .into_iter()
+            .map(|slot| (slot, s.writes.get(&slot).copied().unwrap_or_default()))
+            .collect();
+        let mut only = MapSlots::over(|slot| {
+            proven
+                .get(&slot)
+                .copied()
+                .ok_or_else(|| SlotError::unavailable(format!("slot {slot:#x} not proven")))
+        });
+        assert_eq!(set.len(&mut only).expect("count"), 10);
+        assert_eq!(
+            set.page(&mut only, 3, 4).expect("page"),
+            set.page(&mut s, 3, 4).expect("page")
+        );
+        assert!(set.page(&mut only, 3, 5).is_err(), "member 7 is not proven");
+        // Past the end: the count alone.
+        assert_eq!(set.page_proof_slots(&mut s, 10, 5).expect("slots").len(), 1);
+    }
+
     #[test]
     fn sets_match_a_model_and_leave_nothing_behind() {
         use rand::{Rng, SeedableRng};

@@ -1,7 +1,8 @@
 //! Read tokens: organisations' API tokens for nodes that restrict who reads (`rpc.read_access`).
 //!
 //! An organisation's admin issues a token by recording its hash ([`read_token_hash`]) with a
-//! label and an optional expiry; the token itself is generated and kept off chain. A node
+//! label and an optional expiry; the token itself is generated and kept off chain. A TLS
+//! client certificate is registered the same way, under [`client_certificate_hash`]. A node
 //! that restricts reads hashes the bearer token of each request and asks [`Governance::reader`]
 //! who it belongs to. Revocation, expiry and the organisation leaving the consortium all take
 //! effect at the next block. Records stay after revocation (they are the audit trail), so an
@@ -26,6 +27,13 @@ pub const MAX_READ_TOKENS_PER_ORGANIZATION: u64 = 4_096;
 /// The hash under which a read token is recorded: `keccak256(bytes(token))`.
 pub fn read_token_hash(token: &str) -> B256 {
     keccak256(token.as_bytes())
+}
+
+/// The hash under which a client certificate is recorded as a read token:
+/// `keccak256(DER bytes of the certificate)`. A node whose RPC port speaks TLS reads the
+/// certificate a client presents as this credential (see `trellis_rpc::tls`).
+pub fn client_certificate_hash(der: &[u8]) -> B256 {
+    keccak256(der)
 }
 
 /// Who revoked a token, and when.
@@ -60,7 +68,7 @@ pub struct Reader {
 /// Why a token does not let its bearer read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReadRefusal {
-    #[error("unknown read token")]
+    #[error("unknown read token or client certificate")]
     Unknown,
     #[error("read token {0} was revoked at block {1}")]
     Revoked(B256, u64),
