@@ -10,12 +10,16 @@ use std::time::Duration;
 use trellis_crypto::AccountKey;
 
 pub fn client(url: &str) -> anyhow::Result<HttpClient> {
-    authorized_client(url, None)
+    authorized_client(url, None, None)
 }
 
 /// A client that presents `token` (a read token or the node's admin token) as
-/// `Authorization: Bearer <token>` on every request.
-pub fn authorized_client(url: &str, token: Option<&str>) -> anyhow::Result<HttpClient> {
+/// `Authorization: Bearer <token>` on every request, using `tls` for an https:// URL.
+pub fn authorized_client(
+    url: &str,
+    token: Option<&str>,
+    tls: Option<rustls::ClientConfig>,
+) -> anyhow::Result<HttpClient> {
     let mut headers = http::HeaderMap::new();
     if let Some(token) = token {
         let mut value =
@@ -25,11 +29,14 @@ pub fn authorized_client(url: &str, token: Option<&str>) -> anyhow::Result<HttpC
         value.set_sensitive(true);
         headers.insert(http::header::AUTHORIZATION, value);
     }
-    Ok(HttpClientBuilder::default()
+    let mut builder = HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(60))
         .max_request_size(64 * 1024 * 1024)
-        .set_headers(headers)
-        .build(url)?)
+        .set_headers(headers);
+    if let Some(tls) = tls {
+        builder = builder.with_custom_cert_store(tls);
+    }
+    Ok(builder.build(url)?)
 }
 
 pub fn signed(

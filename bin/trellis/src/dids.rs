@@ -191,7 +191,7 @@ pub async fn run(command: DidCommand) -> anyhow::Result<()> {
             } else if let Some(t) = version_time {
                 path.push_str(&format!("?versionTime={t}"));
             }
-            let answer: serde_json::Value = endpoint.rest().get(&path).await?;
+            let answer: serde_json::Value = endpoint.rest()?.get(&path).await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             return Ok(());
         }

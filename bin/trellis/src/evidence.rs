@@ -124,7 +124,7 @@ pub async fn run(command: EvidenceCommand) -> anyhow::Result<()> {
         } => {
             let digest = ev::hash_file(algorithm, &file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let client = endpoint.rest();
+            let client = endpoint.rest()?;
             let response = match ev::find(&client, algorithm, &digest).await {
                 Ok(r) => r,
                 Err(e) if e.is_not_found() => {
@@ -139,7 +139,7 @@ pub async fn run(command: EvidenceCommand) -> anyhow::Result<()> {
             genesis,
             id,
         } => {
-            let client = endpoint.rest();
+            let client = endpoint.rest()?;
             let response = ev::get(&client, &id).await?;
             match genesis {
                 Some(genesis) => print_verified(&response, &genesis),

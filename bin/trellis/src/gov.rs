@@ -27,21 +27,60 @@ pub struct Endpoint {
     /// (`rpc.read_access`), sent as `Authorization: Bearer <token>`.
     #[arg(long, env = "TRELLIS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// For an https:// node: the certificate (PEM; its CA's, or its own) to trust instead
+    /// of the system's roots.
+    #[arg(long, env = "TRELLIS_CA_CERT", value_name = "PEM")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// For an https:// node: a client certificate (PEM) to present, registered by your
+    /// organisation with `trellis org token issue --cert`; needs --client-key.
+    #[arg(
+        long,
+        env = "TRELLIS_CLIENT_CERT",
+        value_name = "PEM",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "TRELLIS_CLIENT_KEY",
+        value_name = "PEM",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<std::path::PathBuf>,
 }
 
 impl Endpoint {
+    /// The TLS settings for an https:// endpoint, `None` for plain HTTP.
+    fn tls(&self) -> anyhow::Result<Option<rustls::ClientConfig>> {
+        if !self.rpc.starts_with("https://") {
+            if self.ca_cert.is_some() || self.client_cert.is_some() {
+                bail!("--ca-cert and --client-cert need an https:// --rpc URL");
+            }
+            return Ok(None);
+        }
+        let files = trellis_sdk::tls::TlsFiles {
+            ca_cert: self.ca_cert.as_deref(),
+            client_cert: self.client_cert.as_deref().zip(self.client_key.as_deref()),
+        };
+        Ok(Some(trellis_sdk::tls::client_config(&files)?))
+    }
+
     /// A JSON-RPC client of this endpoint, presenting the token if one is set.
     pub fn client(&self) -> anyhow::Result<HttpClient> {
-        crate::client::authorized_client(&self.rpc, self.token.as_deref())
+        crate::client::authorized_client(&self.rpc, self.token.as_deref(), self.tls()?)
     }
 
     /// A REST client of this endpoint, presenting the token if one is set.
-    pub fn rest(&self) -> trellis_sdk::rest::RestClient {
-        let client = trellis_sdk::rest::RestClient::new(&self.rpc);
-        match &self.token {
+    pub fn rest(&self) -> anyhow::Result<trellis_sdk::rest::RestClient> {
+        let client = match self.tls()? {
+            Some(tls) => trellis_sdk::rest::RestClient::with_tls(&self.rpc, tls),
+            None => trellis_sdk::rest::RestClient::new(&self.rpc),
+        };
+        Ok(match &self.token {
             Some(token) => client.with_token(token),
             None => client,
-        }
+        })
     }
 }
 
@@ -323,12 +362,17 @@ pub enum OrgCommand {
 #[derive(Subcommand)]
 pub enum TokenCommand {
     /// Issue a read token for your own organisation (admins only). The token is generated
-    /// here and printed once; only its hash goes on chain.
+    /// here and printed once; only its hash goes on chain. With --cert, registers a TLS
+    /// client certificate instead: nodes serving TLS accept it in place of a token.
     Issue {
         #[command(flatten)]
         endpoint: Endpoint,
         #[command(flatten)]
         signer: Signer,
+        /// A client certificate (PEM; the first certificate counts) to register instead of
+        /// generating a token.
+        #[arg(long, value_name = "PEM")]
+        cert: Option<std::path::PathBuf>,
         /// What the token is for (at most 128 bytes), shown in listings and the audit log.
         #[arg(long, default_value = "")]
         label: String,
@@ -337,14 +381,17 @@ pub enum TokenCommand {
         expires_in: Option<humantime::Duration>,
     },
     /// Revoke a read token of your organisation (or any, as a supervisor's admin), given as
-    /// the token itself or its 0x hash.
+    /// the token itself or its 0x hash, or a registered client certificate.
     Revoke {
         #[command(flatten)]
         endpoint: Endpoint,
         #[command(flatten)]
         signer: Signer,
-        #[arg(value_name = "TOKEN_OR_HASH")]
-        revoked: String,
+        #[arg(value_name = "TOKEN_OR_HASH", required_unless_present = "cert")]
+        revoked: Option<String>,
+        /// The registered client certificate (PEM) to revoke.
+        #[arg(long, value_name = "PEM", conflicts_with = "revoked")]
+        cert: Option<std::path::PathBuf>,
     },
     /// List an organisation's read tokens.
     List {
@@ -369,11 +416,17 @@ fn token_hash(token: &str) -> B256 {
     }
 }
 
+/// The on-chain hash of the client certificate in a PEM file.
+fn client_certificate_hash(path: &std::path::Path) -> anyhow::Result<B256> {
+    Ok(trellis_sdk::tls::certificate_hash(path)?)
+}
+
 async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Issue {
             endpoint,
             signer,
+            cert,
             label,
             expires_in,
         } => {
@@ -384,29 +437,44 @@ async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
                     .as_secs(),
                 None => 0,
             };
-            let token = new_read_token();
-            let hash = trellis_system::governance::read_token_hash(&token);
+            let (token, hash) = match &cert {
+                Some(path) => (None, client_certificate_hash(path)?),
+                None => {
+                    let token = new_read_token();
+                    let hash = trellis_system::governance::read_token_hash(&token);
+                    (Some(token), hash)
+                }
+            };
             let call = abi::issueReadTokenCall {
                 tokenHash: hash,
                 label,
                 expiresAt: expires_at,
             };
             print_events(&send(&endpoint, &signer, call.abi_encode()).await?);
-            println!("token: {token}");
+            if let Some(token) = &token {
+                println!("token: {token}");
+            }
             println!("hash: {hash}");
             if expires_at != 0 {
                 println!("expires at Unix time {expires_at}");
             }
-            eprintln!("Keep the token secret: it is shown only now. Nodes that restrict reads accept it as 'Authorization: Bearer <token>' (or --token / TRELLIS_TOKEN).");
+            match token {
+                Some(_) => eprintln!("Keep the token secret: it is shown only now. Nodes that restrict reads accept it as 'Authorization: Bearer <token>' (or --token / TRELLIS_TOKEN)."),
+                None => eprintln!("Registered: nodes that serve TLS (rpc.tls) and restrict reads accept this client certificate for your organisation until it is revoked or expires."),
+            }
         }
         TokenCommand::Revoke {
             endpoint,
             signer,
             revoked,
+            cert,
         } => {
-            let call = abi::revokeReadTokenCall {
-                tokenHash: token_hash(&revoked),
+            let hash = match (&revoked, &cert) {
+                (_, Some(path)) => client_certificate_hash(path)?,
+                (Some(revoked), None) => token_hash(revoked),
+                (None, None) => anyhow::bail!("give the token, its hash or --cert"),
             };
+            let call = abi::revokeReadTokenCall { tokenHash: hash };
             print_events(&send(&endpoint, &signer, call.abi_encode()).await?);
         }
         TokenCommand::List {

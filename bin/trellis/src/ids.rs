@@ -156,7 +156,7 @@ pub async fn run(command: IdCommand) -> anyhow::Result<()> {
                 format!("?type={}", types.join(","))
             };
             let answer: serde_json::Value = endpoint
-                .rest()
+                .rest()?
                 .get(&format!("/api/handles/{identifier}{query}"))
                 .await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);

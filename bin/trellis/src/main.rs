@@ -94,14 +94,14 @@ enum Command {
 fn init_logging(single_validator: bool, format: trellis_node::LogFormat) {
     let default = if single_validator {
         // With no peers Malachite reports every gossip publish as an error.
-        "warn,trellis=info,trellis_node=info,trellis_consensus=info,informalsystems_malachitebft_network=off"
+        "warn,trellis=info,trellis_node=info,trellis_consensus=info,arc_malachitebft_network=off"
     } else {
         "warn,trellis=info,trellis_node=info,trellis_consensus=info"
     };
     let filter = EnvFilter::try_from_env("TRELLIS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(progress::LogWriter)
         .with_target(false);
     let _ = match format {
         trellis_node::LogFormat::Json => builder
@@ -196,12 +196,24 @@ pub async fn run_node(config: trellis_node::NodeConfig) -> anyhow::Result<()> {
     if let Some(addr) = node.metrics_addr {
         println!("Prometheus metrics on http://{addr}/metrics");
     }
+    let sync = tokio::spawn(progress::show_sync(node.chain.clone()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+    sync.abort();
     node.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks a command's arguments only when it parses that command: check them all
+    /// here (two arguments of one name, a `requires` naming nothing, ...).
+    #[test]
+    fn every_command_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -70,6 +70,20 @@ pub struct RpcConfig {
     /// Under a closed `read_access`, still serve the resolution paths (DIDs, identifiers,
     /// evidence) and `/health` to anyone.
     pub public_resolution: bool,
+    /// Serve the port over TLS only (HTTPS, WSS), where clients may also authenticate with
+    /// a client certificate their organisation registered. Unset: plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RpcTlsConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcTlsConfig {
+    /// The node's certificate chain (PEM), leaf first; relative to the config file.
+    pub cert: PathBuf,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1); relative to the config
+    /// file. Keep it private.
+    pub key: PathBuf,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -149,6 +163,7 @@ impl Default for RpcConfig {
             max_subscriptions: limits.max_subscriptions,
             read_access: limits.read_access.policy,
             public_resolution: limits.read_access.public_resolution,
+            tls: None,
         }
     }
 }
@@ -225,11 +240,15 @@ impl NodeConfig {
             source,
         })?;
         if let Some(base) = path.parent() {
-            for p in [
+            let mut paths = vec![
                 &mut config.data_dir,
                 &mut config.genesis,
                 &mut config.node_key,
-            ] {
+            ];
+            if let Some(tls) = &mut config.rpc.tls {
+                paths.extend([&mut tls.cert, &mut tls.key]);
+            }
+            for p in paths {
                 if p.is_relative() {
                     *p = base.join(&*p);
                 }

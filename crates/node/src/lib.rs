@@ -143,12 +143,20 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
             "RPC listens beyond loopback with rpc.read_access = \"open\": anyone who reaches the port reads the whole ledger; set \"organization\" or \"consortium\" (docs/rpc.md)"
         );
     }
+    let tls = match &config.rpc.tls {
+        Some(files) => Some(
+            trellis_rpc::tls::ServerTls::load(&files.cert, &files.key)
+                .wrap_err("loading rpc.tls")?,
+        ),
+        None => None,
+    };
     let rpc_metrics = chain.metrics().rpc.clone();
     let backend = Arc::new(chain.clone());
     let (rpc_addr, rpc) = trellis_rpc::serve(
         backend.clone(),
         config.rpc.listen,
         &limits,
+        tls,
         rpc_metrics,
         trellis_explorer::router(backend),
     )

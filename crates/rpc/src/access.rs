@@ -4,7 +4,9 @@
 //! the port reads. Otherwise every request — JSON-RPC over HTTP or WebSocket, REST — must
 //! carry `Authorization: Bearer <token>`, where the token is either the node's admin token
 //! (its operator) or a read token an organisation's admin issued on chain
-//! (`ITrellisGovernance.issueReadToken`; only its keccak256 hash is recorded). Then:
+//! (`ITrellisGovernance.issueReadToken`; only its keccak256 hash is recorded). Over TLS
+//! ([`crate::tls`]) a client certificate an organisation registered the same way stands for
+//! a read token when the request sends no header. Then:
 //!
 //! - [`ReadPolicy::Consortium`]: any member or supervisor organisation reads;
 //! - [`ReadPolicy::Organization`]: the organisation that registered this node reads, and
@@ -40,6 +42,7 @@ use trellis_system::Governance;
 use crate::governance::UNAUTHORIZED;
 use crate::limits::{ClientAddr, ClientLimiter};
 use crate::rest::REST_PREFIXES;
+use crate::tls::ClientCertificate;
 use crate::Backend;
 
 /// Who may read from this node's RPC port.
@@ -262,12 +265,14 @@ impl Gate {
     }
 
     /// Who a request says it comes from: its `Authorization` header, or for explorer pages
-    /// read with GET its session cookie.
+    /// read with GET its session cookie, or else the TLS client certificate its connection
+    /// presented.
     fn credential(
         &self,
         method: &http::Method,
         path: &str,
         headers: &http::HeaderMap,
+        certificate: Option<ClientCertificate>,
     ) -> Result<Credential, Refusal> {
         let cookie = (matches!(*method, http::Method::GET | http::Method::HEAD)
             && path.starts_with("/explorer"))
@@ -278,13 +283,17 @@ impl Gate {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .or(cookie.as_deref())
-            .ok_or_else(|| {
-                Refusal::unauthorized(
+            .or(cookie.as_deref());
+        let presented = match (presented, certificate) {
+            (Some(presented), _) => presented,
+            (None, Some(certificate)) => return Ok(Credential::Token(certificate.0)),
+            (None, None) => {
+                return Err(Refusal::unauthorized(
                     "missing",
-                    "authentication required: this node restricts reads; send 'Authorization: Bearer <read token>' (an organisation admin issues one with `trellis org token issue`)",
-                )
-            })?;
+                    "authentication required: this node restricts reads; send 'Authorization: Bearer <read token>' (an organisation admin issues one with `trellis org token issue`), or over TLS a client certificate your organisation registered",
+                ))
+            }
+        };
         if let Some(admin) = &self.admin_token {
             if crate::governance::same_secret(admin.as_bytes(), presented.as_bytes()) {
                 return Ok(Credential::Operator);
@@ -475,17 +484,19 @@ where
         if self.gate.is_open(&path) {
             return Box::pin(self.inner.call(request));
         }
-        let credential = match self
-            .gate
-            .credential(request.method(), &path, request.headers())
-        {
-            Ok(credential) => credential,
-            Err(refusal) => {
-                self.gate.metrics.access_refused(refusal.reason);
-                let response = refusal.response(&path);
-                return Box::pin(async move { Ok(response) });
-            }
-        };
+        let certificate = request.extensions().get::<ClientCertificate>().copied();
+        let credential =
+            match self
+                .gate
+                .credential(request.method(), &path, request.headers(), certificate)
+            {
+                Ok(credential) => credential,
+                Err(refusal) => {
+                    self.gate.metrics.access_refused(refusal.reason);
+                    let response = refusal.response(&path);
+                    return Box::pin(async move { Ok(response) });
+                }
+            };
         let client = request.extensions().get::<ClientAddr>().copied();
         let check = self.gate.clone().check(credential, client);
         request.extensions_mut().insert(credential);
@@ -684,26 +695,27 @@ mod tests {
     fn credentials_are_the_admin_token_or_a_hashed_read_token() {
         let g = gate(ReadPolicy::Consortium, false);
         let missing = g
-            .credential(&http::Method::POST, "/", &http::HeaderMap::new())
+            .credential(&http::Method::POST, "/", &http::HeaderMap::new(), None)
             .unwrap_err();
         assert_eq!(
             (missing.status, missing.reason),
             (http::StatusCode::UNAUTHORIZED, "missing")
         );
         let basic = g
-            .credential(&http::Method::POST, "/", &headers("Basic abc"))
+            .credential(&http::Method::POST, "/", &headers("Basic abc"), None)
             .unwrap_err();
         assert_eq!(basic.reason, "missing");
         assert_eq!(
             g.credential(
                 &http::Method::POST,
                 "/",
-                &headers("Bearer operator-secret-0123456789")
+                &headers("Bearer operator-secret-0123456789"),
+                None
             ),
             Ok(Credential::Operator)
         );
         let short = g
-            .credential(&http::Method::POST, "/", &headers("Bearer abc"))
+            .credential(&http::Method::POST, "/", &headers("Bearer abc"), None)
             .unwrap_err();
         assert_eq!(short.reason, "malformed");
         let long = g
@@ -711,6 +723,7 @@ mod tests {
                 &http::Method::POST,
                 "/",
                 &headers(&format!("Bearer {}", "x".repeat(257))),
+                None,
             )
             .unwrap_err();
         assert_eq!(long.reason, "malformed");
@@ -719,7 +732,8 @@ mod tests {
             g.credential(
                 &http::Method::POST,
                 "/",
-                &headers(&format!("Bearer {token}"))
+                &headers(&format!("Bearer {token}")),
+                None
             ),
             Ok(Credential::Token(read_token_hash(token)))
         );
@@ -738,7 +752,7 @@ mod tests {
         );
         let expected = Ok(Credential::Token(read_token_hash(token)));
         assert_eq!(
-            g.credential(&http::Method::GET, "/explorer/block/1", &h),
+            g.credential(&http::Method::GET, "/explorer/block/1", &h, None),
             expected
         );
         for (method, path) in [
@@ -746,10 +760,26 @@ mod tests {
             (http::Method::GET, "/v1/evidence/0x01"),
             (http::Method::POST, "/"),
         ] {
-            let refused = g.credential(&method, path, &h).unwrap_err();
+            let refused = g.credential(&method, path, &h, None).unwrap_err();
             assert_eq!(refused.reason, "missing", "{method} {path}");
         }
         assert!(g.is_open("/explorer/login") && g.is_open("/explorer/style.css"));
+        // A TLS client certificate stands for a token only when no header is sent.
+        let cert = ClientCertificate(B256::repeat_byte(7));
+        assert_eq!(
+            g.credential(
+                &http::Method::POST,
+                "/",
+                &http::HeaderMap::new(),
+                Some(cert)
+            ),
+            Ok(Credential::Token(cert.0))
+        );
+        assert_eq!(
+            g.credential(&http::Method::GET, "/explorer/block/1", &h, Some(cert)),
+            expected,
+            "an explicit credential wins over the certificate"
+        );
         assert!(!g.is_open("/explorer/audit.csv"));
         assert!(session_cookie_cleared().contains("Max-Age=0"));
     }

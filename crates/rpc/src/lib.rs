@@ -18,6 +18,7 @@ mod logs;
 mod measure;
 mod methods;
 pub mod rest;
+pub mod tls;
 
 pub use access::{ReadAccess, ReadPolicy};
 pub use error::RpcError;
@@ -135,10 +136,14 @@ impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
 /// explorer's routes, under `/explorer`; an empty router for none) on the same port;
 /// returns the bound address and a handle to stop it. Connections are accepted here (not by
 /// jsonrpsee) so that every request carries its client's address, which the limits key on.
+///
+/// With `tls` the port speaks only TLS, and each request of a connection whose client
+/// presented a certificate carries [`tls::ClientCertificate`].
 pub async fn serve<B: Backend>(
     backend: Arc<B>,
     addr: SocketAddr,
     limits: &RpcLimits,
+    tls: Option<tls::ServerTls>,
     metrics: trellis_metrics::RpcMetrics,
     pages: axum::Router,
 ) -> std::io::Result<(SocketAddr, ServerHandle)> {
@@ -209,15 +214,35 @@ pub async fn serve<B: Backend>(
                 _ = stop.clone().shutdown() => break,
             };
             let _ = socket.set_nodelay(true);
-            let service = ClientTagged {
+            let mut service = ClientTagged {
                 inner: builder.clone().build(methods.clone(), stop.clone()),
                 client: ClientAddr(remote.ip()),
+                certificate: None,
             };
             let stopped = stop.clone().shutdown();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                if let Err(e) =
-                    jsonrpsee::server::serve_with_graceful_shutdown(socket, service, stopped).await
-                {
+                let served = match tls {
+                    None => {
+                        jsonrpsee::server::serve_with_graceful_shutdown(socket, service, stopped)
+                            .await
+                    }
+                    // The handshake runs here, off the accept loop, bounded in time.
+                    Some(tls) => match tls.accept(socket).await {
+                        Ok((stream, certificate)) => {
+                            service.certificate = certificate;
+                            jsonrpsee::server::serve_with_graceful_shutdown(
+                                stream, service, stopped,
+                            )
+                            .await
+                        }
+                        Err(e) => {
+                            tracing::debug!(%remote, error = %e, "RPC TLS handshake failed");
+                            return;
+                        }
+                    },
+                };
+                if let Err(e) = served {
                     tracing::debug!(%remote, error = %e, "RPC connection ended with an error");
                 }
             });
@@ -226,11 +251,13 @@ pub async fn serve<B: Backend>(
     Ok((bound, handle))
 }
 
-/// A connection's service that tags each request with the client's address.
+/// A connection's service that tags each request with the client's address and, over TLS,
+/// the certificate it presented.
 #[derive(Clone)]
 struct ClientTagged<S> {
     inner: S,
     client: ClientAddr,
+    certificate: Option<tls::ClientCertificate>,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for ClientTagged<S>
@@ -250,6 +277,9 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         request.extensions_mut().insert(self.client);
+        if let Some(certificate) = self.certificate {
+            request.extensions_mut().insert(certificate);
+        }
         self.inner.call(request)
     }
 }

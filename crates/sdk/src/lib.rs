@@ -19,6 +19,7 @@ pub mod evidence;
 pub mod identifiers;
 pub mod proof;
 pub mod rest;
+pub mod tls;
 
 pub use proof::{ProofError, Trusted, VerifiedState, VerifyError};
 pub use rest::{RestClient, RestError};

@@ -1,7 +1,8 @@
-//! A minimal client for the REST endpoints (plain HTTP/1.1 over hyper).
+//! A minimal client for the REST endpoints (HTTP/1.1 over hyper; HTTPS with [`crate::tls`]).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -37,15 +38,34 @@ impl RestError {
 #[derive(Clone)]
 pub struct RestClient {
     base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     authorization: Option<http::HeaderValue>,
 }
 
 impl RestClient {
+    /// A client of `base`: plain HTTP, or HTTPS trusting the system's root certificates.
     pub fn new(base: &str) -> RestClient {
+        // Read once per process: the system store is a directory of files.
+        static SYSTEM: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+        let tls = SYSTEM.get_or_init(|| {
+            // Without files nothing outside can fail: unusable system roots are skipped, and
+            // ring supports the default protocol versions.
+            crate::tls::client_config(&Default::default())
+                .expect("a TLS configuration without files always builds")
+        });
+        RestClient::with_tls(base, tls.clone())
+    }
+
+    /// A client of `base` that uses `tls` for HTTPS (see [`crate::tls::client_config`]).
+    pub fn with_tls(base: &str, tls: rustls::ClientConfig) -> RestClient {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
         RestClient {
             base: base.trim_end_matches('/').to_owned(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
             authorization: None,
         }
     }
