@@ -57,14 +57,8 @@ fn from_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> 
     Ok(postcard::from_bytes(bytes)?)
 }
 
-#[derive(Serialize, Deserialize)]
-pub(crate) struct WireVote {
-    prevote: bool,
-    height: u64,
-    round: Option<u32>,
-    value: Option<B256>,
-    validator: Address,
-}
+/// The encoding of a vote, shared with light clients (`trellis_light::WireVote`).
+use trellis_light::WireVote;
 
 impl From<&Vote> for WireVote {
     fn from(v: &Vote) -> Self {
@@ -81,21 +75,21 @@ impl From<&Vote> for WireVote {
     }
 }
 
-impl WireVote {
-    fn into_vote(self) -> Vote {
+fn vote_from_wire(w: WireVote) -> Vote {
+    {
         Vote {
-            typ: if self.prevote {
+            typ: if w.prevote {
                 VoteType::Prevote
             } else {
                 VoteType::Precommit
             },
-            height: Height(self.height),
-            round: Round::from(self.round),
-            value: match self.value {
+            height: Height(w.height),
+            round: Round::from(w.round),
+            value: match w.value {
                 None => NilOrVal::Nil,
                 Some(h) => NilOrVal::Val(BlockHash(h)),
             },
-            validator_address: ValidatorAddress(self.validator),
+            validator_address: ValidatorAddress(w.validator),
             extension: None,
         }
     }
@@ -136,10 +130,7 @@ impl WireProposal {
 
 /// Canonical bytes that a validator signs for a vote (without its extension).
 pub fn vote_sign_bytes(chain_id: u64, vote: &Vote) -> Vec<u8> {
-    let mut out = b"trellis/vote/".to_vec();
-    out.extend_from_slice(&chain_id.to_be_bytes());
-    out.extend(postcard::to_stdvec(&WireVote::from(vote)).unwrap_or_default());
-    out
+    WireVote::from(vote).sign_bytes(chain_id)
 }
 
 /// Canonical bytes that a proposer signs for a proposal message.
@@ -172,7 +163,7 @@ fn encode_signed_vote(v: &SignedMessage<TrellisContext, Vote>) -> WireSignedVote
 fn decode_signed_vote(
     w: WireSignedVote,
 ) -> Result<SignedMessage<TrellisContext, Vote>, CodecError> {
-    let mut vote = w.vote.into_vote();
+    let mut vote = vote_from_wire(w.vote);
     if let Some((data, sig)) = w.extension {
         vote.extension = Some(SignedMessage::new(data, sig_from(&sig)?));
     }
@@ -567,20 +558,13 @@ impl Codec<Request<TrellisContext>> for TrellisCodec {
     }
 }
 
-/// A commit certificate as stored and sent to syncing peers.
-#[derive(Serialize, Deserialize)]
-struct WireCertificate {
-    height: u64,
-    round: Option<u32>,
-    value: B256,
-    signatures: Vec<(Address, Bytes)>,
-}
-
-fn wire_certificate(c: &CommitCertificate<TrellisContext>) -> WireCertificate {
-    WireCertificate {
+/// A commit certificate as stored and sent to syncing peers: its encoding is
+/// `trellis_light::Certificate`'s, which light clients decode.
+fn wire_certificate(c: &CommitCertificate<TrellisContext>) -> trellis_light::Certificate {
+    trellis_light::Certificate {
         height: c.height.0,
         round: c.round.as_u32(),
-        value: c.value_id.0,
+        block_hash: c.value_id.0,
         signatures: c
             .commit_signatures
             .iter()
@@ -590,12 +574,12 @@ fn wire_certificate(c: &CommitCertificate<TrellisContext>) -> WireCertificate {
 }
 
 fn from_wire_certificate(
-    w: WireCertificate,
+    w: trellis_light::Certificate,
 ) -> Result<CommitCertificate<TrellisContext>, CodecError> {
     Ok(CommitCertificate {
         height: Height(w.height),
         round: Round::from(w.round),
-        value_id: BlockHash(w.value),
+        value_id: BlockHash(w.block_hash),
         commit_signatures: w
             .signatures
             .into_iter()
@@ -605,11 +589,14 @@ fn from_wire_certificate(
 }
 
 pub fn encode_certificate(c: &CommitCertificate<TrellisContext>) -> Vec<u8> {
-    postcard::to_stdvec(&wire_certificate(c)).unwrap_or_default()
+    trellis_light::encode_certificate(&wire_certificate(c))
 }
 
 pub fn decode_certificate(bytes: &[u8]) -> Result<CommitCertificate<TrellisContext>, CodecError> {
-    from_wire_certificate(from_bytes(bytes)?)
+    from_wire_certificate(
+        trellis_light::decode_certificate(bytes)
+            .map_err(|_| CodecError::Invalid("commit certificate"))?,
+    )
 }
 
 /// One precommit signature of a certificate: signer, signature, and the vote extension

@@ -3,7 +3,7 @@
 //! The consensus value is a block hash; the block itself travels as a stream of proposal
 //! parts and is checked (executed) by the application before the node votes for it.
 
-use alloy_primitives::{keccak256, Address, B256};
+use alloy_primitives::{Address, B256};
 use bytes::Bytes;
 use malachitebft_core_types::{
     self as mtypes, NilOrVal, Round, SignedExtension, VoteType, VotingPower,
@@ -45,7 +45,7 @@ pub struct ValidatorAddress(pub Address);
 
 impl ValidatorAddress {
     pub fn from_public_key(key: &PublicKey) -> Self {
-        ValidatorAddress(Address::from_slice(&keccak256(key.as_bytes())[12..]))
+        ValidatorAddress(trellis_light::validator_address(key.as_bytes()))
     }
 }
 
@@ -112,33 +112,19 @@ pub struct ValidatorSet {
     validators: Arc<Vec<Validator>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ValidatorSetError {
-    #[error("a validator set needs at least one validator")]
-    Empty,
-    #[error("validator {0} appears twice")]
-    Duplicate(ValidatorAddress),
-    #[error("validator {0} has zero voting power")]
-    ZeroPower(ValidatorAddress),
-    #[error("validator key {0} is not a valid Ed25519 public key")]
-    InvalidKey(B256),
-}
+pub use trellis_light::ValidatorSetError;
 
 impl ValidatorSet {
+    /// A set of `validators` under the light client's rules (`trellis_light::ValidatorSet`:
+    /// non-empty, distinct, non-zero power that does not overflow), ordered by address.
     pub fn new(validators: impl IntoIterator<Item = Validator>) -> Result<Self, ValidatorSetError> {
         let mut validators: Vec<_> = validators.into_iter().collect();
-        if validators.is_empty() {
-            return Err(ValidatorSetError::Empty);
-        }
+        trellis_light::ValidatorSet::from_keys(
+            validators
+                .iter()
+                .map(|v| (B256::from(*v.public_key.as_bytes()), v.voting_power)),
+        )?;
         validators.sort_by_key(|v| v.address);
-        for pair in validators.windows(2) {
-            if pair[0].address == pair[1].address {
-                return Err(ValidatorSetError::Duplicate(pair[0].address));
-            }
-        }
-        if let Some(v) = validators.iter().find(|v| v.voting_power == 0) {
-            return Err(ValidatorSetError::ZeroPower(v.address));
-        }
         Ok(ValidatorSet {
             validators: Arc::new(validators),
         })
@@ -180,12 +166,11 @@ impl ValidatorSet {
 
     /// keccak-256 over (public key ‖ power) of every validator in order; goes into headers.
     pub fn hash(&self) -> B256 {
-        let mut buf = Vec::with_capacity(self.validators.len() * 40);
-        for v in self.validators.iter() {
-            buf.extend_from_slice(v.public_key.as_bytes());
-            buf.extend_from_slice(&v.voting_power.to_be_bytes());
-        }
-        keccak256(&buf)
+        trellis_light::validators::validators_hash(
+            self.validators
+                .iter()
+                .map(|v| (*v.public_key.as_bytes(), v.voting_power)),
+        )
     }
 }
 

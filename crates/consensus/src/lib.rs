@@ -13,7 +13,6 @@ pub mod guard;
 pub mod signing;
 
 pub use app::{Application, VerifyError};
-pub use certificate::{verify_certificate, CertificateError};
 pub use codec::{decode_certificate, encode_certificate, CodecError, TrellisCodec};
 pub use context::{BlockHash, Height, TrellisContext, Validator, ValidatorAddress, ValidatorSet};
 pub use engine::{libp2p_keypair, start, ConsensusHandle, EngineSettings, PeerAllowlist};

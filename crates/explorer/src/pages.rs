@@ -1019,7 +1019,7 @@ pub(crate) async fn logout() -> Response {
 
 /// What a page's proof is checked against: the chain's current validators.
 fn trusted<B: Backend>(x: &Explorer<B>) -> Result<trellis_sdk::Trusted, String> {
-    trellis_consensus::ValidatorSet::from_keys(
+    trellis_light::ValidatorSet::from_keys(
         x.backend
             .validators()
             .iter()
@@ -1034,8 +1034,8 @@ fn trusted<B: Backend>(x: &Explorer<B>) -> Result<trellis_sdk::Trusted, String> 
 
 /// Precommit signatures the certificate of a proof's block carries.
 fn signatures(proof: &trellis_system::proof::StateProof) -> usize {
-    trellis_consensus::decode_certificate(&proof.certificate)
-        .map(|c| c.commit_signatures.len())
+    trellis_light::decode_certificate(&proof.certificate)
+        .map(|c| c.signatures.len())
         .unwrap_or_default()
 }
 

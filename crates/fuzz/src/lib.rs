@@ -235,7 +235,7 @@ pub fn evidence_proof(data: &[u8]) {
     static TRUSTED: OnceLock<trellis_sdk::Trusted> = OnceLock::new();
     let trusted = TRUSTED.get_or_init(|| trellis_sdk::Trusted {
         chain_id: 1337,
-        validators: trellis_consensus::ValidatorSet::from_keys([(
+        validators: trellis_light::ValidatorSet::from_keys([(
             alloy_primitives::B256::from(
                 *trellis_crypto::NodeKey::from_secret([7; 32])
                     .public()

@@ -10,6 +10,7 @@
 //! audit export` writes bundles covering the whole log; `trellis audit verify` checks them
 //! (and a CSV export against them).
 
+use crate::proof::ProvenStorage as _;
 use alloy_primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
 use trellis_system::governance::AuditEntry;
@@ -125,8 +126,8 @@ pub fn verify_frozen(
 }
 
 fn signatures(proof: &StateProof) -> usize {
-    trellis_consensus::decode_certificate(&proof.certificate)
-        .map(|c| c.commit_signatures.len())
+    trellis_light::decode_certificate(&proof.certificate)
+        .map(|c| c.signatures.len())
         .unwrap_or_default()
 }
 

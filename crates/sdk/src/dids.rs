@@ -1,5 +1,6 @@
 //! DIDs: verifying a resolution without trusting the node.
 
+use crate::proof::ProvenStorage as _;
 use trellis_system::dids::{Did, Version, DIDS_ADDRESS};
 use trellis_system::proof::StateProof;
 use trellis_system::Dids;

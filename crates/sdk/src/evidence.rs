@@ -1,5 +1,6 @@
 //! Evidence (notarization): hashing, submission payloads, lookups and verification.
 
+use crate::proof::ProvenStorage as _;
 use alloy_primitives::{Bytes, B256};
 use alloy_sol_types::SolCall;
 use serde::{Deserialize, Serialize};

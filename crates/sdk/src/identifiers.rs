@@ -1,5 +1,6 @@
 //! Industrial identifiers: verifying a resolution without trusting the node.
 
+use crate::proof::ProvenStorage as _;
 use trellis_system::identifiers::{Identifier, Record, IDENTIFIERS_ADDRESS};
 use trellis_system::proof::StateProof;
 use trellis_system::{Identifiers, MapSlots};

@@ -3,7 +3,8 @@
 //! - [`rest`]: a small HTTP client for the services' REST endpoints.
 //! - [`proof`]: checks a [`StateProof`](trellis_system::proof::StateProof) against a trusted
 //!   validator set — header, commit certificate, account and storage Merkle proofs — so a
-//!   client need not trust the node that answered.
+//!   client need not trust the node that answered (with `trellis-light`: the SDK depends on
+//!   neither the consensus engine nor libp2p).
 //! - [`evidence`]: hashing files the way the chain records them, the calldata of
 //!   submissions, and verification of an evidence record with its proof.
 //! - [`identifiers`], [`dids`]: verification of resolutions fetched with `?proof=true`.
@@ -21,5 +22,5 @@ pub mod proof;
 pub mod rest;
 pub mod tls;
 
-pub use proof::{ProofError, Trusted, VerifiedState, VerifyError};
+pub use proof::{ProofError, ProvenStorage, Trusted, VerifiedState, VerifyError};
 pub use rest::{RestClient, RestError};

@@ -1,0 +1,172 @@
+//! Validator sets as light clients hold them.
+
+use alloy_primitives::{keccak256, Address, B256};
+use ed25519_consensus::VerificationKey;
+
+/// The address of the validator whose Ed25519 public key is `key`: the last 20 bytes of
+/// its keccak-256.
+pub fn validator_address(key: &[u8; 32]) -> Address {
+    Address::from_slice(&keccak256(key)[12..])
+}
+
+/// One validator: its address, key and voting power.
+#[derive(Clone, Debug)]
+pub struct LightValidator {
+    pub address: Address,
+    pub key: VerificationKey,
+    pub power: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ValidatorSetError {
+    #[error("a validator set needs at least one validator")]
+    Empty,
+    #[error("validator {0} appears twice")]
+    Duplicate(Address),
+    #[error("validator {0} has zero voting power")]
+    ZeroPower(Address),
+    #[error("validator key {0} is not a valid Ed25519 public key")]
+    InvalidKey(B256),
+    #[error("the set's voting power overflows")]
+    PowerOverflow,
+}
+
+/// A non-empty set of validators with distinct addresses and non-zero powers, ordered by
+/// address (the order the engine uses, and the order [`ValidatorSet::hash`] commits to).
+#[derive(Clone, Debug)]
+pub struct ValidatorSet {
+    validators: Vec<LightValidator>,
+    total: u64,
+}
+
+impl ValidatorSet {
+    /// A set from raw Ed25519 public keys and their powers (genesis, governance state).
+    pub fn from_keys(
+        members: impl IntoIterator<Item = (B256, u64)>,
+    ) -> Result<ValidatorSet, ValidatorSetError> {
+        let mut validators = members
+            .into_iter()
+            .map(|(key, power)| {
+                let parsed = VerificationKey::try_from(key.0)
+                    .map_err(|_| ValidatorSetError::InvalidKey(key))?;
+                Ok(LightValidator {
+                    address: validator_address(&key.0),
+                    key: parsed,
+                    power,
+                })
+            })
+            .collect::<Result<Vec<_>, ValidatorSetError>>()?;
+        if validators.is_empty() {
+            return Err(ValidatorSetError::Empty);
+        }
+        validators.sort_by_key(|v| v.address);
+        for pair in validators.windows(2) {
+            if pair[0].address == pair[1].address {
+                return Err(ValidatorSetError::Duplicate(pair[0].address));
+            }
+        }
+        if let Some(v) = validators.iter().find(|v| v.power == 0) {
+            return Err(ValidatorSetError::ZeroPower(v.address));
+        }
+        let total = validators
+            .iter()
+            .try_fold(0u64, |sum, v| sum.checked_add(v.power))
+            .ok_or(ValidatorSetError::PowerOverflow)?;
+        Ok(ValidatorSet { validators, total })
+    }
+
+    /// The validators, ordered by address.
+    pub fn iter(&self) -> impl Iterator<Item = &LightValidator> {
+        self.validators.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.validators.len()
+    }
+
+    /// Never true: a set has at least one validator.
+    pub fn is_empty(&self) -> bool {
+        self.validators.is_empty()
+    }
+
+    pub fn get(&self, address: &Address) -> Option<&LightValidator> {
+        self.validators
+            .binary_search_by_key(address, |v| v.address)
+            .ok()
+            .map(|i| &self.validators[i])
+    }
+
+    pub fn total_power(&self) -> u64 {
+        self.total
+    }
+
+    /// The set's commitment in headers (`validatorsHash`): keccak-256 over each validator's
+    /// public key and big-endian power, in address order.
+    pub fn hash(&self) -> B256 {
+        validators_hash(self.validators.iter().map(|v| (v.key.to_bytes(), v.power)))
+    }
+}
+
+/// keccak-256 over `(public key ‖ be64(power))` of each validator, in the order given (the
+/// caller's order must be by address). The one definition of `validatorsHash`.
+pub fn validators_hash(validators: impl IntoIterator<Item = ([u8; 32], u64)>) -> B256 {
+    let mut buf = Vec::new();
+    for (key, power) in validators {
+        buf.extend_from_slice(&key);
+        buf.extend_from_slice(&power.to_be_bytes());
+    }
+    keccak256(&buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> B256 {
+        B256::from(
+            ed25519_consensus::SigningKey::from([seed; 32])
+                .verification_key()
+                .to_bytes(),
+        )
+    }
+
+    #[test]
+    fn sets_are_ordered_by_address_and_refuse_bad_members() {
+        let set = ValidatorSet::from_keys([(key(1), 5), (key(2), 7), (key(3), 1)]).expect("set");
+        let addresses: Vec<Address> = set.iter().map(|v| v.address).collect();
+        let mut sorted = addresses.clone();
+        sorted.sort();
+        assert_eq!(addresses, sorted);
+        assert_eq!(set.total_power(), 13);
+        assert_eq!(
+            set.get(&validator_address(&key(2).0)).map(|v| v.power),
+            Some(7)
+        );
+        // The hash does not depend on the order the members were given in.
+        let again = ValidatorSet::from_keys([(key(3), 1), (key(1), 5), (key(2), 7)]).expect("set");
+        assert_eq!(set.hash(), again.hash());
+        assert_ne!(
+            set.hash(),
+            ValidatorSet::from_keys([(key(3), 2), (key(1), 5), (key(2), 7)])
+                .expect("set")
+                .hash()
+        );
+
+        assert_eq!(
+            ValidatorSet::from_keys([]).expect_err("empty"),
+            ValidatorSetError::Empty
+        );
+        assert!(matches!(
+            ValidatorSet::from_keys([(key(1), 1), (key(1), 2)]),
+            Err(ValidatorSetError::Duplicate(_))
+        ));
+        assert!(matches!(
+            ValidatorSet::from_keys([(key(1), 0)]),
+            Err(ValidatorSetError::ZeroPower(_))
+        ));
+        assert!(matches!(
+            ValidatorSet::from_keys([(key(1), u64::MAX), (key(2), 1)]),
+            Err(ValidatorSetError::PowerOverflow)
+        ));
+    }
+}
