@@ -92,17 +92,8 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                     break;
                 }
             }
-            let mut frozen: Vec<FrozenBundle> = Vec::new();
-            let mut addresses = 0;
-            loop {
-                let bundle = audit::frozen_bundle(&client, addresses, MAX_BUNDLE).await?;
-                let n = bundle.frozen.len() as u64;
-                addresses += n;
-                frozen.push(bundle);
-                if n < MAX_BUNDLE {
-                    break;
-                }
-            }
+            let frozen = frozen_snapshot(&client).await?;
+            let addresses: usize = frozen.iter().map(|b| b.frozen.len()).sum();
             let chain_id = bundles.first().map_or(0, |b| b.chain_id);
             let export = Export {
                 chain_id,
@@ -180,7 +171,15 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                 println!("{}: {rows} rows match the proven entries", csv.display());
             }
             let frozen = verify_frozen(&export, &trusted)?;
+            if frozen.is_none() {
+                println!(
+                    "the export holds no freeze list (written before freeze lists were exported)"
+                );
+            }
             if let Some(path) = frozen_csv {
+                let Some(frozen) = &frozen else {
+                    bail!("--frozen-csv needs an export with a freeze list: export again");
+                };
                 let mut reader = csv::Reader::from_path(&path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
                 let mut rows = 0;
@@ -196,15 +195,22 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                     }
                     rows += 1;
                 }
+                if rows != frozen.len() {
+                    bail!(
+                        "{}: {rows} rows, but the proven freeze list holds {} addresses",
+                        path.display(),
+                        frozen.len()
+                    );
+                }
                 println!(
-                    "{}: {rows} rows match the proven freeze list",
+                    "{}: {rows} rows match the proven freeze list (addresses and order; the proposal columns are read from governance, not proven by the bundle)",
                     path.display()
                 );
             }
             println!(
                 "verified: {} audit entries and {} frozen addresses of chain {}",
                 entries.len(),
-                frozen.len(),
+                frozen.as_ref().map_or(0, Vec::len),
                 export.chain_id
             );
         }
@@ -212,14 +218,52 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks the export's freeze-list bundles: consecutive from the start, each proven, the
-/// last reaching the end of the list as proven then. Returns the addresses.
+/// Attempts at fetching the whole freeze list proven at one height.
+const SNAPSHOT_ATTEMPTS: usize = 10;
+
+/// The whole freeze list in bundles all proven at one height. Each bundle is proven at the
+/// tip when it is served, and removing an address moves another one into its position, so
+/// bundles of different heights could skip or repeat addresses: fetch again until all share
+/// one height (a list of up to 100 addresses is one bundle, always consistent).
+async fn frozen_snapshot(client: &trellis_sdk::RestClient) -> anyhow::Result<Vec<FrozenBundle>> {
+    for _ in 0..SNAPSHOT_ATTEMPTS {
+        let mut bundles: Vec<FrozenBundle> = Vec::new();
+        let mut next = 0;
+        loop {
+            let bundle = audit::frozen_bundle(client, next, MAX_BUNDLE).await?;
+            let n = bundle.frozen.len() as u64;
+            next += n;
+            bundles.push(bundle);
+            if n < MAX_BUNDLE {
+                break;
+            }
+        }
+        if bundles
+            .iter()
+            .all(|b| b.proof.height == bundles[0].proof.height)
+        {
+            return Ok(bundles);
+        }
+    }
+    bail!(
+        "the freeze list spans several bundles and a block committed while each of {SNAPSHOT_ATTEMPTS} attempts fetched them; try again"
+    )
+}
+
+/// Checks the export's freeze-list bundles: consecutive from the start, each proven, all at
+/// one block, the last reaching the end of the list as proven there. Returns the addresses,
+/// or `None` for an export without a freeze list (written before freeze lists were
+/// exported).
 fn verify_frozen(
     export: &Export,
     trusted: &Trusted,
-) -> anyhow::Result<Vec<alloy_primitives::Address>> {
+) -> anyhow::Result<Option<Vec<alloy_primitives::Address>>> {
+    if export.frozen.is_empty() {
+        return Ok(None);
+    }
     let mut frozen = Vec::new();
     let mut total = 0;
+    let mut proven_at: Option<alloy_primitives::B256> = None;
     for bundle in &export.frozen {
         if bundle.from != frozen.len() as u64 {
             bail!(
@@ -243,6 +287,11 @@ fn verify_frozen(
             verified.block_hash,
             verified.total
         );
+        if *proven_at.get_or_insert(verified.block_hash) != verified.block_hash {
+            bail!(
+                "the freeze list's bundles are proven at different blocks: a list read at several heights can skip or repeat addresses"
+            );
+        }
         total = verified.total;
         frozen.extend(verified.frozen);
     }
@@ -252,5 +301,5 @@ fn verify_frozen(
             frozen.len()
         );
     }
-    Ok(frozen)
+    Ok(Some(frozen))
 }

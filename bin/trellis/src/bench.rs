@@ -11,9 +11,10 @@ use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::BatchRequestBuilder;
 use jsonrpsee::http_client::HttpClient;
 use jsonrpsee::rpc_params;
+use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use trellis_crypto::AccountKey;
 
@@ -509,12 +510,9 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
                             .as_str()
                             .and_then(|g| u64::from_str_radix(g.trim_start_matches("0x"), 16).ok())
                             .unwrap_or(0);
-                        block_gas
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(gas);
+                        block_gas.lock().push(gas);
                     }
-                    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut seen = seen.lock();
                     for h in hashes {
                         if let Some(h) = h.as_str().and_then(|s| s.parse::<B256>().ok()) {
                             seen.entry(h).or_insert(now);
@@ -576,13 +574,13 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
                     *n += usize::from(r.is_ok());
                 }
             }
-            let mut sub = submitted.lock().unwrap_or_else(|e| e.into_inner());
+            let mut sub = submitted.lock();
             for ((hash, _), n) in batch.iter().zip(accepted) {
                 if n == 0 {
-                    *rejected.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                    *rejected.lock() += 1;
                 } else {
                     sub.insert(*hash, sent_at);
-                    *duplicates.lock().unwrap_or_else(|e| e.into_inner()) += copies - n;
+                    *duplicates.lock() += copies - n;
                 }
             }
         }));
@@ -594,15 +592,14 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     let submit_secs = start.elapsed().as_secs_f64();
     let submitted = Arc::try_unwrap(submitted)
         .map_err(|_| anyhow::anyhow!("submission tasks still running"))?
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
+        .into_inner();
 
     // Wait for finality.
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let finalizing = crate::progress::bar(submitted.len() as u64, "transactions final");
     loop {
         let done = {
-            let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            let seen = seen.lock();
             if finalizing.is_hidden() {
                 // No terminal: stop at the first one missing (counting costs the machine
                 // under test CPU).
@@ -620,7 +617,7 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     }
     finalizing.finish_and_clear();
     watcher.abort();
-    let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let seen = seen.lock().clone();
     let mut latencies: Vec<f64> = Vec::new();
     let mut last = start;
     for (h, sent) in &submitted {
@@ -657,9 +654,9 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     let finalized_secs = last.duration_since(start).as_secs_f64().max(f64::EPSILON);
     let ceiling_tps = cores as f64 * recoveries_per_core / validators.max(1) as f64;
     let finalized_tps = finalized as f64 / finalized_secs;
-    let rejected = *rejected.lock().unwrap_or_else(|e| e.into_inner());
-    let duplicates_refused = *duplicates.lock().unwrap_or_else(|e| e.into_inner());
-    let block_gas = block_gas.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let rejected = *rejected.lock();
+    let duplicates_refused = *duplicates.lock();
+    let block_gas = block_gas.lock().clone();
     Ok(Report {
         finalized_mgas_per_sec: block_gas.iter().sum::<u64>() as f64 / finalized_secs / 1e6,
         max_block_gas: block_gas.iter().copied().max().unwrap_or(0),

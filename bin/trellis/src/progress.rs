@@ -2,8 +2,8 @@
 //! hides them otherwise), so piped or redirected output stays clean.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parking_lot::Mutex;
 use std::io::Write;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use trellis_rpc::Backend;
 
@@ -24,7 +24,7 @@ pub fn bar(len: u64, what: &'static str) -> ProgressBar {
 static LOG_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 fn set_log_bar(bar: Option<ProgressBar>) {
-    *LOG_BAR.lock().unwrap_or_else(|e| e.into_inner()) = bar;
+    *LOG_BAR.lock() = bar;
 }
 
 /// Where the node's logs go: stderr, around the bar of [`LOG_BAR`].
@@ -33,7 +33,7 @@ pub struct LogWriter;
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         // The formatter writes one event per call.
-        let bar = LOG_BAR.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let bar = LOG_BAR.lock().clone();
         match bar {
             Some(bar) => bar.suspend(|| std::io::stderr().write(buf)),
             None => std::io::stderr().write(buf),
@@ -92,6 +92,16 @@ pub async fn show_sync<B: Backend>(chain: B) {
         .progress_chars("=> "),
     );
     set_log_bar(Some(bar.clone()));
+    /// Clears the bar and stops suspending logs for it however the task ends (caught up, or
+    /// aborted at shutdown).
+    struct Cleared(ProgressBar);
+    impl Drop for Cleared {
+        fn drop(&mut self) {
+            self.0.finish_and_clear();
+            set_log_bar(None);
+        }
+    }
+    let cleared = Cleared(bar.clone());
     loop {
         let h = chain.health();
         let elapsed = started.elapsed().as_millis() as u64;
@@ -108,8 +118,7 @@ pub async fn show_sync<B: Backend>(chain: B) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    bar.finish_and_clear();
-    set_log_bar(None);
+    drop(cleared);
     let h = chain.health();
     tracing::info!(
         height = h.height,

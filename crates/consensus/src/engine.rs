@@ -15,10 +15,11 @@ use malachitebft_app_channel::{
 use malachitebft_codec::Codec;
 use malachitebft_core_types::LinearTimeouts;
 use malachitebft_signing_ed25519::PrivateKey;
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -78,7 +79,7 @@ impl PeerAllowlist {
             .filter_map(|k| malachitebft_network::gate::peer_id_from_ed25519(&k))
             .collect();
         let n = ids.len();
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ids;
+        *self.0.write() = ids;
         n
     }
 
@@ -89,7 +90,7 @@ impl PeerAllowlist {
         removed: impl IntoIterator<Item = [u8; 32]>,
     ) {
         let peer = |k: [u8; 32]| malachitebft_network::gate::peer_id_from_ed25519(&k);
-        let mut ids = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut ids = self.0.write();
         ids.extend(added.into_iter().filter_map(peer));
         for id in removed.into_iter().filter_map(peer) {
             ids.remove(&id);
@@ -97,10 +98,7 @@ impl PeerAllowlist {
     }
 
     fn allows_peer(&self, peer: &malachitebft_network::behaviour::PeerId) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(peer)
+        self.0.read().contains(peer)
     }
 
     /// The allowlist as a network gate's filter (the consensus network's, and the node's
@@ -111,12 +109,8 @@ impl PeerAllowlist {
     }
 
     pub fn allows(&self, key: &[u8; 32]) -> bool {
-        malachitebft_network::gate::peer_id_from_ed25519(key).is_some_and(|id| {
-            self.0
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&id)
-        })
+        malachitebft_network::gate::peer_id_from_ed25519(key)
+            .is_some_and(|id| self.0.read().contains(&id))
     }
 }
 

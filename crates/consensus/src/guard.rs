@@ -19,11 +19,12 @@
 //! three entries per round.
 
 use alloy_primitives::{keccak256, B256};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// What was signed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -111,11 +112,11 @@ pub struct MemorySignLog(Arc<Mutex<Option<Vec<u8>>>>);
 
 impl SignLog for MemorySignLog {
     fn load(&self) -> std::io::Result<Option<Vec<u8>>> {
-        Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        Ok(self.0.lock().clone())
     }
 
     fn store(&self, bytes: &[u8]) -> std::io::Result<()> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes.to_vec());
+        *self.0.lock() = Some(bytes.to_vec());
         Ok(())
     }
 }
@@ -157,7 +158,7 @@ impl SignGuard {
         bytes: &[u8],
     ) -> Result<(), GuardError> {
         let digest = keccak256(bytes);
-        let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        let mut record = self.record.lock();
         if height < record.height {
             return Err(GuardError::Regression {
                 height,

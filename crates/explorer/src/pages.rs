@@ -528,7 +528,7 @@ pub(crate) async fn address<B: Backend>(
             }
             h2 { "Transactions" }
             @if history.is_empty() {
-                p #history-empty { @if before.is_some() { "No older transactions." } @else { "No transactions sent from or to this address." } }
+                p #history-empty { @if before.is_some() { "No older transactions." } @else if indexed_from.0 > 0 { "No transactions sent from or to this address since block " (indexed_from.0) "." } @else { "No transactions sent from or to this address." } }
             } @else {
                 table #history {
                     thead { tr { th { "Block" } th { "Transaction" } th { "Direction" } } }

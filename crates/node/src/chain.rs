@@ -4,8 +4,9 @@
 use alloy_consensus::{Transaction as _, TxEnvelope};
 use alloy_primitives::{keccak256, Address, Bytes as AlloyBytes, B256};
 use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
@@ -395,21 +396,12 @@ impl Chain {
 
     /// The validator set deciding `height`, if this node knows it (recent and next heights).
     pub fn validators_at(&self, height: u64) -> Option<ValidatorSet> {
-        self.inner
-            .validator_sets
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&height)
-            .cloned()
+        self.inner.validator_sets.read().get(&height).cloned()
     }
 
     /// The validator set deciding the next height.
     pub fn next_validators(&self) -> ValidatorSet {
-        let sets = self
-            .inner
-            .validator_sets
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let sets = self.inner.validator_sets.read();
         sets.values()
             .next_back()
             .cloned()
@@ -454,11 +446,8 @@ impl Chain {
         verdict.map_err(AdmissionError::NotPermitted)
     }
 
-    fn lock_verdicts(&self) -> std::sync::MutexGuard<'_, Verdicts> {
-        self.inner
-            .verdicts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    fn lock_verdicts(&self) -> parking_lot::MutexGuard<'_, Verdicts> {
+        self.inner.verdicts.lock()
     }
 
     pub fn store(&self) -> &Store {
@@ -470,7 +459,7 @@ impl Chain {
     }
 
     fn tip(&self) -> Tip {
-        *self.inner.tip.read().unwrap_or_else(|e| e.into_inner())
+        *self.inner.tip.read()
     }
 
     /// Follows the committed height.
@@ -508,8 +497,8 @@ impl Chain {
         self.inner.gossip.set(sender)
     }
 
-    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Mempool> {
-        self.inner.pool.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_pool(&self) -> parking_lot::MutexGuard<'_, Mempool> {
+        self.inner.pool.lock()
     }
 
     fn state_nonce(view: &StateView, address: &Address) -> Result<u64, StoreError> {
@@ -723,19 +712,13 @@ impl Chain {
     }
 
     fn pending_block(&self, hash: &B256) -> Option<Arc<PendingBlock>> {
-        self.inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(hash)
-            .cloned()
+        self.inner.pending.lock().get(hash).cloned()
     }
 
     fn remember(&self, hash: B256, block: Block, executed: ExecutedBlock) {
         self.inner
             .pending
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .insert(hash, Arc::new(PendingBlock { block, executed }));
     }
 
@@ -956,11 +939,7 @@ impl Chain {
             self.next_validators()
         };
         {
-            let mut sets = self
-                .inner
-                .validator_sets
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut sets = self.inner.validator_sets.write();
             if sets.values().next_back().map(|s| s.hash()) != Some(next_set.hash()) {
                 info!(
                     height = height + 1,
@@ -971,7 +950,7 @@ impl Chain {
             sets.insert(height + 1, next_set);
             sets.retain(|h, _| h + KEPT_VALIDATOR_SETS > height);
         }
-        *self.inner.tip.write().unwrap_or_else(|e| e.into_inner()) = Tip {
+        *self.inner.tip.write() = Tip {
             height,
             hash,
             timestamp_ms: pending.block.header.timestamp_ms,
@@ -987,7 +966,6 @@ impl Chain {
         self.inner
             .pending
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .retain(|_, p| p.block.header.height > height);
         info!(height, %hash, txs = pending.block.transactions.len(), "committed block");
         self.inner.committed.send_replace(height);
@@ -1177,7 +1155,7 @@ impl trellis_rpc::Backend for Chain {
 
     fn health(&self) -> trellis_rpc::Health {
         let (height, timestamp_ms) = {
-            let tip = self.inner.tip.read().unwrap_or_else(|e| e.into_inner());
+            let tip = self.inner.tip.read();
             (tip.height, tip.timestamp_ms)
         };
         let now = self.inner.settings.clock.now_ms();

@@ -28,12 +28,13 @@ use jsonrpsee::core::middleware::{Batch, BatchEntry, Notification, RpcServiceT};
 use jsonrpsee::core::server::BatchResponseBuilder;
 use jsonrpsee::server::MethodResponse;
 use jsonrpsee::types::{ErrorObject, Request};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use trellis_execution::governance_slots;
 use trellis_system::governance::{read_token_hash, ReadRefusal};
@@ -310,14 +311,14 @@ impl Gate {
 
     /// The verdict on `hash` cached for `height`, if any.
     fn cached(&self, hash: &B256, height: u64) -> Option<Result<(), Refusal>> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let cache = self.cache.lock();
         (cache.height == height)
             .then(|| cache.verdicts.get(hash).cloned())
             .flatten()
     }
 
     fn remember(&self, hash: B256, height: u64, verdict: &Result<(), Refusal>) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.cache.lock();
         if cache.height != height || cache.verdicts.len() >= MAX_CACHED {
             cache.height = height;
             cache.verdicts.clear();

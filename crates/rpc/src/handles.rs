@@ -14,9 +14,10 @@ use axum::Extension;
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
+use parking_lot::RwLock;
 use serde_json::{json, Value as JsonValue};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use tokio::sync::watch;
 use trellis_storage::StateView;
 use trellis_system::identifiers::{logged_identifier, Identifier, Record, IDENTIFIERS_ADDRESS};
@@ -112,12 +113,12 @@ impl HandleCache {
         }
     }
 
-    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, CacheState> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+    fn read_state(&self) -> parking_lot::RwLockReadGuard<'_, CacheState> {
+        self.state.read()
     }
 
-    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, CacheState> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+    fn write_state(&self) -> parking_lot::RwLockWriteGuard<'_, CacheState> {
+        self.state.write()
     }
 
     fn lookup(&self, id: &str) -> Option<Arc<Resolved>> {

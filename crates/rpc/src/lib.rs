@@ -199,6 +199,9 @@ pub async fn serve<B: Backend>(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let (stop, handle) = jsonrpsee::server::stop_channel();
+    // Open connections (and TLS handshakes in progress) are bounded here, per socket: beyond
+    // `max_connections` a new connection is closed at once.
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections as usize));
     tokio::spawn(async move {
         loop {
             let (socket, remote) = tokio::select! {
@@ -213,6 +216,17 @@ pub async fn serve<B: Backend>(
                 },
                 _ = stop.clone().shutdown() => break,
             };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                tracing::debug!(%remote, "RPC connection refused: max_connections reached");
+                continue;
+            };
+            // A TLS handshake costs the server a signature: charged to the client's rate.
+            if tls.is_some() {
+                if let Err(e) = limiter.admit(Some(ClientAddr(remote.ip())), tls::HANDSHAKE_COST) {
+                    tracing::debug!(%remote, error = %e, "RPC TLS handshake refused");
+                    continue;
+                }
+            }
             let _ = socket.set_nodelay(true);
             let mut service = ClientTagged {
                 inner: builder.clone().build(methods.clone(), stop.clone()),
@@ -222,6 +236,7 @@ pub async fn serve<B: Backend>(
             let stopped = stop.clone().shutdown();
             let tls = tls.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let served = match tls {
                     None => {
                         jsonrpsee::server::serve_with_graceful_shutdown(socket, service, stopped)

@@ -5,9 +5,9 @@
 use alloy_eips::BlockNumberOrTag;
 use alloy_primitives::{B256, U256};
 use alloy_rpc_types_eth::{Filter, FilterBlockOption, Log};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use trellis_primitives::Height;
 use trellis_storage::StateView;
@@ -124,7 +124,7 @@ pub struct Filters {
 
 impl Filters {
     fn install(&self, kind: Kind, seen: u64) -> Result<U256, RpcError> {
-        let mut installed = self.installed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut installed = self.installed.lock();
         installed.retain(|_, f| f.polled.elapsed() < FILTER_TIMEOUT);
         if installed.len() >= MAX_FILTERS {
             return Err(RpcError::Unavailable(format!(
@@ -156,11 +156,7 @@ impl Filters {
         let Ok(id) = u64::try_from(id) else {
             return false;
         };
-        self.installed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id)
-            .is_some()
+        self.installed.lock().remove(&id).is_some()
     }
 
     fn not_found() -> RpcError {
@@ -170,7 +166,7 @@ impl Filters {
     pub fn changes(&self, view: &StateView, id: U256) -> Result<FilterChanges, RpcError> {
         let id = u64::try_from(id).map_err(|_| Self::not_found())?;
         let tip = tip(view)?;
-        let mut installed = self.installed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut installed = self.installed.lock();
         let f = installed.get_mut(&id).ok_or_else(Self::not_found)?;
         f.polled = Instant::now();
         let from = f.seen + 1;
@@ -197,7 +193,7 @@ impl Filters {
     pub fn logs(&self, view: &StateView, id: U256) -> Result<Vec<Log>, RpcError> {
         let id = u64::try_from(id).map_err(|_| Self::not_found())?;
         let filter = {
-            let mut installed = self.installed.lock().unwrap_or_else(|e| e.into_inner());
+            let mut installed = self.installed.lock();
             let f = installed.get_mut(&id).ok_or_else(Self::not_found)?;
             f.polled = Instant::now();
             match &f.kind {

@@ -27,6 +27,10 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+/// Rate units a TLS handshake costs its client (`rpc.calls_per_second`): it costs the server
+/// a signature, about ten cheap calls.
+pub const HANDSHAKE_COST: u32 = 10;
+
 /// Longest a client may take to complete the handshake before the connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -105,6 +109,10 @@ impl ServerTls {
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // No resumption: a resumed session restores the client certificate without checking
+        // it again, so an expired one would keep reading for the ticket's lifetime.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(ServerTls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         })

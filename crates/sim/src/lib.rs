@@ -38,12 +38,13 @@ use bytes::Bytes;
 use malachitebft_app_channel::app::types::PeerId;
 use malachitebft_core_types::{ThresholdParams, Timeout};
 use malachitebft_signing_ed25519::PrivateKey;
+use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use tracing::debug;
 use trellis_crypto::{AccountKey, RecoveryError};
 use trellis_node::config::ConsensusConfig;
@@ -445,7 +446,7 @@ fn peer_id(key: &PrivateKey) -> Result<PeerId, String> {
 fn transfer(sender: u32, nonce: u64) -> Bytes {
     static SIGNED: OnceLock<Mutex<HashMap<(u32, u64), Bytes>>> = OnceLock::new();
     let cache = SIGNED.get_or_init(Default::default);
-    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = cache.lock();
     cache
         .entry((sender, nonce))
         .or_insert_with(|| {
@@ -469,14 +470,11 @@ pub fn recover_once(tx: &TxEnvelope) -> Result<Address, RecoveryError> {
     static SENDERS: OnceLock<Mutex<HashMap<B256, Address>>> = OnceLock::new();
     let cache = SENDERS.get_or_init(Default::default);
     let hash = *tx.tx_hash();
-    if let Some(sender) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&hash) {
+    if let Some(sender) = cache.lock().get(&hash) {
         return Ok(*sender);
     }
     let sender = trellis_crypto::recover_sender(tx)?;
-    cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(hash, sender);
+    cache.lock().insert(hash, sender);
     Ok(sender)
 }
 

@@ -174,7 +174,7 @@ type SignedBytes = (Vec<u8>, [u8; 64], [u8; 32]);
 pub struct SharedVerifier {
     inner: Ed25519Verifier,
     chain_id: u64,
-    verdicts: Arc<std::sync::Mutex<HashMap<SignedBytes, bool>>>,
+    verdicts: Arc<parking_lot::Mutex<HashMap<SignedBytes, bool>>>,
 }
 
 impl SharedVerifier {
@@ -194,7 +194,7 @@ impl SharedVerifier {
         check: impl FnOnce() -> bool,
     ) -> bool {
         let id = (bytes, signature.to_bytes(), key.as_bytes().to_owned());
-        let mut verdicts = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut verdicts = self.verdicts.lock();
         *verdicts.entry(id).or_insert_with(check)
     }
 

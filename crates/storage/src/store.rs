@@ -35,11 +35,11 @@ const PROPOSALS: TableDefinition<(u64, &[u8; 32]), &[u8]> = TableDefinition::new
 /// proposer proposes the same block again instead of building a second one (which would be
 /// an equivocation). Pruned with the proposals.
 const BUILT: TableDefinition<(u64, u32), &[u8; 32]> = TableDefinition::new("built");
+/// (height, index) → the data a reverted transaction returned (see `BlockCommit::reverts`).
+const REVERTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("reverts");
 /// (address, height, index) → role byte ‖ transaction hash: every transaction an address
 /// sent, received or created, in chain order, so that one address's history is one range
 /// scan and never a scan of the blocks. Kept per key: a busy address is many small rows.
-/// (height, index) → the data a reverted transaction returned (see `BlockCommit::reverts`).
-const REVERTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("reverts");
 const ADDRESS_TXS: TableDefinition<(&[u8; 20], u64, u32), &[u8; 33]> =
     TableDefinition::new("address_txs");
 
@@ -143,17 +143,17 @@ pub struct BlockCommit<'a> {
 /// Bytes of a database held in memory and shared, so that a store can be closed and opened
 /// again on them (see [`Store::open_on`]).
 #[derive(Clone, Debug, Default)]
-pub struct MemoryDisk(Arc<std::sync::Mutex<Vec<u8>>>);
+pub struct MemoryDisk(Arc<parking_lot::Mutex<Vec<u8>>>);
 
 impl MemoryDisk {
     /// An independent copy of the bytes as they are now: what a disk holds when its process
     /// is killed (the store handles still open on `self` can no longer touch it).
     pub fn image(&self) -> MemoryDisk {
-        MemoryDisk(Arc::new(std::sync::Mutex::new(self.bytes().clone())))
+        MemoryDisk(Arc::new(parking_lot::Mutex::new(self.bytes().clone())))
     }
 
-    fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn bytes(&self) -> parking_lot::MutexGuard<'_, Vec<u8>> {
+        self.0.lock()
     }
 }
 

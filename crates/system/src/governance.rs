@@ -1413,6 +1413,12 @@ impl<'s, S: Slots> Governance<'s, S> {
                     Err(format!(
                         "the chain already has {MAX_VALIDATORS} validators, the most it may have"
                     ))
+                } else if node.role == NodeRole::Validator
+                    && self
+                        .validator_power_after(&node.public_key, node.power)?
+                        .is_none()
+                {
+                    Err(power_overflow())
                 } else {
                     Ok(())
                 }
@@ -1516,20 +1522,31 @@ impl<'s, S: Slots> Governance<'s, S> {
                 "the chain already has {MAX_VALIDATORS} validators, the most it may have"
             )));
         }
-        let remaining = validators
+        let power = if role == NodeRole::Validator {
+            power
+        } else {
+            0
+        };
+        Ok(match self.validator_power_after(public_key, power)? {
+            None => Err(power_overflow()),
+            Some(0) => Err("the change would leave no validator".into()),
+            Some(_) => Ok(()),
+        })
+    }
+
+    /// The validators' total power once `public_key` has `power` (0: not a validator), or
+    /// `None` if it overflows: the engine and light clients refuse such a set, so a change
+    /// making it would stop every node at the height it takes effect.
+    fn validator_power_after(
+        &mut self,
+        public_key: &B256,
+        power: u64,
+    ) -> Result<Option<u64>, SlotError> {
+        Ok(self
+            .validators()?
             .iter()
             .filter(|(k, _)| k != public_key)
-            .fold(0u64, |sum, (_, p)| sum.saturating_add(*p))
-            .saturating_add(if role == NodeRole::Validator {
-                power
-            } else {
-                0
-            });
-        Ok(if remaining == 0 {
-            Err("the change would leave no validator".into())
-        } else {
-            Ok(())
-        })
+            .try_fold(power, |sum, (_, p)| sum.checked_add(*p)))
     }
 
     fn add_accounts(&mut self, ctx: &CallContext, accounts: Vec<Address>) -> Result<()> {
@@ -1865,6 +1882,13 @@ fn node_role(role: abi::NodeRole) -> Result<NodeRole> {
         abi::NodeRole::Archive => NodeRole::Archive,
         _ => return revert("unknown node role"),
     })
+}
+
+fn power_overflow() -> String {
+    format!(
+        "the validators' total voting power would exceed {}",
+        u64::MAX
+    )
 }
 
 /// A point on the curve, and not the all-zero encoding (a small-order point no key produces).

@@ -972,6 +972,41 @@ fn bounds_are_refused_when_proposed() {
         .unwrap_err();
     assert!(err.contains("already has 256 validators"), "{err}");
 
+    // A validator power that would overflow the set's total (every node would then refuse
+    // the set and stop): refused when proposed, added or promoted.
+    let mut c = chain_from(&big_genesis(2, 1, 0));
+    let err = c
+        .call(
+            big_admin(0),
+            abi::proposeAddNodeCall {
+                publicKey: key(201),
+                org: "org0".into(),
+                role: abi::NodeRole::Validator,
+                power: u64::MAX,
+                effectiveHeight: 0,
+            },
+        )
+        .unwrap_err();
+    assert!(err.contains("total voting power would exceed"), "{err}");
+    let out = c
+        .call(big_admin(0), add_node(abi::NodeRole::Full, 202))
+        .expect("a full node");
+    let id = u64::abi_decode(&out.output).unwrap();
+    c.vote(big_admin(1), id, true).expect("approved");
+    c.next_block();
+    let err = c
+        .call(
+            big_admin(1),
+            abi::proposeSetNodeRoleCall {
+                publicKey: key(202),
+                role: abi::NodeRole::Validator,
+                power: u64::MAX,
+                effectiveHeight: 0,
+            },
+        )
+        .unwrap_err();
+    assert!(err.contains("total voting power would exceed"), "{err}");
+
     let mut c = chain_from(&big_genesis(MAX_ORGANIZATIONS as usize, 1, 0));
     let err = c
         .call(
