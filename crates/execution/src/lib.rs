@@ -368,9 +368,9 @@ pub fn genesis_system_state(
     let code = alloy_primitives::Bytes::from_static(trellis_system::SYSTEM_CODE);
     let code_hash = alloy_primitives::keccak256(&code);
     changes.codes.insert(code_hash, code);
-    for address in trellis_system::SYSTEM_ADDRESSES {
+    for address in trellis_system::system_addresses() {
         changes.accounts.insert(
-            *address,
+            address,
             Some(AccountState {
                 nonce: 1,
                 balance: U256::ZERO,
@@ -608,12 +608,12 @@ mod tests {
         assert_eq!(bob_acc.balance, U256::from(15));
 
         // Every account the block touched, plus the untouched system contracts.
-        let system = trellis_system::SYSTEM_ADDRESSES.iter().map(|a| {
+        let system = trellis_system::system_addresses().map(|a| {
             let acc = view
-                .account(a)
+                .account(&a)
                 .expect("read")
                 .expect("system account exists");
-            (*a, trie_account_for_test(&acc))
+            (a, trie_account_for_test(&acc))
         });
         let expected = alloy_trie::root::state_root_unhashed(
             out.changes

@@ -10,18 +10,16 @@ use revm::interpreter::{CallInputs, Gas, InstructionResult, InterpreterResult};
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::AddressSet;
 use std::cell::RefCell;
-use trellis_system::evidence::Submitter;
+use trellis_system::contract::BASE_GAS;
 use trellis_system::{
-    CallContext, CallError, CallOutput, Dids, Evidence, Governance, Identifiers, SlotError, Slots,
-    DIDS_ADDRESS, EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS, IDENTIFIERS_ADDRESS,
+    system_addresses, system_contract, CallContext, CallError, Governance, SlotError, Slots,
+    SystemEnv, GOVERNANCE_ADDRESS,
 };
 
-/// Gas charged by a system call: a base, per slot read and written, per log.
-const BASE_GAS: u64 = 2_000;
-/// The base of a governance call instead: proposals and votes do bookkeeping beyond their
-/// slots (votes re-counted, schedules, audit entries), measured at 290 Mgas/s with the
-/// ordinary base (docs/BENCHMARKS.md); governance is not a throughput path.
-const GOVERNANCE_BASE_GAS: u64 = 20_000;
+/// Gas charged by a system call beyond its contract's base ([`SystemContract::base_gas`]):
+/// per slot read and written, per log.
+///
+/// [`SystemContract::base_gas`]: trellis_system::SystemContract::base_gas
 const READ_GAS: u64 = 200;
 const WRITE_GAS: u64 = 5_000;
 const LOG_GAS: u64 = 375;
@@ -61,7 +59,7 @@ impl TrellisPrecompiles {
             spec,
         };
         let mut warm = eth.warm_addresses().clone();
-        warm.extend(trellis_system::SYSTEM_ADDRESSES.iter().copied());
+        warm.extend(system_addresses());
         TrellisPrecompiles {
             eth,
             warm,
@@ -199,8 +197,7 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
         if changed {
             self.eth.precompiles = precompile_set();
             self.warm = self.eth.warm_addresses().clone();
-            self.warm
-                .extend(trellis_system::SYSTEM_ADDRESSES.iter().copied());
+            self.warm.extend(system_addresses());
         }
         changed
     }
@@ -211,13 +208,13 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
             return Ok(Some(revert(&reason, 0, inputs.gas_limit)));
         }
         let address = inputs.bytecode_address;
-        if !trellis_system::SYSTEM_ADDRESSES.contains(&address) {
+        let Some(contract) = system_contract(&address) else {
             if !self.eth.contains(&address) {
                 return Ok(None);
             }
             let multiplier = crate::gas::precompile_multiplier(&address);
             return self.run_repriced(ctx, inputs, multiplier);
-        }
+        };
         if inputs.target_address != address {
             return Ok(Some(revert(
                 "system contracts cannot be delegate-called",
@@ -243,34 +240,11 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
         let shared = RefCell::new(&mut *ctx);
         let mut slots = JournalSlots::open(&shared, address)?;
         let mut gov = JournalSlots::open(&shared, GOVERNANCE_ADDRESS)?;
-        let outcome: Result<CallOutput, CallError> = if address == EVIDENCE_ADDRESS {
-            // The evidence record keeps the organisation of the transaction's sender.
-            match Governance::new(&mut gov).account_org(&origin) {
-                Ok(org) => {
-                    let by = Submitter {
-                        address: inputs.caller,
-                        org,
-                        timestamp_ms: self.timestamp_ms,
-                    };
-                    Evidence::new(&mut slots).call(&call, &by, &input)
-                }
-                Err(e) => Err(e.into()),
-            }
-        } else if address == IDENTIFIERS_ADDRESS {
-            Identifiers::new(&mut slots, &mut gov).call(&call, &input)
-        } else if address == DIDS_ADDRESS {
-            Dids::new(&mut slots).call(&call, self.timestamp_ms, &input)
-        } else {
-            Governance::new(&mut slots).call(&call, &input)
-        };
+        let mut env = SystemEnv::new(call, origin, self.timestamp_ms, &mut gov);
+        let outcome = contract.call(&mut env, &mut slots, &input);
         let (reads, writes) = (slots.reads + gov.reads, slots.writes + gov.writes);
         let ctx = shared.into_inner();
-        let base = if address == GOVERNANCE_ADDRESS {
-            GOVERNANCE_BASE_GAS
-        } else {
-            BASE_GAS
-        };
-        let gas = base + reads * READ_GAS + writes * WRITE_GAS;
+        let gas = contract.base_gas() + reads * READ_GAS + writes * WRITE_GAS;
         match outcome {
             Ok(out) => {
                 let log_gas: u64 = out

@@ -13,6 +13,17 @@ pub trait Slots {
     fn store(&mut self, slot: U256, value: U256) -> Result<(), SlotError>;
 }
 
+/// A borrowed storage is a storage, so contracts run over `&mut dyn Slots` as well.
+impl<S: Slots + ?Sized> Slots for &mut S {
+    fn load(&mut self, slot: U256) -> Result<U256, SlotError> {
+        (**self).load(slot)
+    }
+
+    fn store(&mut self, slot: U256, value: U256) -> Result<(), SlotError> {
+        (**self).store(slot, value)
+    }
+}
+
 /// Why a slot operation failed. The two kinds must stay apart: one is a property of the
 /// state, the same on every node, so a call fails and the block goes on; the other is a fault
 /// of this node, and turning it into a failed call would make this node's state differ.

@@ -13,6 +13,7 @@
 //! assert_eq!(Governance::new(&mut slots).organization_count().unwrap(), 0);
 //! ```
 
+pub mod contract;
 pub mod dids;
 pub mod evidence;
 pub mod governance;
@@ -20,6 +21,9 @@ pub mod identifiers;
 pub mod kv;
 pub mod proof;
 
+pub use contract::{
+    system_addresses, system_contract, SystemContract, SystemEnv, SYSTEM_CONTRACTS,
+};
 pub use dids::{Dids, DIDS_ADDRESS};
 pub use evidence::{Evidence, EVIDENCE_ADDRESS};
 pub use governance::{Governance, PermissionError, Permissions, GOVERNANCE_ADDRESS};
@@ -32,14 +36,6 @@ use alloy_primitives::{Address, Bytes, Log, B256};
 /// and the account is never "empty" (which would let EIP-161 delete its storage). It is never
 /// run: calls are answered natively. `0xfe` is INVALID.
 pub const SYSTEM_CODE: &[u8] = &[0xfe];
-
-/// Every reserved address, for the EVM's warm set.
-pub const SYSTEM_ADDRESSES: &[Address] = &[
-    GOVERNANCE_ADDRESS,
-    EVIDENCE_ADDRESS,
-    IDENTIFIERS_ADDRESS,
-    DIDS_ADDRESS,
-];
 
 /// Who calls, from where, in which block.
 #[derive(Clone, Copy, Debug)]
