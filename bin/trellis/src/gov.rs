@@ -3,7 +3,7 @@
 //! contract; each is dry-run first (`eth_estimateGas`), so a refused action prints the
 //! contract's reason and sends nothing.
 
-use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
+use alloy_primitives::{Address, Bytes, TxKind, B256, U256, U64};
 use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
@@ -12,6 +12,7 @@ use jsonrpsee::http_client::HttpClient;
 use jsonrpsee::rpc_params;
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use trellis_api::GovernanceApiClient;
 use trellis_crypto::AccountKey;
 use trellis_system::governance::abi;
 use trellis_system::GOVERNANCE_ADDRESS;
@@ -482,26 +483,22 @@ async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
             org,
             page,
         } => {
-            let limit = page.limit.unwrap_or(1_000);
-            let tokens = read(
-                &endpoint,
-                "trellis_getReadTokens",
-                rpc_params![org, page.offset, limit],
-            )
+            let tokens = list(&endpoint, "read tokens", &page, |c, o, l| {
+                let org = org.clone();
+                async move { c.read_tokens(org, Some(o), Some(l)).await }
+            })
             .await?;
-            for t in tokens.as_array().into_iter().flatten() {
-                let state = if !t["revokedAt"].is_null() {
-                    format!("revoked at block {}", u64_field(&t["revokedAt"]))
-                } else if !t["expiresAt"].is_null() {
-                    format!("expires at Unix time {}", u64_field(&t["expiresAt"]))
-                } else {
-                    "valid until revoked".into()
+            for t in tokens {
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(at), _) => format!("revoked at block {at}"),
+                    (None, Some(at)) => format!("expires at Unix time {at}"),
+                    (None, None) => "valid until revoked".into(),
                 };
                 println!(
                     "{}  {:<24} issued at block {:<8} {state}",
-                    t["tokenHash"].as_str().unwrap_or("?"),
-                    t["label"].as_str().unwrap_or(""),
-                    u64_field(&t["issuedAt"]),
+                    t.token_hash,
+                    t.label,
+                    t.issued_at.to::<u64>(),
                 );
             }
         }
@@ -711,32 +708,41 @@ fn print_events(receipt: &Value) {
     }
 }
 
-async fn read(
+/// Adds which read failed, and where, to a client error.
+fn reading<T>(
     endpoint: &Endpoint,
-    method: &str,
-    params: jsonrpsee::core::params::ArrayParams,
-) -> anyhow::Result<Value> {
-    let c: HttpClient = endpoint.client()?;
-    c.request(method, params)
-        .await
-        .with_context(|| format!("{method} on {}", endpoint.rpc))
+    what: &str,
+    answer: Result<T, jsonrpsee::core::ClientError>,
+) -> anyhow::Result<T> {
+    answer.with_context(|| format!("reading {what} from {}", endpoint.rpc))
 }
 
-/// The entries of a paged `trellis_*` listing that `page` asks for.
-async fn list(endpoint: &Endpoint, method: &str, page: &Page) -> anyhow::Result<Vec<Value>> {
-    const MAX: u64 = 1_000;
+/// The entries of a paged listing that `page` asks for: one page with `--limit`, else every
+/// page from `--offset` on. `fetch(client, offset, limit)` reads one page.
+async fn list<T, F, Fut>(
+    endpoint: &Endpoint,
+    what: &str,
+    page: &Page,
+    fetch: F,
+) -> anyhow::Result<Vec<T>>
+where
+    F: Fn(HttpClient, U64, U64) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, jsonrpsee::core::ClientError>>,
+{
+    const MAX: u64 = trellis_api::MAX_PAGE;
+    let c: HttpClient = endpoint.client()?;
     if let Some(limit) = page.limit {
         if limit == 0 || limit > MAX {
             bail!("--limit must be 1 to {MAX}");
         }
-        let v = read(endpoint, method, rpc_params![page.offset, limit]).await?;
-        return Ok(v.as_array().cloned().unwrap_or_default());
+        let answer = fetch(c, U64::from(page.offset), U64::from(limit)).await;
+        return reading(endpoint, what, answer);
     }
     let mut out = Vec::new();
     loop {
         let offset = page.offset + out.len() as u64;
-        let v = read(endpoint, method, rpc_params![offset, MAX]).await?;
-        let entries = v.as_array().cloned().unwrap_or_default();
+        let answer = fetch(c.clone(), U64::from(offset), U64::from(MAX)).await;
+        let entries = reading(endpoint, what, answer)?;
         let n = entries.len() as u64;
         out.extend(entries);
         if n < MAX {
@@ -745,7 +751,7 @@ async fn list(endpoint: &Endpoint, method: &str, page: &Page) -> anyhow::Result<
     }
 }
 
-fn print_json(v: &Value) -> anyhow::Result<()> {
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -784,63 +790,74 @@ pub async fn run(command: GovCommand) -> anyhow::Result<()> {
             from,
             limit,
         } => {
-            let list = read(&endpoint, "trellis_getProposals", rpc_params![from, limit]).await?;
-            for p in list.as_array().into_iter().flatten() {
+            let c = endpoint.client()?;
+            let answer = c
+                .proposals(Some(U64::from(from)), Some(U64::from(limit)))
+                .await;
+            for p in reading(&endpoint, "proposals", answer)? {
                 println!(
                     "{:>4}  {:<9} {}  (by {}, approvals: {})",
-                    u64_field(&p["id"]),
-                    p["status"].as_str().unwrap_or("?"),
-                    p["description"].as_str().unwrap_or("?"),
-                    p["proposerOrg"].as_str().unwrap_or("?"),
-                    p["approvals"].as_array().map(|a| a.len()).unwrap_or(0),
+                    p.id.to::<u64>(),
+                    p.status,
+                    p.description,
+                    p.proposer_org,
+                    p.approvals.len(),
                 );
             }
         }
         GovCommand::Show { endpoint, id } => {
-            let p = read(&endpoint, "trellis_getProposal", rpc_params![id]).await?;
-            if p.is_null() {
-                bail!("no proposal {id}");
+            let answer = endpoint.client()?.proposal(U64::from(id)).await;
+            match reading(&endpoint, "the proposal", answer)? {
+                Some(p) => print_json(&p)?,
+                None => bail!("no proposal {id}"),
             }
-            print_json(&p)?;
         }
         GovCommand::Audit {
             endpoint,
             from,
             limit,
         } => {
-            let log = read(&endpoint, "trellis_auditLog", rpc_params![from, limit]).await?;
-            for e in log.as_array().into_iter().flatten() {
+            let c = endpoint.client()?;
+            let answer = c
+                .audit_log(Some(U64::from(from)), Some(U64::from(limit)))
+                .await;
+            for e in reading(&endpoint, "the audit log", answer)? {
                 println!(
                     "#{:<5} block {:<7} {:<14} {:<12} {}",
-                    u64_field(&e["seq"]),
-                    u64_field(&e["blockNumber"]),
-                    e["action"].as_str().unwrap_or("?"),
-                    e["org"].as_str().unwrap_or("?"),
-                    e["detail"].as_str().unwrap_or("?"),
+                    e.seq.to::<u64>(),
+                    e.block_number.to::<u64>(),
+                    e.action,
+                    e.org,
+                    e.detail,
                 );
             }
         }
         GovCommand::Frozen { endpoint, page } => {
-            for a in list(&endpoint, "trellis_getFrozen", &page).await? {
-                println!("{}", a.as_str().unwrap_or("?"));
+            let frozen = list(&endpoint, "the freeze list", &page, |c, o, l| async move {
+                c.frozen(Some(o), Some(l)).await
+            });
+            for a in frozen.await? {
+                println!("{a}");
             }
         }
         GovCommand::Prefixes { endpoint, page } => {
-            for p in list(&endpoint, "trellis_getPrefixes", &page).await? {
-                println!(
-                    "{:<40} {}",
-                    p["prefix"].as_str().unwrap_or("?"),
-                    p["org"].as_str().unwrap_or("?")
-                );
+            let prefixes = list(&endpoint, "prefixes", &page, |c, o, l| async move {
+                c.prefixes(Some(o), Some(l)).await
+            });
+            for p in prefixes.await? {
+                println!("{:<40} {}", p.prefix, p.org);
             }
         }
         GovCommand::Subchains { endpoint, page } => {
-            for c in list(&endpoint, "trellis_getSubchains", &page).await? {
+            let subchains = list(&endpoint, "sub-chains", &page, |c, o, l| async move {
+                c.subchains(Some(o), Some(l)).await
+            });
+            for c in subchains.await? {
                 println!(
                     "{:<10} {:<32} created at block {}",
-                    u64_field(&c["chainId"]),
-                    c["name"].as_str().unwrap_or("?"),
-                    u64_field(&c["createdAt"]),
+                    c.chain_id.to::<u64>(),
+                    c.name,
+                    c.created_at.to::<u64>(),
                 );
             }
         }
@@ -848,49 +865,41 @@ pub async fn run(command: GovCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn u64_field(v: &Value) -> u64 {
-    v.as_str()
-        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-        .unwrap_or_default()
-}
-
 pub async fn run_org(command: OrgCommand) -> anyhow::Result<()> {
     match command {
         OrgCommand::Token { command } => return run_token(command).await,
         OrgCommand::List { endpoint, page } => {
-            for o in list(&endpoint, "trellis_getOrganizations", &page).await? {
-                let roles = match (o["member"].as_bool(), o["supervisor"].as_bool()) {
-                    (Some(true), Some(true)) => "member, supervisor",
-                    (Some(true), _) => "member",
-                    _ => "supervisor",
+            let orgs = list(&endpoint, "organisations", &page, |c, o, l| async move {
+                c.organizations(Some(o), Some(l)).await
+            });
+            for o in orgs.await? {
+                let roles = match (o.member, o.supervisor) {
+                    (true, true) => "member, supervisor",
+                    (true, false) => "member",
+                    (false, true) => "supervisor",
+                    (false, false) => "observer",
                 };
-                println!(
-                    "{:<16} {:<24} {roles}",
-                    o["id"].as_str().unwrap_or("?"),
-                    o["name"].as_str().unwrap_or("")
-                );
+                println!("{:<16} {:<24} {roles}", o.id, o.name);
             }
         }
         OrgCommand::Show { endpoint, id } => {
-            let org = read(
-                &endpoint,
-                "trellis_getOrganization",
-                rpc_params![id.clone()],
-            )
-            .await?;
-            if org.is_null() {
-                bail!("no organisation {id}");
+            let answer = endpoint.client()?.organization(id.clone()).await;
+            match reading(&endpoint, "the organisation", answer)? {
+                Some(org) => print_json(&org)?,
+                None => bail!("no organisation {id}"),
             }
-            print_json(&org)?;
         }
         OrgCommand::Nodes { endpoint, page } => {
-            for n in list(&endpoint, "trellis_getNodes", &page).await? {
+            let nodes = list(&endpoint, "nodes", &page, |c, o, l| async move {
+                c.nodes(Some(o), Some(l)).await
+            });
+            for n in nodes.await? {
                 println!(
                     "{}  {:<10} {:<9} power {}",
-                    n["publicKey"].as_str().unwrap_or("?"),
-                    n["org"].as_str().unwrap_or("?"),
-                    n["role"].as_str().unwrap_or("?"),
-                    u64_field(&n["power"]),
+                    n.public_key,
+                    n.org,
+                    n.role,
+                    n.power.to::<u64>(),
                 );
             }
         }

@@ -22,7 +22,7 @@ fn errors_print_one_line_without_a_backtrace() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("error: trellis_getOrganizations on"),
+        stderr.starts_with("error: reading organisations from http://127.0.0.1:"),
         "{stderr}"
     );
     assert!(

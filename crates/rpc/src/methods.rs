@@ -311,7 +311,7 @@ pub fn build_module<B: Backend>(
     backend: Arc<B>,
 ) -> Result<RpcModule<RpcContext<B>>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(RpcContext {
-        backend,
+        backend: backend.clone(),
         filters: Filters::default(),
     });
 
@@ -622,6 +622,6 @@ pub fn build_module<B: Backend>(
             Ok(b.certificate_json(height.to::<u64>()))
         },
     )?;
-    crate::governance::register(&mut m)?;
+    crate::governance::register(&mut m, backend)?;
     Ok(m)
 }

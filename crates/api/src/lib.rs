@@ -1,0 +1,276 @@
+//! Trellis's own JSON-RPC methods as Rust: one [`GovernanceApi`] trait from which jsonrpsee
+//! generates both the server side (`GovernanceApiServer`, implemented by `trellis-rpc`) and a
+//! typed client (`GovernanceApiClient`, used by the CLI and by applications), and the serde
+//! types of every answer. Method names and JSON shapes are defined here once; nobody parses
+//! `serde_json::Value` by hand or spells a method name as a string.
+//!
+//! Numbers are `0x`-prefixed hex like Ethereum's (`U64`), fields are camelCase, an absent
+//! optional value is `null`.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use trellis_api::GovernanceApiClient;
+//! let client = jsonrpsee::http_client::HttpClientBuilder::default().build("http://127.0.0.1:8545")?;
+//! for org in client.organizations(None, None).await? {
+//!     println!("{} {}", org.id, org.name);
+//! }
+//! # Ok(()) }
+//! ```
+
+use alloy_primitives::{Address, B256, U64};
+use jsonrpsee::core::RpcResult;
+use jsonrpsee::proc_macros::rpc;
+use serde::{Deserialize, Serialize};
+
+/// Most entries one listing call returns; the default is [`DEFAULT_PAGE`].
+pub const MAX_PAGE: u64 = 1_000;
+/// Entries a listing returns when the caller gives no limit.
+pub const DEFAULT_PAGE: u64 = 100;
+
+/// A member or observer organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub admins: Vec<Address>,
+    /// Whether it votes (a member), rather than only reading.
+    pub member: bool,
+    pub supervisor: bool,
+    /// Height at which it joined.
+    pub joined_at: U64,
+}
+
+/// An organisation with its nodes and how many read tokens it has issued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationDetail {
+    #[serde(flatten)]
+    pub organization: Organization,
+    pub nodes: Vec<Node>,
+    pub read_token_count: U64,
+}
+
+/// A registered node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    /// Its ed25519 consensus and p2p key.
+    pub public_key: B256,
+    pub org: String,
+    /// `validator`, `full`, `light` or `archive`.
+    pub role: String,
+    /// Voting power; zero unless a validator.
+    pub power: U64,
+}
+
+/// A governance proposal as of the block it was read at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Proposal {
+    pub id: U64,
+    /// The action's kind (`addOrganization`, `setThreshold`, …).
+    pub kind: String,
+    /// The action in words.
+    pub description: String,
+    pub proposer_org: String,
+    pub proposer: Address,
+    pub created_at: U64,
+    pub expires_at: U64,
+    pub effective_height: U64,
+    /// `pending`, `passed`, `executed`, `rejected`, `expired` or `failed`.
+    pub status: String,
+    pub approvals: Vec<String>,
+    pub rejections: Vec<String>,
+    /// Why it could not be applied (status `failed`).
+    pub failure_reason: Option<String>,
+}
+
+/// One entry of governance's audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub seq: U64,
+    pub block_number: U64,
+    /// `None` for entries written at the end of a block (a proposal applied).
+    pub transaction_hash: Option<B256>,
+    pub action: String,
+    pub org: String,
+    pub actor: Option<Address>,
+    pub detail: String,
+}
+
+/// An identifier prefix and the organisation that holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Prefix {
+    pub prefix: String,
+    pub org: String,
+}
+
+/// A sub-chain registered by governance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subchain {
+    pub chain_id: U64,
+    pub name: String,
+    pub created_at: U64,
+}
+
+/// A read token (only its hash is ever on chain) or a registered client certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadToken {
+    pub token_hash: B256,
+    pub org: String,
+    pub issuer: Address,
+    pub label: String,
+    pub issued_at: U64,
+    /// Unix time in seconds from which it is refused.
+    pub expires_at: Option<U64>,
+    pub revoked_at: Option<U64>,
+    pub revoker: Option<Address>,
+}
+
+/// The share of member organisations a proposal needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Threshold {
+    pub numerator: u64,
+    pub denominator: u64,
+}
+
+/// Governance's settings and the size of its registries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GovernanceConfig {
+    pub threshold: Threshold,
+    pub proposal_ttl_blocks: U64,
+    pub proposal_count: U64,
+    pub audit_count: U64,
+    pub organization_count: U64,
+    pub member_count: U64,
+    pub node_count: U64,
+    pub frozen_count: U64,
+    pub prefix_count: U64,
+    pub subchain_count: U64,
+}
+
+/// Governance state at the node's latest block, public to every caller the node admits.
+/// Listings take an optional `offset` (0) and `limit` (1 to [`MAX_PAGE`], default
+/// [`DEFAULT_PAGE`]); lookups answer `null` for what does not exist.
+#[rpc(server, client, namespace = "trellis")]
+pub trait GovernanceApi {
+    #[method(name = "getOrganizations", blocking)]
+    fn organizations(
+        &self,
+        offset: Option<U64>,
+        limit: Option<U64>,
+    ) -> RpcResult<Vec<Organization>>;
+
+    #[method(name = "getOrganization", blocking)]
+    fn organization(&self, id: String) -> RpcResult<Option<OrganizationDetail>>;
+
+    #[method(name = "getNodes", blocking)]
+    fn nodes(&self, offset: Option<U64>, limit: Option<U64>) -> RpcResult<Vec<Node>>;
+
+    /// Frozen contract and account addresses.
+    #[method(name = "getFrozen", blocking)]
+    fn frozen(&self, offset: Option<U64>, limit: Option<U64>) -> RpcResult<Vec<Address>>;
+
+    #[method(name = "getPrefixes", blocking)]
+    fn prefixes(&self, offset: Option<U64>, limit: Option<U64>) -> RpcResult<Vec<Prefix>>;
+
+    #[method(name = "getSubchains", blocking)]
+    fn subchains(&self, offset: Option<U64>, limit: Option<U64>) -> RpcResult<Vec<Subchain>>;
+
+    /// Proposals by id, from `offset` (the first id).
+    #[method(name = "getProposals", blocking)]
+    fn proposals(&self, offset: Option<U64>, limit: Option<U64>) -> RpcResult<Vec<Proposal>>;
+
+    #[method(name = "getProposal", blocking)]
+    fn proposal(&self, id: U64) -> RpcResult<Option<Proposal>>;
+
+    /// The audit log by sequence number, from `offset`.
+    #[method(name = "auditLog", blocking)]
+    fn audit_log(&self, offset: Option<U64>, limit: Option<U64>) -> RpcResult<Vec<AuditEntry>>;
+
+    /// The organisation `account` belongs to.
+    #[method(name = "getAccountOrganization", blocking)]
+    fn account_organization(&self, account: Address) -> RpcResult<Option<String>>;
+
+    #[method(name = "getGovernanceConfig", blocking)]
+    fn governance_config(&self) -> RpcResult<GovernanceConfig>;
+
+    /// An organisation's read tokens and certificates, in issue order.
+    #[method(name = "getReadTokens", blocking)]
+    fn read_tokens(
+        &self,
+        org: String,
+        offset: Option<U64>,
+        limit: Option<U64>,
+    ) -> RpcResult<Vec<ReadToken>>;
+
+    #[method(name = "getReadToken", blocking)]
+    fn read_token(&self, token_hash: B256) -> RpcResult<Option<ReadToken>>;
+}
+
+/// The `(offset, limit)` a listing asked for, or why it is refused.
+pub fn page(offset: Option<U64>, limit: Option<U64>) -> Result<(u64, u64), String> {
+    let limit = limit.map_or(DEFAULT_PAGE, |l| l.saturating_to());
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(format!("limit must be 1..={MAX_PAGE}"));
+    }
+    Ok((offset.map_or(0, |o| o.saturating_to()), limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_keep_their_json_shape() {
+        let detail = OrganizationDetail {
+            organization: Organization {
+                id: "acme".into(),
+                name: "Acme".into(),
+                admins: vec![Address::repeat_byte(1)],
+                member: true,
+                supervisor: false,
+                joined_at: U64::from(3),
+            },
+            nodes: vec![],
+            read_token_count: U64::from(2),
+        };
+        let json = serde_json::to_value(&detail).expect("serializes");
+        assert_eq!(json["id"], "acme");
+        assert_eq!(json["joinedAt"], "0x3");
+        assert_eq!(json["readTokenCount"], "0x2");
+        let back: OrganizationDetail = serde_json::from_value(json).expect("parses");
+        assert_eq!(back, detail);
+
+        let entry = AuditEntry {
+            seq: U64::from(0),
+            block_number: U64::from(1),
+            transaction_hash: None,
+            action: "apply".into(),
+            org: "acme".into(),
+            actor: None,
+            detail: "".into(),
+        };
+        let json = serde_json::to_value(&entry).expect("serializes");
+        assert!(json["transactionHash"].is_null() && json["actor"].is_null());
+        assert_eq!(json["blockNumber"], "0x1");
+    }
+
+    #[test]
+    fn pages_are_bounded() {
+        assert_eq!(page(None, None), Ok((0, DEFAULT_PAGE)));
+        assert_eq!(
+            page(Some(U64::from(5)), Some(U64::from(MAX_PAGE))),
+            Ok((5, MAX_PAGE))
+        );
+        assert!(page(None, Some(U64::ZERO)).is_err());
+        assert!(page(None, Some(U64::from(MAX_PAGE + 1))).is_err());
+        assert!(page(None, Some(U64::MAX)).is_err());
+    }
+}
