@@ -1,30 +1,41 @@
 //! One chain instance: admission into the pool, block building and checking for consensus,
 //! atomic commits, and the read side the RPC server uses.
+//!
+//! - [`admission`]: the pool and what decides what enters it;
+//! - [`state`]: the committed tip and the validator sets per height, one synchronous value;
+//! - [`verify`]: the checks a received block passes before it is executed;
+//! - [`genesis`]: the height-0 block and state, and the validator sets genesis and governance
+//!   name;
+//! - `adapters`: the consensus [`Application`] and the RPC [`trellis_rpc::Backend`] over a
+//!   [`Chain`].
 
-use alloy_consensus::{Transaction as _, TxEnvelope};
-use alloy_primitives::{keccak256, Address, Bytes as AlloyBytes, B256};
+mod adapters;
+pub mod admission;
+pub mod genesis;
+pub mod state;
+pub mod verify;
+
+use admission::Admission;
+pub use genesis::{genesis_block, genesis_validators, validators_in_state};
+use state::{ChainState, Tip};
+
+use alloy_consensus::TxEnvelope;
+use alloy_primitives::{Address, Bytes as AlloyBytes, B256};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
-use trellis_consensus::{Application, PeerAllowlist, ValidatorSet, VerifyError};
+use trellis_consensus::{PeerAllowlist, ValidatorSet, VerifyError};
 use trellis_execution::{execute_block, governance_slots, BlockEnvInput, ExecutedBlock, Mode};
 use trellis_gossip::GossipSender;
-use trellis_mempool::{decode_and_check, AdmissionError, Mempool, PoolConfig};
-use trellis_system::{Governance, Permissions};
+use trellis_mempool::{AdmissionError, PoolConfig};
+use trellis_system::Governance;
 
-use crate::recovery::Recoverer;
-use trellis_primitives::{Block, Bloom, Genesis, Header, Height};
-use trellis_storage::{
-    AccountState, BlockCommit, StateChanges, StateView, Store, StoreError, EMPTY_CODE_HASH,
-    EMPTY_ROOT,
-};
-
-/// Proposals may carry a timestamp at most this far ahead of the local clock.
-const MAX_CLOCK_DRIFT_MS: u64 = 15_000;
+use trellis_primitives::{Block, Genesis, Header, Height};
+use trellis_storage::{BlockCommit, StateView, Store, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct ChainSettings {
@@ -67,13 +78,6 @@ impl std::fmt::Debug for Clock {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Tip {
-    height: u64,
-    hash: B256,
-    timestamp_ms: u64,
-}
-
 struct PendingBlock {
     block: Block,
     executed: ExecutedBlock,
@@ -86,21 +90,15 @@ struct Inner {
     max_tx_gas: u64,
     store: Store,
     settings: ChainSettings,
-    pool: Mutex<Mempool>,
-    tx_arrived: Notify,
+    /// The pool and what decides what enters it.
+    admission: Arc<Admission>,
     pending: Mutex<HashMap<B256, Arc<PendingBlock>>>,
-    tip: RwLock<Tip>,
+    /// The tip and the validator sets, changed together by each commit.
+    state: RwLock<ChainState>,
     committed: watch::Sender<u64>,
-    /// Set once, when the node starts its gossip.
-    gossip: std::sync::OnceLock<GossipSender>,
-    recoverer: Recoverer,
-    /// Admission verdicts of (sender, target) against the committed state of one height.
-    verdicts: Mutex<Verdicts>,
     /// Times this node failed to build the block it was asked to propose (each time it
     /// proposed an empty block instead); operators alert on it.
     build_failures: std::sync::atomic::AtomicU64,
-    /// Validator sets by the height they decide (recent heights and the next one).
-    validator_sets: RwLock<BTreeMap<u64, ValidatorSet>>,
     /// This node's moniker and node public key, for `admin_nodeInfo`.
     identity: std::sync::OnceLock<(String, B256)>,
     /// Node keys registered in governance: the only peers consensus networking admits.
@@ -111,19 +109,6 @@ struct Inner {
     last_commit_ms: std::sync::atomic::AtomicU64,
     #[cfg(feature = "fault-injection")]
     garbage_blocks: std::sync::atomic::AtomicBool,
-}
-
-/// Validator sets kept for heights before the next one (for replays after restarts).
-const KEPT_VALIDATOR_SETS: u64 = 256;
-
-/// Verdicts remembered per height at most (a flood of distinct outsiders starts it over).
-const MAX_VERDICTS: usize = 100_000;
-
-/// Admission's permission verdicts for the committed state of `height`.
-#[derive(Default)]
-struct Verdicts {
-    height: u64,
-    map: HashMap<(Address, Option<Address>), Result<(), String>>,
 }
 
 /// Handle to a chain instance; cheap to clone.
@@ -137,75 +122,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn validator_set(members: impl IntoIterator<Item = (B256, u64)>) -> eyre::Result<ValidatorSet> {
-    Ok(ValidatorSet::from_keys(members)?)
-}
-
-/// The validator set described by a genesis file.
-pub fn genesis_validators(genesis: &Genesis) -> eyre::Result<ValidatorSet> {
-    validator_set(genesis.validators.iter().map(|v| (v.public_key, v.power)))
-}
-
-/// The validator set governance state in `view` names: it decides the height after `view`'s.
-pub fn validators_in_state(view: &StateView) -> eyre::Result<ValidatorSet> {
-    let members = Governance::new(&mut governance_slots(view)).validators()?;
-    validator_set(members)
-}
-
-/// Genesis state changes and the height-0 block that commits to them.
-pub fn genesis_block(genesis: &Genesis) -> eyre::Result<(StateChanges, Block)> {
-    let validators = genesis_validators(genesis)?;
-    let mut changes = StateChanges::default();
-    trellis_execution::genesis_system_state(genesis, &mut changes)?;
-    for (address, account) in &genesis.alloc {
-        let code_hash = if account.code.is_empty() {
-            EMPTY_CODE_HASH
-        } else {
-            let hash = keccak256(&account.code);
-            changes.codes.insert(hash, account.code.clone());
-            hash
-        };
-        changes.accounts.insert(
-            *address,
-            Some(AccountState {
-                nonce: account.nonce,
-                balance: account.balance,
-                code_hash,
-                storage_root: EMPTY_ROOT,
-            }),
-        );
-        if !account.storage.is_empty() {
-            changes.storage.insert(
-                *address,
-                account
-                    .storage
-                    .iter()
-                    .map(|(k, v)| ((*k).into(), (*v).into()))
-                    .collect(),
-            );
-        }
-    }
-    let state_root = trellis_execution::fresh_state_root(&mut changes)?;
-    let block = Block {
-        header: Header {
-            chain_id: genesis.chain_id.0,
-            height: 0,
-            parent_hash: B256::ZERO,
-            timestamp_ms: genesis.timestamp_ms,
-            proposer: Address::ZERO,
-            transactions_root: Block::compute_transactions_root(&[]),
-            receipts_root: EMPTY_ROOT,
-            state_root,
-            logs_bloom: Bloom::ZERO,
-            gas_limit: genesis.gas_limit,
-            gas_used: 0,
-            validators_hash: validators.hash(),
-        },
-        transactions: vec![],
-    };
-    Ok((changes, block))
 }
 
 impl Chain {
@@ -269,18 +185,19 @@ impl Chain {
                 chain_id: genesis.chain_id.0,
                 gas_limit: genesis.gas_limit,
                 max_tx_gas: genesis.max_transaction_gas,
-                pool: Mutex::new(Mempool::new(settings.pool.clone())),
+                admission: Arc::new(Admission::new(
+                    genesis.chain_id.0,
+                    genesis.max_transaction_gas,
+                    store.clone(),
+                    settings.pool.clone(),
+                    metrics.clone(),
+                )),
                 store,
                 settings,
-                tx_arrived: Notify::new(),
                 pending: Mutex::new(HashMap::new()),
-                tip: RwLock::new(tip),
+                state: RwLock::new(ChainState::new(tip, next_set)),
                 committed,
-                gossip: std::sync::OnceLock::new(),
-                recoverer: Recoverer::start(),
-                verdicts: Mutex::new(Verdicts::default()),
                 build_failures: Default::default(),
-                validator_sets: RwLock::new(BTreeMap::from([(height + 1, next_set)])),
                 identity: std::sync::OnceLock::new(),
                 last_commit_ms: std::sync::atomic::AtomicU64::new(0),
                 peers: PeerAllowlist::default(),
@@ -384,7 +301,7 @@ impl Chain {
             .garbage_blocks
             .load(std::sync::atomic::Ordering::Relaxed)
         {
-            block.header.state_root = keccak256(block.header.state_root);
+            block.header.state_root = alloy_primitives::keccak256(block.header.state_root);
         }
         block
     }
@@ -396,58 +313,12 @@ impl Chain {
 
     /// The validator set deciding `height`, if this node knows it (recent and next heights).
     pub fn validators_at(&self, height: u64) -> Option<ValidatorSet> {
-        self.inner.validator_sets.read().get(&height).cloned()
+        self.inner.state.read().validators_at(height).cloned()
     }
 
     /// The validator set deciding the next height.
     pub fn next_validators(&self) -> ValidatorSet {
-        let sets = self.inner.validator_sets.read();
-        sets.values()
-            .next_back()
-            .cloned()
-            .expect("the next height's validator set is always known")
-    }
-
-    /// Checks `sender` may send to `to` against committed state. Verdicts are cached per
-    /// height; the state is read with no lock held. Blocking: call it off the async workers.
-    fn permitted(
-        &self,
-        view: &StateView,
-        sender: &Address,
-        to: Option<&Address>,
-    ) -> Result<(), AdmissionError> {
-        let unavailable = |e: String| AdmissionError::Unavailable(e);
-        let height = view
-            .tip()
-            .map_err(|e| unavailable(e.to_string()))?
-            .map(|h| h.0)
-            .unwrap_or(0);
-        let key = (*sender, to.copied());
-        {
-            let cache = self.lock_verdicts();
-            if cache.height == height {
-                if let Some(verdict) = cache.map.get(&key) {
-                    return verdict.clone().map_err(AdmissionError::NotPermitted);
-                }
-            }
-        }
-        let mut gov_slots = governance_slots(view);
-        let mut gov = Governance::new(&mut gov_slots);
-        let verdict = Permissions::load(&mut gov)
-            .and_then(|mut p| p.check(&mut gov, sender, to))
-            .map_err(|e| unavailable(e.to_string()))?
-            .map_err(|e| e.to_string());
-        let mut cache = self.lock_verdicts();
-        if cache.height != height || cache.map.len() >= MAX_VERDICTS {
-            cache.height = height;
-            cache.map.clear();
-        }
-        cache.map.insert(key, verdict.clone());
-        verdict.map_err(AdmissionError::NotPermitted)
-    }
-
-    fn lock_verdicts(&self) -> parking_lot::MutexGuard<'_, Verdicts> {
-        self.inner.verdicts.lock()
+        self.inner.state.read().next_validators().clone()
     }
 
     pub fn store(&self) -> &Store {
@@ -459,7 +330,7 @@ impl Chain {
     }
 
     fn tip(&self) -> Tip {
-        *self.inner.tip.read()
+        self.inner.state.read().tip()
     }
 
     /// Follows the committed height.
@@ -494,119 +365,36 @@ impl Chain {
     /// Transactions admitted through this node's RPC are gossiped on `sender` (set once;
     /// a second sender is refused and returned).
     pub fn set_gossip(&self, sender: GossipSender) -> Result<(), GossipSender> {
-        self.inner.gossip.set(sender)
+        self.inner.admission.set_gossip(sender)
     }
 
-    fn lock_pool(&self) -> parking_lot::MutexGuard<'_, Mempool> {
-        self.inner.pool.lock()
+    fn lock_pool(&self) -> parking_lot::MutexGuard<'_, trellis_mempool::Mempool> {
+        self.inner.admission.pool()
     }
 
-    fn state_nonce(view: &StateView, address: &Address) -> Result<u64, StoreError> {
-        Ok(view.account(address)?.map(|a| a.nonce).unwrap_or(0))
+    /// This chain's admission component.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.inner.admission
     }
 
     /// Admission of one raw transaction on the calling thread with the sender recovered by
-    /// `recover` (blocking, no forwarding: a deterministic simulation's path, which recovers
-    /// each transaction once for all its nodes).
+    /// `recover` (see [`Admission::admit_blocking`]).
     pub fn admit_blocking(
         &self,
         raw: &[u8],
         recover: impl FnOnce(&TxEnvelope) -> Result<Address, trellis_crypto::RecoveryError>,
     ) -> Result<B256, AdmissionError> {
-        let tx = decode_and_check(raw, self.inner.chain_id, self.inner.max_tx_gas)?;
-        let sender = recover(&tx).map_err(|e| AdmissionError::BadSignature(e.to_string()))?;
-        self.insert_recovered(tx, sender)
+        self.inner.admission.admit_blocking(raw, recover)
     }
 
-    /// Admission once the sender is known: permissions, nonce, then the pool (blocking).
-    fn insert_recovered(&self, tx: TxEnvelope, sender: Address) -> Result<B256, AdmissionError> {
-        let view = self
-            .inner
-            .store
-            .view()
-            .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
-        self.permitted(&view, &sender, tx.to().as_ref())?;
-        let nonce = Self::state_nonce(&view, &sender)
-            .map_err(|e| AdmissionError::Unavailable(e.to_string()))?;
-        Ok(self.lock_pool().insert(tx, sender, nonce)?)
-    }
-
-    /// Full admission of one raw transaction from a client: stateless checks, signature, the
-    /// pool, then gossip to the other nodes. A refusal is counted by reason.
+    /// Full admission of one raw transaction from a client (see [`Admission::admit`]).
     pub async fn admit(&self, raw: Vec<u8>) -> Result<B256, AdmissionError> {
-        let result = self.admit_client(raw).await;
-        if let Err(e) = &result {
-            self.inner.metrics.chain.rejected(e.reason());
-        }
-        result
+        self.inner.admission.admit(raw).await
     }
 
-    async fn admit_client(&self, raw: Vec<u8>) -> Result<B256, AdmissionError> {
-        let tx = decode_and_check(&raw, self.inner.chain_id, self.inner.max_tx_gas)?;
-        // A transaction sent again while pending costs a lookup, not a signature recovery.
-        if self.lock_pool().contains(tx.tx_hash()) {
-            return Err(trellis_mempool::PoolError::AlreadyKnown.into());
-        }
-        let (tx, sender) = self.inner.recoverer.recover(tx).await.ok_or_else(|| {
-            AdmissionError::Unavailable("signature recovery is shutting down".into())
-        })?;
-        let sender = sender.map_err(|e| AdmissionError::BadSignature(e.to_string()))?;
-        let chain = self.clone();
-        let hash = trellis_storage::blocking(move || chain.insert_recovered(tx, sender))
-            .await
-            .map_err(|e| AdmissionError::Unavailable(e.to_string()))??;
-        self.inner.tx_arrived.notify_one();
-        if let Some(gossip) = self.inner.gossip.get() {
-            gossip.send(raw);
-        }
-        Ok(hash)
-    }
-
-    /// Admits a batch gossiped by a peer: transactions the pool already holds dropped before
-    /// any signature work, signatures recovered in parallel, state read with no lock held,
-    /// then the pool locked once for the inserts.
+    /// Admits a batch gossiped by a peer (see [`Admission::admit_gossip`]).
     pub async fn admit_gossip(&self, raws: Vec<Vec<u8>>) -> usize {
-        let chain = self.clone();
-        let added = trellis_storage::blocking(move || {
-            let (chain_id, max_gas) = (chain.inner.chain_id, chain.inner.max_tx_gas);
-            let decoded: Vec<_> = raws
-                .iter()
-                .filter_map(|raw| decode_and_check(raw, chain_id, max_gas).ok())
-                .collect();
-            let decoded: Vec<_> = {
-                let pool = chain.lock_pool();
-                decoded
-                    .into_iter()
-                    .filter(|tx| !pool.contains(tx.tx_hash()))
-                    .collect()
-            };
-            let senders = trellis_crypto::recover_senders(&decoded);
-            let Ok(view) = chain.inner.store.view() else {
-                return 0;
-            };
-            let admissible: Vec<_> = decoded
-                .into_iter()
-                .zip(senders)
-                .filter_map(|(tx, sender)| {
-                    let sender = sender.ok()?;
-                    chain.permitted(&view, &sender, tx.to().as_ref()).ok()?;
-                    let nonce = Self::state_nonce(&view, &sender).ok()?;
-                    Some((tx, sender, nonce))
-                })
-                .collect();
-            let mut pool = chain.lock_pool();
-            admissible
-                .into_iter()
-                .map(|(tx, sender, nonce)| pool.insert(tx, sender, nonce).is_ok())
-                .filter(|added| *added)
-                .count()
-        })
-        .await
-        .unwrap_or(0);
-        if added > 0 {
-            self.inner.tx_arrived.notify_one();
-        }
-        added
+        self.inner.admission.admit_gossip(raws).await
     }
 
     pub fn pending_nonce(&self, address: Address, state_nonce: u64) -> u64 {
@@ -731,62 +519,20 @@ impl Chain {
             return Ok(hash);
         }
         let invalid = |reason: String| VerifyError::Invalid { hash, reason };
-        let tip = self.tip();
+        let validators = self.validators_at(height);
+        verify::check_block(
+            &block,
+            &verify::Expected {
+                chain_id: self.inner.chain_id,
+                gas_limit: self.inner.gas_limit,
+                height,
+                tip: self.tip(),
+                validators: validators.as_ref(),
+                now_ms: self.inner.settings.clock.now_ms(),
+            },
+        )
+        .map_err(invalid)?;
         let h = &block.header;
-        if h.chain_id != self.inner.chain_id {
-            return Err(invalid(format!(
-                "chain id {} instead of {}",
-                h.chain_id, self.inner.chain_id
-            )));
-        }
-        if h.height != height || height != tip.height + 1 {
-            return Err(invalid(format!(
-                "height {} does not follow tip {}",
-                h.height, tip.height
-            )));
-        }
-        if h.parent_hash != tip.hash {
-            return Err(invalid(
-                "parent hash does not match the committed tip".into(),
-            ));
-        }
-        let validators = self
-            .validators_at(height)
-            .ok_or_else(|| invalid(format!("no validator set known for height {height}")))?;
-        if validators
-            .get(&trellis_consensus::ValidatorAddress(h.proposer))
-            .is_none()
-        {
-            return Err(invalid(format!(
-                "block builder {} is not a validator",
-                h.proposer
-            )));
-        }
-        if h.timestamp_ms <= tip.timestamp_ms
-            || h.timestamp_ms > self.inner.settings.clock.now_ms() + MAX_CLOCK_DRIFT_MS
-        {
-            return Err(invalid(format!(
-                "timestamp {} out of range",
-                h.timestamp_ms
-            )));
-        }
-        if h.gas_limit != self.inner.gas_limit {
-            return Err(invalid("gas limit differs from the chain's".into()));
-        }
-        if h.validators_hash != validators.hash() {
-            return Err(invalid("validator-set hash mismatch".into()));
-        }
-        if !block.body_matches_header() {
-            return Err(invalid("transactions root mismatch".into()));
-        }
-        for tx in &block.transactions {
-            if tx.chain_id() != Some(self.inner.chain_id) {
-                return Err(invalid(format!(
-                    "transaction {} has a foreign chain id",
-                    tx.tx_hash()
-                )));
-            }
-        }
         // Transactions already in our pool had their signature checked at admission.
         let known: Vec<Option<Address>> = {
             let pool = self.lock_pool();
@@ -911,6 +657,12 @@ impl Chain {
                 pending.block.header.height
             );
         }
+        if height != tip.height + 1 {
+            eyre::bail!(
+                "decided block {hash} at {height} skips heights after the tip {}",
+                tip.height
+            );
+        }
         let started = Instant::now();
         self.inner.store.commit_block(BlockCommit {
             block: &pending.block,
@@ -938,23 +690,18 @@ impl Chain {
         } else {
             self.next_validators()
         };
-        {
-            let mut sets = self.inner.validator_sets.write();
-            if sets.values().next_back().map(|s| s.hash()) != Some(next_set.hash()) {
-                info!(
-                    height = height + 1,
-                    validators = next_set.len(),
-                    "validator set changes"
-                );
-            }
-            sets.insert(height + 1, next_set);
-            sets.retain(|h, _| h + KEPT_VALIDATOR_SETS > height);
-        }
-        *self.inner.tip.write() = Tip {
+        let validators = next_set.len();
+        let new_tip = Tip {
             height,
             hash,
             timestamp_ms: pending.block.header.timestamp_ms,
         };
+        // Cannot fail: the height was checked against the tip above, and commits of one
+        // chain run one at a time (the engine decides heights in order).
+        let changed = self.inner.state.write().advance(new_tip, next_set)?;
+        if changed {
+            info!(height = height + 1, validators, "validator set changes");
+        }
         {
             let mut pool = self.lock_pool();
             for sender in &pending.executed.senders {
@@ -1041,166 +788,5 @@ impl Chain {
                 "signature": AlloyBytes::copy_from_slice(&s.signature.to_bytes()),
             })).collect::<Vec<_>>(),
         }))
-    }
-}
-
-#[async_trait::async_trait]
-impl Application for Chain {
-    fn committed_height(&self) -> u64 {
-        self.height()
-    }
-
-    fn validator_set(&self, height: u64) -> Option<ValidatorSet> {
-        self.validators_at(height)
-    }
-
-    async fn build_block(
-        &self,
-        height: u64,
-        round: u32,
-        proposer: Address,
-        deadline: Instant,
-    ) -> eyre::Result<(B256, Bytes)> {
-        // Only transactions a block can take now end the wait: one behind a nonce gap would
-        // otherwise have every proposer build empty blocks as fast as consensus allows.
-        let wait_until = deadline.min(Instant::now() + self.inner.settings.empty_block_interval);
-        while !self.lock_pool().has_ready() {
-            let now = Instant::now();
-            if now >= wait_until {
-                break;
-            }
-            let _ = tokio::time::timeout(wait_until - now, self.inner.tx_arrived.notified()).await;
-        }
-        let chain = self.clone();
-        trellis_storage::blocking(move || chain.build_blocking(height, round, proposer)).await?
-    }
-
-    async fn built_block(&self, height: u64, round: u32) -> Option<(B256, Bytes)> {
-        let chain = self.clone();
-        trellis_storage::blocking(move || chain.built_proposal(height, round))
-            .await
-            .ok()
-            .flatten()
-    }
-
-    async fn verify_block(&self, height: u64, block: Bytes) -> Result<B256, VerifyError> {
-        let chain = self.clone();
-        trellis_storage::blocking(move || chain.verify_blocking(height, block))
-            .await
-            .map_err(|e| VerifyError::Unavailable(e.to_string()))?
-    }
-
-    async fn commit_block(
-        &self,
-        height: u64,
-        hash: B256,
-        certificate: Vec<u8>,
-    ) -> eyre::Result<()> {
-        let chain = self.clone();
-        trellis_storage::blocking(move || chain.commit_blocking(height, hash, certificate)).await?
-    }
-
-    fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)> {
-        self.decided(height)
-    }
-
-    async fn kept_block(&self, height: u64, hash: B256) -> Option<Bytes> {
-        let chain = self.clone();
-        trellis_storage::blocking(move || chain.kept_proposal(height, hash))
-            .await
-            .ok()
-            .flatten()
-    }
-}
-
-#[async_trait::async_trait]
-impl trellis_rpc::Backend for Chain {
-    fn chain_id(&self) -> u64 {
-        self.inner.chain_id
-    }
-
-    fn view(&self) -> Result<StateView, StoreError> {
-        self.inner.store.view()
-    }
-
-    async fn submit_raw(&self, raw: Vec<u8>) -> Result<B256, AdmissionError> {
-        self.admit(raw).await
-    }
-
-    fn pending_nonce(&self, address: Address, state_nonce: u64) -> u64 {
-        Chain::pending_nonce(self, address, state_nonce)
-    }
-
-    fn certificate_json(&self, height: u64) -> Option<serde_json::Value> {
-        Chain::certificate_json(self, height)
-    }
-
-    fn subscribe_heights(&self) -> watch::Receiver<u64> {
-        self.subscribe_committed()
-    }
-
-    fn validators(&self) -> Vec<trellis_rpc::ValidatorInfo> {
-        self.validators_at(self.height() + 1)
-            .map(|set| {
-                set.iter()
-                    .map(|v| trellis_rpc::ValidatorInfo {
-                        public_key: B256::from(*v.public_key.as_bytes()),
-                        address: v.address.0.to_string(),
-                        power: v.voting_power,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn health(&self) -> trellis_rpc::Health {
-        let (height, timestamp_ms) = {
-            let tip = self.inner.tip.read();
-            (tip.height, tip.timestamp_ms)
-        };
-        let now = self.inner.settings.clock.now_ms();
-        let last_commit = self
-            .inner
-            .last_commit_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
-        trellis_rpc::Health {
-            height,
-            block_age_ms: now.saturating_sub(timestamp_ms),
-            since_commit_ms: (last_commit != 0).then(|| now.saturating_sub(last_commit)),
-            peers: self.inner.gossip.get().map(|g| g.peers()),
-            validators: self
-                .validators_at(height + 1)
-                .map_or(0, |set| set.iter().count()),
-        }
-    }
-
-    fn node_info(&self) -> serde_json::Value {
-        let (moniker, key) = self.inner.identity.get().cloned().unwrap_or_default();
-        let address = trellis_crypto::parse_public_key(key.0)
-            .map(|k| trellis_consensus::ValidatorAddress::from_public_key(&k).0)
-            .ok();
-        let next = self.next_validators();
-        let validating = address
-            .map(|a| next.get(&trellis_consensus::ValidatorAddress(a)).is_some())
-            .unwrap_or(false);
-        serde_json::json!({
-            "moniker": moniker,
-            "chainId": self.inner.chain_id,
-            "nodePublicKey": key,
-            "validatorAddress": address,
-            "height": self.height(),
-            "validatesNextHeight": validating,
-            "validators": next.len(),
-            "pooledTransactions": self.pool_len(),
-            "blockBuildFailures": self.build_failures(),
-        })
-    }
-
-    fn max_transaction_gas(&self) -> u64 {
-        self.inner.max_tx_gas
-    }
-
-    fn drop_transaction(&self, hash: &B256) -> bool {
-        self.lock_pool().remove(hash)
     }
 }
