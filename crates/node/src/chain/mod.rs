@@ -519,14 +519,18 @@ impl Chain {
             return Ok(hash);
         }
         let invalid = |reason: String| VerifyError::Invalid { hash, reason };
-        let validators = self.validators_at(height);
+        // The tip and its validator sets from one reading of the state.
+        let (tip, validators) = {
+            let state = self.inner.state.read();
+            (state.tip(), state.validators_at(height).cloned())
+        };
         verify::check_block(
             &block,
             &verify::Expected {
                 chain_id: self.inner.chain_id,
                 gas_limit: self.inner.gas_limit,
                 height,
-                tip: self.tip(),
+                tip,
                 validators: validators.as_ref(),
                 now_ms: self.inner.settings.clock.now_ms(),
             },
