@@ -43,6 +43,9 @@ pub enum VerifyError {
 /// What the chain must provide to consensus. Implemented by the node.
 #[async_trait::async_trait]
 pub trait Application: Send + Sync + 'static {
+    /// Why building or committing failed on this node: the engine logs it (a failed commit
+    /// restarts the height; a failed build ends the consensus task, as the node cannot go on).
+    type Error: std::error::Error + Send + Sync + 'static;
     /// Height of the last committed block (0 when only genesis exists).
     fn committed_height(&self) -> u64;
     /// The validator set that decides `height`, if known.
@@ -56,7 +59,7 @@ pub trait Application: Send + Sync + 'static {
         round: u32,
         proposer: Address,
         deadline: Instant,
-    ) -> eyre::Result<(B256, Bytes)>;
+    ) -> Result<(B256, Bytes), Self::Error>;
     /// The block this node built to propose in `round` of `height`, if it built one: after a
     /// restart, consensus may ask for that round's value again, and proposing a second block
     /// in one round would be an equivocation.
@@ -66,8 +69,12 @@ pub trait Application: Send + Sync + 'static {
     /// re-proposes locked values), so its header names its builder, not this round's proposer.
     async fn verify_block(&self, height: u64, block: Bytes) -> Result<B256, VerifyError>;
     /// Commits a block that was built or verified earlier, together with its certificate.
-    async fn commit_block(&self, height: u64, hash: B256, certificate: Vec<u8>)
-        -> eyre::Result<()>;
+    async fn commit_block(
+        &self,
+        height: u64,
+        hash: B256,
+        certificate: Vec<u8>,
+    ) -> Result<(), Self::Error>;
     /// The encoded block and certificate decided at `height`, for peers that sync.
     fn decided_block(&self, height: u64) -> Option<(Bytes, Vec<u8>)>;
     /// A block of `height` this node built or verified and kept on disk (kept until its
@@ -678,8 +685,17 @@ mod tests {
         built: Option<(u32, B256, Bytes)>,
     }
 
+    #[derive(Debug, thiserror::Error)]
+    #[error("asked to build block {height} on tip {tip}")]
+    struct NotOnTip {
+        height: u64,
+        tip: u64,
+    }
+
     #[async_trait::async_trait]
     impl Application for AtHeight {
+        type Error = NotOnTip;
+
         fn committed_height(&self) -> u64 {
             self.height
         }
@@ -694,9 +710,12 @@ mod tests {
             _round: u32,
             _proposer: Address,
             _deadline: Instant,
-        ) -> eyre::Result<(B256, Bytes)> {
+        ) -> Result<(B256, Bytes), NotOnTip> {
             self.builds.fetch_add(1, Ordering::Relaxed);
-            eyre::bail!("asked to build block {height} on tip {}", self.height)
+            Err(NotOnTip {
+                height,
+                tip: self.height,
+            })
         }
 
         async fn built_block(&self, _height: u64, round: u32) -> Option<(B256, Bytes)> {
@@ -710,7 +729,7 @@ mod tests {
             Err(VerifyError::Unavailable("not used".into()))
         }
 
-        async fn commit_block(&self, _: u64, _: B256, _: Vec<u8>) -> eyre::Result<()> {
+        async fn commit_block(&self, _: u64, _: B256, _: Vec<u8>) -> Result<(), NotOnTip> {
             Ok(())
         }
 

@@ -14,7 +14,9 @@ pub mod signing;
 
 pub use app::{Application, VerifyError};
 pub use codec::{decode_certificate, encode_certificate, CodecError, TrellisCodec};
-pub use context::{BlockHash, Height, TrellisContext, Validator, ValidatorAddress, ValidatorSet};
+pub use context::{
+    BlockHash, Height, TrellisContext, Validator, ValidatorAddress, ValidatorSet, ValidatorSetError,
+};
 pub use engine::{libp2p_keypair, start, ConsensusHandle, EngineSettings, PeerAllowlist};
 pub use malachitebft_core_types::{CommitCertificate, LinearTimeouts};
 pub use signing::{Ed25519Signer, Ed25519Verifier};

@@ -5,7 +5,7 @@ pub mod chain;
 pub mod config;
 mod recovery;
 
-pub use chain::{genesis_block, genesis_validators, Chain, ChainSettings, Clock};
+pub use chain::{genesis_block, genesis_validators, Chain, ChainError, ChainSettings, Clock};
 pub use config::{ConfigError, LogFormat, NodeConfig};
 
 use eyre::WrapErr;

@@ -120,6 +120,8 @@ pub struct SimApp {
 
 #[async_trait::async_trait]
 impl Application for SimApp {
+    type Error = trellis_node::ChainError;
+
     fn committed_height(&self) -> u64 {
         self.chain.height()
     }
@@ -134,7 +136,7 @@ impl Application for SimApp {
         round: u32,
         proposer: alloy_primitives::Address,
         _deadline: std::time::Instant,
-    ) -> eyre::Result<(B256, Bytes)> {
+    ) -> Result<(B256, Bytes), trellis_node::ChainError> {
         self.chain.build_blocking(height, round, proposer)
     }
 
@@ -151,7 +153,7 @@ impl Application for SimApp {
         height: u64,
         hash: B256,
         certificate: Vec<u8>,
-    ) -> eyre::Result<()> {
+    ) -> Result<(), trellis_node::ChainError> {
         self.chain.commit_blocking(height, hash, certificate)
     }
 

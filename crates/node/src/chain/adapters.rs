@@ -10,10 +10,12 @@ use trellis_consensus::{Application, ValidatorSet, VerifyError};
 use trellis_mempool::AdmissionError;
 use trellis_storage::{StateView, StoreError};
 
-use super::Chain;
+use super::{Chain, ChainError};
 
 #[async_trait::async_trait]
 impl Application for Chain {
+    type Error = ChainError;
+
     fn committed_height(&self) -> u64 {
         self.height()
     }
@@ -28,7 +30,7 @@ impl Application for Chain {
         round: u32,
         proposer: Address,
         deadline: Instant,
-    ) -> eyre::Result<(B256, Bytes)> {
+    ) -> Result<(B256, Bytes), ChainError> {
         // Only transactions a block can take now end the wait: one behind a nonce gap would
         // otherwise have every proposer build empty blocks as fast as consensus allows.
         let wait_until = deadline.min(Instant::now() + self.inner.settings.empty_block_interval);
@@ -57,7 +59,7 @@ impl Application for Chain {
         height: u64,
         hash: B256,
         certificate: Vec<u8>,
-    ) -> eyre::Result<()> {
+    ) -> Result<(), ChainError> {
         let chain = self.clone();
         trellis_storage::blocking(move || chain.commit_blocking(height, hash, certificate)).await?
     }

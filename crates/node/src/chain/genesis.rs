@@ -8,23 +8,27 @@ use trellis_primitives::{Block, Bloom, Genesis, Header};
 use trellis_storage::{AccountState, StateChanges, StateView, EMPTY_CODE_HASH, EMPTY_ROOT};
 use trellis_system::Governance;
 
-fn validator_set(members: impl IntoIterator<Item = (B256, u64)>) -> eyre::Result<ValidatorSet> {
+use super::ChainError;
+
+fn validator_set(
+    members: impl IntoIterator<Item = (B256, u64)>,
+) -> Result<ValidatorSet, ChainError> {
     Ok(ValidatorSet::from_keys(members)?)
 }
 
 /// The validator set described by a genesis file.
-pub fn genesis_validators(genesis: &Genesis) -> eyre::Result<ValidatorSet> {
+pub fn genesis_validators(genesis: &Genesis) -> Result<ValidatorSet, ChainError> {
     validator_set(genesis.validators.iter().map(|v| (v.public_key, v.power)))
 }
 
 /// The validator set governance state in `view` names: it decides the height after `view`'s.
-pub fn validators_in_state(view: &StateView) -> eyre::Result<ValidatorSet> {
+pub fn validators_in_state(view: &StateView) -> Result<ValidatorSet, ChainError> {
     let members = Governance::new(&mut governance_slots(view)).validators()?;
     validator_set(members)
 }
 
 /// Genesis state changes and the height-0 block that commits to them.
-pub fn genesis_block(genesis: &Genesis) -> eyre::Result<(StateChanges, Block)> {
+pub fn genesis_block(genesis: &Genesis) -> Result<(StateChanges, Block), ChainError> {
     let validators = genesis_validators(genesis)?;
     let mut changes = StateChanges::default();
     trellis_execution::genesis_system_state(genesis, &mut changes)?;

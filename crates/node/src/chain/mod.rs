@@ -11,13 +11,15 @@
 
 mod adapters;
 pub mod admission;
+mod error;
 pub mod genesis;
 pub mod state;
 pub mod verify;
 
 use admission::Admission;
+pub use error::ChainError;
 pub use genesis::{genesis_block, genesis_validators, validators_in_state};
-use state::{ChainState, Tip};
+use state::{ChainState, NotNext, Tip};
 
 use alloy_consensus::TxEnvelope;
 use alloy_primitives::{Address, Bytes as AlloyBytes, B256};
@@ -126,7 +128,11 @@ fn now_ms() -> u64 {
 
 impl Chain {
     /// Opens the chain on `store`, writing genesis state first if the store is new.
-    pub fn open(store: Store, genesis: &Genesis, settings: ChainSettings) -> eyre::Result<Chain> {
+    pub fn open(
+        store: Store,
+        genesis: &Genesis,
+        settings: ChainSettings,
+    ) -> Result<Chain, ChainError> {
         let (changes, block0) = genesis_block(genesis)?;
         if store.init_genesis(&changes, &block0)? {
             info!(chain_id = %genesis.chain_id, genesis = %block0.hash(), "wrote genesis state");
@@ -144,24 +150,24 @@ impl Chain {
                 .map(|b| b.header.state_root)
                 .unwrap_or_default();
             if root != expected {
-                eyre::bail!("rebuilt state root {root} differs from the tip's {expected}");
+                return Err(ChainError::RebuiltRoot {
+                    rebuilt: root,
+                    expected,
+                });
             }
             info!(%root, "stored the state tries of an older data directory");
         }
-        let stored0 = view
-            .block(Height(0))?
-            .ok_or_else(|| eyre::eyre!("store has no genesis block"))?;
+        let stored0 = view.block(Height(0))?.ok_or(ChainError::NoGenesis)?;
         if stored0.hash() != block0.hash() {
-            eyre::bail!(
-                "the data directory belongs to another chain: stored genesis {} but genesis file gives {}",
-                stored0.hash(),
-                block0.hash()
-            );
+            return Err(ChainError::ForeignGenesis {
+                stored: stored0.hash(),
+                given: block0.hash(),
+            });
         }
         let height = view.tip()?.map(|h| h.0).unwrap_or(0);
         let tip_block = view
             .block(Height(height))?
-            .ok_or_else(|| eyre::eyre!("tip block {height} missing from store"))?;
+            .ok_or(ChainError::MissingTip(height))?;
         let tip = Tip {
             height,
             hash: tip_block.hash(),
@@ -267,7 +273,7 @@ impl Chain {
 
     /// Fills the allowlist with every registered node (once, when the chain opens; commits
     /// then apply governance's changes to it).
-    fn load_peers(&self, view: &StateView) -> eyre::Result<()> {
+    fn load_peers(&self, view: &StateView) -> Result<(), ChainError> {
         const PAGE: u64 = 1_000;
         let mut gov_slots = governance_slots(view);
         let mut gov = Governance::new(&mut gov_slots);
@@ -425,14 +431,18 @@ impl Chain {
         height: u64,
         round: u32,
         proposer: Address,
-    ) -> eyre::Result<(B256, Bytes)> {
+    ) -> Result<(B256, Bytes), ChainError> {
         let tip = self.tip();
         if height != tip.height + 1 {
-            eyre::bail!("asked to build block {height} on tip {}", tip.height);
+            return Err(NotNext {
+                tip: tip.height,
+                got: height,
+            }
+            .into());
         }
         let validators = self
             .validators_at(height)
-            .ok_or_else(|| eyre::eyre!("no validator set known for height {height}"))?;
+            .ok_or(ChainError::UnknownValidators(height))?;
         let view = self.inner.store.view()?;
         let selected = self
             .lock_pool()
@@ -619,12 +629,12 @@ impl Chain {
     }
 
     /// A decided block not in memory (e.g. after a restart): re-check it from disk.
-    fn reload_proposal(&self, height: u64, hash: B256) -> eyre::Result<()> {
+    fn reload_proposal(&self, height: u64, hash: B256) -> Result<(), ChainError> {
         let Some(bytes) = self.kept_block(height, hash)? else {
-            eyre::bail!("decided block {hash} was never built or verified here");
+            return Err(ChainError::NeverSeen(hash));
         };
         self.verify_blocking(height, bytes)
-            .map_err(|e| eyre::eyre!("kept proposal {hash} no longer verifies: {e}"))?;
+            .map_err(|source| ChainError::KeptInvalid { hash, source })?;
         info!(height, %hash, "reloaded decided block from disk");
         Ok(())
     }
@@ -635,16 +645,14 @@ impl Chain {
         height: u64,
         hash: B256,
         certificate: Vec<u8>,
-    ) -> eyre::Result<()> {
+    ) -> Result<(), ChainError> {
         let tip = self.tip();
         if height <= tip.height {
             // Replayed decision after a restart: fine if it is the block we already have.
             let view = self.inner.store.view()?;
             return match view.block(Height(height))? {
                 Some(b) if b.hash() == hash => Ok(()),
-                _ => Err(eyre::eyre!(
-                    "decided block {hash} conflicts with committed block {height}"
-                )),
+                _ => Err(ChainError::Conflict { hash, height }),
             };
         }
         let pending = match self.pending_block(&hash) {
@@ -652,20 +660,22 @@ impl Chain {
             None => {
                 self.reload_proposal(height, hash)?;
                 self.pending_block(&hash)
-                    .ok_or_else(|| eyre::eyre!("decided block {hash} vanished after reloading"))?
+                    .ok_or(ChainError::Vanished(hash))?
             }
         };
         if pending.block.header.height != height {
-            eyre::bail!(
-                "decided block {hash} is for height {}, not {height}",
-                pending.block.header.height
-            );
+            return Err(ChainError::WrongHeight {
+                hash,
+                block_height: pending.block.header.height,
+                height,
+            });
         }
         if height != tip.height + 1 {
-            eyre::bail!(
-                "decided block {hash} at {height} skips heights after the tip {}",
-                tip.height
-            );
+            return Err(NotNext {
+                tip: tip.height,
+                got: height,
+            }
+            .into());
         }
         let started = Instant::now();
         self.inner.store.commit_block(BlockCommit {
@@ -792,5 +802,97 @@ impl Chain {
                 "signature": AlloyBytes::copy_from_slice(&s.signature.to_bytes()),
             })).collect::<Vec<_>>(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trellis_storage::MemoryDisk;
+
+    fn genesis(chain_id: u64) -> Genesis {
+        let key = ed25519_consensus::SigningKey::from([7; 32]);
+        let key = B256::from(key.verification_key().to_bytes());
+        Genesis::from_json(&format!(
+            r#"{{"chainId": {chain_id},
+                "validators": [{{"publicKey": "{key}", "power": 1, "org": "org1"}}],
+                "governance": {{"organizations": [{{"id": "org1", "admins": ["0x0000000000000000000000000000000000000001"]}}]}}}}"#
+        ))
+        .expect("genesis")
+    }
+
+    fn settings() -> ChainSettings {
+        ChainSettings {
+            empty_block_interval: Duration::from_secs(1),
+            max_block_txs: 10,
+            pool: Default::default(),
+            clock: Clock::from_fn(|| 1_000),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_data_directory_of_another_chain_is_refused_with_both_genesis_hashes() {
+        let disk = MemoryDisk::default();
+        let store = Store::open_on(&disk).expect("store");
+        let chain = Chain::open(store, &genesis(1), settings()).expect("opens");
+        assert_eq!(chain.height(), 0);
+        assert_eq!(chain.next_validators().len(), 1);
+        drop(chain);
+
+        // The same genesis opens the same store again.
+        let store = Store::open_on(&disk).expect("store");
+        drop(Chain::open(store, &genesis(1), settings()).expect("reopens"));
+
+        let store = Store::open_on(&disk).expect("store");
+        let (_, ours) = genesis_block(&genesis(2)).expect("genesis block");
+        match Chain::open(store, &genesis(2), settings()) {
+            Err(ChainError::ForeignGenesis { stored, given }) => {
+                assert_eq!(given, ours.hash());
+                assert_ne!(stored, given);
+            }
+            other => panic!("expected a foreign genesis, got {:?}", other.err()),
+        }
+    }
+
+    #[tokio::test]
+    async fn building_or_committing_off_the_tip_is_refused_with_a_typed_error() {
+        let store = Store::open_on(&MemoryDisk::default()).expect("store");
+        let chain = Chain::open(store, &genesis(1), settings()).expect("opens");
+        let refused = chain.build_blocking(5, 0, Address::ZERO);
+        assert!(matches!(
+            refused,
+            Err(ChainError::NotNext(NotNext { tip: 0, got: 5 }))
+        ));
+        let unknown = chain.commit_blocking(1, B256::repeat_byte(1), Vec::new());
+        assert!(
+            matches!(unknown, Err(ChainError::NeverSeen(h)) if h == B256::repeat_byte(1)),
+            "{unknown:?}"
+        );
+        assert_eq!(chain.height(), 0, "nothing committed");
+    }
+
+    #[tokio::test]
+    async fn a_built_block_commits_and_moves_the_tip_and_the_sets_together() {
+        let store = Store::open_on(&MemoryDisk::default()).expect("store");
+        let chain = Chain::open(store, &genesis(1), settings()).expect("opens");
+        let mut heights = chain.subscribe_committed();
+        let (hash, bytes) = chain
+            .build_blocking(1, 0, Address::ZERO)
+            .expect("builds on the tip");
+        // The block is kept for its round before consensus could sign a proposal of it.
+        assert_eq!(chain.built_proposal(1, 0), Some((hash, bytes.clone())));
+        // Its own block verifies (already known, so without executing again).
+        assert_eq!(chain.verify_blocking(1, bytes).ok(), Some(hash));
+        chain.commit_blocking(1, hash, Vec::new()).expect("commits");
+        assert_eq!(chain.height(), 1);
+        assert!(heights.has_changed().expect("sender alive"));
+        assert_eq!(*heights.borrow_and_update(), 1);
+        assert!(chain.validators_at(1).is_some() && chain.validators_at(2).is_some());
+        // The same decision replayed after a restart is accepted; a different one is not.
+        chain.commit_blocking(1, hash, Vec::new()).expect("replay");
+        assert!(matches!(
+            chain.commit_blocking(1, B256::repeat_byte(2), Vec::new()),
+            Err(ChainError::Conflict { height: 1, .. })
+        ));
     }
 }
