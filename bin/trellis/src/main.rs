@@ -187,24 +187,35 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Runs a node until it fails or receives SIGINT/SIGTERM.
+/// Runs a node (every chain its config hosts) until it receives SIGINT/SIGTERM.
 pub async fn run_node(config: trellis_node::NodeConfig) -> anyhow::Result<()> {
-    let node = trellis_node::start(config)
+    let host = trellis_node::ChainHost::start(config)
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    println!("JSON-RPC listening on http://{}", node.rpc_addr);
-    if let Some(addr) = node.metrics_addr {
-        println!("Prometheus metrics on http://{addr}/metrics");
+    let several = host.chains().count() > 1;
+    let mut syncs = Vec::new();
+    for node in host.chains() {
+        let chain = if several {
+            format!("chain {}: ", node.chain.chain_id())
+        } else {
+            String::new()
+        };
+        println!("{chain}JSON-RPC listening on http://{}", node.rpc_addr);
+        if let Some(addr) = node.metrics_addr {
+            println!("{chain}Prometheus metrics on http://{addr}/metrics");
+        }
+        syncs.push(tokio::spawn(progress::show_sync(node.chain.clone())));
     }
-    let sync = tokio::spawn(progress::show_sync(node.chain.clone()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
-    sync.abort();
-    node.stop().await;
+    for sync in syncs {
+        sync.abort();
+    }
+    host.stop().await;
     Ok(())
 }
 

@@ -581,7 +581,11 @@ impl Metrics {
 /// histograms with negative buckets (`…_gossipsub_score_per_mesh`), and writes their `_sum`
 /// (which OpenMetrics forbids for such histograms) and `_count` (allowed only beside a
 /// `_sum`); strict parsers (Prometheus's own Python client) then refuse the whole page. Those
-/// two lines are dropped (the `+Inf` bucket still holds the count); nothing else changes.
+/// two lines are dropped (the `+Inf` bucket still holds the count).
+///
+/// The engine keeps one registry per process, so a node hosting several chains has each of
+/// the engine's families registered once per chain; a family declared twice makes the page
+/// invalid, so only its first declaration is kept (that chain's engine series).
 fn valid_openmetrics(engine: &str) -> String {
     let negative: std::collections::HashSet<&str> = engine
         .lines()
@@ -589,7 +593,22 @@ fn valid_openmetrics(engine: &str) -> String {
         .filter_map(|line| line.split_once("_bucket{").map(|(family, _)| family))
         .collect();
     let mut page = String::with_capacity(engine.len());
+    let mut families = std::collections::HashSet::new();
+    let (mut family, mut repeated) = ("", false);
     for line in engine.lines() {
+        let declared = ["# HELP ", "# TYPE ", "# UNIT "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p))
+            .and_then(|rest| rest.split_whitespace().next());
+        if let Some(name) = declared {
+            if name != family {
+                family = name;
+                repeated = !families.insert(name);
+            }
+        }
+        if repeated {
+            continue;
+        }
         let forbidden = line.split_once('{').is_some_and(|(name, _)| {
             [name.strip_suffix("_sum"), name.strip_suffix("_count")]
                 .into_iter()
@@ -687,6 +706,30 @@ mod tests {
         ] {
             assert!(page.contains(line), "{line} missing from\n{page}");
         }
+    }
+
+    #[test]
+    fn a_family_the_engine_declares_once_per_hosted_chain_is_kept_once() {
+        let engine = "\
+# HELP height Current height.
+# TYPE height gauge
+height{moniker=\"a\"} 5
+# HELP rounds Rounds.
+# TYPE rounds counter
+rounds_total{moniker=\"a\"} 1
+# HELP height Current height.
+# TYPE height gauge
+height{moniker=\"a\"} 9
+# HELP peers Peers.
+# TYPE peers gauge
+peers{moniker=\"a\"} 3
+";
+        let page = valid_openmetrics(engine);
+        assert_eq!(page.matches("# TYPE height gauge").count(), 1, "{page}");
+        assert!(page.contains("height{moniker=\"a\"} 5"), "{page}");
+        assert!(!page.contains("} 9"), "{page}");
+        assert!(page.contains("rounds_total{moniker=\"a\"} 1"), "{page}");
+        assert!(page.contains("peers{moniker=\"a\"} 3"), "{page}");
     }
 
     #[test]

@@ -24,6 +24,29 @@ pub struct NodeConfig {
     /// with the spans it happened in (`consensus` with the chain id, `round` with the height
     /// and round).
     pub log_format: LogFormat,
+    /// Further chains this process hosts, one `[[chains]]` table each: its own genesis, RPC
+    /// port and p2p ports and peers, and the top level's settings for everything else (key,
+    /// data directory, limits, consensus timeouts, pool). The top-level chain is always
+    /// hosted; without `[[chains]]` a node hosts that one chain.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<ChainConfig>,
+}
+
+/// One more chain hosted by the node (a `[[chains]]` table).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// This chain's genesis file; its chain id names its data under `data_dir`
+    /// (`chain-<id>/`), so chains never share a database or consensus log.
+    pub genesis: PathBuf,
+    /// Where this chain's JSON-RPC, REST and explorer listen (the top level's `[rpc]` limits,
+    /// read access and TLS apply).
+    pub rpc_listen: SocketAddr,
+    /// This chain's consensus and gossip addresses and its peers on them.
+    pub p2p: P2pConfig,
+    /// Where to serve this chain's `/metrics`; unset serves none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +167,7 @@ impl Default for NodeConfig {
             mempool: MempoolConfig::default(),
             metrics: MetricsConfig::default(),
             log_format: LogFormat::default(),
+            chains: Vec::new(),
         }
     }
 }
@@ -248,6 +272,7 @@ impl NodeConfig {
             if let Some(tls) = &mut config.rpc.tls {
                 paths.extend([&mut tls.cert, &mut tls.key]);
             }
+            paths.extend(config.chains.iter_mut().map(|c| &mut c.genesis));
             for p in paths {
                 if p.is_relative() {
                     *p = base.join(&*p);
@@ -255,6 +280,23 @@ impl NodeConfig {
             }
         }
         Ok(config)
+    }
+
+    /// One single-chain config per hosted chain: the top level's first, then each
+    /// `[[chains]]` entry over the top level's settings.
+    pub fn hosted_chains(&self) -> Vec<NodeConfig> {
+        let mut top = self.clone();
+        top.chains.clear();
+        let mut hosted = vec![top.clone()];
+        for chain in &self.chains {
+            let mut one = top.clone();
+            one.genesis = chain.genesis.clone();
+            one.rpc.listen = chain.rpc_listen;
+            one.p2p = chain.p2p.clone();
+            one.metrics.listen = chain.metrics_listen;
+            hosted.push(one);
+        }
+        hosted
     }
 
     pub fn to_toml(&self) -> String {
@@ -299,6 +341,55 @@ mod tests {
         // `start` refuses it with what to set instead; an empty list is simply ignored.
         assert_eq!(loaded.p2p.tx_gossip_peers.map(|p| p.len()), Some(1));
         assert_eq!(loaded.p2p.gossip_listen, P2pConfig::default().gossip_listen);
+    }
+
+    #[test]
+    fn each_hosted_chain_gets_its_own_genesis_ports_and_peers_and_the_rest_from_the_top() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            r#"moniker = "edge-1"
+genesis = "main.json"
+[rpc]
+listen = "127.0.0.1:8545"
+calls_per_second = 5.0
+[p2p]
+listen = "/ip4/127.0.0.1/tcp/27000"
+[consensus]
+timeout_propose_ms = 700
+
+[[chains]]
+genesis = "sub/logistics.json"
+rpc_listen = "127.0.0.1:8546"
+metrics_listen = "127.0.0.1:9465"
+[chains.p2p]
+listen = "/ip4/127.0.0.1/tcp/27100"
+peers = ["/ip4/127.0.0.1/tcp/27200"]
+gossip_listen = "/ip4/127.0.0.1/tcp/27101"
+"#,
+        )
+        .expect("write");
+        let loaded = NodeConfig::load(&path).expect("load");
+        let hosted = loaded.hosted_chains();
+        assert_eq!(hosted.len(), 2);
+        let (main, sub) = (&hosted[0], &hosted[1]);
+        assert_eq!(main.genesis, dir.path().join("main.json"));
+        assert_eq!(sub.genesis, dir.path().join("sub/logistics.json"));
+        assert_eq!(sub.rpc.listen.port(), 8546);
+        assert_eq!(sub.p2p.listen, "/ip4/127.0.0.1/tcp/27100");
+        assert_eq!(sub.p2p.peers.len(), 1);
+        assert_eq!(sub.metrics.listen.map(|a| a.port()), Some(9465));
+        assert!(main.metrics.listen.is_none());
+        // Inherited from the top level.
+        assert_eq!(sub.moniker, "edge-1");
+        assert_eq!(sub.rpc.calls_per_second, 5.0);
+        assert_eq!(sub.consensus.timeout_propose_ms, 700);
+        assert_eq!(sub.data_dir, main.data_dir);
+        assert!(hosted.iter().all(|c| c.chains.is_empty()));
+        // A config written back keeps its chains.
+        let again: NodeConfig = toml::from_str(&loaded.to_toml()).expect("roundtrip");
+        assert_eq!(again.chains.len(), 1);
     }
 
     #[test]

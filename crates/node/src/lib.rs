@@ -1,15 +1,22 @@
 //! A Trellis node: composes storage, the chain, Malachite consensus, the JSON-RPC server and
-//! transaction gossip (`trellis-gossip`) for one chain, from one [`NodeConfig`].
+//! transaction gossip (`trellis-gossip`) for each chain it hosts, from one [`NodeConfig`].
+//!
+//! [`start`] starts one chain instance; [`ChainHost`] starts every chain a config names (the
+//! top level's and each `[[chains]]`) side by side in one process. Instances share nothing
+//! but the process and the node key: each has its own store and consensus log under
+//! `data_dir/chain-<id>/`, its own engine, pool, RPC port, p2p ports and peer gate (filled
+//! from its own governance), and its own metrics.
 
 pub mod chain;
 pub mod config;
 mod recovery;
 
 pub use chain::{genesis_block, genesis_validators, Chain, ChainError, ChainSettings, Clock};
-pub use config::{ConfigError, LogFormat, NodeConfig};
+pub use config::{ChainConfig, ConfigError, LogFormat, NodeConfig};
 
 use eyre::WrapErr;
 use jsonrpsee::server::ServerHandle;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +57,79 @@ pub fn timeouts(c: &config::ConsensusConfig) -> LinearTimeouts {
     }
 }
 
-/// Opens the store, writes genesis if needed, and starts consensus, RPC and gossip.
+/// The chains one process hosts, by chain id.
+pub struct ChainHost {
+    chains: BTreeMap<u64, RunningNode>,
+}
+
+impl ChainHost {
+    /// Starts every chain `config` names, the top level's first. Two entries of one chain id
+    /// are refused before anything starts; if a chain fails to start, those already started
+    /// are stopped and the error names the chain's genesis file.
+    pub async fn start(config: NodeConfig) -> eyre::Result<ChainHost> {
+        let hosted = config.hosted_chains();
+        let mut ids = BTreeMap::new();
+        for one in &hosted {
+            let id = Genesis::load(&one.genesis)?.chain_id.0;
+            if let Some(first) = ids.insert(id, one.genesis.clone()) {
+                eyre::bail!(
+                    "chain {id} is configured twice: {} and {}",
+                    first.display(),
+                    one.genesis.display()
+                );
+            }
+        }
+        let mut host = ChainHost {
+            chains: BTreeMap::new(),
+        };
+        for one in hosted {
+            let genesis = one.genesis.display().to_string();
+            match start(one).await {
+                Ok(node) => {
+                    host.chains.insert(node.chain.chain_id(), node);
+                }
+                Err(e) => {
+                    host.stop().await;
+                    return Err(e.wrap_err(format!("starting the chain of {genesis}")));
+                }
+            }
+        }
+        Ok(host)
+    }
+
+    /// The running chain `chain_id`.
+    pub fn chain(&self, chain_id: u64) -> Option<&RunningNode> {
+        self.chains.get(&chain_id)
+    }
+
+    /// Every running chain, by chain id.
+    pub fn chains(&self) -> impl Iterator<Item = &RunningNode> {
+        self.chains.values()
+    }
+
+    /// Stops one chain (its engine, RPC and tasks); the others run on. Answers whether it
+    /// was running.
+    pub async fn stop_chain(&mut self, chain_id: u64) -> bool {
+        match self.chains.remove(&chain_id) {
+            Some(node) => {
+                node.stop().await;
+                info!(chain_id, "chain stopped");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every chain.
+    pub async fn stop(self) {
+        for (_, node) in self.chains {
+            node.stop().await;
+        }
+    }
+}
+
+/// Opens the store, writes genesis if needed, and starts consensus, RPC and gossip for the
+/// top-level chain of `config` (its `[[chains]]` are [`ChainHost`]'s).
 pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
     let genesis = Genesis::load(&config.genesis)?;
     if let Some(ignored) = config.consensus.max_block_gas {

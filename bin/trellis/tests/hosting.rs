@@ -1,0 +1,147 @@
+//! Two chains hosted by the same four processes (`[[chains]]` in each node's config): both
+//! take load and finalize on their own, and a node registered only on the first chain is
+//! refused by the second chain's network.
+
+mod common;
+
+use alloy_consensus::TxLegacy;
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, Bytes, TxKind, U256};
+use common::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use trellis_crypto::AccountKey;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// A transfer of 1 wei signed for `chain_id`.
+fn transfer_on(key: &AccountKey, chain_id: u64, nonce: u64, to: Address) -> Bytes {
+    let tx = key.sign_tx(TxLegacy {
+        chain_id: Some(chain_id),
+        nonce,
+        gas_price: 0,
+        gas_limit: 21_000,
+        to: TxKind::Call(to),
+        value: U256::from(1),
+        input: Bytes::new(),
+    });
+    Bytes::from(tx.encoded_2718())
+}
+
+/// Waits until process `pid` is gone (the testnet's nodes are not our children).
+fn wait_gone(pid: u32) {
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    let start = Instant::now();
+    while nix::sys::signal::kill(pid, None).is_ok() {
+        assert!(start.elapsed() < LIMIT, "process {pid} outlived SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_processes_host_two_chains_that_finalize_independently() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    // Chain A: a 4-validator testnet, one organisation per validator.
+    let net = Testnet::up(dir, 4, 2);
+    let a_urls = net.urls();
+    wait_height(&client(&a_urls[0]), 2, LIMIT).await;
+    for (i, node) in net.info.nodes.iter().enumerate() {
+        net.kill(i);
+        wait_gone(node.pid);
+    }
+
+    // Chain B: the same organisations and accounts, another chain id, and only the first
+    // three nodes as validators (node 3 is registered on chain A alone).
+    let mut genesis: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("genesis.json")).expect("genesis"))
+            .expect("genesis json");
+    let b_chain_id = CHAIN_ID + 1;
+    genesis["chainId"] = Value::from(b_chain_id);
+    let validators = genesis["validators"].as_array_mut().expect("validators");
+    assert_eq!(validators.len(), 4);
+    validators.pop();
+    std::fs::write(dir.join("genesis-b.json"), genesis.to_string()).expect("genesis b");
+
+    // Each node gets a [[chains]] table with B's own ports and peers.
+    let ports: Vec<[u16; 3]> = free_ports(12)
+        .chunks_exact(3)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    let list = |i: usize, k: usize| {
+        (0..4)
+            .filter(|j| *j != i)
+            .map(|j| format!("\"/ip4/127.0.0.1/tcp/{}\"", ports[j][k]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut procs = Vec::new();
+    for (i, node) in net.info.nodes.iter().enumerate() {
+        let mut config = std::fs::read_to_string(&node.config).expect("node.toml");
+        config.push_str(&format!(
+            "\n[[chains]]\ngenesis = \"../genesis-b.json\"\nrpc_listen = \"127.0.0.1:{}\"\n\
+             [chains.p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\npeers = [{}]\n\
+             gossip_listen = \"/ip4/127.0.0.1/tcp/{}\"\ngossip_peers = [{}]\n",
+            ports[i][0],
+            ports[i][1],
+            list(i, 1),
+            ports[i][2],
+            list(i, 2),
+        ));
+        std::fs::write(&node.config, config).expect("node.toml with chain b");
+        let log = node.config.with_file_name("node-two-chains.log");
+        procs.push(Proc::spawn(
+            &["node", "--config", node.config.to_str().expect("path")],
+            &log,
+        ));
+    }
+    let b_urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{}", p[0]))
+        .collect();
+    for p in &ports {
+        wait_for_http(p[0], LIMIT).await;
+    }
+    let (a, b) = (client(&a_urls[0]), client(&b_urls[1]));
+    let chain_id = |c: &jsonrpsee::http_client::HttpClient| {
+        let c = c.clone();
+        async move {
+            use jsonrpsee::core::client::ClientT;
+            let id: alloy_primitives::U64 = c
+                .request("eth_chainId", jsonrpsee::rpc_params![])
+                .await
+                .expect("eth_chainId");
+            id.to::<u64>()
+        }
+    };
+    assert_eq!(chain_id(&a).await, CHAIN_ID);
+    assert_eq!(chain_id(&b).await, b_chain_id);
+
+    // Load on both chains: the same account's transfers, each signed for its chain.
+    let sender = AccountKey::dev(0);
+    let to = AccountKey::dev(1).address();
+    let a_start = nonce(&a, sender.address(), "latest").await;
+    let mut hashes = Vec::new();
+    for k in 0..20 {
+        let a_tx = transfer_on(&sender, CHAIN_ID, a_start + k, to);
+        let b_tx = transfer_on(&sender, b_chain_id, k, to);
+        hashes.push((&a, send_raw(&a, &a_tx).await.expect("accepted on chain A")));
+        hashes.push((&b, send_raw(&b, &b_tx).await.expect("accepted on chain B")));
+    }
+    for (c, hash) in hashes {
+        let receipt = wait_receipt(c, hash, LIMIT).await;
+        assert_eq!(receipt["status"], "0x1", "{receipt}");
+    }
+
+    // Each finalizes on its own; node 3 follows chain A but is kept out of chain B.
+    let b_height = block_number(&b).await;
+    wait_height(&client(&b_urls[0]), b_height + 3, LIMIT).await;
+    let a_height = block_number(&a).await;
+    wait_height(&client(&a_urls[3]), a_height + 3, LIMIT).await;
+    assert_eq!(
+        block_number(&client(&b_urls[3])).await,
+        0,
+        "a node registered only on chain A must not sync chain B"
+    );
+    drop(procs);
+}
