@@ -1,7 +1,7 @@
-//! Trellis's own JSON-RPC methods as Rust: one [`GovernanceApi`] trait from which jsonrpsee
-//! generates both the server side (`GovernanceApiServer`, implemented by `trellis-rpc`) and a
-//! typed client (`GovernanceApiClient`, used by the CLI and by applications), and the serde
-//! types of every answer. Method names and JSON shapes are defined here once; nobody parses
+//! Trellis's own JSON-RPC methods as Rust: the [`ChainApi`] and [`GovernanceApi`] traits,
+//! from which jsonrpsee generates both the server side (`…Server`, implemented by
+//! `trellis-rpc`) and a typed client (`…Client`, used by the CLI and by applications), and
+//! the serde types of every answer. Method names and JSON shapes are defined here once; nobody parses
 //! `serde_json::Value` by hand or spells a method name as a string.
 //!
 //! Numbers are `0x`-prefixed hex like Ethereum's (`U64`), fields are camelCase, an absent
@@ -17,7 +17,7 @@
 //! # Ok(()) }
 //! ```
 
-use alloy_primitives::{Address, B256, U64};
+use alloy_primitives::{Address, Bytes, B256, U64};
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
@@ -155,6 +155,36 @@ pub struct GovernanceConfig {
     pub subchain_count: U64,
 }
 
+/// One validator's precommit in a commit certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitSignature {
+    /// The validator's address (derived from its node key).
+    pub validator: Address,
+    /// Its Ed25519 signature over the precommit.
+    pub signature: Bytes,
+}
+
+/// The precommits that finalized a block: more than two thirds of the voting power of the
+/// height's validator set (`trellis-light` checks them offline).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitCertificate {
+    pub height: u64,
+    /// The consensus round that decided it.
+    pub round: i64,
+    pub block_hash: B256,
+    pub signatures: Vec<CommitSignature>,
+}
+
+/// The chain's own records beyond Ethereum's.
+#[rpc(server, client, namespace = "trellis")]
+pub trait ChainApi {
+    /// The commit certificate of block `height`; `null` until that block is committed.
+    #[method(name = "getCommitCertificate", blocking)]
+    fn commit_certificate(&self, height: U64) -> RpcResult<Option<CommitCertificate>>;
+}
+
 /// Governance state at the node's latest block, public to every caller the node admits.
 /// Listings take an optional `offset` (0) and `limit` (1 to [`MAX_PAGE`], default
 /// [`DEFAULT_PAGE`]); lookups answer `null` for what does not exist.
@@ -260,6 +290,31 @@ mod tests {
         let json = serde_json::to_value(&entry).expect("serializes");
         assert!(json["transactionHash"].is_null() && json["actor"].is_null());
         assert_eq!(json["blockNumber"], "0x1");
+    }
+
+    #[test]
+    fn a_certificate_keeps_plain_numbers_and_hex_bytes() {
+        let cert = CommitCertificate {
+            height: 7,
+            round: 0,
+            block_hash: B256::repeat_byte(1),
+            signatures: vec![CommitSignature {
+                validator: Address::repeat_byte(0xab),
+                signature: Bytes::from(vec![1, 2]),
+            }],
+        };
+        let json = serde_json::to_value(&cert).expect("serializes");
+        assert_eq!(json["height"], 7);
+        assert_eq!(json["round"], 0);
+        assert_eq!(json["signatures"][0]["signature"], "0x0102");
+        assert_eq!(
+            json["signatures"][0]["validator"],
+            format!("{:#x}", Address::repeat_byte(0xab))
+        );
+        assert_eq!(
+            serde_json::from_value::<CommitCertificate>(json).ok(),
+            Some(cert)
+        );
     }
 
     #[test]

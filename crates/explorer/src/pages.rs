@@ -316,16 +316,13 @@ pub(crate) async fn block<B: Backend>(
     })
     .await?;
     let h = &block.header;
-    let certificate = x.backend.certificate_json(h.height);
+    let certificate = x.backend.certificate(h.height);
+    // Lowercase, as trellis_getCommitCertificate writes them.
     let signers: Vec<String> = certificate
-        .as_ref()
-        .and_then(|c| c["signatures"].as_array())
-        .map(|s| {
-            s.iter()
-                .filter_map(|s| s["validator"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+        .iter()
+        .flat_map(|c| &c.signatures)
+        .map(|s| format!("{:#x}", s.validator))
+        .collect();
     Ok(layout(
         &format!("Block {}", h.height),
         html! {
@@ -347,7 +344,7 @@ pub(crate) async fn block<B: Backend>(
                 p { "Genesis: trusted by its hash, signed by nobody." }
             } @else if let Some(c) = &certificate {
                 p #signers-summary {
-                    "Committed in round " (c["round"]) " and certified by the precommits of "
+                    "Committed in round " (c.round) " and certified by the precommits of "
                     strong { (signers.len()) } " validators:"
                 }
                 ul #signers { @for s in &signers { li.mono { (s) } } }
@@ -603,14 +600,14 @@ async fn uptime<B: Backend>(x: &Arc<Explorer<B>>) -> Result<(Vec<Uptime>, u64), 
             })
             .collect();
         for h in first..=tip {
-            let Some(c) = backend.certificate_json(h) else {
+            let Some(c) = backend.certificate(h) else {
                 continue;
             };
-            for s in c["signatures"].as_array().into_iter().flatten() {
-                let signer = s["validator"].as_str().unwrap_or_default();
+            for s in &c.signatures {
+                let signer = format!("{:#x}", s.validator);
                 if let Some(row) = rows
                     .iter_mut()
-                    .find(|r| r.info.address.eq_ignore_ascii_case(signer))
+                    .find(|r| r.info.address.eq_ignore_ascii_case(&signer))
                 {
                     row.signed += 1;
                     row.last_signed = Some(h);

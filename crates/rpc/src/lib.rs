@@ -7,6 +7,8 @@
 //! parameters, `-32000` for rejected transactions and unavailable data, `3` with revert data
 //! for reverted calls.
 
+/// The typed `trellis_*` API this server implements.
+pub use trellis_api as api;
 pub mod access;
 mod convert;
 pub mod dids;
@@ -46,8 +48,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn submit_raw(&self, raw: Vec<u8>) -> Result<B256, AdmissionError>;
     /// Next nonce for `address` counting queued pool transactions.
     fn pending_nonce(&self, address: Address, state_nonce: u64) -> u64;
-    /// The commit certificate of `height` as JSON, if the block is committed.
-    fn certificate_json(&self, height: u64) -> Option<serde_json::Value>;
+    /// The commit certificate of `height`, if the block is committed.
+    fn certificate(&self, height: u64) -> Option<trellis_api::CommitCertificate>;
     /// Follows the committed height (for subscriptions).
     fn subscribe_heights(&self) -> tokio::sync::watch::Receiver<u64>;
     /// This node's identity and state, for its operator (`admin_nodeInfo`).

@@ -13,6 +13,7 @@ use jsonrpsee::RpcModule;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use trellis_api::ChainApiServer;
 use trellis_execution::{BlockEnvInput, CallOutcome, CallRequest};
 use trellis_primitives::{Block as TrellisBlock, Height};
 use trellis_storage::StateView;
@@ -304,6 +305,17 @@ fn block_tx_count(view: &StateView, height: Option<u64>) -> Result<Option<U64>, 
     Ok(view
         .block(Height(h))?
         .map(|b| U64::from(b.transactions.len())))
+}
+
+/// `trellis_getCommitCertificate` ([`trellis_api::ChainApi`]) over a backend.
+struct ChainRpc<B> {
+    backend: Arc<B>,
+}
+
+impl<B: Backend> ChainApiServer for ChainRpc<B> {
+    fn commit_certificate(&self, height: U64) -> RpcResult<Option<trellis_api::CommitCertificate>> {
+        Ok(self.backend.certificate(height.saturating_to()))
+    }
 }
 
 /// Builds the module with every method, bound to `backend`.
@@ -615,12 +627,11 @@ pub fn build_module<B: Backend>(
             Ok(())
         },
     )?;
-    m.register_blocking_method(
-        "trellis_getCommitCertificate",
-        |p, b, _| -> RpcResult<Option<serde_json::Value>> {
-            let height: U64 = param(&p, 0, "height")?;
-            Ok(b.certificate_json(height.to::<u64>()))
-        },
+    m.merge(
+        ChainRpc {
+            backend: backend.clone(),
+        }
+        .into_rpc(),
     )?;
     crate::governance::register(&mut m, backend)?;
     Ok(m)

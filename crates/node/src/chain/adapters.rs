@@ -95,8 +95,8 @@ impl trellis_rpc::Backend for Chain {
         Chain::pending_nonce(self, address, state_nonce)
     }
 
-    fn certificate_json(&self, height: u64) -> Option<serde_json::Value> {
-        Chain::certificate_json(self, height)
+    fn certificate(&self, height: u64) -> Option<trellis_rpc::api::CommitCertificate> {
+        Chain::certificate(self, height)
     }
 
     fn subscribe_heights(&self) -> watch::Receiver<u64> {

@@ -783,8 +783,8 @@ impl Chain {
         );
     }
 
-    /// The commit certificate of `height` as JSON.
-    pub fn certificate_json(&self, height: u64) -> Option<serde_json::Value> {
+    /// The commit certificate of `height`, if committed and readable.
+    pub fn certificate(&self, height: u64) -> Option<trellis_rpc::api::CommitCertificate> {
         let bytes = self
             .inner
             .store
@@ -793,15 +793,19 @@ impl Chain {
             .certificate(Height(height))
             .ok()??;
         let cert = trellis_consensus::decode_certificate(&bytes).ok()?;
-        Some(serde_json::json!({
-            "height": cert.height.0,
-            "round": cert.round.as_i64(),
-            "blockHash": cert.value_id.0,
-            "signatures": cert.commit_signatures.iter().map(|s| serde_json::json!({
-                "validator": s.address.0,
-                "signature": AlloyBytes::copy_from_slice(&s.signature.to_bytes()),
-            })).collect::<Vec<_>>(),
-        }))
+        Some(trellis_rpc::api::CommitCertificate {
+            height: cert.height.0,
+            round: cert.round.as_i64(),
+            block_hash: cert.value_id.0,
+            signatures: cert
+                .commit_signatures
+                .iter()
+                .map(|s| trellis_rpc::api::CommitSignature {
+                    validator: s.address.0,
+                    signature: AlloyBytes::copy_from_slice(&s.signature.to_bytes()),
+                })
+                .collect(),
+        })
     }
 }
 
