@@ -378,11 +378,6 @@ impl Chain {
         self.inner.admission.pool()
     }
 
-    /// This chain's admission component.
-    pub fn admission(&self) -> &Arc<Admission> {
-        &self.inner.admission
-    }
-
     /// Admission of one raw transaction on the calling thread with the sender recovered by
     /// `recover` (see [`Admission::admit_blocking`]).
     pub fn admit_blocking(
