@@ -291,7 +291,7 @@ pub(crate) async fn block<B: Backend>(
     if by_hash.is_none() && by_height.is_none() {
         return Err(PageError::bad_request("a block is a height or a 0x-hash"));
     }
-    let (block, senders, receipts) = read(&x, move |_, view| {
+    let (block, senders, receipts, certificate) = read(&x, move |x, view| {
         let height = match (by_height, by_hash) {
             (Some(h), _) => Height(h),
             (None, Some(hash)) => view
@@ -312,11 +312,11 @@ pub(crate) async fn block<B: Backend>(
             .receipts(height)
             .map_err(PageError::internal)?
             .unwrap_or_default();
-        Ok((block, senders, receipts))
+        let certificate = x.backend.certificate(height.0);
+        Ok((block, senders, receipts, certificate))
     })
     .await?;
     let h = &block.header;
-    let certificate = x.backend.certificate(h.height);
     // Lowercase, as trellis_getCommitCertificate writes them.
     let signers: Vec<String> = certificate
         .iter()
