@@ -159,7 +159,7 @@ impl trellis_rpc::Backend for Chain {
     }
 
     fn max_transaction_gas(&self) -> u64 {
-        self.inner.max_tx_gas
+        self.inner.builder.max_tx_gas
     }
 
     fn drop_transaction(&self, hash: &B256) -> bool {

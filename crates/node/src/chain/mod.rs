@@ -4,6 +4,8 @@
 //! - [`admission`]: the pool and what decides what enters it;
 //! - [`state`]: the committed tip and the validator sets per height, one synchronous value;
 //! - [`verify`]: the checks a received block passes before it is executed;
+//! - [`builder`]: building a proposal over execution, and re-executing a received block
+//!   against its header;
 //! - [`genesis`]: the height-0 block and state, and the validator sets genesis and governance
 //!   name;
 //! - `adapters`: the consensus [`Application`] and the RPC [`trellis_rpc::Backend`] over a
@@ -11,12 +13,14 @@
 
 mod adapters;
 pub mod admission;
+pub mod builder;
 mod error;
 pub mod genesis;
 pub mod state;
 pub mod verify;
 
 use admission::Admission;
+use builder::{BlockBuilder, Built, NextBlock};
 pub use error::ChainError;
 pub use genesis::{genesis_block, genesis_validators, validators_in_state};
 use state::{ChainState, NotNext, Tip};
@@ -31,12 +35,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use trellis_consensus::{PeerAllowlist, ValidatorSet, VerifyError};
-use trellis_execution::{execute_block, governance_slots, BlockEnvInput, ExecutedBlock, Mode};
+use trellis_execution::{governance_slots, ExecutedBlock};
 use trellis_gossip::GossipSender;
 use trellis_mempool::{AdmissionError, PoolConfig};
 use trellis_system::Governance;
 
-use trellis_primitives::{Block, Genesis, Header, Height};
+use trellis_primitives::{Block, Genesis, Height};
 use trellis_storage::{BlockCommit, StateView, Store, StoreError};
 
 #[derive(Clone, Debug)]
@@ -87,9 +91,8 @@ struct PendingBlock {
 
 struct Inner {
     chain_id: u64,
-    gas_limit: u64,
-    /// Gas one transaction may ask for (genesis `maxTransactionGas`).
-    max_tx_gas: u64,
+    /// Builds and re-executes blocks with the chain's constants.
+    builder: BlockBuilder,
     store: Store,
     settings: ChainSettings,
     /// The pool and what decides what enters it.
@@ -189,8 +192,11 @@ impl Chain {
         let chain = Chain {
             inner: Arc::new(Inner {
                 chain_id: genesis.chain_id.0,
-                gas_limit: genesis.gas_limit,
-                max_tx_gas: genesis.max_transaction_gas,
+                builder: BlockBuilder {
+                    chain_id: genesis.chain_id.0,
+                    gas_limit: genesis.gas_limit,
+                    max_tx_gas: genesis.max_transaction_gas,
+                },
                 admission: Arc::new(Admission::new(
                     genesis.chain_id.0,
                     genesis.max_transaction_gas,
@@ -407,17 +413,6 @@ impl Chain {
         self.lock_pool().evict_stale(Instant::now())
     }
 
-    fn env_for(&self, height: u64, timestamp_ms: u64, proposer: Address) -> BlockEnvInput {
-        BlockEnvInput {
-            chain_id: self.inner.chain_id,
-            height,
-            timestamp_ms,
-            proposer,
-            gas_limit: self.inner.gas_limit,
-            max_tx_gas: self.inner.max_tx_gas,
-        }
-    }
-
     /// Builds and executes the block of `height` that `proposer` (this node) proposes in
     /// `round`, from what the pool holds now, and keeps it on disk durably under that round
     /// (blocking: run it off async workers).
@@ -439,33 +434,37 @@ impl Chain {
             .validators_at(height)
             .ok_or(ChainError::UnknownValidators(height))?;
         let view = self.inner.store.view()?;
-        let selected = self
-            .lock_pool()
-            .select(self.inner.settings.max_block_txs, self.inner.gas_limit);
+        let selected = self.lock_pool().select(
+            self.inner.settings.max_block_txs,
+            self.inner.builder.gas_limit,
+        );
         let (txs, senders): (Vec<_>, Vec<_>) = selected.into_iter().unzip();
-        let timestamp_ms = self.inner.settings.clock.now_ms().max(tip.timestamp_ms + 1);
-        let env = self.env_for(height, timestamp_ms, proposer);
-        let executed = match execute_block(&view, &env, txs.clone(), senders, Mode::Build) {
-            Ok(executed) => executed,
-            Err(e) if !txs.is_empty() => {
-                // A bug, not a transaction's fault (those are left out one by one): propose
-                // a block without transactions rather than nothing, so the chain goes on;
-                // the pool keeps them for a later proposer.
-                let failures = 1 + self
-                    .inner
-                    .build_failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(
-                    height,
-                    txs = txs.len(),
-                    error = %e,
-                    failures,
-                    "block building failed; proposing an empty block instead"
-                );
-                execute_block(&view, &env, Vec::new(), Vec::new(), Mode::Build)?
-            }
-            Err(e) => return Err(e.into()),
+        let picked = txs.len();
+        let next = NextBlock {
+            parent: tip,
+            timestamp_ms: self.inner.settings.clock.now_ms().max(tip.timestamp_ms + 1),
+            proposer,
+            validators_hash: validators.hash(),
         };
+        let Built {
+            block,
+            executed,
+            fell_back,
+        } = self.inner.builder.build(&view, &next, txs, senders)?;
+        if let Some(e) = fell_back {
+            // The pool keeps the transactions for a later proposer.
+            let failures = 1 + self
+                .inner
+                .build_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(
+                height,
+                txs = picked,
+                error = %e,
+                failures,
+                "block building failed; proposing an empty block instead"
+            );
+        }
         if !executed.rejected.is_empty() {
             let mut pool = self.lock_pool();
             for (hash, reason) in &executed.rejected {
@@ -473,23 +472,6 @@ impl Chain {
                 pool.remove(hash);
             }
         }
-        let block = Block {
-            header: Header {
-                chain_id: self.inner.chain_id,
-                height,
-                parent_hash: tip.hash,
-                timestamp_ms,
-                proposer,
-                transactions_root: Block::compute_transactions_root(&executed.transactions),
-                receipts_root: executed.receipts_root,
-                state_root: executed.state_root,
-                logs_bloom: executed.logs_bloom,
-                gas_limit: self.inner.gas_limit,
-                gas_used: executed.gas_used,
-                validators_hash: validators.hash(),
-            },
-            transactions: executed.transactions.clone(),
-        };
         #[cfg(feature = "fault-injection")]
         let block = self.maybe_corrupt(block);
         let hash = block.hash();
@@ -533,7 +515,7 @@ impl Chain {
             &block,
             &verify::Expected {
                 chain_id: self.inner.chain_id,
-                gas_limit: self.inner.gas_limit,
+                gas_limit: self.inner.builder.gas_limit,
                 height,
                 tip,
                 validators: validators.as_ref(),
@@ -541,7 +523,6 @@ impl Chain {
             },
         )
         .map_err(invalid)?;
-        let h = &block.header;
         // Transactions already in our pool had their signature checked at admission.
         let known: Vec<Option<Address>> = {
             let pool = self.lock_pool();
@@ -560,24 +541,11 @@ impl Chain {
             .store
             .view()
             .map_err(|e| VerifyError::Unavailable(format!("state unavailable: {e}")))?;
-        let env = self.env_for(height, h.timestamp_ms, h.proposer);
-        let executed = execute_block(
-            &view,
-            &env,
-            block.transactions.clone(),
-            senders,
-            Mode::Verify,
-        )
-        .map_err(|e| invalid(e.to_string()))?;
-        if executed.state_root != h.state_root {
-            return Err(invalid("state root mismatch".into()));
-        }
-        if executed.receipts_root != h.receipts_root {
-            return Err(invalid("receipts root mismatch".into()));
-        }
-        if executed.gas_used != h.gas_used || executed.logs_bloom != h.logs_bloom {
-            return Err(invalid("gas used or logs bloom mismatch".into()));
-        }
+        let executed = self
+            .inner
+            .builder
+            .reexecute(&view, &block, senders)
+            .map_err(invalid)?;
         self.keep_proposal(height, &hash, &bytes);
         self.remember(hash, block, executed);
         Ok(hash)
