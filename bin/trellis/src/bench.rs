@@ -5,6 +5,7 @@
 
 use alloy_consensus::TxLegacy;
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256, U64};
+use alloy_rpc_types_eth::{BlockId, BlockNumberOrTag, TransactionRequest};
 use anyhow::{bail, Context as _};
 use clap::Args;
 use jsonrpsee::core::client::ClientT;
@@ -16,6 +17,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use trellis_api::EthApiClient;
 use trellis_crypto::AccountKey;
 
 use crate::client::{client, nonce, signed};
@@ -180,21 +182,22 @@ async fn sink_value(
     if workload == Workload::Evidence {
         let data =
             alloy_sol_types::SolCall::abi_encode(&trellis_system::evidence::abi::countCall {});
-        let call =
-            serde_json::json!({"to": trellis_system::EVIDENCE_ADDRESS, "data": Bytes::from(data)});
-        let out: Bytes = c.request("eth_call", rpc_params![call, "latest"]).await?;
+        let call = TransactionRequest::default()
+            .to(trellis_system::EVIDENCE_ADDRESS)
+            .input(Bytes::from(data).into());
+        let out = c.call(call, BlockId::latest()).await?;
         return Ok(U256::from_be_slice(&out));
     }
     match token {
-        None => Ok(c
-            .request("eth_getBalance", rpc_params![sink, "latest"])
-            .await?),
+        None => Ok(c.balance(sink, BlockId::latest()).await?),
         Some(token) => {
             let mut data = vec![0x70, 0xa0, 0x82, 0x31];
             data.extend_from_slice(&[0u8; 12]);
             data.extend_from_slice(sink.as_slice());
-            let call = serde_json::json!({"to": token, "data": Bytes::from(data)});
-            let out: Bytes = c.request("eth_call", rpc_params![call, "latest"]).await?;
+            let call = TransactionRequest::default()
+                .to(token)
+                .input(Bytes::from(data).into());
+            let out = c.call(call, BlockId::latest()).await?;
             Ok(U256::from_be_slice(&out))
         }
     }
@@ -221,7 +224,7 @@ async fn send_setup(
         }
     }
     let deadline = Instant::now() + timeout;
-    while nonce(c, from, "latest").await? < final_nonce {
+    while nonce(c, from, alloy_rpc_types_eth::BlockId::latest()).await? < final_nonce {
         if Instant::now() > deadline {
             bail!("set-up transactions did not finalize in time");
         }
@@ -325,15 +328,17 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
         .map(|u| client(u))
         .collect::<anyhow::Result<_>>()?;
     let main = &clients[0];
-    let chain_id: U64 = main
-        .request("eth_chainId", rpc_params![])
-        .await
-        .context("eth_chainId")?;
+    let chain_id: U64 = main.chain_id().await.context("eth_chainId")?;
     let chain_id: u64 = chain_id.to();
 
     // Fund fresh senders from the dev account (and deploy the token for the ERC-20 workload).
     let funder = AccountKey::dev(args.funder);
-    let mut next_nonce = nonce(main, funder.address(), "pending").await?;
+    let mut next_nonce = nonce(
+        main,
+        funder.address(),
+        alloy_rpc_types_eth::BlockId::pending(),
+    )
+    .await?;
     let senders: Vec<AccountKey> = (0..args.senders).map(|_| AccountKey::random()).collect();
     let per_sender = args.txs.div_ceil(args.senders);
     let mut setup = Vec::new();
@@ -483,12 +488,12 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
         let seen = seen.clone();
         let block_gas = block_gas.clone();
         tokio::spawn(async move {
-            let mut next: u64 = match c.request::<U64, _>("eth_blockNumber", rpc_params![]).await {
+            let mut next: u64 = match c.block_number().await {
                 Ok(n) => n.to::<u64>() + 1,
                 Err(_) => return,
             };
             loop {
-                let tip: u64 = match c.request::<U64, _>("eth_blockNumber", rpc_params![]).await {
+                let tip: u64 = match c.block_number().await {
                     Ok(n) => n.to(),
                     Err(_) => {
                         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -496,27 +501,17 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
                     }
                 };
                 while next <= tip {
-                    let block: Result<serde_json::Value, _> = c
-                        .request("eth_getBlockByNumber", rpc_params![U64::from(next), false])
+                    let block = c
+                        .block_by_number(BlockNumberOrTag::Number(next), false)
                         .await;
-                    let Ok(block) = block else { break };
+                    let Ok(Some(block)) = block else { break };
                     let now = Instant::now();
-                    let hashes = block["transactions"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default();
-                    if !hashes.is_empty() {
-                        let gas = block["gasUsed"]
-                            .as_str()
-                            .and_then(|g| u64::from_str_radix(g.trim_start_matches("0x"), 16).ok())
-                            .unwrap_or(0);
-                        block_gas.lock().push(gas);
+                    if !block.transactions.is_empty() {
+                        block_gas.lock().push(block.header.gas_used);
                     }
                     let mut seen = seen.lock();
-                    for h in hashes {
-                        if let Some(h) = h.as_str().and_then(|s| s.parse::<B256>().ok()) {
-                            seen.entry(h).or_insert(now);
-                        }
+                    for h in block.transactions.hashes() {
+                        seen.entry(h).or_insert(now);
                     }
                     next += 1;
                 }
@@ -636,11 +631,13 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<Report> {
     if args.workload == Workload::WorstCase {
         // The loop contract keeps no state: its transactions must not have failed.
         for (h, _) in submitted.iter().take(200) {
-            let receipt: serde_json::Value = main
-                .request("eth_getTransactionReceipt", rpc_params![h])
-                .await?;
-            if !receipt.is_null() && receipt["status"] != "0x1" {
-                bail!("worst-case transaction {h} failed: {receipt}");
+            if let Some(receipt) = main.transaction_receipt(*h).await? {
+                if !receipt.status() {
+                    bail!(
+                        "worst-case transaction {h} failed in block {}",
+                        crate::gov::block_of(&receipt)
+                    );
+                }
             }
         }
     } else if moved != U256::from(latencies.len() * units_per_tx) {

@@ -3,10 +3,10 @@
 use alloy_consensus::TxLegacy;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, Bytes, TxKind, U256, U64};
-use jsonrpsee::core::client::ClientT;
+use alloy_rpc_types_eth::BlockId;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
-use jsonrpsee::rpc_params;
 use std::time::Duration;
+use trellis_api::EthApiClient;
 use trellis_crypto::AccountKey;
 
 pub fn client(url: &str) -> anyhow::Result<HttpClient> {
@@ -62,9 +62,8 @@ pub fn signed(
     )
 }
 
-pub async fn nonce(c: &HttpClient, a: Address, tag: &str) -> anyhow::Result<u64> {
-    let n: U64 = c
-        .request("eth_getTransactionCount", rpc_params![a, tag])
-        .await?;
+/// The nonce of `a` at `block` (`BlockId::pending()` counts the pool's transactions).
+pub async fn nonce(c: &HttpClient, a: Address, block: BlockId) -> anyhow::Result<u64> {
+    let n: U64 = c.transaction_count(a, block).await?;
     Ok(n.to())
 }

@@ -5,8 +5,7 @@ use alloy_primitives::Address;
 use alloy_sol_types::SolCall;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use jsonrpsee::core::client::ClientT;
-use jsonrpsee::rpc_params;
+use trellis_api::EthApiClient;
 use trellis_system::dids::{abi, Did, DIDS_ADDRESS};
 
 use crate::gov::{send_to, Endpoint, Signer};
@@ -119,10 +118,7 @@ pub enum DidCommand {
 
 async fn did_of(endpoint: &Endpoint, did: &str) -> anyhow::Result<Address> {
     let parsed = Did::parse(did)?;
-    let chain: alloy_primitives::U64 = endpoint
-        .client()?
-        .request("eth_chainId", rpc_params![])
-        .await?;
+    let chain = endpoint.client()?.chain_id().await?;
     if parsed.chain_id != chain.to::<u64>() {
         bail!(
             "{did} belongs to chain {}, the node serves {chain}",
@@ -145,10 +141,7 @@ pub async fn run(command: DidCommand) -> anyhow::Result<()> {
             }
             .abi_encode();
             send_to(&endpoint, &signer, DIDS_ADDRESS, data).await?;
-            let chain: alloy_primitives::U64 = endpoint
-                .client()?
-                .request("eth_chainId", rpc_params![])
-                .await?;
+            let chain = endpoint.client()?.chain_id().await?;
             let did = Did {
                 chain_id: chain.to(),
                 address: me,
@@ -197,9 +190,6 @@ pub async fn run(command: DidCommand) -> anyhow::Result<()> {
         }
     };
     let receipt = send_to(&endpoint, &signer, DIDS_ADDRESS, data).await?;
-    println!(
-        "done in block {}",
-        receipt["blockNumber"].as_str().unwrap_or("?")
-    );
+    println!("done in block {}", crate::gov::block_of(&receipt));
     Ok(())
 }

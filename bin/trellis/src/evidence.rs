@@ -90,14 +90,10 @@ pub async fn run(command: EvidenceCommand) -> anyhow::Result<()> {
                 let receipt = send_to(&endpoint, &signer, EVIDENCE_ADDRESS, data.to_vec())
                     .await
                     .context("evidence not submitted")?;
-                let block = receipt["blockNumber"].as_str().unwrap_or("?");
-                let submitted = receipt["logs"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|l| {
-                        serde_json::from_value::<alloy_rpc_types_eth::Log>(l.clone()).ok()
-                    })
+                let block = crate::gov::block_of(&receipt);
+                let submitted = receipt
+                    .logs()
+                    .iter()
                     .filter(|l| abi::EvidenceSubmitted::decode_log(&l.inner).is_ok())
                     .count();
                 let mut report = format!("{submitted} records in block {block}:\n");

@@ -4,14 +4,13 @@
 //! contract's reason and sends nothing.
 
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256, U64};
+use alloy_rpc_types_eth::{TransactionReceipt, TransactionRequest};
 use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
-use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClient;
-use jsonrpsee::rpc_params;
-use serde_json::Value;
 use std::time::{Duration, Instant};
+use trellis_api::EthApiClient;
 use trellis_api::GovernanceApiClient;
 use trellis_crypto::AccountKey;
 use trellis_system::governance::abi;
@@ -616,7 +615,11 @@ fn refusal(e: &jsonrpsee::core::ClientError) -> String {
 }
 
 /// Dry-runs, signs, sends and waits for a governance transaction; returns its receipt.
-async fn send(endpoint: &Endpoint, signer: &Signer, data: Vec<u8>) -> anyhow::Result<Value> {
+async fn send(
+    endpoint: &Endpoint,
+    signer: &Signer,
+    data: Vec<u8>,
+) -> anyhow::Result<TransactionReceipt> {
     send_to(endpoint, signer, GOVERNANCE_ADDRESS, data).await
 }
 
@@ -627,17 +630,19 @@ pub async fn send_to(
     signer: &Signer,
     to: Address,
     data: Vec<u8>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<TransactionReceipt> {
     let key = signer.key()?;
     let c = endpoint.client()?;
-    let chain_id: alloy_primitives::U64 = c.request("eth_chainId", rpc_params![]).await?;
-    let call =
-        serde_json::json!({"from": key.address(), "to": to, "data": Bytes::from(data.clone())});
-    let gas: alloy_primitives::U64 = match c.request("eth_estimateGas", rpc_params![call]).await {
+    let chain_id = c.chain_id().await?;
+    let call = TransactionRequest::default()
+        .from(key.address())
+        .to(to)
+        .input(Bytes::from(data.clone()).into());
+    let gas = match c.estimate_gas(call).await {
         Ok(gas) => gas,
         Err(e) => bail!("refused: {}", refusal(&e)),
     };
-    let n = nonce(&c, key.address(), "pending").await?;
+    let n = nonce(&c, key.address(), alloy_rpc_types_eth::BlockId::pending()).await?;
     let raw = signed(
         &key,
         chain_id.to(),
@@ -647,18 +652,15 @@ pub async fn send_to(
         gas.to::<u64>() * 2,
         data.into(),
     );
-    let hash: B256 = match c.request("eth_sendRawTransaction", rpc_params![raw]).await {
+    let hash = match c.send_raw_transaction(raw).await {
         Ok(h) => h,
         Err(e) => bail!("refused: {}", refusal(&e)),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let receipt: Option<Value> = c
-            .request("eth_getTransactionReceipt", rpc_params![hash])
-            .await?;
-        if let Some(r) = receipt {
-            if r["status"] != "0x1" {
-                bail!("transaction {hash} failed in block {}", r["blockNumber"]);
+        if let Some(r) = c.transaction_receipt(hash).await? {
+            if !r.status() {
+                bail!("transaction {hash} failed in block {}", block_of(&r));
             }
             return Ok(r);
         }
@@ -669,17 +671,21 @@ pub async fn send_to(
     }
 }
 
+/// The block number a receipt names, for messages.
+pub fn block_of(receipt: &TransactionReceipt) -> String {
+    receipt
+        .block_number
+        .map_or_else(|| "?".to_owned(), |n| n.to_string())
+}
+
 /// Prints the governance events a receipt carries.
-fn print_events(receipt: &Value) {
-    let block = receipt["blockNumber"].as_str().unwrap_or("?");
+fn print_events(receipt: &TransactionReceipt) {
     println!(
-        "included in block {block} (tx {})",
-        receipt["transactionHash"].as_str().unwrap_or("?")
+        "included in block {} (tx {})",
+        block_of(receipt),
+        receipt.transaction_hash
     );
-    for log in receipt["logs"].as_array().into_iter().flatten() {
-        let Ok(log) = serde_json::from_value::<alloy_rpc_types_eth::Log>(log.clone()) else {
-            continue;
-        };
+    for log in receipt.logs() {
         let inner = &log.inner;
         if let Ok(e) = abi::ProposalCreated::decode_log(inner) {
             println!(

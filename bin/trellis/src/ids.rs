@@ -5,9 +5,8 @@ use alloy_primitives::{Bytes, TxKind, U256};
 use alloy_sol_types::SolCall;
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use jsonrpsee::core::client::ClientT;
-use jsonrpsee::rpc_params;
 use std::time::{Duration, Instant};
+use trellis_api::EthApiClient;
 use trellis_system::identifiers::{abi, IDENTIFIERS_ADDRESS};
 
 use crate::client::{nonce, signed};
@@ -174,8 +173,8 @@ pub async fn run(command: IdCommand) -> anyhow::Result<()> {
     let receipt = send_to(&endpoint, &signer, IDENTIFIERS_ADDRESS, data).await?;
     println!(
         "done in block {} (tx {})",
-        receipt["blockNumber"].as_str().unwrap_or("?"),
-        receipt["transactionHash"].as_str().unwrap_or("?")
+        crate::gov::block_of(&receipt),
+        receipt.transaction_hash
     );
     Ok(())
 }
@@ -196,14 +195,14 @@ async fn load(
     }
     let key = signer.key()?;
     let c = endpoint.client()?;
-    let chain_id: alloy_primitives::U64 = c.request("eth_chainId", rpc_params![]).await?;
-    let mut n = nonce(&c, key.address(), "pending").await?;
+    let chain_id = c.chain_id().await?;
+    let mut n = nonce(&c, key.address(), alloy_rpc_types_eth::BlockId::pending()).await?;
     let began = Instant::now();
     let mut first = start;
     let end = start + count;
     while first < end {
         // Keep at most 40 batches in flight.
-        while n >= nonce(&c, key.address(), "latest").await? + 40 {
+        while n >= nonce(&c, key.address(), alloy_rpc_types_eth::BlockId::latest()).await? + 40 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let last = (first + per_tx).min(end);
@@ -229,14 +228,11 @@ async fn load(
             gas,
             data.into(),
         );
-        let _: alloy_primitives::B256 = c
-            .request("eth_sendRawTransaction", rpc_params![raw])
-            .await
-            .context("batch refused")?;
+        c.send_raw_transaction(raw).await.context("batch refused")?;
         n += 1;
         first = last;
     }
-    while nonce(&c, key.address(), "latest").await? < n {
+    while nonce(&c, key.address(), alloy_rpc_types_eth::BlockId::latest()).await? < n {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let secs = began.elapsed().as_secs_f64();

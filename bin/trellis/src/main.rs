@@ -192,7 +192,7 @@ pub async fn run_node(config: trellis_node::NodeConfig) -> anyhow::Result<()> {
     let host = trellis_node::ChainHost::start(config)
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let several = host.chains().count() > 1;
+    let several = host.chains().len() > 1;
     let mut syncs = Vec::new();
     for node in host.chains() {
         let chain = if several {

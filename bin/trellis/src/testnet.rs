@@ -2,9 +2,7 @@
 
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
-use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClientBuilder;
-use jsonrpsee::rpc_params;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -235,8 +233,10 @@ async fn wait_for_rpc(url: &str, limit: Duration) -> anyhow::Result<()> {
     let client = HttpClientBuilder::default().build(url)?;
     let start = Instant::now();
     loop {
-        let r: Result<String, _> = client.request("eth_blockNumber", rpc_params![]).await;
-        if r.is_ok() {
+        if trellis_api::EthApiClient::block_number(&client)
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         if start.elapsed() > limit {

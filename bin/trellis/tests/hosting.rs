@@ -1,6 +1,7 @@
 //! Two chains hosted by the same four processes (`[[chains]]` in each node's config): both
-//! take load and finalize on their own, and a node registered only on the first chain is
-//! refused by the second chain's network.
+//! take load and finalize on their own, a node registered only on the first chain is
+//! refused by the second chain's network, and stopping the second chain in every process
+//! (`admin_stopChain`) leaves the first finalizing.
 
 mod common;
 
@@ -13,6 +14,20 @@ use std::time::{Duration, Instant};
 use trellis_crypto::AccountKey;
 
 const LIMIT: Duration = Duration::from_secs(120);
+const ADMIN_TOKEN: &str = "hosting-test-admin-token";
+
+/// A client of `url` that presents the nodes' admin token.
+fn admin(url: &str) -> jsonrpsee::http_client::HttpClient {
+    let mut headers = jsonrpsee::http_client::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}").parse().expect("header"),
+    );
+    jsonrpsee::http_client::HttpClientBuilder::default()
+        .set_headers(headers)
+        .build(url)
+        .expect("client")
+}
 
 /// A transfer of 1 wei signed for `chain_id`.
 fn transfer_on(key: &AccountKey, chain_id: u64, nonce: u64, to: Address) -> Bytes {
@@ -77,7 +92,13 @@ async fn four_processes_host_two_chains_that_finalize_independently() {
     };
     let mut procs = Vec::new();
     for (i, node) in net.info.nodes.iter().enumerate() {
-        let mut config = std::fs::read_to_string(&node.config).expect("node.toml");
+        let config = std::fs::read_to_string(&node.config).expect("node.toml");
+        assert!(config.contains("\n[rpc]\n"), "{config}");
+        let mut config = config.replacen(
+            "\n[rpc]\n",
+            &format!("\n[rpc]\nadmin_token = \"{ADMIN_TOKEN}\"\n"),
+            1,
+        );
         config.push_str(&format!(
             "\n[[chains]]\ngenesis = \"../genesis-b.json\"\nrpc_listen = \"127.0.0.1:{}\"\n\
              [chains.p2p]\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\npeers = [{}]\n\
@@ -143,5 +164,43 @@ async fn four_processes_host_two_chains_that_finalize_independently() {
         0,
         "a node registered only on chain A must not sync chain B"
     );
+
+    // The operator of every process stops chain B through chain A's admin API: B's ports
+    // close and chain A goes on finalizing on all four nodes.
+    use trellis_api::AdminApiClient;
+    for url in &a_urls {
+        let hosted = admin(url).chains().await.expect("admin_chains");
+        let ids: Vec<u64> = hosted.iter().map(|c| c.chain_id).collect();
+        assert_eq!(ids, vec![CHAIN_ID, b_chain_id], "{url}");
+        assert!(admin(url)
+            .stop_chain(alloy_primitives::U64::from(b_chain_id))
+            .await
+            .expect("admin_stopChain"));
+    }
+    let closed_by = Instant::now() + LIMIT;
+    for p in &ports {
+        while std::net::TcpStream::connect(("127.0.0.1", p[0])).is_ok() {
+            assert!(
+                Instant::now() < closed_by,
+                "chain B's RPC port {} stays open",
+                p[0]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let a_height = block_number(&a).await;
+    for url in &a_urls {
+        wait_height(&client(url), a_height + 3, LIMIT).await;
+        let hosted = admin(url).chains().await.expect("admin_chains");
+        assert_eq!(hosted.len(), 1, "{hosted:?}");
+        assert_eq!(hosted[0].chain_id, CHAIN_ID);
+        assert!(
+            !admin(url)
+                .stop_chain(alloy_primitives::U64::from(b_chain_id))
+                .await
+                .expect("admin_stopChain"),
+            "already stopped"
+        );
+    }
     drop(procs);
 }

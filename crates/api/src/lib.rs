@@ -1,11 +1,12 @@
-//! Trellis's own JSON-RPC methods as Rust: the [`ChainApi`] and [`GovernanceApi`] traits,
-//! from which jsonrpsee generates both the server side (`…Server`, implemented by
-//! `trellis-rpc`) and a typed client (`…Client`, used by the CLI and by applications), and
-//! the serde types of every answer. Method names and JSON shapes are defined here once; nobody parses
-//! `serde_json::Value` by hand or spells a method name as a string.
+//! Trellis's own JSON-RPC methods as Rust: the [`ChainApi`], [`GovernanceApi`] and
+//! [`AdminApi`] traits, from which jsonrpsee generates both the server side (`…Server`,
+//! implemented by `trellis-rpc`) and a typed client (`…Client`, used by the CLI, the SDK and
+//! applications), and the serde types of every answer; plus [`EthApiClient`], a typed client
+//! of the `eth_*` methods Trellis's tools call. Method names and JSON shapes are defined here
+//! once; nobody parses `serde_json::Value` by hand or spells a method name as a string.
 //!
-//! Numbers are `0x`-prefixed hex like Ethereum's (`U64`), fields are camelCase, an absent
-//! optional value is `null`.
+//! Numbers are `0x`-prefixed hex like Ethereum's (`U64`), except where a type says plain
+//! numbers; fields are camelCase, an absent optional value is `null`.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,7 +18,10 @@
 //! # Ok(()) }
 //! ```
 
-use alloy_primitives::{Address, Bytes, B256, U64};
+use alloy_primitives::{Address, Bytes, B256, U256, U64};
+use alloy_rpc_types_eth::{
+    Block, BlockId, BlockNumberOrTag, TransactionReceipt, TransactionRequest,
+};
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
@@ -242,6 +246,99 @@ pub trait GovernanceApi {
 
     #[method(name = "getReadToken", blocking)]
     fn read_token(&self, token_hash: B256) -> RpcResult<Option<ReadToken>>;
+}
+
+/// This node's identity and state on one chain, for its operator (`admin_nodeInfo`;
+/// numbers are plain JSON numbers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeInfo {
+    pub moniker: String,
+    pub chain_id: u64,
+    /// The node key: the key to propose in `add-node`.
+    pub node_public_key: B256,
+    /// The consensus address derived from the node key.
+    pub validator_address: Option<Address>,
+    pub height: u64,
+    /// Whether the node is in the validator set of the next height.
+    pub validates_next_height: bool,
+    /// How many validators the next height has.
+    pub validators: u64,
+    pub pooled_transactions: u64,
+    /// Times this node could not build the block it was to propose and proposed an empty
+    /// one instead (a bug: alert on it).
+    pub block_build_failures: u64,
+}
+
+/// A chain the node's process hosts (`admin_chains`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostedChain {
+    pub chain_id: u64,
+    pub height: u64,
+    /// Where its JSON-RPC is served (`ip:port`).
+    pub rpc: String,
+    /// Where its `/metrics` are served, if they are.
+    pub metrics: Option<String>,
+}
+
+/// Operator methods, acting on this node only. They are off unless the node's config sets
+/// `rpc.admin_token`, and every call presents it as `Authorization: Bearer <token>`
+/// (refused with code -32001 otherwise).
+#[rpc(server, client, namespace = "admin")]
+pub trait AdminApi {
+    #[method(name = "nodeInfo", with_extensions)]
+    fn node_info(&self) -> RpcResult<NodeInfo>;
+
+    /// Removes a transaction from this node's pool; `false` if it was not there.
+    #[method(name = "dropTransaction", with_extensions)]
+    fn drop_transaction(&self, hash: B256) -> RpcResult<bool>;
+
+    /// Every chain this node's process hosts, by chain id.
+    #[method(name = "chains", with_extensions)]
+    fn chains(&self) -> RpcResult<Vec<HostedChain>>;
+
+    /// Stops chain `chain_id` in this process (its engine, RPC port and tasks); the other
+    /// chains run on. `false` if it is not hosted here. The answer comes before the chain
+    /// has stopped; stopping the chain whose port is called ends that port too. The chain
+    /// starts again when the node restarts.
+    #[method(name = "stopChain", with_extensions)]
+    fn stop_chain(&self, chain_id: U64) -> RpcResult<bool>;
+}
+
+/// The Ethereum methods Trellis's own tools call, as a typed client over the answer types of
+/// `alloy-rpc-types-eth` (the node serves the whole `eth_*` namespace; Ethereum libraries
+/// such as viem, ethers or alloy are the way to reach the rest).
+#[rpc(client, namespace = "eth")]
+pub trait EthApi {
+    #[method(name = "chainId")]
+    fn chain_id(&self) -> RpcResult<U64>;
+
+    #[method(name = "blockNumber")]
+    fn block_number(&self) -> RpcResult<U64>;
+
+    #[method(name = "getBalance")]
+    fn balance(&self, address: Address, block: BlockId) -> RpcResult<U256>;
+
+    #[method(name = "getTransactionCount")]
+    fn transaction_count(&self, address: Address, block: BlockId) -> RpcResult<U64>;
+
+    #[method(name = "estimateGas")]
+    fn estimate_gas(&self, call: TransactionRequest) -> RpcResult<U64>;
+
+    #[method(name = "call")]
+    fn call(&self, call: TransactionRequest, block: BlockId) -> RpcResult<Bytes>;
+
+    #[method(name = "sendRawTransaction")]
+    fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
+
+    /// `null` until the transaction is in a block.
+    #[method(name = "getTransactionReceipt")]
+    fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>>;
+
+    /// The block with its transactions' hashes (`full = false`) or bodies.
+    #[method(name = "getBlockByNumber")]
+    fn block_by_number(&self, number: BlockNumberOrTag, full: bool) -> RpcResult<Option<Block>>;
 }
 
 /// The `(offset, limit)` a listing asked for, or why it is refused.

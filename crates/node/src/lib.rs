@@ -57,9 +57,81 @@ pub fn timeouts(c: &config::ConsensusConfig) -> LinearTimeouts {
     }
 }
 
-/// The chains one process hosts, by chain id.
+/// What a host shows of one running chain.
+#[derive(Clone)]
+pub struct HostedNode {
+    pub chain: Chain,
+    pub rpc_addr: SocketAddr,
+    /// Where `/metrics` is served, when the config asks for it.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl HostedNode {
+    fn of(node: &RunningNode) -> HostedNode {
+        HostedNode {
+            chain: node.chain.clone(),
+            rpc_addr: node.rpc_addr,
+            metrics_addr: node.metrics_addr,
+        }
+    }
+}
+
+/// The chains one process hosts, by chain id. Each chain's `admin_chains` and
+/// `admin_stopChain` act on it (through a weak handle: a chain's server does not keep the
+/// host alive).
 pub struct ChainHost {
-    chains: BTreeMap<u64, RunningNode>,
+    shared: Arc<Hosted>,
+}
+
+struct Hosted {
+    chains: parking_lot::Mutex<BTreeMap<u64, RunningNode>>,
+    /// Chains an operator asked to stop, stopping in the background.
+    stopping: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Hosted {
+    fn take(&self, chain_id: u64) -> Option<RunningNode> {
+        self.chains.lock().remove(&chain_id)
+    }
+}
+
+/// [`trellis_rpc::HostControl`] over a host, for the admin methods.
+struct Control(std::sync::Weak<Hosted>);
+
+impl trellis_rpc::HostControl for Control {
+    fn chains(&self) -> Vec<trellis_rpc::api::HostedChain> {
+        let Some(host) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        let chains = host.chains.lock();
+        chains
+            .values()
+            .map(|node| trellis_rpc::api::HostedChain {
+                chain_id: node.chain.chain_id(),
+                height: node.chain.height(),
+                rpc: node.rpc_addr.to_string(),
+                metrics: node.metrics_addr.map(|a| a.to_string()),
+            })
+            .collect()
+    }
+
+    fn stop_chain(&self, chain_id: u64) -> bool {
+        let Some(host) = self.0.upgrade() else {
+            return false;
+        };
+        let Some(node) = host.take(chain_id) else {
+            return false;
+        };
+        // Stopped off the caller's request: it may be the chain whose port was called.
+        let task = tokio::spawn(async move {
+            node.stop().await;
+            info!(chain_id, "chain stopped");
+        });
+        let mut stopping = host.stopping.lock();
+        stopping.retain(|t| !t.is_finished());
+        stopping.push(task);
+        true
+    }
 }
 
 impl ChainHost {
@@ -79,14 +151,22 @@ impl ChainHost {
                 );
             }
         }
-        let mut host = ChainHost {
-            chains: BTreeMap::new(),
+        let host = ChainHost {
+            shared: Arc::new(Hosted {
+                chains: Default::default(),
+                stopping: Default::default(),
+            }),
         };
+        let control: Arc<dyn trellis_rpc::HostControl> =
+            Arc::new(Control(Arc::downgrade(&host.shared)));
         for one in hosted {
             let genesis = one.genesis.display().to_string();
-            match start(one).await {
+            match start_in(one, Some(control.clone())).await {
                 Ok(node) => {
-                    host.chains.insert(node.chain.chain_id(), node);
+                    host.shared
+                        .chains
+                        .lock()
+                        .insert(node.chain.chain_id(), node);
                 }
                 Err(e) => {
                     host.stop().await;
@@ -98,19 +178,24 @@ impl ChainHost {
     }
 
     /// The running chain `chain_id`.
-    pub fn chain(&self, chain_id: u64) -> Option<&RunningNode> {
-        self.chains.get(&chain_id)
+    pub fn chain(&self, chain_id: u64) -> Option<HostedNode> {
+        self.shared.chains.lock().get(&chain_id).map(HostedNode::of)
     }
 
     /// Every running chain, by chain id.
-    pub fn chains(&self) -> impl Iterator<Item = &RunningNode> {
-        self.chains.values()
+    pub fn chains(&self) -> Vec<HostedNode> {
+        self.shared
+            .chains
+            .lock()
+            .values()
+            .map(HostedNode::of)
+            .collect()
     }
 
     /// Stops one chain (its engine, RPC and tasks); the others run on. Answers whether it
     /// was running.
-    pub async fn stop_chain(&mut self, chain_id: u64) -> bool {
-        match self.chains.remove(&chain_id) {
+    pub async fn stop_chain(&self, chain_id: u64) -> bool {
+        match self.shared.take(chain_id) {
             Some(node) => {
                 node.stop().await;
                 info!(chain_id, "chain stopped");
@@ -120,10 +205,15 @@ impl ChainHost {
         }
     }
 
-    /// Stops every chain.
+    /// Stops every chain, and waits for those an operator asked to stop.
     pub async fn stop(self) {
-        for (_, node) in self.chains {
+        let chains = std::mem::take(&mut *self.shared.chains.lock());
+        for (_, node) in chains {
             node.stop().await;
+        }
+        let stopping = std::mem::take(&mut *self.shared.stopping.lock());
+        for task in stopping {
+            let _ = task.await;
         }
     }
 }
@@ -131,6 +221,14 @@ impl ChainHost {
 /// Opens the store, writes genesis if needed, and starts consensus, RPC and gossip for the
 /// top-level chain of `config` (its `[[chains]]` are [`ChainHost`]'s).
 pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
+    start_in(config, None).await
+}
+
+/// [`start`], with the admin methods about other chains answered through `host`.
+async fn start_in(
+    config: NodeConfig,
+    host: Option<Arc<dyn trellis_rpc::HostControl>>,
+) -> eyre::Result<RunningNode> {
     let genesis = Genesis::load(&config.genesis)?;
     if let Some(ignored) = config.consensus.max_block_gas {
         tracing::warn!(
@@ -238,6 +336,7 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
         tls,
         rpc_metrics,
         trellis_explorer::router(backend),
+        host,
     )
     .await
     .wrap_err_with(|| format!("starting JSON-RPC on {}", config.rpc.listen))?;

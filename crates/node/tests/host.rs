@@ -74,8 +74,8 @@ async fn two_chains_in_one_host_finalize_independently_and_stop_alone() {
     );
     assert!(!dir.path().join("data").exists(), "nothing was opened");
 
-    let mut host = ChainHost::start(config).await.expect("host starts");
-    let ids: Vec<u64> = host.chains().map(|n| n.chain.chain_id()).collect();
+    let host = ChainHost::start(config).await.expect("host starts");
+    let ids: Vec<u64> = host.chains().iter().map(|n| n.chain.chain_id()).collect();
     assert_eq!(ids, vec![501, 502]);
     let main = host.chain(501).expect("main chain").chain.clone();
     let sub = host.chain(502).expect("sub-chain").chain.clone();

@@ -40,7 +40,7 @@ use trellis_execution::governance_slots;
 use trellis_system::governance::{read_token_hash, ReadRefusal};
 use trellis_system::Governance;
 
-use crate::governance::UNAUTHORIZED;
+use crate::admin::UNAUTHORIZED;
 use crate::limits::{ClientAddr, ClientLimiter};
 use crate::rest::REST_PREFIXES;
 use crate::tls::ClientCertificate;
@@ -296,7 +296,7 @@ impl Gate {
             }
         };
         if let Some(admin) = &self.admin_token {
-            if crate::governance::same_secret(admin.as_bytes(), presented.as_bytes()) {
+            if crate::admin::same_secret(admin.as_bytes(), presented.as_bytes()) {
                 return Ok(Credential::Operator);
             }
         }

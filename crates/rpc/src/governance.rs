@@ -1,123 +1,19 @@
-//! `trellis_*` reads of the governance contract, and the `admin_*` methods that need the
-//! node's admin token.
+//! `trellis_*` reads of the governance contract.
 //!
 //! Governance reads are public: a supervisor (or any member) follows organisations, nodes,
-//! proposals and the audit log through them. Admin methods act on this node only; they are
-//! off unless the node's config sets an admin token, and every call must present it as
-//! `Authorization: Bearer <token>`.
+//! proposals and the audit log through them.
 
 use alloy_primitives::{Address, B256, U64};
-use jsonrpsee::types::ErrorObjectOwned;
-use jsonrpsee::{Extensions, RpcModule};
-use serde_json::Value;
+use jsonrpsee::RpcModule;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use trellis_api::{self as api, GovernanceApiServer};
 use trellis_execution::{governance_slots, ViewSlots};
 use trellis_system::governance::{AuditEntry, Node, Organization, Proposal, ReadToken, Votes};
 use trellis_system::Governance;
 
 use crate::error::RpcError;
-use crate::methods::{param, tip, RpcContext, RpcResult};
+use crate::methods::{tip, RpcContext, RpcResult};
 use crate::Backend;
-
-/// JSON-RPC error code for a refused admin call (missing or wrong token, admin API off).
-pub const UNAUTHORIZED: i32 = -32001;
-
-/// What the HTTP layer found in the `Authorization` header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AdminAuth {
-    /// The node has no admin token: the admin API is off.
-    Disabled,
-    Missing,
-    Wrong,
-    Granted,
-}
-
-/// HTTP middleware that checks the bearer token and records the verdict for the methods.
-#[derive(Clone)]
-pub struct AdminAuthLayer {
-    token: Option<Arc<str>>,
-}
-
-impl AdminAuthLayer {
-    pub fn new(token: Option<String>) -> Self {
-        AdminAuthLayer {
-            token: token.map(Arc::from),
-        }
-    }
-}
-
-impl<S> tower::Layer<S> for AdminAuthLayer {
-    type Service = AdminAuthService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        AdminAuthService {
-            inner,
-            token: self.token.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct AdminAuthService<S> {
-    inner: S,
-    token: Option<Arc<str>>,
-}
-
-/// Compares without an early exit, so response timing does not reveal the token's prefix.
-pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-impl<S, B> tower::Service<http::Request<B>> for AdminAuthService<S>
-where
-    S: tower::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let presented = request
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let verdict = match (&self.token, presented) {
-            (None, _) => AdminAuth::Disabled,
-            (Some(_), None) => AdminAuth::Missing,
-            (Some(t), Some(p)) if same_secret(t.as_bytes(), p.trim().as_bytes()) => {
-                AdminAuth::Granted
-            }
-            (Some(_), Some(_)) => AdminAuth::Wrong,
-        };
-        request.extensions_mut().insert(verdict);
-        self.inner.call(request)
-    }
-}
-
-fn require_admin(ext: &Extensions) -> RpcResult<()> {
-    let refuse = |m: &str| Err(ErrorObjectOwned::owned(UNAUTHORIZED, m, None::<()>));
-    match ext
-        .get::<AdminAuth>()
-        .copied()
-        .unwrap_or(AdminAuth::Missing)
-    {
-        AdminAuth::Granted => Ok(()),
-        AdminAuth::Disabled => {
-            refuse("admin API disabled: set rpc.admin_token in the node's config")
-        }
-        AdminAuth::Missing => {
-            refuse("unauthorized: admin methods need 'Authorization: Bearer <token>'")
-        }
-        AdminAuth::Wrong => refuse("unauthorized: wrong admin token"),
-    }
-}
 
 fn organization(o: &Organization) -> api::Organization {
     api::Organization {
@@ -367,20 +263,11 @@ impl<B: Backend> GovernanceApiServer for GovernanceRpc<B> {
     }
 }
 
-/// Adds the governance reads and the admin methods to `m`.
+/// Adds the governance reads to `m`.
 pub fn register<B: Backend>(
     m: &mut RpcModule<RpcContext<B>>,
     backend: Arc<B>,
 ) -> Result<(), jsonrpsee::core::RegisterMethodError> {
     m.merge(GovernanceRpc { backend }.into_rpc())?;
-    m.register_method("admin_nodeInfo", |_, b, ext| -> RpcResult<Value> {
-        require_admin(ext)?;
-        Ok(b.node_info())
-    })?;
-    m.register_method("admin_dropTransaction", |p, b, ext| -> RpcResult<bool> {
-        require_admin(ext)?;
-        let hash: B256 = param(&p, 0, "hash")?;
-        Ok(b.drop_transaction(&hash))
-    })?;
     Ok(())
 }

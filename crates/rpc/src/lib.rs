@@ -10,6 +10,7 @@
 /// The typed `trellis_*` API this server implements.
 pub use trellis_api as api;
 pub mod access;
+mod admin;
 mod convert;
 pub mod dids;
 mod error;
@@ -23,8 +24,8 @@ pub mod rest;
 pub mod tls;
 
 pub use access::{ReadAccess, ReadPolicy};
+pub use admin::{AdminAuth, AdminAuthLayer, HostControl, UNAUTHORIZED};
 pub use error::RpcError;
-pub use governance::{AdminAuth, AdminAuthLayer, UNAUTHORIZED};
 pub use limits::{ClientAddr, ClientLimiter, InvalidLimit, RateLimit, PROOF_COST, RATE_LIMITED};
 pub use logs::{MAX_BLOCK_RANGE, MAX_LOGS};
 pub use methods::{build_module, BlockTag, RpcContext};
@@ -53,7 +54,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Follows the committed height (for subscriptions).
     fn subscribe_heights(&self) -> tokio::sync::watch::Receiver<u64>;
     /// This node's identity and state, for its operator (`admin_nodeInfo`).
-    fn node_info(&self) -> serde_json::Value;
+    fn node_info(&self) -> api::NodeInfo;
     /// Drops a transaction from this node's pool; `false` if it was not there.
     fn drop_transaction(&self, hash: &B256) -> bool;
     /// What `/health/ready` judges, now.
@@ -135,7 +136,8 @@ impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
 }
 
 /// Starts the HTTP and WebSocket JSON-RPC server with the REST endpoints and `pages` (the
-/// explorer's routes, under `/explorer`; an empty router for none) on the same port;
+/// explorer's routes, under `/explorer`; an empty router for none) on the same port, and the
+/// `admin_*` methods (those about other chains through `host`, when a chain host runs it);
 /// returns the bound address and a handle to stop it. Connections are accepted here (not by
 /// jsonrpsee) so that every request carries its client's address, which the limits key on.
 ///
@@ -148,6 +150,7 @@ pub async fn serve<B: Backend>(
     tls: Option<tls::ServerTls>,
     metrics: trellis_metrics::RpcMetrics,
     pages: axum::Router,
+    host: Option<Arc<dyn HostControl>>,
 ) -> std::io::Result<(SocketAddr, ServerHandle)> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let limiter = ClientLimiter::new(limits.calls_per_second, limits.call_burst)
@@ -160,7 +163,17 @@ pub async fn serve<B: Backend>(
         .max_subscriptions_per_connection(limits.max_subscriptions)
         .set_id_provider(HexIdProvider)
         .build();
-    let methods = build_module(backend.clone()).map_err(|e| invalid(e.to_string()))?;
+    let mut methods = build_module(backend.clone()).map_err(|e| invalid(e.to_string()))?;
+    {
+        use trellis_api::AdminApiServer;
+        let admin = admin::AdminRpc {
+            backend: backend.clone(),
+            host,
+        };
+        methods
+            .merge(admin.into_rpc())
+            .map_err(|e| invalid(e.to_string()))?;
+    }
     let names: Arc<std::collections::HashSet<&'static str>> =
         Arc::new(methods.method_names().collect());
     let gate = access::Gate::new(

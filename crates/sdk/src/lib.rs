@@ -9,10 +9,15 @@
 //!   submissions, and verification of an evidence record with its proof.
 //! - [`identifiers`], [`dids`]: verification of resolutions fetched with `?proof=true`.
 //! - [`audit`]: verification of governance audit exports (entries with their proof).
+//! - [`api`]: the node's JSON-RPC API as typed jsonrpsee clients (`trellis_*` governance and
+//!   chain reads, `admin_*`, and the `eth_*` methods Trellis's tools use) with serde answers:
+//!   the same definitions the node serves and the CLI calls.
 //!
 //! Transactions are ordinary Ethereum transactions to the system contracts' addresses: sign
 //! them with any Ethereum library (or `trellis_crypto`) and send them with
 //! `eth_sendRawTransaction`.
+
+pub use trellis_api as api;
 
 pub mod audit;
 pub mod dids;

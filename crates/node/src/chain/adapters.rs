@@ -136,7 +136,7 @@ impl trellis_rpc::Backend for Chain {
         }
     }
 
-    fn node_info(&self) -> serde_json::Value {
+    fn node_info(&self) -> trellis_rpc::api::NodeInfo {
         let (moniker, key) = self.inner.identity.get().cloned().unwrap_or_default();
         let address = trellis_crypto::parse_public_key(key.0)
             .map(|k| trellis_consensus::ValidatorAddress::from_public_key(&k).0)
@@ -145,17 +145,17 @@ impl trellis_rpc::Backend for Chain {
         let validating = address
             .map(|a| next.get(&trellis_consensus::ValidatorAddress(a)).is_some())
             .unwrap_or(false);
-        serde_json::json!({
-            "moniker": moniker,
-            "chainId": self.inner.chain_id,
-            "nodePublicKey": key,
-            "validatorAddress": address,
-            "height": self.height(),
-            "validatesNextHeight": validating,
-            "validators": next.len(),
-            "pooledTransactions": self.pool_len(),
-            "blockBuildFailures": self.build_failures(),
-        })
+        trellis_rpc::api::NodeInfo {
+            moniker,
+            chain_id: self.inner.chain_id,
+            node_public_key: key,
+            validator_address: address,
+            height: self.height(),
+            validates_next_height: validating,
+            validators: next.len() as u64,
+            pooled_transactions: self.pool_len() as u64,
+            block_build_failures: self.build_failures(),
+        }
     }
 
     fn max_transaction_gas(&self) -> u64 {
