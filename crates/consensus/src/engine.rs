@@ -204,11 +204,14 @@ impl ConsensusHandle {
         self.events.subscribe()
     }
 
-    /// Stops consensus and the application loop.
+    /// Stops consensus and the application loop, and returns once both have ended (and
+    /// dropped the application).
     pub async fn stop(self) {
         let _ = self.engine.actor.kill_and_wait(None).await;
         self.app.abort();
         self.engine.handle.abort();
+        let _ = self.app.await;
+        let _ = self.engine.handle.await;
     }
 
     /// Resolves when the application loop ends (which only happens on failure).

@@ -9,12 +9,13 @@
 
 pub mod chain;
 pub mod config;
+mod error;
 mod recovery;
 
 pub use chain::{genesis_block, genesis_validators, Chain, ChainError, ChainSettings, Clock};
 pub use config::{ChainConfig, ConfigError, LogFormat, NodeConfig};
+pub use error::NodeError;
 
-use eyre::WrapErr;
 use jsonrpsee::server::ServerHandle;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,9 +35,8 @@ pub struct RunningNode {
     pub rpc_addr: SocketAddr,
     /// Where `/metrics` is served, when the config asks for it.
     pub metrics_addr: Option<SocketAddr>,
-    rpc: ServerHandle,
-    consensus: ConsensusHandle,
-    tasks: Vec<JoinHandle<()>>,
+    /// Its engine, RPC server and tasks.
+    parts: Starting,
 }
 
 /// Consensus timeouts derived from the configured base durations (the growth per round and
@@ -138,17 +138,17 @@ impl ChainHost {
     /// Starts every chain `config` names, the top level's first. Two entries of one chain id
     /// are refused before anything starts; if a chain fails to start, those already started
     /// are stopped and the error names the chain's genesis file.
-    pub async fn start(config: NodeConfig) -> eyre::Result<ChainHost> {
+    pub async fn start(config: NodeConfig) -> Result<ChainHost, NodeError> {
         let hosted = config.hosted_chains();
         let mut ids = BTreeMap::new();
         for one in &hosted {
             let id = Genesis::load(&one.genesis)?.chain_id.0;
             if let Some(first) = ids.insert(id, one.genesis.clone()) {
-                eyre::bail!(
-                    "chain {id} is configured twice: {} and {}",
-                    first.display(),
-                    one.genesis.display()
-                );
+                return Err(NodeError::ConfiguredTwice {
+                    chain_id: id,
+                    first,
+                    second: one.genesis.clone(),
+                });
             }
         }
         let host = ChainHost {
@@ -160,7 +160,7 @@ impl ChainHost {
         let control: Arc<dyn trellis_rpc::HostControl> =
             Arc::new(Control(Arc::downgrade(&host.shared)));
         for one in hosted {
-            let genesis = one.genesis.display().to_string();
+            let genesis = one.genesis.clone();
             match start_in(one, Some(control.clone())).await {
                 Ok(node) => {
                     host.shared
@@ -170,7 +170,10 @@ impl ChainHost {
                 }
                 Err(e) => {
                     host.stop().await;
-                    return Err(e.wrap_err(format!("starting the chain of {genesis}")));
+                    return Err(NodeError::Hosted {
+                        genesis,
+                        source: Box::new(e),
+                    });
                 }
             }
         }
@@ -220,7 +223,7 @@ impl ChainHost {
 
 /// Opens the store, writes genesis if needed, and starts consensus, RPC and gossip for the
 /// top-level chain of `config` (its `[[chains]]` are [`ChainHost`]'s).
-pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
+pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     start_in(config, None).await
 }
 
@@ -228,7 +231,7 @@ pub async fn start(config: NodeConfig) -> eyre::Result<RunningNode> {
 async fn start_in(
     config: NodeConfig,
     host: Option<Arc<dyn trellis_rpc::HostControl>>,
-) -> eyre::Result<RunningNode> {
+) -> Result<RunningNode, NodeError> {
     let genesis = Genesis::load(&config.genesis)?;
     if let Some(ignored) = config.consensus.max_block_gas {
         tracing::warn!(
@@ -239,8 +242,10 @@ async fn start_in(
         );
     }
     let key = NodeKey::load(&config.node_key)?;
+    // Everything the config can get wrong is found before anything opens or listens.
+    let checked = check_config(&config)?;
     let chain_dir = config.data_dir.join(format!("chain-{}", genesis.chain_id));
-    let store = Store::open(&chain_dir.join("state.redb")).wrap_err("opening the database")?;
+    let store = Store::open(&chain_dir.join("state.redb"))?;
     let chain = Chain::open(
         store,
         &genesis,
@@ -252,11 +257,126 @@ async fn start_in(
         },
     )?;
 
-    let mut tasks = Vec::new();
-    let gossip = start_gossip(&config, &key, genesis.chain_id.0, &chain).await?;
+    // What is up so far; stopped again if a later step fails, so a failed start leaves
+    // nothing running and the database closed.
+    let mut up = Starting::default();
+    match bring_up(
+        &config, checked, &key, &genesis, &chain_dir, &chain, host, &mut up,
+    )
+    .await
+    {
+        Ok((rpc_addr, metrics_addr)) => Ok(RunningNode {
+            chain,
+            rpc_addr,
+            metrics_addr,
+            parts: up,
+        }),
+        Err(e) => {
+            up.stop().await;
+            Err(e)
+        }
+    }
+}
+
+/// The config values [`check_config`] parsed.
+struct Checked {
+    p2p_listen: multiaddr::Multiaddr,
+    p2p_peers: Vec<multiaddr::Multiaddr>,
+    gossip: (multiaddr::Multiaddr, Vec<multiaddr::Multiaddr>),
+    tls: Option<trellis_rpc::tls::ServerTls>,
+}
+
+/// Refuses what a chain's config gets wrong, before the chain opens anything.
+fn check_config(config: &NodeConfig) -> Result<Checked, NodeError> {
+    if config
+        .p2p
+        .tx_gossip_peers
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(NodeError::config(
+            "p2p.tx_gossip_peers",
+            "removed: transactions now gossip over p2p between registered nodes. Give each \
+             node p2p.gossip_listen (e.g. /ip4/0.0.0.0/tcp/27001) and list the other nodes' \
+             gossip addresses in p2p.gossip_peers",
+        ));
+    }
+    if let Some(token) = &config.rpc.admin_token {
+        if token.trim().len() < 16 {
+            return Err(NodeError::config(
+                "rpc.admin_token",
+                "too short: use at least 16 random characters",
+            ));
+        }
+    }
+    let tls = match &config.rpc.tls {
+        Some(files) => Some(trellis_rpc::tls::ServerTls::load(&files.cert, &files.key)?),
+        None => None,
+    };
+    Ok(Checked {
+        p2p_listen: multiaddr("p2p.listen", &config.p2p.listen)?,
+        p2p_peers: multiaddrs("p2p.peers", &config.p2p.peers)?,
+        gossip: (
+            multiaddr("p2p.gossip_listen", &config.p2p.gossip_listen)?,
+            multiaddrs("p2p.gossip_peers", &config.p2p.gossip_peers)?,
+        ),
+        tls,
+    })
+}
+
+/// The parts of a chain instance started so far.
+#[derive(Default)]
+struct Starting {
+    tasks: Vec<JoinHandle<()>>,
+    rpc: Option<ServerHandle>,
+    consensus: Option<ConsensusHandle>,
+}
+
+impl Starting {
+    /// Stops what is up, and returns once it has ended.
+    async fn stop(self) {
+        if let Some(rpc) = &self.rpc {
+            let _ = rpc.stop();
+        }
+        if let Some(consensus) = self.consensus {
+            consensus.stop().await;
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        // Open connections end gracefully; one that will not is not waited for forever.
+        if let Some(rpc) = self.rpc {
+            if tokio::time::timeout(Duration::from_secs(10), rpc.stopped())
+                .await
+                .is_err()
+            {
+                tracing::warn!("JSON-RPC connections still open 10 s after the chain stopped");
+            }
+        }
+    }
+}
+
+/// Starts gossip, the pool's tasks, JSON-RPC, consensus and metrics for `chain`, recording
+/// each in `up` as it comes up; answers the RPC and metrics addresses.
+#[allow(clippy::too_many_arguments)]
+async fn bring_up(
+    config: &NodeConfig,
+    checked: Checked,
+    key: &NodeKey,
+    genesis: &Genesis,
+    chain_dir: &std::path::Path,
+    chain: &Chain,
+    host: Option<Arc<dyn trellis_rpc::HostControl>>,
+    up: &mut Starting,
+) -> Result<(SocketAddr, Option<SocketAddr>), NodeError> {
+    let tasks = &mut up.tasks;
+    let gossip = start_gossip(checked.gossip, key, genesis.chain_id.0, chain).await?;
     chain
         .set_gossip(gossip.sender.clone())
-        .map_err(|_| eyre::eyre!("the chain's transaction gossip was already set"))?;
+        .map_err(|_| NodeError::config("p2p", "the chain's transaction gossip was already set"))?;
     let gossip_addr = gossip.listen_addr.clone();
     let gossip_stats = gossip.stats.clone();
     tasks.push(gossip.task);
@@ -292,11 +412,6 @@ async fn start_in(
     if std::env::var("TRELLIS_FAULT").as_deref() == Ok("garbage-blocks") {
         chain.inject_garbage_blocks();
     }
-    if let Some(token) = &config.rpc.admin_token {
-        if token.trim().len() < 16 {
-            eyre::bail!("rpc.admin_token is too short: use at least 16 random characters");
-        }
-    }
     let limits = RpcLimits {
         max_request_bytes: config.rpc.max_request_bytes,
         max_connections: config.rpc.max_connections,
@@ -320,60 +435,56 @@ async fn start_in(
             "RPC listens beyond loopback with rpc.read_access = \"open\": anyone who reaches the port reads the whole ledger; set \"organization\" or \"consortium\" (docs/rpc.md)"
         );
     }
-    let tls = match &config.rpc.tls {
-        Some(files) => Some(
-            trellis_rpc::tls::ServerTls::load(&files.cert, &files.key)
-                .wrap_err("loading rpc.tls")?,
-        ),
-        None => None,
-    };
     let rpc_metrics = chain.metrics().rpc.clone();
     let backend = Arc::new(chain.clone());
     let (rpc_addr, rpc) = trellis_rpc::serve(
         backend.clone(),
         config.rpc.listen,
         &limits,
-        tls,
+        checked.tls,
         rpc_metrics,
         trellis_explorer::router(backend),
         host,
     )
     .await
-    .wrap_err_with(|| format!("starting JSON-RPC on {}", config.rpc.listen))?;
+    .map_err(|source| NodeError::Rpc {
+        addr: config.rpc.listen,
+        source,
+    })?;
+    up.rpc = Some(rpc);
 
-    let listen = multiaddr("p2p.listen", &config.p2p.listen)?;
-    check_listen("p2p.listen", &listen)?;
+    check_listen("p2p.listen", &checked.p2p_listen)?;
     let settings = EngineSettings {
         moniker: config.moniker.clone(),
         home: chain_dir.join("consensus"),
         chain_id: genesis.chain_id.0,
-        listen,
-        peers: multiaddrs("p2p.peers", &config.p2p.peers)?,
+        listen: checked.p2p_listen,
+        peers: checked.p2p_peers,
         timeouts: timeouts(&config.consensus),
         allowlist: Some(chain.peer_allowlist()),
     };
-    let consensus =
-        trellis_consensus::start(settings, key.private().clone(), Arc::new(chain.clone())).await?;
+    up.consensus = Some(
+        trellis_consensus::start(settings, key.private().clone(), Arc::new(chain.clone()))
+            .await
+            .map_err(NodeError::engine)?,
+    );
+    let tasks = &mut up.tasks;
     let metrics_addr = match config.metrics.listen {
         Some(listen) => {
             let (addr, task) =
-                serve_metrics(listen, &chain, chain_dir.join("state.redb"), gossip_stats)
+                serve_metrics(listen, chain, chain_dir.join("state.redb"), gossip_stats)
                     .await
-                    .wrap_err_with(|| format!("serving metrics on {listen}"))?;
+                    .map_err(|source| NodeError::Metrics {
+                        addr: listen,
+                        source,
+                    })?;
             tasks.push(task);
             Some(addr)
         }
         None => None,
     };
     info!(moniker = %config.moniker, chain_id = %genesis.chain_id, rpc = %rpc_addr, gossip = %gossip_addr, "node started");
-    Ok(RunningNode {
-        chain,
-        rpc_addr,
-        metrics_addr,
-        rpc,
-        consensus,
-        tasks,
-    })
+    Ok((rpc_addr, metrics_addr))
 }
 
 /// Serves `/metrics` for `chain`; each scrape first reads the levels (pool, database file,
@@ -410,7 +521,7 @@ async fn serve_metrics(
 /// Binds the TCP address of `addr` for a moment. The engine logs a failure to listen and runs
 /// on without a listener, so a port already taken (by another process, or this node's own
 /// RPC) would leave a validator that nobody can dial; say so now, before consensus starts.
-fn check_listen(key: &str, addr: &multiaddr::Multiaddr) -> eyre::Result<()> {
+fn check_listen(key: &'static str, addr: &multiaddr::Multiaddr) -> Result<(), NodeError> {
     use multiaddr::Protocol;
     let (mut ip, mut port) = (None, None);
     for part in addr.iter() {
@@ -423,86 +534,68 @@ fn check_listen(key: &str, addr: &multiaddr::Multiaddr) -> eyre::Result<()> {
     }
     if let (Some(ip), Some(port)) = (ip, port) {
         if port != 0 {
-            std::net::TcpListener::bind((ip, port))
-                .wrap_err_with(|| format!("{key} = {addr}: cannot listen there (port in use?)"))?;
+            std::net::TcpListener::bind((ip, port)).map_err(|e| {
+                NodeError::config(
+                    key,
+                    format!("{addr}: cannot listen there (port in use?): {e}"),
+                )
+            })?;
         }
     }
     Ok(())
 }
 
-fn multiaddr<T: std::str::FromStr>(key: &str, value: &str) -> eyre::Result<T>
+fn multiaddr<T: std::str::FromStr>(key: &'static str, value: &str) -> Result<T, NodeError>
 where
-    T::Err: std::error::Error + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
 {
     value
         .parse()
-        .wrap_err_with(|| format!("{key} is not a multiaddr: {value}"))
+        .map_err(|e| NodeError::config(key, format!("{value} is not a multiaddr: {e}")))
 }
 
-fn multiaddrs<T: std::str::FromStr>(key: &str, values: &[String]) -> eyre::Result<Vec<T>>
+fn multiaddrs<T: std::str::FromStr>(
+    key: &'static str,
+    values: &[String],
+) -> Result<Vec<T>, NodeError>
 where
-    T::Err: std::error::Error + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
 {
-    values
-        .iter()
-        .map(|v| {
-            v.parse()
-                .wrap_err_with(|| format!("{key} holds an invalid multiaddr: {v}"))
-        })
-        .collect()
+    values.iter().map(|v| multiaddr(key, v)).collect()
 }
 
-/// Starts the node's transaction gossip: its own swarm, gated by the chain's allowlist.
+/// Starts the node's transaction gossip on `(listen, peers)`: its own swarm, gated by the
+/// chain's allowlist.
 async fn start_gossip(
-    config: &NodeConfig,
+    (listen, peers): (multiaddr::Multiaddr, Vec<multiaddr::Multiaddr>),
     key: &NodeKey,
     chain_id: u64,
     chain: &Chain,
-) -> eyre::Result<trellis_gossip::Gossip> {
-    if config
-        .p2p
-        .tx_gossip_peers
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        eyre::bail!(
-            "p2p.tx_gossip_peers was removed: transactions now gossip over p2p between \
-             registered nodes. Give each node p2p.gossip_listen (e.g. /ip4/0.0.0.0/tcp/27001) \
-             and list the other nodes' gossip addresses in p2p.gossip_peers"
-        );
-    }
-    let keypair = trellis_consensus::libp2p_keypair(key.private())?;
+) -> Result<trellis_gossip::Gossip, NodeError> {
+    let keypair = trellis_consensus::libp2p_keypair(key.private()).map_err(NodeError::engine)?;
     let gossip = trellis_gossip::GossipConfig {
         chain_id,
-        listen: multiaddr("p2p.gossip_listen", &config.p2p.gossip_listen)?,
-        peers: multiaddrs("p2p.gossip_peers", &config.p2p.gossip_peers)?,
+        listen,
+        peers,
     };
     Ok(trellis_gossip::start(keypair, gossip, chain.peer_allowlist().filter()).await?)
 }
 
 impl RunningNode {
-    /// Stops consensus, RPC and background tasks.
+    /// Stops consensus, RPC and background tasks, and returns once they have ended: the
+    /// chain's database is closed then, unless the caller holds a [`Chain`] of it (the same
+    /// chain can then be started again in this process).
     pub async fn stop(self) {
-        let _ = self.rpc.stop();
-        self.consensus.stop().await;
-        for t in self.tasks {
-            t.abort();
-        }
+        self.parts.stop().await
     }
 
     /// Runs until consensus fails or the process is told to stop.
-    pub async fn wait(self) -> eyre::Result<()> {
-        let RunningNode {
-            consensus,
-            rpc,
-            tasks,
-            ..
-        } = self;
-        let result = consensus.wait().await;
-        let _ = rpc.stop();
-        for t in tasks {
-            t.abort();
-        }
+    pub async fn wait(mut self) -> Result<(), NodeError> {
+        let result = match self.parts.consensus.take() {
+            Some(consensus) => consensus.wait().await.map_err(NodeError::engine),
+            None => Ok(()),
+        };
+        self.parts.stop().await;
         result
     }
 }

@@ -5,7 +5,7 @@ use alloy_primitives::B256;
 use std::path::Path;
 use std::time::Duration;
 use trellis_crypto::NodeKey;
-use trellis_node::{Chain, ChainConfig, ChainHost, NodeConfig};
+use trellis_node::{Chain, ChainConfig, ChainHost, NodeConfig, NodeError};
 
 fn write_genesis(path: &Path, chain_id: u64, validator: B256) {
     std::fs::write(
@@ -74,6 +74,39 @@ async fn two_chains_in_one_host_finalize_independently_and_stop_alone() {
     );
     assert!(!dir.path().join("data").exists(), "nothing was opened");
 
+    // A hosted chain that cannot start is named with its cause, and the chain started before
+    // it is stopped: its RPC port closes.
+    let mut broken = config.clone();
+    broken.chains[0].p2p.listen = "not-a-multiaddr".into();
+    broken.rpc.listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let refused = ChainHost::start(broken.clone())
+        .await
+        .err()
+        .expect("refused");
+    match &refused {
+        NodeError::Hosted { genesis, source } => {
+            assert_eq!(genesis, &dir.path().join("sub.json"));
+            assert!(
+                matches!(
+                    **source,
+                    NodeError::Config {
+                        key: "p2p.listen",
+                        ..
+                    }
+                ),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected the sub-chain's failure, got {other:?}"),
+    }
+    assert!(refused.to_string().contains("not-a-multiaddr"), "{refused}");
+    assert!(
+        std::net::TcpStream::connect(broken.rpc.listen).is_err(),
+        "the main chain started first was stopped"
+    );
+
     let host = ChainHost::start(config).await.expect("host starts");
     let ids: Vec<u64> = host.chains().iter().map(|n| n.chain.chain_id()).collect();
     assert_eq!(ids, vec![501, 502]);
@@ -125,5 +158,10 @@ async fn two_chains_in_one_host_finalize_independently_and_stop_alone() {
         sub.height() <= stopped_at + 1,
         "a stopped chain commits nothing more"
     );
+    // Nothing of it lingers: once the last handle to it goes, its database is closed and
+    // the same process can open it again.
+    drop(sub);
+    let sub_db = dir.path().join("data").join("chain-502").join("state.redb");
+    drop(trellis_storage::Store::open(&sub_db).expect("the stopped chain's database is closed"));
     host.stop().await;
 }

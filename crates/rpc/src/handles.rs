@@ -84,13 +84,23 @@ impl HandleCache {
             committed: committed.clone(),
             metrics,
         });
+        // The follower holds the chain weakly: it must not keep a stopped chain (and its
+        // database) alive, and it ends when the chain is dropped (its height sender with it).
         let follower = cache.clone();
+        let backend = Arc::downgrade(&backend);
         tokio::spawn(async move { follower.follow(backend, committed).await });
         cache
     }
 
-    async fn follow<B: Backend>(&self, backend: Arc<B>, mut committed: watch::Receiver<u64>) {
+    async fn follow<B: Backend>(
+        &self,
+        backend: std::sync::Weak<B>,
+        mut committed: watch::Receiver<u64>,
+    ) {
         while committed.changed().await.is_ok() {
+            let Some(backend) = backend.upgrade() else {
+                return;
+            };
             let tip = *committed.borrow_and_update();
             let from = self.read_state().height + 1;
             let touched = backend
