@@ -59,12 +59,26 @@ pub struct NodeInfo {
     pub config: PathBuf,
 }
 
-/// `n` distinct free loopback ports: every listener is held until all are chosen (the
-/// kernel may hand a port just released out again).
+/// `n` distinct free loopback ports below the kernel's ephemeral range: a port from that range
+/// (what binding port 0 hands out) may be taken by an outgoing connection — the nodes' own
+/// dials — between choosing it and the node listening on it. Every listener is held until
+/// all are chosen.
 fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_from.max(10_001));
+    let span = high - low;
+    let start = rand::random::<u16>() % span;
+    let listeners: Vec<TcpListener> = (0..span)
+        .map(|i| low + (start + i) % span)
+        .filter_map(|port| TcpListener::bind(("127.0.0.1", port)).ok())
+        .take(n)
+        .collect();
+    if listeners.len() < n {
+        anyhow::bail!("fewer than {n} free loopback ports between {low} and {high}");
+    }
     listeners
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))

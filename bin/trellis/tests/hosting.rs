@@ -120,7 +120,27 @@ async fn four_processes_host_two_chains_that_finalize_independently() {
         .iter()
         .map(|p| format!("http://127.0.0.1:{}", p[0]))
         .collect();
-    for p in &ports {
+    // A process that stops while starting (a chain failing to start stops its process) says
+    // why in its log: fail with it rather than wait out the limit.
+    let started_by = Instant::now() + LIMIT;
+    for (i, p) in ports.iter().enumerate() {
+        while std::net::TcpStream::connect(("127.0.0.1", p[0])).is_err() {
+            if let Ok(Some(status)) = procs[i].child.try_wait() {
+                let log = net.info.nodes[i]
+                    .config
+                    .with_file_name("node-two-chains.log");
+                panic!(
+                    "node {i} exited ({status}) while starting:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < started_by,
+                "chain B's RPC port {} never opened",
+                p[0]
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         wait_for_http(p[0], LIMIT).await;
     }
     let (a, b) = (client(&a_urls[0]), client(&b_urls[1]));

@@ -27,13 +27,26 @@ pub fn free_port() -> u16 {
     free_ports(1)[0]
 }
 
-/// `n` distinct free loopback ports. Every listener is held until all are chosen: the
-/// kernel may hand a port just released out again, and a node whose consensus port equals
-/// its RPC port runs without a consensus listener (seen once in the garbage-proposer test).
+/// `n` distinct free loopback ports, below the kernel's ephemeral range: a port from that
+/// range (what binding port 0 hands out) may be taken by an outgoing connection — the nodes'
+/// dials, this test's requests — before the node listens on it (seen once: a hosted chain
+/// whose RPC port was taken stopped its process). Every listener is held until all are
+/// chosen: a node whose consensus port equals its RPC port runs without a consensus listener
+/// (seen once in the garbage-proposer test).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_from.max(10_001));
+    let span = high - low;
+    let start = rand::random::<u16>() % span;
+    let listeners: Vec<TcpListener> = (0..span)
+        .map(|i| low + (start + i) % span)
+        .filter_map(|port| TcpListener::bind(("127.0.0.1", port)).ok())
+        .take(n)
         .collect();
+    assert_eq!(listeners.len(), n, "free loopback ports below {high}");
     listeners
         .iter()
         .map(|l| l.local_addr().expect("a bound port").port())
