@@ -747,6 +747,7 @@ impl BenchChain {
                 gas_limit: self.gas_limit,
                 gas_used: executed.gas_used,
                 validators_hash: B256::ZERO,
+                next_validators_hash: None,
             },
             transactions: executed.transactions.clone(),
         };

@@ -107,6 +107,9 @@ pub fn permissions(view: &StateView) -> Result<Permissions, SlotError> {
 /// `Error(string)` with a 4,000-character reason fits).
 pub const MAX_REVERT_DATA: usize = 4_096;
 
+/// Validators as governance lists them: node key and voting power.
+pub type Validators = Vec<(B256, u64)>;
+
 /// The outcome of executing a block.
 #[derive(Clone, Debug)]
 pub struct ExecutedBlock {
@@ -117,6 +120,9 @@ pub struct ExecutedBlock {
     pub rejected: Vec<(B256, String)>,
     /// What the governance proposals applied after the transactions changed.
     pub governance: trellis_system::governance::Effects,
+    /// The validators governance names for the next height, when the proposals applied at
+    /// the end of this block changed them; `None`: unchanged.
+    pub next_validators: Option<Validators>,
     pub receipts: Vec<ReceiptEnvelope>,
     /// The data each reverted transaction returned (by index among `transactions`), cut to
     /// [`MAX_REVERT_DATA`] bytes: receipts do not carry it, and no older state is kept to
@@ -266,6 +272,7 @@ pub fn execute_block(
         senders: Vec::with_capacity(txs.len()),
         rejected: Vec::new(),
         governance: Default::default(),
+        next_validators: None,
         receipts: Vec::with_capacity(txs.len()),
         reverts: Vec::new(),
         changes: StateChanges::default(),
@@ -351,7 +358,7 @@ pub fn execute_block(
         out.senders.push(sender);
     }
     drop(evm);
-    out.governance = end_block(view, env.height, &mut out.changes)?;
+    (out.governance, out.next_validators) = end_block(view, env.height, &mut out.changes)?;
 
     out.receipts_root = alloy_consensus::proofs::calculate_receipt_root(&out.receipts);
     out.state_root = roots::finalize_state_root(view, &mut out.changes)?;
@@ -400,8 +407,8 @@ fn end_block(
     view: &StateView,
     height: u64,
     changes: &mut StateChanges,
-) -> Result<trellis_system::governance::Effects, ExecutionError> {
-    let (effects, writes) = {
+) -> Result<(trellis_system::governance::Effects, Option<Validators>), ExecutionError> {
+    let (effects, next_validators, writes) = {
         let pending = changes.storage.get(&GOVERNANCE_ADDRESS);
         let mut slots = MapSlots::over(|slot| match pending.and_then(|p| p.get(&slot)) {
             Some(v) => Ok(*v),
@@ -409,8 +416,18 @@ fn end_block(
                 .storage(&GOVERNANCE_ADDRESS, &slot)
                 .map_err(SlotError::unavailable),
         });
-        match Governance::new(&mut slots).end_block(height) {
-            Ok(effects) => (effects, slots.writes),
+        let ended = Governance::new(&mut slots)
+            .end_block(height)
+            .and_then(|effects| {
+                // The set the applied proposals leave, read through their writes.
+                let next = match effects.validators_changed {
+                    true => Some(Governance::new(&mut slots).validators()?),
+                    false => None,
+                };
+                Ok((effects, next))
+            });
+        match ended {
+            Ok((effects, next)) => (effects, next, slots.writes),
             Err(SlotError::Invalid(reason)) => {
                 tracing::error!(
                     height,
@@ -423,7 +440,7 @@ fn end_block(
         }
     };
     if writes.is_empty() {
-        return Ok(effects);
+        return Ok((effects, next_validators));
     }
     if let std::collections::btree_map::Entry::Vacant(entry) =
         changes.accounts.entry(GOVERNANCE_ADDRESS)
@@ -438,7 +455,7 @@ fn end_block(
         .entry(GOVERNANCE_ADDRESS)
         .or_default()
         .extend(writes);
-    Ok(effects)
+    Ok((effects, next_validators))
 }
 
 /// A read-only message call (`eth_call`), against the state in `view`.
@@ -586,6 +603,7 @@ mod tests {
                 gas_limit: 30_000_000,
                 gas_used: 0,
                 validators_hash: B256::ZERO,
+                next_validators_hash: None,
             },
             transactions: vec![],
         };
@@ -730,6 +748,7 @@ mod tests {
                 gas_limit: 30_000_000,
                 gas_used: out.gas_used,
                 validators_hash: B256::ZERO,
+                next_validators_hash: None,
             },
             transactions: vec![deploy],
         };
@@ -792,6 +811,7 @@ mod tests {
                 gas_limit: 30_000_000,
                 gas_used: out.gas_used,
                 validators_hash: B256::ZERO,
+                next_validators_hash: None,
             },
             transactions: txs,
         };

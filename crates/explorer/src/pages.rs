@@ -338,6 +338,16 @@ pub(crate) async fn block<B: Backend>(
                 tr { th { "State root" } td.mono { (h.state_root) } }
                 tr { th { "Transactions root" } td.mono { (h.transactions_root) } }
                 tr { th { "Validators hash" } td.mono { (h.validators_hash) } }
+                tr {
+                    th { "Next validators hash" }
+                    td.mono {
+                        @match h.next_validators_hash {
+                            Some(next) if next == h.validators_hash => { (next) " (unchanged)" }
+                            Some(next) => { (next) " (the set changes)" }
+                            None => { "— (not recorded before this field existed)" }
+                        }
+                    }
+                }
             }
             h2 { "Finality" }
             @if h.height == 0 {

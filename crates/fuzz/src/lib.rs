@@ -35,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("identifiers_call", identifiers_call),
     ("did_call", did_call),
     ("json_rpc", json_rpc),
+    ("light_client", light_client),
 ];
 
 /// A raw transaction as `eth_sendRawTransaction` and gossip receive it.
@@ -250,6 +251,45 @@ pub fn evidence_proof(data: &[u8]) {
         return;
     };
     let _ = trellis_sdk::evidence::verify(&response, trusted);
+}
+
+/// An anchor submitted to a light client: a big-endian u16 length, that many bytes of header
+/// RLP, then the certificate. Whatever the bytes, an update is refused without changing the
+/// client, or accepted for exactly the header given.
+pub fn light_client(data: &[u8]) {
+    use trellis_light::{Anchor, ClientState, ValidatorSet, Verdict};
+    static SET: OnceLock<ValidatorSet> = OnceLock::new();
+    let set = SET.get_or_init(|| {
+        ValidatorSet::from_keys((1u8..=4).map(|i| {
+            let key = trellis_crypto::NodeKey::from_secret([i; 32]);
+            (alloy_primitives::B256::from(*key.public().as_bytes()), 1)
+        }))
+        .expect("four validators")
+    });
+    let Some((len, rest)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let len = usize::from(u16::from_be_bytes(*len)).min(rest.len());
+    let (header, certificate) = rest.split_at(len);
+    let root = Anchor {
+        height: 0,
+        hash: alloy_primitives::B256::ZERO,
+        state_root: alloy_primitives::B256::ZERO,
+        timestamp_ms: 0,
+    };
+    let mut client = ClientState::new(1337, root, set.clone());
+    match client.update(header, certificate, None, |_| None) {
+        Err(_) => {
+            assert_eq!(client.latest, root);
+            assert!(client.frozen.is_none());
+        }
+        Ok(Verdict::Advanced { anchor, .. }) => {
+            let decoded = trellis_light::decode_header(header).expect("an accepted header decodes");
+            assert_eq!(anchor.hash, decoded.hash());
+            assert_eq!(client.latest, anchor);
+        }
+        Ok(other) => panic!("a fresh client cannot {other:?}"),
+    }
 }
 
 /// Calldata for the identifiers contract (first byte picks the caller among an admin, an

@@ -384,3 +384,71 @@ fn write_seeds() {
         write("json_rpc", name, body.as_bytes());
     }
 }
+
+/// A valid anchor for the `light_client` target: block 1 of chain 1337 signed by the four
+/// validators the target trusts.
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand"]
+fn write_light_client_seed() {
+    use alloy_rlp::Encodable;
+    let keys: Vec<_> = (1u8..=4)
+        .map(|i| trellis_crypto::NodeKey::from_secret([i; 32]))
+        .collect();
+    let set = trellis_light::ValidatorSet::from_keys(
+        keys.iter().map(|k| (B256::from(*k.public().as_bytes()), 1)),
+    )
+    .expect("set");
+    let header = trellis_primitives::Header {
+        chain_id: 1337,
+        height: 1,
+        parent_hash: B256::ZERO,
+        timestamp_ms: 1,
+        proposer: Address::ZERO,
+        transactions_root: B256::ZERO,
+        receipts_root: B256::ZERO,
+        state_root: B256::repeat_byte(1),
+        logs_bloom: Default::default(),
+        gas_limit: 1,
+        gas_used: 0,
+        validators_hash: set.hash(),
+        next_validators_hash: Some(set.hash()),
+    };
+    let hash = header.hash();
+    let signatures = keys
+        .iter()
+        .map(|k| {
+            let address = trellis_light::validator_address(k.public().as_bytes());
+            let message = trellis_light::precommit_sign_bytes(1337, 1, Some(0), hash, address);
+            let signature = k.private().inner().sign(&message).to_bytes();
+            (address, bytes::Bytes::copy_from_slice(&signature))
+        })
+        .collect();
+    let certificate = trellis_light::encode_certificate(&trellis_light::Certificate {
+        height: 1,
+        round: Some(0),
+        block_hash: hash,
+        signatures,
+    });
+    let mut rlp = Vec::new();
+    header.encode(&mut rlp);
+    let mut input = u16::try_from(rlp.len())
+        .expect("short")
+        .to_be_bytes()
+        .to_vec();
+    input.extend_from_slice(&rlp);
+    input.extend_from_slice(&certificate);
+    // A client trusting the target's set accepts it.
+    let root = trellis_light::Anchor {
+        height: 0,
+        hash: B256::ZERO,
+        state_root: B256::ZERO,
+        timestamp_ms: 0,
+    };
+    let mut client = trellis_light::ClientState::new(1337, root, set);
+    assert!(matches!(
+        client.update(&rlp, &certificate, None, |_| None),
+        Ok(trellis_light::Verdict::Advanced { .. })
+    ));
+    trellis_fuzz::light_client(&input);
+    write("light_client", "anchor", &input);
+}

@@ -6,6 +6,9 @@
 //! - [`certificate`]: the commit certificate as nodes store and sync it, the bytes a
 //!   precommit signs, and the check that more than two thirds of a trusted set's power
 //!   signed a block;
+//! - [`client`]: a light client of another chain — the trusted set, the latest anchored
+//!   header, and the rule that accepts certified headers, follows set changes in order and
+//!   freezes on a fork;
 //! - [`state`]: a state proof (a finalized header, its certificate, and Merkle proofs of an
 //!   account and some of its storage slots) and its verification.
 //!
@@ -15,6 +18,7 @@
 //! engine (Malachite, libp2p) nor the EVM.
 
 pub mod certificate;
+pub mod client;
 pub mod state;
 pub mod validators;
 
@@ -22,9 +26,11 @@ pub use certificate::{
     decode_certificate, encode_certificate, precommit_sign_bytes, verify_certificate, Certificate,
     CertificateError, WireVote,
 };
+pub use client::{decode_header, Anchor, ClientError, ClientState, Misbehaviour, Verdict};
 pub use state::{
     verify_state, ProofError, ProvenAccount, SlotProof, StateProof, Trusted, VerifiedState,
 };
 pub use validators::{
-    validator_address, validators_hash, LightValidator, ValidatorSet, ValidatorSetError,
+    members_hash, validator_address, validators_hash, LightValidator, ValidatorSet,
+    ValidatorSetError,
 };

@@ -244,6 +244,7 @@ mod tests {
             gas_limit: 1,
             gas_used: 0,
             validators_hash: B256::ZERO,
+            next_validators_hash: None,
         };
         let keys: Vec<SigningKey> = (1u8..=4).map(|i| SigningKey::from([i; 32])).collect();
         let signatures = keys[..3]

@@ -118,6 +118,17 @@ pub fn validators_hash(validators: impl IntoIterator<Item = ([u8; 32], u64)>) ->
     keccak256(&buf)
 }
 
+/// The `validatorsHash` of validators as governance lists them (node key, power), in any
+/// order: ordered by address first, as a set is.
+pub fn members_hash(members: &[(B256, u64)]) -> B256 {
+    let mut ordered: Vec<(Address, [u8; 32], u64)> = members
+        .iter()
+        .map(|(key, power)| (validator_address(&key.0), key.0, *power))
+        .collect();
+    ordered.sort_by_key(|m| m.0);
+    validators_hash(ordered.into_iter().map(|(_, key, power)| (key, power)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +156,10 @@ mod tests {
         // The hash does not depend on the order the members were given in.
         let again = ValidatorSet::from_keys([(key(3), 1), (key(1), 5), (key(2), 7)]).expect("set");
         assert_eq!(set.hash(), again.hash());
+        assert_eq!(
+            members_hash(&[(key(2), 7), (key(3), 1), (key(1), 5)]),
+            set.hash()
+        );
         assert_ne!(
             set.hash(),
             ValidatorSet::from_keys([(key(3), 2), (key(1), 5), (key(2), 7)])

@@ -13,6 +13,7 @@ use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 pub const MAX_BLOCK_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+#[rlp(trailing)]
 pub struct Header {
     pub chain_id: u64,
     pub height: u64,
@@ -30,6 +31,12 @@ pub struct Header {
     pub gas_used: u64,
     /// Hash of the validator set that decides this block.
     pub validators_hash: B256,
+    /// Hash of the validator set that decides the next block: what this block's governance
+    /// effects made it (equal to `validators_hash` when they changed nothing). A light client
+    /// follows set changes through it, one header at a time. Every block after genesis
+    /// carries it; genesis blocks and blocks of data directories older than the field do not
+    /// (omitted from the encoding, so their hashes are unchanged).
+    pub next_validators_hash: Option<B256>,
 }
 
 impl Header {
@@ -139,6 +146,7 @@ mod tests {
                 gas_limit: 30_000_000,
                 gas_used: 21_000,
                 validators_hash: B256::repeat_byte(4),
+                next_validators_hash: Some(B256::repeat_byte(5)),
             },
             transactions: txs,
         }
@@ -175,6 +183,53 @@ mod tests {
         let mut other = block.header.clone();
         other.state_root = B256::repeat_byte(0xee);
         assert_ne!(block.header.hash(), other.hash());
+        let mut other = block.header.clone();
+        other.next_validators_hash = Some(B256::repeat_byte(0xee));
+        assert_ne!(block.header.hash(), other.hash());
+    }
+
+    #[test]
+    fn a_header_without_the_next_set_keeps_the_older_encoding_and_hash() {
+        let mut header = sample_block().header;
+        header.next_validators_hash = None;
+        let mut new = Vec::new();
+        header.encode(&mut new);
+        // The header as blocks written before the field existed encode it: twelve fields.
+        #[derive(RlpEncodable)]
+        struct Older {
+            chain_id: u64,
+            height: u64,
+            parent_hash: B256,
+            timestamp_ms: u64,
+            proposer: Address,
+            transactions_root: B256,
+            receipts_root: B256,
+            state_root: B256,
+            logs_bloom: Bloom,
+            gas_limit: u64,
+            gas_used: u64,
+            validators_hash: B256,
+        }
+        let h = &header;
+        let mut old = Vec::new();
+        Older {
+            chain_id: h.chain_id,
+            height: h.height,
+            parent_hash: h.parent_hash,
+            timestamp_ms: h.timestamp_ms,
+            proposer: h.proposer,
+            transactions_root: h.transactions_root,
+            receipts_root: h.receipts_root,
+            state_root: h.state_root,
+            logs_bloom: h.logs_bloom,
+            gas_limit: h.gas_limit,
+            gas_used: h.gas_used,
+            validators_hash: h.validators_hash,
+        }
+        .encode(&mut old);
+        assert_eq!(new, old);
+        assert_eq!(header.hash(), keccak256(&old));
+        assert_eq!(Header::decode(&mut old.as_slice()).ok(), Some(header));
     }
 
     #[test]

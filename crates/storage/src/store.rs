@@ -786,6 +786,7 @@ mod tests {
                 gas_limit: 1,
                 gas_used: 0,
                 validators_hash: B256::ZERO,
+                next_validators_hash: None,
             },
             transactions: vec![],
         }

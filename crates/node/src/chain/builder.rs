@@ -31,6 +31,15 @@ pub struct NextBlock {
     pub validators_hash: B256,
 }
 
+/// The `nextValidatorsHash` a block's header must carry: the set its governance effects
+/// leave, or the set that decided it (`validators_hash`) when they changed nothing.
+fn next_validators_hash(executed: &ExecutedBlock, validators_hash: B256) -> B256 {
+    executed
+        .next_validators
+        .as_deref()
+        .map_or(validators_hash, trellis_light::members_hash)
+}
+
 /// A built block with what executing it produced.
 #[derive(Debug)]
 pub struct Built {
@@ -90,6 +99,7 @@ impl BlockBuilder {
                 gas_limit: self.gas_limit,
                 gas_used: executed.gas_used,
                 validators_hash: next.validators_hash,
+                next_validators_hash: Some(next_validators_hash(&executed, next.validators_hash)),
             },
             transactions: executed.transactions.clone(),
         };
@@ -101,8 +111,8 @@ impl BlockBuilder {
     }
 
     /// Executes a received `block` (its transactions signed by `senders`) on `view`, the
-    /// state of its parent, and checks that the header's state root, receipts root, gas used
-    /// and logs bloom are what execution produced. Every transaction must execute: a block
+    /// state of its parent, and checks that the header's state root, receipts root, gas used,
+    /// logs bloom and next validator-set hash are what execution produced. Every transaction must execute: a block
     /// that carries one that cannot is refused, with the reason.
     pub fn reexecute(
         &self,
@@ -128,6 +138,9 @@ impl BlockBuilder {
         }
         if executed.gas_used != h.gas_used || executed.logs_bloom != h.logs_bloom {
             return Err("gas used or logs bloom mismatch".into());
+        }
+        if h.next_validators_hash != Some(next_validators_hash(&executed, h.validators_hash)) {
+            return Err("next validator-set hash mismatch".into());
         }
         Ok(executed)
     }
@@ -203,6 +216,8 @@ mod tests {
         let h = &built.block.header;
         assert_eq!((h.height, h.parent_hash, h.chain_id), (1, parent.hash, 9));
         assert_eq!(h.validators_hash, next.validators_hash);
+        // No proposal changed the set: the next one is the same.
+        assert_eq!(h.next_validators_hash, Some(next.validators_hash));
         assert_eq!(built.block.transactions, vec![txs[0].clone()]);
         assert_eq!(built.executed.rejected.len(), 1);
         assert_eq!(built.executed.rejected[0].0, *txs[1].tx_hash());
@@ -221,6 +236,15 @@ mod tests {
                 .err()
                 .as_deref(),
             Some("state root mismatch")
+        );
+        let mut tampered = built.block.clone();
+        tampered.header.next_validators_hash = Some(B256::repeat_byte(9));
+        assert_eq!(
+            builder
+                .reexecute(&view, &tampered, vec![key.address()])
+                .err()
+                .as_deref(),
+            Some("next validator-set hash mismatch")
         );
         let mut tampered = built.block.clone();
         tampered.header.gas_used += 1;

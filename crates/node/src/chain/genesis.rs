@@ -75,6 +75,7 @@ pub fn genesis_block(genesis: &Genesis) -> Result<(StateChanges, Block), ChainEr
             gas_limit: genesis.gas_limit,
             gas_used: 0,
             validators_hash: validators.hash(),
+            next_validators_hash: None,
         },
         transactions: vec![],
     };

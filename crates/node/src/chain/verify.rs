@@ -62,6 +62,10 @@ pub fn check_block(block: &Block, expected: &Expected<'_>) -> Result<(), String>
     if h.validators_hash != validators.hash() {
         return Err("validator-set hash mismatch".into());
     }
+    // Its value is what executing the block makes the next set: checked after execution.
+    if h.next_validators_hash.is_none() {
+        return Err("no next validator-set hash".into());
+    }
     if !block.body_matches_header() {
         return Err("transactions root mismatch".into());
     }
@@ -117,6 +121,7 @@ mod tests {
                 gas_limit: GAS,
                 gas_used: 0,
                 validators_hash: validators.hash(),
+                next_validators_hash: Some(validators.hash()),
             },
             transactions: vec![],
         }
@@ -175,6 +180,10 @@ mod tests {
             (
                 "validator-set hash",
                 Box::new(|b| b.header.validators_hash = B256::ZERO),
+            ),
+            (
+                "no next validator-set hash",
+                Box::new(|b| b.header.next_validators_hash = None),
             ),
             (
                 "transactions root",
