@@ -204,7 +204,14 @@ pub async fn run_node(config: trellis_node::NodeConfig) -> anyhow::Result<()> {
         if let Some(addr) = node.metrics_addr {
             println!("{chain}Prometheus metrics on http://{addr}/metrics");
         }
-        syncs.push(tokio::spawn(progress::show_sync(node.chain.clone())));
+        // Ends with the chain too (admin_stopChain), letting go of it.
+        let chain = node.chain.clone();
+        syncs.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = progress::show_sync(chain.clone()) => {}
+                _ = chain.stopped() => {}
+            }
+        }));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -68,11 +68,17 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
-    let (low, high) = (10_000u16, ephemeral_from.max(10_001));
+    // Below the ephemeral range when it leaves room there (a range starting low leaves
+    // none: then anywhere above 10000).
+    let low = 10_000u32;
+    let high = match u32::from(ephemeral_from) {
+        from if from >= low + 1_000 => from,
+        _ => 65_536,
+    };
     let span = high - low;
-    let start = rand::random::<u16>() % span;
+    let start = rand::random::<u32>() % span;
     let listeners: Vec<TcpListener> = (0..span)
-        .map(|i| low + (start + i) % span)
+        .filter_map(|i| u16::try_from(low + (start + i) % span).ok())
         .filter_map(|port| TcpListener::bind(("127.0.0.1", port)).ok())
         .take(n)
         .collect();

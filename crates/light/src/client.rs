@@ -17,9 +17,20 @@
 //! decided by any other set is refused: the header that changed the set must come first, so
 //! set changes are followed in order.
 //!
-//! Two different certified headers at one height mean the followed chain's validators
-//! signed a fork. The client then **freezes**: it keeps both as evidence and accepts nothing
-//! more until its owner (the main chain's governance) replaces its state.
+//! A skipped height may be anchored later (backfilled) only above the header that handed over
+//! to the trusted set (`trusted_since`): below it, the set that decided the header is one the
+//! client no longer holds, and a header signed by the trusted set there proves nothing.
+//!
+//! Two different certified headers at one height (above `trusted_since`) mean the followed
+//! chain's validators signed a fork. The client then **freezes**: it keeps the conflicting
+//! header with its certificate and the hash it had anchored (whose header and certificate
+//! are in the update that anchored it), and accepts nothing more until its owner (the main
+//! chain's governance) replaces its state.
+//!
+//! Known limit: there is no trusting period. A client that was not told of a set change for
+//! a long time still trusts the replaced set, whose members may no longer be accountable;
+//! anchoring every set change promptly (backbone nodes do, on every change and on a
+//! heartbeat) keeps that window short.
 //!
 //! The state is plain data: the on-chain client stores it per followed chain, and the heights
 //! it anchored (with their header hashes) are the caller's to keep; [`ClientState::update`]
@@ -73,6 +84,9 @@ pub struct ClientState {
     pub latest: Anchor,
     /// The set that decides the headers after `latest`.
     pub validators: ValidatorSet,
+    /// The height from which on `validators` is trusted: the root's, or the header that
+    /// handed over to it. Nothing at or below it is backfilled or judged a fork.
+    pub trusted_since: u64,
     /// Set once the chain was caught signing two headers at one height.
     pub frozen: Option<Box<Misbehaviour>>,
 }
@@ -122,6 +136,11 @@ pub enum ClientError {
     WrongSet { named: B256, carried: B256 },
     #[error("timestamp {got} of header {height} is not after {latest}, the latest anchored")]
     Timestamp { height: u64, got: u64, latest: u64 },
+    #[error(
+        "header {height} is at or below {since}, where the trusted set took over: the set \
+         that decided it is no longer held"
+    )]
+    BeforeTrustedSet { height: u64, since: u64 },
 }
 
 impl ClientState {
@@ -132,6 +151,7 @@ impl ClientState {
             chain_id,
             latest: root,
             validators,
+            trusted_since: root.height,
             frozen: None,
         }
     }
@@ -163,6 +183,18 @@ impl ClientState {
         if decoded.height == 0 {
             return Err(ClientError::Genesis);
         }
+        let hash = decoded.hash();
+        // The latest header again (the cheap case of a duplicate: no signature to check).
+        if decoded.height == self.latest.height && hash == self.latest.hash {
+            return Ok(Verdict::Known);
+        }
+        // At or below the handover the trusted set decided nothing.
+        if decoded.height <= self.trusted_since {
+            return Err(ClientError::BeforeTrustedSet {
+                height: decoded.height,
+                since: self.trusted_since,
+            });
+        }
         let trusted = self.validators.hash();
         if decoded.validators_hash != trusted {
             return Err(ClientError::UntrustedSet {
@@ -171,7 +203,6 @@ impl ClientState {
                 got: decoded.validators_hash,
             });
         }
-        let hash = decoded.hash();
         verify_certificate(
             self.chain_id,
             certificate,
@@ -235,6 +266,7 @@ impl ClientState {
         let set_changed = next.is_some();
         if let Some(next) = next {
             self.validators = next;
+            self.trusted_since = anchor.height;
         }
         Ok(Verdict::Advanced {
             anchor,
@@ -557,6 +589,42 @@ mod tests {
         let (fh, fc) = sign(&fork, &chain.keys[..2]);
         assert!(c.update(&fh, &fc, None, |_| None).is_err());
         assert!(c.frozen.is_none());
+    }
+
+    #[test]
+    fn nothing_at_or_below_a_handover_is_judged_by_the_new_set() {
+        let (old, new) = (keys(1..=4), keys(21..=24));
+        let mut chain = Chain::new(old.clone());
+        let mut c = client(&old);
+        let (h1, c1) = chain.next(None);
+        c.update(&h1, &c1, None, |_| None).expect("block 1");
+        chain.next(None); // block 2, skipped
+        let (h3, c3) = chain.next(Some(&new));
+        c.update(&h3, &c3, Some(&set_of(&new)), |_| None)
+            .expect("handover at 3");
+        assert_eq!(c.trusted_since, 3);
+        // The handover again is a no-op, though the set that decided it is no longer held.
+        assert_eq!(
+            c.update(&h3, &c3, None, |_| None).ok(),
+            Some(Verdict::Known)
+        );
+        // The new set signs a made-up block 2 (skipped) and a fork of block 1 (anchored):
+        // neither backfills nor freezes anything.
+        let forged = Chain {
+            keys: new.clone(),
+            parent: B256::repeat_byte(0x55),
+            height: 0,
+        };
+        let set = set_of(&new);
+        for (height, anchored) in [(2, None), (1, Some(c.latest.hash))] {
+            let (fh, fc) = sign(&forged.header(height, 0x42, &set), &new);
+            assert!(matches!(
+                c.update(&fh, &fc, None, |_| anchored),
+                Err(ClientError::BeforeTrustedSet { since: 3, .. })
+            ));
+        }
+        assert!(c.frozen.is_none());
+        assert_eq!(c.latest.height, 3);
     }
 
     #[test]

@@ -119,6 +119,9 @@ impl trellis_rpc::HostControl for Control {
         let Some(host) = self.0.upgrade() else {
             return false;
         };
+        // Held from taking the chain to recording its stop, so that ChainHost::stop, which
+        // takes what is left and then waits for what is stopping, misses neither.
+        let mut stopping = host.stopping.lock();
         let Some(node) = host.take(chain_id) else {
             return false;
         };
@@ -127,7 +130,6 @@ impl trellis_rpc::HostControl for Control {
             node.stop().await;
             info!(chain_id, "chain stopped");
         });
-        let mut stopping = host.stopping.lock();
         stopping.retain(|t| !t.is_finished());
         stopping.push(task);
         true
@@ -586,6 +588,7 @@ impl RunningNode {
     /// chain's database is closed then, unless the caller holds a [`Chain`] of it (the same
     /// chain can then be started again in this process).
     pub async fn stop(self) {
+        self.chain.mark_stopped();
         self.parts.stop().await
     }
 
@@ -595,6 +598,7 @@ impl RunningNode {
             Some(consensus) => consensus.wait().await.map_err(NodeError::engine),
             None => Ok(()),
         };
+        self.chain.mark_stopped();
         self.parts.stop().await;
         result
     }

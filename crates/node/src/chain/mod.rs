@@ -101,6 +101,8 @@ struct Inner {
     /// The tip and the validator sets, changed together by each commit.
     state: RwLock<ChainState>,
     committed: watch::Sender<u64>,
+    /// Set once the chain's host stopped it (its engine, RPC and tasks).
+    stopped: watch::Sender<bool>,
     /// Times this node failed to build the block it was asked to propose (each time it
     /// proposed an empty block instead); operators alert on it.
     build_failures: std::sync::atomic::AtomicU64,
@@ -171,11 +173,7 @@ impl Chain {
         let tip_block = view
             .block(Height(height))?
             .ok_or(ChainError::MissingTip(height))?;
-        let tip = Tip {
-            height,
-            hash: tip_block.hash(),
-            timestamp_ms: tip_block.header.timestamp_ms,
-        };
+        let tip = Tip::of(&tip_block);
         let next_set = validators_in_state(&view)?;
         info!(height, hash = %tip.hash, validators = next_set.len(), "chain opened");
         let (committed, _) = watch::channel(height);
@@ -209,6 +207,7 @@ impl Chain {
                 pending: Mutex::new(HashMap::new()),
                 state: RwLock::new(ChainState::new(tip, next_set)),
                 committed,
+                stopped: watch::channel(false).0,
                 build_failures: Default::default(),
                 identity: std::sync::OnceLock::new(),
                 last_commit_ms: std::sync::atomic::AtomicU64::new(0),
@@ -346,6 +345,18 @@ impl Chain {
     }
 
     /// Follows the committed height.
+    /// Records that the chain's engine, RPC and tasks were stopped, for whoever still holds
+    /// it (a progress display, say) to let go of it.
+    pub fn mark_stopped(&self) {
+        self.inner.stopped.send_replace(true);
+    }
+
+    /// Resolves once the chain was stopped.
+    pub async fn stopped(&self) {
+        let mut stopped = self.inner.stopped.subscribe();
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+
     pub fn subscribe_committed(&self) -> watch::Receiver<u64> {
         self.inner.committed.subscribe()
     }
@@ -668,11 +679,7 @@ impl Chain {
             self.next_validators()
         };
         let validators = next_set.len();
-        let new_tip = Tip {
-            height,
-            hash,
-            timestamp_ms: pending.block.header.timestamp_ms,
-        };
+        let new_tip = Tip::of(&pending.block);
         // Cannot fail: the height was checked against the tip above, and commits of one
         // chain run one at a time (the engine decides heights in order).
         let changed = self.inner.state.write().advance(new_tip, next_set)?;

@@ -15,6 +15,24 @@ pub struct Tip {
     pub height: u64,
     pub hash: B256,
     pub timestamp_ms: u64,
+    /// Whether the block after it must name its next validator set: true after genesis and
+    /// after any block that named it. Blocks finalized before headers had the field (an
+    /// upgraded chain's history, met again in sync or on restart) do not, and the first block
+    /// built after the upgrade turns it on for good.
+    pub next_must_name_set: bool,
+}
+
+impl Tip {
+    /// The tip that `block` makes.
+    pub fn of(block: &trellis_primitives::Block) -> Tip {
+        let h = &block.header;
+        Tip {
+            height: h.height,
+            hash: block.hash(),
+            timestamp_ms: h.timestamp_ms,
+            next_must_name_set: h.height == 0 || h.next_validators_hash.is_some(),
+        }
+    }
 }
 
 /// The committed tip and the validator sets that decide heights up to the next one.
@@ -99,6 +117,7 @@ mod tests {
             height,
             hash: B256::with_last_byte(height as u8),
             timestamp_ms: 1_000 + height,
+            next_must_name_set: true,
         }
     }
 

@@ -63,7 +63,7 @@ pub fn check_block(block: &Block, expected: &Expected<'_>) -> Result<(), String>
         return Err("validator-set hash mismatch".into());
     }
     // Its value is what executing the block makes the next set: checked after execution.
-    if h.next_validators_hash.is_none() {
+    if h.next_validators_hash.is_none() && tip.next_must_name_set {
         return Err("no next validator-set hash".into());
     }
     if !block.body_matches_header() {
@@ -102,6 +102,7 @@ mod tests {
             height: 9,
             hash: B256::repeat_byte(9),
             timestamp_ms: 50_000,
+            next_must_name_set: true,
         }
     }
 
@@ -145,6 +146,32 @@ mod tests {
     fn a_well_formed_next_block_passes() {
         let set = set();
         assert_eq!(check(&block(&set), Some(&set)), Ok(()));
+    }
+
+    #[test]
+    fn history_from_before_the_next_set_field_still_verifies() {
+        let set = set();
+        let mut old = block(&set);
+        old.header.next_validators_hash = None;
+        let mut expected = Expected {
+            chain_id: CHAIN,
+            gas_limit: GAS,
+            height: 10,
+            tip: Tip {
+                next_must_name_set: false,
+                ..tip()
+            },
+            validators: Some(&set),
+            now_ms: 52_000,
+        };
+        // After a block without it (an upgraded chain's history), a block may lack it...
+        assert_eq!(check_block(&old, &expected), Ok(()));
+        // ...and once a block named it, every later one must.
+        expected.tip.next_must_name_set = true;
+        assert!(check_block(&old, &expected).is_err());
+        // The tip a block makes says so.
+        assert!(!Tip::of(&old).next_must_name_set);
+        assert!(Tip::of(&block(&set)).next_must_name_set);
     }
 
     #[test]
