@@ -663,6 +663,7 @@ fn genesis(args: &GasBenchArgs, codes: &[(u8, Bytes)]) -> anyhow::Result<Genesis
             proposal_ttl_blocks: 1_000,
         },
         alloc,
+        light_clients: Vec::new(),
     };
     genesis.validate()?;
     Ok(genesis)

@@ -188,6 +188,7 @@ pub fn build_genesis(
             proposal_ttl_blocks: 100_000,
         },
         alloc,
+        light_clients: Vec::new(),
     };
     genesis.validate()?;
     Ok(genesis)

@@ -1,6 +1,8 @@
 //! Two chains hosted by the same four processes (`[[chains]]` in each node's config): both
 //! take load and finalize on their own, a node registered only on the first chain is
-//! refused by the second chain's network, and stopping the second chain in every process
+//! refused by the second chain's network, the second chain follows the first with its
+//! on-chain light client (anchors fetched with `trellis_getAnchor` and submitted as
+//! transactions; a forged one refused), and stopping the second chain in every process
 //! (`admin_stopChain`) leaves the first finalizing.
 
 mod common;
@@ -76,6 +78,19 @@ async fn four_processes_host_two_chains_that_finalize_independently() {
     let validators = genesis["validators"].as_array_mut().expect("validators");
     assert_eq!(validators.len(), 4);
     validators.pop();
+    // B starts with a light client of A, trusting A's genesis validators from A's genesis.
+    let a_genesis = trellis_primitives::Genesis::load(&dir.join("genesis.json")).expect("A");
+    let (_, a_block0) = trellis_node::genesis_block(&a_genesis).expect("A's genesis block");
+    genesis["lightClients"] = serde_json::json!([{
+        "chainId": CHAIN_ID,
+        "rootHash": a_block0.hash(),
+        "rootTimestampMs": a_block0.header.timestamp_ms,
+        "validators": a_genesis
+            .validators
+            .iter()
+            .map(|v| serde_json::json!({"publicKey": v.public_key, "power": v.power}))
+            .collect::<Vec<_>>(),
+    }]);
     std::fs::write(dir.join("genesis-b.json"), genesis.to_string()).expect("genesis b");
 
     // Each node gets a [[chains]] table with B's own ports and peers.
@@ -183,6 +198,88 @@ async fn four_processes_host_two_chains_that_finalize_independently() {
         block_number(&client(&b_urls[3])).await,
         0,
         "a node registered only on chain A must not sync chain B"
+    );
+
+    // Chain B follows chain A: a courier (this test) fetches A's latest block as an anchor
+    // and submits it to B's light-client contract; B then knows A's header there.
+    use alloy_sol_types::SolCall;
+    use trellis_api::ChainApiClient;
+    use trellis_system::clients::abi as lc;
+    let anchored = block_number(&a).await;
+    let anchor = a
+        .anchor(alloy_primitives::U64::from(anchored))
+        .await
+        .expect("trellis_getAnchor")
+        .expect("a committed block");
+    assert!(anchor.next_validators.is_none(), "A's set did not change");
+    let submission = |header: Bytes| {
+        lc::submitAnchorCall {
+            header,
+            certificate: anchor.certificate.clone(),
+            nextKeys: vec![],
+            nextPowers: vec![],
+        }
+        .abi_encode()
+    };
+    let eth_call = |data: Vec<u8>| {
+        let b = b.clone();
+        async move {
+            jsonrpsee::core::client::ClientT::request::<Bytes, _>(
+                &b,
+                "eth_call",
+                jsonrpsee::rpc_params![
+                    serde_json::json!({
+                        "from": AccountKey::dev(0).address(),
+                        "to": trellis_system::LIGHT_CLIENTS_ADDRESS,
+                        "data": Bytes::from(data),
+                    }),
+                    "latest"
+                ],
+            )
+            .await
+        }
+    };
+    let submit = |header: Bytes, nonce: u64| {
+        let tx = sender.sign_tx(TxLegacy {
+            chain_id: Some(b_chain_id),
+            nonce,
+            gas_price: 0,
+            gas_limit: 2_000_000,
+            to: TxKind::Call(trellis_system::LIGHT_CLIENTS_ADDRESS),
+            value: U256::ZERO,
+            input: submission(header).into(),
+        });
+        Bytes::from(tx.encoded_2718())
+    };
+    // A forged header (another state root) with the real certificate is refused.
+    let mut forged = trellis_light::decode_header(&anchor.header).expect("header");
+    forged.state_root = alloy_primitives::B256::repeat_byte(0x66);
+    let mut forged_rlp = Vec::new();
+    alloy_rlp::Encodable::encode(&forged, &mut forged_rlp);
+    let refused = eth_call(submission(forged_rlp.into())).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("certificate")),
+        "{refused:?}"
+    );
+    let b_nonce = nonce(&b, sender.address(), "latest").await;
+    let hash = send_raw(&b, &submit(anchor.header.clone(), b_nonce))
+        .await
+        .expect("anchor accepted");
+    let receipt = wait_receipt(&b, hash, LIMIT).await;
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+    let view = eth_call(lc::clientCall { chainId: CHAIN_ID }.abi_encode())
+        .await
+        .expect("client view");
+    let follows = lc::clientCall::abi_decode_returns(&view).expect("client answer");
+    assert!(follows.exists && !follows.frozen);
+    assert_eq!(follows.height, anchored);
+    assert_eq!(
+        follows.blockHash,
+        trellis_light::decode_header(&anchor.header)
+            .expect("header")
+            .hash()
     );
 
     // The operator of every process stops chain B through chain A's admin API: B's ports

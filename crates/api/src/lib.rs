@@ -181,12 +181,39 @@ pub struct CommitCertificate {
     pub signatures: Vec<CommitSignature>,
 }
 
+/// A validator of a set: its node key and voting power.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetMember {
+    pub public_key: B256,
+    pub power: u64,
+}
+
+/// What a light client of this chain needs to anchor block `height` (plain numbers): the
+/// header as RLP and the commit certificate as stored (both as `trellis_light` decodes
+/// them), and the validator set the header names for the next height when that differs from
+/// the set that decided it (`ITrellisLightClients.submitAnchor` takes all three).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnchorData {
+    pub height: u64,
+    pub header: Bytes,
+    pub certificate: Bytes,
+    pub next_validators: Option<Vec<SetMember>>,
+}
+
 /// The chain's own records beyond Ethereum's.
 #[rpc(server, client, namespace = "trellis")]
 pub trait ChainApi {
     /// The commit certificate of block `height`; `null` until that block is committed.
     #[method(name = "getCommitCertificate", blocking)]
     fn commit_certificate(&self, height: U64) -> RpcResult<Option<CommitCertificate>>;
+
+    /// Block `height` as a light client of this chain takes it; `null` until it is committed
+    /// (genesis has no certificate: `null` too). A header that changes the set needs that set
+    /// from this node's recent memory (the last 256 heights); older, the call fails saying so.
+    #[method(name = "getAnchor", blocking)]
+    fn anchor(&self, height: U64) -> RpcResult<Option<AnchorData>>;
 }
 
 /// Governance state at the node's latest block, public to every caller the node admits.

@@ -375,7 +375,27 @@ pub fn genesis_system_state(
     let code = alloy_primitives::Bytes::from_static(trellis_system::SYSTEM_CODE);
     let code_hash = alloy_primitives::keccak256(&code);
     changes.codes.insert(code_hash, code);
-    for address in trellis_system::system_addresses() {
+    let mut clients = MapSlots::empty();
+    for c in &genesis.light_clients {
+        let root = trellis_system::clients::Anchored {
+            height: c.root_height,
+            hash: c.root_hash,
+            state_root: B256::ZERO,
+            timestamp_ms: c.root_timestamp_ms,
+        };
+        let validators: Vec<(B256, u64)> = c
+            .validators
+            .iter()
+            .map(|v| (v.public_key, v.power))
+            .collect();
+        trellis_system::LightClients::new(&mut clients)
+            .create(c.chain_id.0, root, &validators)
+            .map_err(|e| SlotError::invalid(format!("genesis lightClients: {e}")))?;
+    }
+    // Contracts added after chains were running get an account here only when configured.
+    let configured =
+        (!genesis.light_clients.is_empty()).then_some(trellis_system::LIGHT_CLIENTS_ADDRESS);
+    for address in trellis_system::genesis_addresses().chain(configured) {
         changes.accounts.insert(
             address,
             Some(AccountState {
@@ -394,6 +414,16 @@ pub fn genesis_system_state(
             .filter(|(_, v)| !v.is_zero())
             .collect(),
     );
+    if configured.is_some() {
+        changes.storage.insert(
+            trellis_system::LIGHT_CLIENTS_ADDRESS,
+            clients
+                .writes
+                .into_iter()
+                .filter(|(_, v)| !v.is_zero())
+                .collect(),
+        );
+    }
     Ok(())
 }
 
@@ -626,7 +656,7 @@ mod tests {
         assert_eq!(bob_acc.balance, U256::from(15));
 
         // Every account the block touched, plus the untouched system contracts.
-        let system = trellis_system::system_addresses().map(|a| {
+        let system = trellis_system::genesis_addresses().map(|a| {
             let acc = view
                 .account(&a)
                 .expect("read")

@@ -26,6 +26,10 @@ const ARTIFACTS: &[(&str, &str)] = &[
         include_str!("../../../contracts/artifacts/ITrellisDids.json"),
     ),
     (
+        "ITrellisLightClients",
+        include_str!("../../../contracts/artifacts/ITrellisLightClients.json"),
+    ),
+    (
         "TrellisToken",
         include_str!("../../../contracts/artifacts/TrellisToken.json"),
     ),

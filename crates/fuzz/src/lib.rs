@@ -36,6 +36,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("did_call", did_call),
     ("json_rpc", json_rpc),
     ("light_client", light_client),
+    ("light_clients_call", light_clients_call),
 ];
 
 /// A raw transaction as `eth_sendRawTransaction` and gossip receive it.
@@ -289,6 +290,40 @@ pub fn light_client(data: &[u8]) {
             assert_eq!(client.latest, anchor);
         }
         Ok(other) => panic!("a fresh client cannot {other:?}"),
+    }
+}
+
+/// Calldata for the light-client contract, following chain 1337 with the `light_client`
+/// target's validators: a call either succeeds or is refused without writing anything.
+pub fn light_clients_call(data: &[u8]) {
+    use trellis_system::clients::{Anchored, LightClients};
+    use trellis_system::MapSlots;
+    let validators: Vec<(alloy_primitives::B256, u64)> = (1u8..=4)
+        .map(|i| {
+            let key = trellis_crypto::NodeKey::from_secret([i; 32]);
+            (alloy_primitives::B256::from(*key.public().as_bytes()), 1)
+        })
+        .collect();
+    let mut base = MapSlots::empty();
+    let root = Anchored {
+        height: 0,
+        hash: alloy_primitives::B256::ZERO,
+        state_root: alloy_primitives::B256::ZERO,
+        timestamp_ms: 0,
+    };
+    LightClients::new(&mut base)
+        .create(1337, root, &validators)
+        .expect("a client of four validators");
+    let written = base.writes.clone();
+    let mut slots = MapSlots::over(move |slot| Ok(written.get(&slot).copied().unwrap_or_default()));
+    let ctx = trellis_system::CallContext {
+        caller: alloy_primitives::Address::repeat_byte(1),
+        height: 5,
+        tx_hash: alloy_primitives::B256::ZERO,
+        is_static: false,
+    };
+    if LightClients::new(&mut slots).call(&ctx, data).is_err() {
+        assert!(slots.writes.is_empty(), "a refused call wrote state");
     }
 }
 

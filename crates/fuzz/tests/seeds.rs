@@ -451,4 +451,13 @@ fn write_light_client_seed() {
     ));
     trellis_fuzz::light_client(&input);
     write("light_client", "anchor", &input);
+    let call = trellis_system::clients::abi::submitAnchorCall {
+        header: rlp.into(),
+        certificate: certificate.into(),
+        nextKeys: vec![],
+        nextPowers: vec![],
+    };
+    write("light_clients_call", "submit_anchor", &call.abi_encode());
+    let view = trellis_system::clients::abi::clientCall { chainId: 1337 };
+    write("light_clients_call", "client", &view.abi_encode());
 }

@@ -27,6 +27,33 @@ pub struct Genesis {
     pub governance: GenesisGovernance,
     #[serde(default)]
     pub alloc: BTreeMap<Address, GenesisAccount>,
+    /// Light clients of other chains this chain starts with (a sub-chain follows the main
+    /// chain from its first block): each trusts its validators to decide the blocks after
+    /// its root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub light_clients: Vec<GenesisLightClient>,
+}
+
+/// A light client a chain starts with: the followed chain, the block it is trusted from and
+/// the validators that decide the blocks after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GenesisLightClient {
+    pub chain_id: ChainId,
+    /// The trusted block: the followed chain's genesis block (height 0) by default.
+    #[serde(default)]
+    pub root_height: u64,
+    pub root_hash: B256,
+    #[serde(default)]
+    pub root_timestamp_ms: u64,
+    pub validators: Vec<GenesisClientValidator>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GenesisClientValidator {
+    pub public_key: B256,
+    pub power: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -62,6 +62,8 @@ pub trait Backend: Send + Sync + 'static {
     /// The validators of the next height: node key, consensus address (as commit
     /// certificates name signers) and voting power.
     fn validators(&self) -> Vec<ValidatorInfo>;
+    /// The validators deciding `height`, while this node keeps that set (recent heights).
+    fn validators_at(&self, height: u64) -> Option<Vec<ValidatorInfo>>;
 }
 
 /// One validator as the explorer shows it.

@@ -316,6 +316,46 @@ impl<B: Backend> ChainApiServer for ChainRpc<B> {
     fn commit_certificate(&self, height: U64) -> RpcResult<Option<trellis_api::CommitCertificate>> {
         Ok(self.backend.certificate(height.saturating_to()))
     }
+
+    fn anchor(&self, height: U64) -> RpcResult<Option<trellis_api::AnchorData>> {
+        let height: u64 = height.saturating_to();
+        let unavailable = |e: trellis_storage::StoreError| RpcError::Unavailable(e.to_string());
+        let view = self.backend.view().map_err(unavailable)?;
+        let (Some(block), Some(certificate)) = (
+            view.block(Height(height)).map_err(unavailable)?,
+            view.certificate(Height(height)).map_err(unavailable)?,
+        ) else {
+            return Ok(None);
+        };
+        let h = &block.header;
+        let next_validators = match h.next_validators_hash {
+            Some(next) if next != h.validators_hash => {
+                let set = self.backend.validators_at(height + 1).ok_or_else(|| {
+                    RpcError::Unavailable(format!(
+                        "block {height} changes the validator set, and this node no longer \
+                         keeps the set it names (only recent heights)"
+                    ))
+                })?;
+                Some(
+                    set.into_iter()
+                        .map(|v| trellis_api::SetMember {
+                            public_key: v.public_key,
+                            power: v.power,
+                        })
+                        .collect(),
+                )
+            }
+            _ => None,
+        };
+        let mut header = Vec::new();
+        alloy_rlp::Encodable::encode(h, &mut header);
+        Ok(Some(trellis_api::AnchorData {
+            height,
+            header: header.into(),
+            certificate: certificate.into(),
+            next_validators,
+        }))
+    }
 }
 
 /// Builds the module with every method, bound to `backend`.

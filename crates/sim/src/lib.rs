@@ -526,6 +526,7 @@ fn genesis(keys: &[PrivateKey]) -> Genesis {
             proposal_ttl_blocks: 100_000,
         },
         alloc,
+        light_clients: Vec::new(),
     }
 }
 

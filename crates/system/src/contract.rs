@@ -10,8 +10,9 @@
 
 use crate::evidence::Submitter;
 use crate::{
-    CallContext, CallOutput, Dids, Evidence, Governance, Identifiers, Result, SlotError, Slots,
-    DIDS_ADDRESS, EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS, IDENTIFIERS_ADDRESS,
+    CallContext, CallOutput, Dids, Evidence, Governance, Identifiers, LightClients, Result,
+    SlotError, Slots, DIDS_ADDRESS, EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS, IDENTIFIERS_ADDRESS,
+    LIGHT_CLIENTS_ADDRESS,
 };
 use alloy_primitives::{Address, B256};
 use trellis_primitives::OrgId;
@@ -91,6 +92,14 @@ pub trait SystemContract: Sync {
         BASE_GAS
     }
 
+    /// Whether every chain's genesis creates its account. A contract added after chains were
+    /// running answers `false` (their genesis hash must not change): a genesis that configures
+    /// it creates its account, and without one it keeps no state (it answers views and
+    /// refuses what would write).
+    fn at_genesis(&self) -> bool {
+        true
+    }
+
     /// Runs one ABI-encoded call over `slots` (this contract's storage). A refusal is
     /// [`crate::CallError::Revert`] and changes nothing the caller keeps.
     fn call(
@@ -107,6 +116,7 @@ pub static SYSTEM_CONTRACTS: &[&dyn SystemContract] = &[
     &EvidenceContract,
     &IdentifiersContract,
     &DidsContract,
+    &LightClientsContract,
 ];
 
 /// The system contract at `address`, if one is reserved there.
@@ -120,6 +130,14 @@ pub fn system_contract(address: &Address) -> Option<&'static dyn SystemContract>
 /// Every reserved address.
 pub fn system_addresses() -> impl Iterator<Item = Address> {
     SYSTEM_CONTRACTS.iter().map(|c| c.address())
+}
+
+/// The reserved addresses every genesis creates an account at.
+pub fn genesis_addresses() -> impl Iterator<Item = Address> {
+    SYSTEM_CONTRACTS
+        .iter()
+        .filter(|c| c.at_genesis())
+        .map(|c| c.address())
 }
 
 /// Organisations, members, nodes, roles, proposals and votes ([`Governance`]).
@@ -222,6 +240,42 @@ impl SystemContract for DidsContract {
         input: &[u8],
     ) -> Result<CallOutput> {
         Dids::new(&mut slots).call(&env.context(), env.timestamp_ms, input)
+    }
+}
+
+/// Light clients of other chains ([`LightClients`]).
+pub struct LightClientsContract;
+
+/// An anchor checks one Ed25519 signature per validator of the followed chain (about 50 µs
+/// each, 4 to 100 validators) besides its slots: priced like a few thousand gas per
+/// signature at the chain's measured rate, kept in the base as the contract cannot count
+/// signatures before it decodes them.
+pub const LIGHT_CLIENTS_BASE_GAS: u64 = 60_000;
+
+impl SystemContract for LightClientsContract {
+    fn address(&self) -> Address {
+        LIGHT_CLIENTS_ADDRESS
+    }
+
+    fn name(&self) -> &'static str {
+        "light clients"
+    }
+
+    fn base_gas(&self) -> u64 {
+        LIGHT_CLIENTS_BASE_GAS
+    }
+
+    fn at_genesis(&self) -> bool {
+        false
+    }
+
+    fn call(
+        &self,
+        env: &mut SystemEnv<'_>,
+        mut slots: &mut dyn Slots,
+        input: &[u8],
+    ) -> Result<CallOutput> {
+        LightClients::new(&mut slots).call(&env.context(), input)
     }
 }
 

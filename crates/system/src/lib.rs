@@ -13,6 +13,7 @@
 //! assert_eq!(Governance::new(&mut slots).organization_count().unwrap(), 0);
 //! ```
 
+pub mod clients;
 pub mod contract;
 pub mod dids;
 pub mod evidence;
@@ -21,8 +22,10 @@ pub mod identifiers;
 pub mod kv;
 pub mod proof;
 
+pub use clients::{LightClients, LIGHT_CLIENTS_ADDRESS};
 pub use contract::{
-    system_addresses, system_contract, SystemContract, SystemEnv, SYSTEM_CONTRACTS,
+    genesis_addresses, system_addresses, system_contract, SystemContract, SystemEnv,
+    SYSTEM_CONTRACTS,
 };
 pub use dids::{Dids, DIDS_ADDRESS};
 pub use evidence::{Evidence, EVIDENCE_ADDRESS};

@@ -104,17 +104,19 @@ impl trellis_rpc::Backend for Chain {
     }
 
     fn validators(&self) -> Vec<trellis_rpc::ValidatorInfo> {
-        self.validators_at(self.height() + 1)
-            .map(|set| {
-                set.iter()
-                    .map(|v| trellis_rpc::ValidatorInfo {
-                        public_key: B256::from(*v.public_key.as_bytes()),
-                        address: v.address.0.to_string(),
-                        power: v.voting_power,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        trellis_rpc::Backend::validators_at(self, self.height() + 1).unwrap_or_default()
+    }
+
+    fn validators_at(&self, height: u64) -> Option<Vec<trellis_rpc::ValidatorInfo>> {
+        Chain::validators_at(self, height).map(|set| {
+            set.iter()
+                .map(|v| trellis_rpc::ValidatorInfo {
+                    public_key: B256::from(*v.public_key.as_bytes()),
+                    address: v.address.0.to_string(),
+                    power: v.voting_power,
+                })
+                .collect()
+        })
     }
 
     fn health(&self) -> trellis_rpc::Health {

@@ -1,0 +1,608 @@
+//! Light clients of other chains (`ITrellisLightClients`): the chain's own record of the
+//! headers of the chains it follows, each accepted only on a commit certificate of the set
+//! the client trusts. The rule is `trellis_light::ClientState::update`, the same code the SDK
+//! verifies with; this module stores its state and answers the Solidity interface.
+//!
+//! Layout (`kv` records, postcard):
+//! - `lc:` ‖ be64(chain) → the client: its newest anchor, the trusted set, whether frozen;
+//! - `lca:` ‖ be64(chain) ‖ be64(height) → each anchored header (hash, state root, time), one
+//!   record per height, so proofs against any anchored height stay answerable;
+//! - `lcx:` ‖ be64(chain) → the fork evidence that froze the client (header and certificate);
+//! - the set `lcs` → the followed chain ids in creation order.
+//!
+//! Clients are created by the chain's genesis (a sub-chain's genesis names the main chain's
+//! validators as its trust root), never by a transaction; so the contract writes only where a
+//! genesis created its account (`SystemContract::at_genesis` is false for it: chains that
+//! started before it keep their genesis hash).
+
+use alloy_primitives::{address, Address, Log, B256};
+use alloy_sol_types::{sol, SolCall, SolEvent, SolInterface, SolValue};
+use serde::{Deserialize, Serialize};
+use trellis_light::{Anchor, ClientState, ValidatorSet, Verdict};
+
+use crate::kv::{self, SlotError, Slots};
+use crate::{revert, CallContext, CallError, CallOutput, Result};
+
+sol!(
+    #[sol(all_derives)]
+    "../../contracts/src/ITrellisLightClients.sol"
+);
+
+pub use ITrellisLightClients as abi;
+
+/// Reserved address of the light-client contract.
+pub const LIGHT_CLIENTS_ADDRESS: Address = address!("0000000000000000000000000000000000001004");
+
+/// Largest header accepted (a Trellis header is about 600 bytes).
+pub const MAX_HEADER_BYTES: usize = 2 * 1024;
+/// Largest certificate accepted (about 300 signatures).
+pub const MAX_CERTIFICATE_BYTES: usize = 32 * 1024;
+/// Most validators a followed chain's set may have.
+pub const MAX_VALIDATORS: usize = 256;
+/// Most chain ids one `chains` call returns.
+pub const MAX_PAGE: u64 = 1_000;
+
+const CHAINS: kv::Set<'static> = kv::Set::new(b"lcs");
+
+/// What the chain keeps of one followed chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Client {
+    latest: Anchored,
+    /// The trusted set: node keys and powers.
+    validators: Vec<(B256, u64)>,
+    /// The height from which on the trusted set decides (the root's, or the handover's).
+    trusted_since: u64,
+    /// The height of the fork that froze it.
+    frozen_at: Option<u64>,
+}
+
+/// One anchored header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchored {
+    pub height: u64,
+    pub hash: B256,
+    pub state_root: B256,
+    pub timestamp_ms: u64,
+}
+
+impl From<Anchor> for Anchored {
+    fn from(a: Anchor) -> Self {
+        Anchored {
+            height: a.height,
+            hash: a.hash,
+            state_root: a.state_root,
+            timestamp_ms: a.timestamp_ms,
+        }
+    }
+}
+
+impl From<Anchored> for Anchor {
+    fn from(a: Anchored) -> Self {
+        Anchor {
+            height: a.height,
+            hash: a.hash,
+            state_root: a.state_root,
+            timestamp_ms: a.timestamp_ms,
+        }
+    }
+}
+
+/// The fork evidence kept for a frozen client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Evidence {
+    height: u64,
+    anchored: B256,
+    header: Vec<u8>,
+    certificate: Vec<u8>,
+}
+
+/// A client as the views show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientView {
+    pub chain_id: u64,
+    pub latest: Anchored,
+    pub validators_hash: B256,
+    pub frozen: bool,
+}
+
+fn client_key(chain: u64) -> Vec<u8> {
+    [b"lc:".as_slice(), &chain.to_be_bytes()].concat()
+}
+
+fn anchor_key(chain: u64, height: u64) -> Vec<u8> {
+    [
+        b"lca:".as_slice(),
+        &chain.to_be_bytes(),
+        &height.to_be_bytes(),
+    ]
+    .concat()
+}
+
+fn evidence_key(chain: u64) -> Vec<u8> {
+    [b"lcx:".as_slice(), &chain.to_be_bytes()].concat()
+}
+
+/// The light-client contract over its storage.
+pub struct LightClients<'s, S: Slots> {
+    slots: &'s mut S,
+    logs: Vec<Log>,
+}
+
+impl<'s, S: Slots> LightClients<'s, S> {
+    pub fn new(slots: &'s mut S) -> Self {
+        LightClients {
+            slots,
+            logs: Vec::new(),
+        }
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&mut self, key: &[u8]) -> Result<Option<T>, SlotError> {
+        kv::get_decoded(self.slots, key, "light client")
+    }
+
+    fn write<T: Serialize>(&mut self, key: &[u8], value: &T) -> Result<(), SlotError> {
+        kv::put_encoded(self.slots, key, value, "light client")
+    }
+
+    fn emit<E: SolEvent>(&mut self, event: E) {
+        self.logs.push(Log {
+            address: LIGHT_CLIENTS_ADDRESS,
+            data: event.encode_log_data(),
+        });
+    }
+
+    /// Starts following `chain_id` from `root` (its genesis block, or a later agreed anchor),
+    /// trusting `validators` (node key, power) to decide the headers after it. Genesis only.
+    pub fn create(
+        &mut self,
+        chain_id: u64,
+        root: Anchored,
+        validators: &[(B256, u64)],
+    ) -> Result<(), CallError> {
+        if validators.len() > MAX_VALIDATORS {
+            return revert(format!(
+                "light client of chain {chain_id}: more than {MAX_VALIDATORS} validators"
+            ));
+        }
+        ValidatorSet::from_keys(validators.iter().copied())
+            .map_err(|e| CallError::revert(format!("light client of chain {chain_id}: {e}")))?;
+        if self.read::<Client>(&client_key(chain_id))?.is_some() {
+            return revert(format!("chain {chain_id} already has a light client"));
+        }
+        let client = Client {
+            latest: root,
+            validators: validators.to_vec(),
+            trusted_since: root.height,
+            frozen_at: None,
+        };
+        self.write(&client_key(chain_id), &client)?;
+        self.write(&anchor_key(chain_id, root.height), &root)?;
+        CHAINS.insert(self.slots, &chain_id.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The client of `chain_id`, if the chain follows it.
+    pub fn client(&mut self, chain_id: u64) -> Result<Option<ClientView>, CallError> {
+        let Some(client) = self.read::<Client>(&client_key(chain_id))? else {
+            return Ok(None);
+        };
+        Ok(Some(ClientView {
+            chain_id,
+            latest: client.latest,
+            validators_hash: trellis_light::members_hash(&client.validators),
+            frozen: client.frozen_at.is_some(),
+        }))
+    }
+
+    /// The header anchored at `height` of `chain_id`.
+    pub fn anchor_at(&mut self, chain_id: u64, height: u64) -> Result<Option<Anchored>, SlotError> {
+        self.read(&anchor_key(chain_id, height))
+    }
+
+    /// Followed chain ids, in creation order.
+    pub fn chains(&mut self, offset: u64, limit: u64) -> Result<Vec<u64>, SlotError> {
+        CHAINS
+            .page(self.slots, offset, limit.min(MAX_PAGE))?
+            .into_iter()
+            .map(|id| {
+                <[u8; 8]>::try_from(id.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| SlotError::invalid("corrupt chain id in the client list"))
+            })
+            .collect()
+    }
+
+    /// Checks and records an anchor; see `ITrellisLightClients.submitAnchor`.
+    pub fn submit(
+        &mut self,
+        header: &[u8],
+        certificate: &[u8],
+        next: &[(B256, u64)],
+    ) -> Result<Verdict, CallError> {
+        if header.len() > MAX_HEADER_BYTES {
+            return revert(format!("header over {MAX_HEADER_BYTES} bytes"));
+        }
+        if certificate.len() > MAX_CERTIFICATE_BYTES {
+            return revert(format!("certificate over {MAX_CERTIFICATE_BYTES} bytes"));
+        }
+        if next.len() > MAX_VALIDATORS {
+            return revert(format!("more than {MAX_VALIDATORS} next validators"));
+        }
+        let decoded =
+            trellis_light::decode_header(header).map_err(|e| CallError::revert(e.to_string()))?;
+        let chain_id = decoded.chain_id;
+        let Some(stored) = self.read::<Client>(&client_key(chain_id))? else {
+            return revert(format!("this chain does not follow chain {chain_id}"));
+        };
+        let next_set = match next.is_empty() {
+            true => None,
+            false => Some(
+                ValidatorSet::from_keys(next.iter().copied())
+                    .map_err(|e| CallError::revert(format!("next validator set: {e}")))?,
+            ),
+        };
+        if let Some(height) = stored.frozen_at {
+            return revert(format!(
+                "the client of chain {chain_id} is frozen: its validators signed two headers at height {height}"
+            ));
+        }
+        let trusted = ValidatorSet::from_keys(stored.validators.iter().copied())
+            .map_err(|e| SlotError::invalid(format!("stored validator set: {e}")))?;
+        let mut state = ClientState::new(chain_id, stored.latest.into(), trusted);
+        state.trusted_since = stored.trusted_since;
+        // The anchor the update may compare with: read before, as the rule takes a closure.
+        let known = match decoded.height < stored.latest.height {
+            true => self.anchor_at(chain_id, decoded.height)?.map(|a| a.hash),
+            false => None,
+        };
+        let verdict = state
+            .update(header, certificate, next_set.as_ref(), |_| known)
+            .map_err(|e| CallError::revert(format!("chain {chain_id}: {e}")))?;
+        match &verdict {
+            Verdict::Advanced {
+                anchor,
+                set_changed,
+            } => {
+                let anchored = Anchored::from(*anchor);
+                let mut client = stored;
+                client.latest = anchored;
+                if *set_changed {
+                    client.validators = next.to_vec();
+                    client.trusted_since = anchored.height;
+                    self.emit(abi::ValidatorSetChanged {
+                        chainId: chain_id,
+                        height: anchored.height,
+                        validatorsHash: state.validators.hash(),
+                    });
+                }
+                self.write(&client_key(chain_id), &client)?;
+                self.record(chain_id, anchored)?;
+            }
+            Verdict::Backfilled(anchor) => self.record(chain_id, (*anchor).into())?,
+            Verdict::Known => {}
+            Verdict::Froze(evidence) => {
+                let mut client = stored;
+                client.frozen_at = Some(evidence.height);
+                self.write(&client_key(chain_id), &client)?;
+                self.write(
+                    &evidence_key(chain_id),
+                    &Evidence {
+                        height: evidence.height,
+                        anchored: evidence.anchored,
+                        header: evidence.header.clone(),
+                        certificate: evidence.certificate.clone(),
+                    },
+                )?;
+                self.emit(abi::ClientFrozen {
+                    chainId: chain_id,
+                    height: evidence.height,
+                    anchoredHash: evidence.anchored,
+                    conflictingHash: decoded.hash(),
+                });
+            }
+        }
+        Ok(verdict)
+    }
+
+    fn record(&mut self, chain_id: u64, anchored: Anchored) -> Result<(), SlotError> {
+        self.write(&anchor_key(chain_id, anchored.height), &anchored)?;
+        self.emit(abi::Anchored {
+            chainId: chain_id,
+            height: anchored.height,
+            blockHash: anchored.hash,
+            stateRoot: anchored.state_root,
+        });
+        Ok(())
+    }
+
+    /// Runs one ABI-encoded call.
+    pub fn call(&mut self, ctx: &CallContext, input: &[u8]) -> Result<CallOutput> {
+        use abi::ITrellisLightClientsCalls as C;
+        let call = C::abi_decode(input).map_err(|e| {
+            CallError::revert(format!(
+                "light clients: unknown function or malformed arguments ({e})"
+            ))
+        })?;
+        if matches!(call, C::submitAnchor(_)) && ctx.is_static {
+            return revert("light clients: state change in a static call");
+        }
+        let output: Vec<u8> = match call {
+            C::submitAnchor(c) => {
+                if c.nextKeys.len() != c.nextPowers.len() {
+                    return revert("nextKeys and nextPowers differ in length");
+                }
+                let next: Vec<(B256, u64)> = c.nextKeys.into_iter().zip(c.nextPowers).collect();
+                let verdict = self.submit(&c.header, &c.certificate, &next)?;
+                let code: u8 = match verdict {
+                    Verdict::Advanced { .. } => 1,
+                    Verdict::Backfilled(_) => 2,
+                    Verdict::Known => 3,
+                    Verdict::Froze(_) => 4,
+                };
+                abi::submitAnchorCall::abi_encode_returns(&code)
+            }
+            C::client(c) => match self.client(c.chainId)? {
+                Some(v) => (
+                    true,
+                    v.latest.height,
+                    v.latest.hash,
+                    v.latest.state_root,
+                    v.latest.timestamp_ms,
+                    v.validators_hash,
+                    v.frozen,
+                )
+                    .abi_encode_params(),
+                None => (false, 0u64, B256::ZERO, B256::ZERO, 0u64, B256::ZERO, false)
+                    .abi_encode_params(),
+            },
+            C::anchorAt(c) => match self.anchor_at(c.chainId, c.height)? {
+                Some(a) => (true, a.hash, a.state_root).abi_encode_params(),
+                None => (false, B256::ZERO, B256::ZERO).abi_encode_params(),
+            },
+            C::chains(c) => self.chains(c.offset, c.limit)?.abi_encode(),
+        };
+        Ok(CallOutput {
+            output: output.into(),
+            logs: std::mem::take(&mut self.logs),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::MapSlots;
+    use alloy_primitives::Bloom;
+    use alloy_rlp::Encodable;
+    use alloy_sol_types::SolCall;
+    use ed25519_consensus::SigningKey;
+    use trellis_primitives::Header;
+
+    const CHAIN: u64 = 42;
+
+    fn keys(seeds: std::ops::RangeInclusive<u8>) -> Vec<SigningKey> {
+        seeds.map(|s| SigningKey::from([s; 32])).collect()
+    }
+
+    fn members(keys: &[SigningKey]) -> Vec<(B256, u64)> {
+        keys.iter()
+            .map(|k| (B256::from(k.verification_key().to_bytes()), 1))
+            .collect()
+    }
+
+    fn header(height: u64, salt: u8, deciding: &[SigningKey], next: &[SigningKey]) -> Header {
+        Header {
+            chain_id: CHAIN,
+            height,
+            parent_hash: B256::repeat_byte(salt),
+            timestamp_ms: 1_000 + height,
+            proposer: Address::ZERO,
+            transactions_root: B256::ZERO,
+            receipts_root: B256::ZERO,
+            state_root: B256::repeat_byte(height as u8),
+            logs_bloom: Bloom::ZERO,
+            gas_limit: 1,
+            gas_used: 0,
+            validators_hash: trellis_light::members_hash(&members(deciding)),
+            next_validators_hash: Some(trellis_light::members_hash(&members(next))),
+        }
+    }
+
+    /// The header's RLP and its certificate signed by `signers`.
+    fn signed(header: &Header, signers: &[SigningKey]) -> (Vec<u8>, Vec<u8>) {
+        let hash = header.hash();
+        let signatures = signers
+            .iter()
+            .map(|k| {
+                let address = trellis_light::validator_address(&k.verification_key().to_bytes());
+                let message = trellis_light::precommit_sign_bytes(
+                    CHAIN,
+                    header.height,
+                    Some(0),
+                    hash,
+                    address,
+                );
+                (
+                    address,
+                    bytes::Bytes::copy_from_slice(&k.sign(&message).to_bytes()),
+                )
+            })
+            .collect();
+        let certificate = trellis_light::encode_certificate(&trellis_light::Certificate {
+            height: header.height,
+            round: Some(0),
+            block_hash: hash,
+            signatures,
+        });
+        let mut rlp = Vec::new();
+        header.encode(&mut rlp);
+        (rlp, certificate)
+    }
+
+    fn root() -> Anchored {
+        Anchored {
+            height: 0,
+            hash: B256::repeat_byte(0xaa),
+            state_root: B256::ZERO,
+            timestamp_ms: 0,
+        }
+    }
+
+    fn ctx(is_static: bool) -> CallContext {
+        CallContext {
+            caller: Address::repeat_byte(1),
+            height: 9,
+            tx_hash: B256::ZERO,
+            is_static,
+        }
+    }
+
+    fn submit_call(anchor: &(Vec<u8>, Vec<u8>), next: &[(B256, u64)]) -> Vec<u8> {
+        abi::submitAnchorCall {
+            header: anchor.0.clone().into(),
+            certificate: anchor.1.clone().into(),
+            nextKeys: next.iter().map(|m| m.0).collect(),
+            nextPowers: next.iter().map(|m| m.1).collect(),
+        }
+        .abi_encode()
+    }
+
+    fn verdict(out: &CallOutput) -> u8 {
+        abi::submitAnchorCall::abi_decode_returns(&out.output).expect("a verdict")
+    }
+
+    #[test]
+    fn anchors_advance_the_client_follow_a_set_change_and_are_recorded_per_height() {
+        let (old, new) = (keys(1..=4), keys(11..=14));
+        let mut slots = MapSlots::empty();
+        let mut lc = LightClients::new(&mut slots);
+        lc.create(CHAIN, root(), &members(&old)).expect("created");
+        assert!(
+            lc.create(CHAIN, root(), &members(&old)).is_err(),
+            "one client per chain"
+        );
+        assert_eq!(lc.chains(0, 10).expect("list"), vec![CHAIN]);
+
+        let first = signed(&header(1, 0, &old, &old), &old);
+        let out = lc
+            .call(&ctx(false), &submit_call(&first, &[]))
+            .expect("anchored");
+        assert_eq!(verdict(&out), 1);
+        assert_eq!(out.logs.len(), 1);
+        // Again: a no-op without events.
+        let again = lc
+            .call(&ctx(false), &submit_call(&first, &[]))
+            .expect("known");
+        assert_eq!((verdict(&again), again.logs.len()), (3, 0));
+
+        // Block 5 hands over to the new set; it must carry it.
+        let handover = signed(&header(5, 0, &old, &new), &old);
+        assert!(lc.call(&ctx(false), &submit_call(&handover, &[])).is_err());
+        let out = lc
+            .call(&ctx(false), &submit_call(&handover, &members(&new)))
+            .expect("handover");
+        assert_eq!(
+            (verdict(&out), out.logs.len()),
+            (1, 2),
+            "anchored and set changed"
+        );
+        // The old set can no longer anchor anything newer; the new one can.
+        let by_old = signed(&header(6, 0, &old, &old), &old);
+        let refused = lc.call(&ctx(false), &submit_call(&by_old, &[]));
+        assert!(matches!(refused, Err(CallError::Revert(r)) if r.contains("trusts set")));
+        let by_new = signed(&header(6, 0, &new, &new), &new);
+        assert_eq!(
+            verdict(&lc.call(&ctx(false), &submit_call(&by_new, &[])).expect("6")),
+            1
+        );
+
+        let view = lc.client(CHAIN).expect("read").expect("exists");
+        assert_eq!(view.latest.height, 6);
+        assert_eq!(
+            view.validators_hash,
+            trellis_light::members_hash(&members(&new))
+        );
+        assert!(!view.frozen);
+        for height in [0, 1, 5, 6] {
+            assert!(
+                lc.anchor_at(CHAIN, height).expect("read").is_some(),
+                "{height}"
+            );
+        }
+        assert!(lc.anchor_at(CHAIN, 3).expect("read").is_none());
+    }
+
+    #[test]
+    fn a_fork_freezes_the_client_and_keeps_the_evidence() {
+        let set = keys(1..=4);
+        let mut slots = MapSlots::empty();
+        let mut lc = LightClients::new(&mut slots);
+        lc.create(CHAIN, root(), &members(&set)).expect("created");
+        for height in 1..=3 {
+            let anchor = signed(&header(height, 0, &set, &set), &set);
+            lc.call(&ctx(false), &submit_call(&anchor, &[]))
+                .expect("anchored");
+        }
+        let fork = signed(&header(2, 0x77, &set, &set), &set);
+        let out = lc
+            .call(&ctx(false), &submit_call(&fork, &[]))
+            .expect("evidence");
+        assert_eq!(verdict(&out), 4);
+        let frozen = abi::ClientFrozen::decode_log_data(&out.logs[0].data).expect("event");
+        assert_eq!(frozen.height, 2);
+        assert!(lc.client(CHAIN).expect("read").expect("exists").frozen);
+        let kept: Evidence = lc.read(&evidence_key(CHAIN)).expect("read").expect("kept");
+        assert_eq!(kept.header, fork.0);
+        let next = signed(&header(4, 0, &set, &set), &set);
+        let refused = lc.call(&ctx(false), &submit_call(&next, &[]));
+        assert!(matches!(refused, Err(CallError::Revert(r)) if r.contains("frozen")));
+    }
+
+    #[test]
+    fn bad_submissions_are_refused_and_write_nothing() {
+        let set = keys(1..=4);
+        let mut slots = MapSlots::empty();
+        LightClients::new(&mut slots)
+            .create(CHAIN, root(), &members(&set))
+            .expect("created");
+        let anchor = signed(&header(1, 0, &set, &set), &set);
+        let mut unknown_chain = header(1, 0, &set, &set);
+        unknown_chain.chain_id = CHAIN + 1;
+        let mismatched = abi::submitAnchorCall {
+            header: anchor.0.clone().into(),
+            certificate: anchor.1.clone().into(),
+            nextKeys: vec![B256::ZERO],
+            nextPowers: vec![],
+        }
+        .abi_encode();
+        let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+            ("static", submit_call(&anchor, &[]), true),
+            ("malformed", vec![0xde, 0xad, 0xbe, 0xef], false),
+            (
+                "does not follow",
+                submit_call(&signed(&unknown_chain, &set), &[]),
+                false,
+            ),
+            ("differ in length", mismatched, false),
+            (
+                "two thirds",
+                submit_call(&signed(&header(1, 0, &set, &set), &set[..2]), &[]),
+                false,
+            ),
+            (
+                "over",
+                submit_call(&(vec![0; MAX_HEADER_BYTES + 1], anchor.1.clone()), &[]),
+                false,
+            ),
+        ];
+        for (reason, input, is_static) in cases {
+            let mut overlay = MapSlots::over(|slot| slots.load(slot));
+            let refused = LightClients::new(&mut overlay).call(&ctx(is_static), &input);
+            assert!(
+                matches!(&refused, Err(CallError::Revert(r)) if r.contains(reason)),
+                "{reason}: {refused:?}"
+            );
+            assert!(overlay.writes.is_empty(), "{reason}");
+        }
+    }
+}
