@@ -211,7 +211,8 @@ pub trait ChainApi {
 
     /// Block `height` as a light client of this chain takes it; `null` until it is committed
     /// (genesis has no certificate: `null` too). A header that changes the set needs that set
-    /// from this node's recent memory (the last 256 heights); older, the call fails saying so.
+    /// from this node's recent memory (up to the last 256 heights since it started); older,
+    /// the call fails saying so.
     #[method(name = "getAnchor", blocking)]
     fn anchor(&self, height: U64) -> RpcResult<Option<AnchorData>>;
 }

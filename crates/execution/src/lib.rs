@@ -380,7 +380,7 @@ pub fn genesis_system_state(
         let root = trellis_system::clients::Anchored {
             height: c.root_height,
             hash: c.root_hash,
-            state_root: B256::ZERO,
+            state_root: c.root_state_root,
             timestamp_ms: c.root_timestamp_ms,
         };
         let validators: Vec<(B256, u64)> = c

@@ -229,6 +229,16 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
                 inputs.gas_limit,
             )));
         }
+        // A call that cannot pay the contract's base does none of its work.
+        if inputs.gas_limit < contract.base_gas() {
+            let mut gas = Gas::new(inputs.gas_limit);
+            gas.spend_all();
+            return Ok(Some(InterpreterResult::new(
+                InstructionResult::PrecompileOOG,
+                Bytes::new(),
+                gas,
+            )));
+        }
         let input = inputs.input.bytes(ctx);
         let call = CallContext {
             caller: inputs.caller,
@@ -241,6 +251,7 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
         let mut slots = JournalSlots::open(&shared, address)?;
         let mut gov = JournalSlots::open(&shared, GOVERNANCE_ADDRESS)?;
         let mut env = SystemEnv::new(call, origin, self.timestamp_ms, &mut gov);
+        env.gas_limit = inputs.gas_limit;
         let outcome = contract.call(&mut env, &mut slots, &input);
         let (reads, writes) = (slots.reads + gov.reads, slots.writes + gov.writes);
         let ctx = shared.into_inner();
@@ -255,7 +266,7 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
                             + LOG_BYTE_GAS * l.data.data.len() as u64
                     })
                     .sum();
-                let gas = gas + log_gas;
+                let gas = gas + log_gas + out.extra_gas;
                 if gas <= inputs.gas_limit {
                     for log in out.logs {
                         ctx.journal_mut().log(Log {

@@ -322,7 +322,10 @@ pub fn light_clients_call(data: &[u8]) {
         tx_hash: alloy_primitives::B256::ZERO,
         is_static: false,
     };
-    if LightClients::new(&mut slots).call(&ctx, data).is_err() {
+    if LightClients::new(&mut slots)
+        .call(&ctx, 10_000_000, data)
+        .is_err()
+    {
         assert!(slots.writes.is_empty(), "a refused call wrote state");
     }
 }

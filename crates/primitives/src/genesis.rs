@@ -44,6 +44,9 @@ pub struct GenesisLightClient {
     #[serde(default)]
     pub root_height: u64,
     pub root_hash: B256,
+    /// The trusted block's state root, for proofs against it (zero: none are made there).
+    #[serde(default)]
+    pub root_state_root: B256,
     #[serde(default)]
     pub root_timestamp_ms: u64,
     pub validators: Vec<GenesisClientValidator>,

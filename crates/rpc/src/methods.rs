@@ -336,6 +336,16 @@ impl<B: Backend> ChainApiServer for ChainRpc<B> {
                          keeps the set it names (only recent heights)"
                     ))
                 })?;
+                let members: Vec<(B256, u64)> =
+                    set.iter().map(|v| (v.public_key, v.power)).collect();
+                if trellis_light::members_hash(&members) != next {
+                    return Err(RpcError::Internal(format!(
+                        "the validator set this node keeps for height {} does not hash to \
+                         block {height}'s nextValidatorsHash",
+                        height + 1
+                    ))
+                    .into());
+                }
                 Some(
                     set.into_iter()
                         .map(|v| trellis_api::SetMember {

@@ -41,6 +41,12 @@ pub const MAX_CERTIFICATE_BYTES: usize = 32 * 1024;
 pub const MAX_VALIDATORS: usize = 256;
 /// Most chain ids one `chains` call returns.
 pub const MAX_PAGE: u64 = 1_000;
+/// Gas per signature an anchor's certificate carries, assuming an Ed25519 check takes about
+/// 50 µs, 20,000 gas at the 400 Mgas/s the gas schedule is set for (not yet measured here).
+pub const SIGNATURE_GAS: u64 = 25_000;
+/// Gas per validator key an anchor parses (the trusted set and a carried next set): a point
+/// decompression, about 12 µs.
+pub const KEY_GAS: u64 = 5_000;
 
 const CHAINS: kv::Set<'static> = kv::Set::new(b"lcs");
 
@@ -212,13 +218,17 @@ impl<'s, S: Slots> LightClients<'s, S> {
             .collect()
     }
 
-    /// Checks and records an anchor; see `ITrellisLightClients.submitAnchor`.
+    /// Checks and records an anchor; see `ITrellisLightClients.submitAnchor`. The signature
+    /// checks and key parsing it needs are priced ([`SIGNATURE_GAS`], [`KEY_GAS`]) and
+    /// refused before they run if they cost more than `budget`; the verdict comes with their
+    /// gas.
     pub fn submit(
         &mut self,
         header: &[u8],
         certificate: &[u8],
         next: &[(B256, u64)],
-    ) -> Result<Verdict, CallError> {
+        budget: u64,
+    ) -> Result<(Verdict, u64), CallError> {
         if header.len() > MAX_HEADER_BYTES {
             return revert(format!("header over {MAX_HEADER_BYTES} bytes"));
         }
@@ -234,6 +244,26 @@ impl<'s, S: Slots> LightClients<'s, S> {
         let Some(stored) = self.read::<Client>(&client_key(chain_id))? else {
             return revert(format!("this chain does not follow chain {chain_id}"));
         };
+        if let Some(height) = stored.frozen_at {
+            return revert(format!(
+                "the client of chain {chain_id} is frozen: its validators signed two headers at height {height}"
+            ));
+        }
+        // The work is priced before it is done: a call that cannot pay does none of it.
+        let signatures = trellis_light::decode_certificate(certificate)
+            .map_err(|e| CallError::revert(format!("chain {chain_id}: commit certificate: {e}")))?
+            .signatures
+            .len() as u64;
+        let keys = (stored.validators.len() + next.len()) as u64;
+        let gas = SIGNATURE_GAS * signatures + KEY_GAS * keys;
+        if gas > budget {
+            return revert(format!(
+                "out of gas: an anchor with {signatures} signatures and {keys} validator keys \
+                 needs {gas} gas beyond the call's base"
+            ));
+        }
+        let trusted = ValidatorSet::from_keys(stored.validators.iter().copied())
+            .map_err(|e| SlotError::invalid(format!("stored validator set: {e}")))?;
         let next_set = match next.is_empty() {
             true => None,
             false => Some(
@@ -241,13 +271,6 @@ impl<'s, S: Slots> LightClients<'s, S> {
                     .map_err(|e| CallError::revert(format!("next validator set: {e}")))?,
             ),
         };
-        if let Some(height) = stored.frozen_at {
-            return revert(format!(
-                "the client of chain {chain_id} is frozen: its validators signed two headers at height {height}"
-            ));
-        }
-        let trusted = ValidatorSet::from_keys(stored.validators.iter().copied())
-            .map_err(|e| SlotError::invalid(format!("stored validator set: {e}")))?;
         let mut state = ClientState::new(chain_id, stored.latest.into(), trusted);
         state.trusted_since = stored.trusted_since;
         // The anchor the update may compare with: read before, as the rule takes a closure.
@@ -301,7 +324,7 @@ impl<'s, S: Slots> LightClients<'s, S> {
                 });
             }
         }
-        Ok(verdict)
+        Ok((verdict, gas))
     }
 
     fn record(&mut self, chain_id: u64, anchored: Anchored) -> Result<(), SlotError> {
@@ -315,8 +338,8 @@ impl<'s, S: Slots> LightClients<'s, S> {
         Ok(())
     }
 
-    /// Runs one ABI-encoded call.
-    pub fn call(&mut self, ctx: &CallContext, input: &[u8]) -> Result<CallOutput> {
+    /// Runs one ABI-encoded call that may spend `budget` gas beyond its base and slots.
+    pub fn call(&mut self, ctx: &CallContext, budget: u64, input: &[u8]) -> Result<CallOutput> {
         use abi::ITrellisLightClientsCalls as C;
         let call = C::abi_decode(input).map_err(|e| {
             CallError::revert(format!(
@@ -326,13 +349,15 @@ impl<'s, S: Slots> LightClients<'s, S> {
         if matches!(call, C::submitAnchor(_)) && ctx.is_static {
             return revert("light clients: state change in a static call");
         }
+        let mut extra_gas = 0;
         let output: Vec<u8> = match call {
             C::submitAnchor(c) => {
                 if c.nextKeys.len() != c.nextPowers.len() {
                     return revert("nextKeys and nextPowers differ in length");
                 }
                 let next: Vec<(B256, u64)> = c.nextKeys.into_iter().zip(c.nextPowers).collect();
-                let verdict = self.submit(&c.header, &c.certificate, &next)?;
+                let (verdict, gas) = self.submit(&c.header, &c.certificate, &next, budget)?;
+                extra_gas = gas;
                 let code: u8 = match verdict {
                     Verdict::Advanced { .. } => 1,
                     Verdict::Backfilled(_) => 2,
@@ -364,6 +389,7 @@ impl<'s, S: Slots> LightClients<'s, S> {
         Ok(CallOutput {
             output: output.into(),
             logs: std::mem::take(&mut self.logs),
+            extra_gas,
         })
     }
 }
@@ -485,21 +511,27 @@ mod tests {
 
         let first = signed(&header(1, 0, &old, &old), &old);
         let out = lc
-            .call(&ctx(false), &submit_call(&first, &[]))
+            .call(&ctx(false), u64::MAX, &submit_call(&first, &[]))
             .expect("anchored");
         assert_eq!(verdict(&out), 1);
         assert_eq!(out.logs.len(), 1);
         // Again: a no-op without events.
         let again = lc
-            .call(&ctx(false), &submit_call(&first, &[]))
+            .call(&ctx(false), u64::MAX, &submit_call(&first, &[]))
             .expect("known");
         assert_eq!((verdict(&again), again.logs.len()), (3, 0));
 
         // Block 5 hands over to the new set; it must carry it.
         let handover = signed(&header(5, 0, &old, &new), &old);
-        assert!(lc.call(&ctx(false), &submit_call(&handover, &[])).is_err());
+        assert!(lc
+            .call(&ctx(false), u64::MAX, &submit_call(&handover, &[]))
+            .is_err());
         let out = lc
-            .call(&ctx(false), &submit_call(&handover, &members(&new)))
+            .call(
+                &ctx(false),
+                u64::MAX,
+                &submit_call(&handover, &members(&new)),
+            )
             .expect("handover");
         assert_eq!(
             (verdict(&out), out.logs.len()),
@@ -508,11 +540,14 @@ mod tests {
         );
         // The old set can no longer anchor anything newer; the new one can.
         let by_old = signed(&header(6, 0, &old, &old), &old);
-        let refused = lc.call(&ctx(false), &submit_call(&by_old, &[]));
+        let refused = lc.call(&ctx(false), u64::MAX, &submit_call(&by_old, &[]));
         assert!(matches!(refused, Err(CallError::Revert(r)) if r.contains("trusts set")));
         let by_new = signed(&header(6, 0, &new, &new), &new);
         assert_eq!(
-            verdict(&lc.call(&ctx(false), &submit_call(&by_new, &[])).expect("6")),
+            verdict(
+                &lc.call(&ctx(false), u64::MAX, &submit_call(&by_new, &[]))
+                    .expect("6")
+            ),
             1
         );
 
@@ -540,12 +575,12 @@ mod tests {
         lc.create(CHAIN, root(), &members(&set)).expect("created");
         for height in 1..=3 {
             let anchor = signed(&header(height, 0, &set, &set), &set);
-            lc.call(&ctx(false), &submit_call(&anchor, &[]))
+            lc.call(&ctx(false), u64::MAX, &submit_call(&anchor, &[]))
                 .expect("anchored");
         }
         let fork = signed(&header(2, 0x77, &set, &set), &set);
         let out = lc
-            .call(&ctx(false), &submit_call(&fork, &[]))
+            .call(&ctx(false), u64::MAX, &submit_call(&fork, &[]))
             .expect("evidence");
         assert_eq!(verdict(&out), 4);
         let frozen = abi::ClientFrozen::decode_log_data(&out.logs[0].data).expect("event");
@@ -554,7 +589,7 @@ mod tests {
         let kept: Evidence = lc.read(&evidence_key(CHAIN)).expect("read").expect("kept");
         assert_eq!(kept.header, fork.0);
         let next = signed(&header(4, 0, &set, &set), &set);
-        let refused = lc.call(&ctx(false), &submit_call(&next, &[]));
+        let refused = lc.call(&ctx(false), u64::MAX, &submit_call(&next, &[]));
         assert!(matches!(refused, Err(CallError::Revert(r)) if r.contains("frozen")));
     }
 
@@ -595,9 +630,28 @@ mod tests {
                 false,
             ),
         ];
+        // Four signatures over four keys cost 120,000 gas: a call that cannot pay does nothing.
+        {
+            let mut overlay = MapSlots::over(|slot| slots.load(slot));
+            let refused = LightClients::new(&mut overlay).call(
+                &ctx(false),
+                119_999,
+                &submit_call(&anchor, &[]),
+            );
+            assert!(
+                matches!(&refused, Err(CallError::Revert(r)) if r.contains("needs 120000 gas")),
+                "{refused:?}"
+            );
+            assert!(overlay.writes.is_empty());
+            let paid = LightClients::new(&mut overlay)
+                .call(&ctx(false), 120_000, &submit_call(&anchor, &[]))
+                .expect("paid for");
+            assert_eq!(paid.extra_gas, 120_000);
+        }
+
         for (reason, input, is_static) in cases {
             let mut overlay = MapSlots::over(|slot| slots.load(slot));
-            let refused = LightClients::new(&mut overlay).call(&ctx(is_static), &input);
+            let refused = LightClients::new(&mut overlay).call(&ctx(is_static), u64::MAX, &input);
             assert!(
                 matches!(&refused, Err(CallError::Revert(r)) if r.contains(reason)),
                 "{reason}: {refused:?}"

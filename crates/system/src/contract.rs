@@ -34,6 +34,9 @@ pub struct SystemEnv<'g> {
     pub tx_hash: B256,
     /// A `STATICCALL`: any state change is refused.
     pub is_static: bool,
+    /// Gas the call may spend: a contract whose work grows with its input (signature checks)
+    /// refuses before doing work it cannot pay for. Unbounded unless the caller sets it.
+    pub gas_limit: u64,
     governance: &'g mut dyn Slots,
 }
 
@@ -53,6 +56,7 @@ impl<'g> SystemEnv<'g> {
             timestamp_ms,
             tx_hash: call.tx_hash,
             is_static: call.is_static,
+            gas_limit: u64::MAX,
             governance,
         }
     }
@@ -246,11 +250,10 @@ impl SystemContract for DidsContract {
 /// Light clients of other chains ([`LightClients`]).
 pub struct LightClientsContract;
 
-/// An anchor checks one Ed25519 signature per validator of the followed chain (about 50 µs
-/// each, 4 to 100 validators) besides its slots: priced like a few thousand gas per
-/// signature at the chain's measured rate, kept in the base as the contract cannot count
-/// signatures before it decodes them.
-pub const LIGHT_CLIENTS_BASE_GAS: u64 = 60_000;
+/// What every light-client call pays before its slots; an anchor adds
+/// [`crate::clients::SIGNATURE_GAS`] per signature and [`crate::clients::KEY_GAS`] per
+/// validator key it parses, refused before the work when the call's gas cannot pay them.
+pub const LIGHT_CLIENTS_BASE_GAS: u64 = 20_000;
 
 impl SystemContract for LightClientsContract {
     fn address(&self) -> Address {
@@ -275,7 +278,8 @@ impl SystemContract for LightClientsContract {
         mut slots: &mut dyn Slots,
         input: &[u8],
     ) -> Result<CallOutput> {
-        LightClients::new(&mut slots).call(&env.context(), input)
+        let budget = env.gas_limit.saturating_sub(LIGHT_CLIENTS_BASE_GAS);
+        LightClients::new(&mut slots).call(&env.context(), budget, input)
     }
 }
 

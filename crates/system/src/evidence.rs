@@ -397,6 +397,7 @@ impl<'s, S: Slots> Evidence<'s, S> {
             C::count(_) => self.count()?.abi_encode(),
         };
         Ok(CallOutput {
+            extra_gas: 0,
             output: output.into(),
             logs: std::mem::take(&mut self.logs),
         })

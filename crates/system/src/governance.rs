@@ -1142,6 +1142,7 @@ impl<'s, S: Slots> Governance<'s, S> {
             },
         };
         Ok(CallOutput {
+            extra_gas: 0,
             output: output.into(),
             logs: std::mem::take(&mut self.logs),
         })

@@ -56,6 +56,8 @@ pub struct CallContext {
 pub struct CallOutput {
     pub output: Bytes,
     pub logs: Vec<Log>,
+    /// Gas for work beyond slot accesses and logs (signature checks), charged with the rest.
+    pub extra_gas: u64,
 }
 
 /// Why a system call did not succeed.

@@ -15,10 +15,12 @@ pub struct Tip {
     pub height: u64,
     pub hash: B256,
     pub timestamp_ms: u64,
-    /// Whether the block after it must name its next validator set: true after genesis and
-    /// after any block that named it. Blocks finalized before headers had the field (an
-    /// upgraded chain's history, met again in sync or on restart) do not, and the first block
-    /// built after the upgrade turns it on for good.
+    /// Whether the block after it must name its next validator set: true after any block
+    /// that named it. Genesis does not (its header never has the field), so a chain's history
+    /// from before headers had it still syncs from scratch; every node builds it into every
+    /// block, so the first block after genesis (or after an upgrade) turns the rule on for
+    /// good, and a proposer that leaves it out before that only makes its block one a light
+    /// client cannot anchor.
     pub next_must_name_set: bool,
 }
 
@@ -30,7 +32,7 @@ impl Tip {
             height: h.height,
             hash: block.hash(),
             timestamp_ms: h.timestamp_ms,
-            next_must_name_set: h.height == 0 || h.next_validators_hash.is_some(),
+            next_must_name_set: h.next_validators_hash.is_some(),
         }
     }
 }
