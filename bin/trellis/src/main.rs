@@ -12,6 +12,7 @@ mod gov;
 mod ids;
 mod keys;
 mod keystore;
+mod ports;
 mod precompile_cases;
 mod progress;
 mod testnet;

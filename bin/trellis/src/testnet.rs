@@ -5,7 +5,6 @@ use clap::Subcommand;
 use jsonrpsee::http_client::HttpClientBuilder;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -57,38 +56,6 @@ pub struct NodeInfo {
     #[serde(default)]
     pub metrics: String,
     pub config: PathBuf,
-}
-
-/// `n` distinct free loopback ports below the kernel's ephemeral range: a port from that range
-/// (what binding port 0 hands out) may be taken by an outgoing connection — the nodes' own
-/// dials — between choosing it and the node listening on it. Every listener is held until
-/// all are chosen.
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    // Below the ephemeral range when it leaves room there (a range starting low leaves
-    // none: then anywhere above 10000).
-    let low = 10_000u32;
-    let high = match u32::from(ephemeral_from) {
-        from if from >= low + 1_000 => from,
-        _ => 65_536,
-    };
-    let span = high - low;
-    let start = rand::random::<u32>() % span;
-    let listeners: Vec<TcpListener> = (0..span)
-        .filter_map(|i| u16::try_from(low + (start + i) % span).ok())
-        .filter_map(|port| TcpListener::bind(("127.0.0.1", port)).ok())
-        .take(n)
-        .collect();
-    if listeners.len() < n {
-        anyhow::bail!("fewer than {n} free loopback ports between {low} and {high}");
-    }
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
 }
 
 pub fn run(command: TestnetCommand) -> anyhow::Result<()> {
@@ -155,7 +122,7 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32) -> anyhow::Result<()> 
     std::fs::write(&genesis_path, genesis.to_json())?;
 
     // (rpc, p2p, gossip, metrics) of each node.
-    let ports: Vec<(u16, u16, u16, u16)> = free_ports(4 * n)?
+    let ports: Vec<(u16, u16, u16, u16)> = crate::ports::free_ports(4 * n)?
         .chunks_exact(4)
         .map(|p| (p[0], p[1], p[2], p[3]))
         .collect();

@@ -132,13 +132,19 @@ fn result(
     gas_used: u64,
     gas_limit: u64,
 ) -> InterpreterResult {
-    let mut gas = Gas::new(gas_limit);
     if gas_used > gas_limit {
-        gas.spend_all();
-        return InterpreterResult::new(InstructionResult::PrecompileOOG, Bytes::new(), gas);
+        return out_of_gas(gas_limit);
     }
+    let mut gas = Gas::new(gas_limit);
     let _ = gas.record_regular_cost(gas_used);
     InterpreterResult::new(status, output, gas)
+}
+
+/// A call that cannot pay its price: all its gas spent, nothing done.
+fn out_of_gas(gas_limit: u64) -> InterpreterResult {
+    let mut gas = Gas::new(gas_limit);
+    gas.spend_all();
+    InterpreterResult::new(InstructionResult::PrecompileOOG, Bytes::new(), gas)
 }
 
 fn revert(reason: &str, gas_used: u64, gas_limit: u64) -> InterpreterResult {
@@ -162,13 +168,7 @@ impl TrellisPrecompiles {
     ) -> Result<Option<InterpreterResult>, String> {
         let call_gas = crate::gas::PRECOMPILE_CALL_GAS;
         if inputs.gas_limit < call_gas {
-            let mut gas = Gas::new(inputs.gas_limit);
-            gas.spend_all();
-            return Ok(Some(InterpreterResult::new(
-                InstructionResult::PrecompileOOG,
-                Bytes::new(),
-                gas,
-            )));
+            return Ok(Some(out_of_gas(inputs.gas_limit)));
         }
         let mut scaled = inputs.clone();
         scaled.gas_limit = (inputs.gas_limit - call_gas) / multiplier;
@@ -231,13 +231,7 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
         }
         // A call that cannot pay the contract's base does none of its work.
         if inputs.gas_limit < contract.base_gas() {
-            let mut gas = Gas::new(inputs.gas_limit);
-            gas.spend_all();
-            return Ok(Some(InterpreterResult::new(
-                InstructionResult::PrecompileOOG,
-                Bytes::new(),
-                gas,
-            )));
+            return Ok(Some(out_of_gas(inputs.gas_limit)));
         }
         let input = inputs.input.bytes(ctx);
         let call = CallContext {

@@ -174,6 +174,22 @@ impl ClientState {
             return Err(ClientError::Frozen(evidence.height));
         }
         let decoded = decode_header(header)?;
+        self.update_decoded(&decoded, header, certificate, next_validators, anchored)
+    }
+
+    /// [`ClientState::update`] for a caller that has already decoded `header` (RLP) into
+    /// `decoded` (with [`decode_header`]).
+    pub fn update_decoded(
+        &mut self,
+        decoded: &Header,
+        header: &[u8],
+        certificate: &[u8],
+        next_validators: Option<&ValidatorSet>,
+        anchored: impl FnOnce(u64) -> Option<B256>,
+    ) -> Result<Verdict, ClientError> {
+        if let Some(evidence) = &self.frozen {
+            return Err(ClientError::Frozen(evidence.height));
+        }
         if decoded.chain_id != self.chain_id {
             return Err(ClientError::WrongChain {
                 expected: self.chain_id,
@@ -229,7 +245,7 @@ impl ClientState {
                 return Ok(Verdict::Froze(evidence));
             }
             None if decoded.height < self.latest.height => {
-                return Ok(Verdict::Backfilled(Anchor::of(&decoded)));
+                return Ok(Verdict::Backfilled(Anchor::of(decoded)));
             }
             None => {}
         }
@@ -261,7 +277,7 @@ impl ClientState {
             }
             Some(carried.clone())
         };
-        let anchor = Anchor::of(&decoded);
+        let anchor = Anchor::of(decoded);
         self.latest = anchor;
         let set_changed = next.is_some();
         if let Some(next) = next {

@@ -284,7 +284,7 @@ impl<'s, S: Slots> LightClients<'s, S> {
         state.trusted_since = stored.trusted_since;
         // The anchor the update compares an older height with (read above).
         let verdict = state
-            .update(header, certificate, next_set.as_ref(), |_| known)
+            .update_decoded(&decoded, header, certificate, next_set.as_ref(), |_| known)
             .map_err(|e| CallError::revert(format!("chain {chain_id}: {e}")))?;
         match &verdict {
             Verdict::Advanced {

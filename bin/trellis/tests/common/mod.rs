@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../../src/ports.rs"]
+mod ports;
+
 use alloy_consensus::{TxEnvelope, TxLegacy};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256, U64};
@@ -11,7 +14,6 @@ use jsonrpsee::core::params::BatchRequestBuilder;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,36 +29,13 @@ pub fn free_port() -> u16 {
     free_ports(1)[0]
 }
 
-/// `n` distinct free loopback ports, below the kernel's ephemeral range: a port from that
-/// range (what binding port 0 hands out) may be taken by an outgoing connection — the nodes'
-/// dials, this test's requests — before the node listens on it (seen once: a hosted chain
-/// whose RPC port was taken stopped its process). Every listener is held until all are
-/// chosen: a node whose consensus port equals its RPC port runs without a consensus listener
-/// (seen once in the garbage-proposer test).
+/// `n` distinct free loopback ports, below the kernel's ephemeral range (`src/ports.rs`):
+/// a port from that range may be taken by the nodes' dials or this test's requests before the
+/// node listens on it (seen once: a hosted chain whose RPC port was taken stopped its
+/// process). Every listener is held until all are chosen: a node whose consensus port equals
+/// its RPC port runs without a consensus listener (seen once in the garbage-proposer test).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    // Below the ephemeral range when it leaves room there (a range starting low leaves
-    // none: then anywhere above 10000).
-    let low = 10_000u32;
-    let high = match u32::from(ephemeral_from) {
-        from if from >= low + 1_000 => from,
-        _ => 65_536,
-    };
-    let span = high - low;
-    let start = rand::random::<u32>() % span;
-    let listeners: Vec<TcpListener> = (0..span)
-        .filter_map(|i| u16::try_from(low + (start + i) % span).ok())
-        .filter_map(|port| TcpListener::bind(("127.0.0.1", port)).ok())
-        .take(n)
-        .collect();
-    assert_eq!(listeners.len(), n, "free loopback ports below {high}");
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("a bound port").port())
-        .collect()
+    ports::free_ports(n).expect("free loopback ports")
 }
 
 /// A child process that is killed when dropped.
