@@ -58,10 +58,25 @@ interface ITrellisGovernance {
         string failureReason;
     }
 
+    /// A validator of a sub-chain: a main-chain node of one of its member organisations.
+    struct SubchainValidator {
+        bytes32 publicKey;
+        uint64 power;
+    }
+
     struct Subchain {
         uint64 chainId;
         string name;
+        /// The height the creating proposal took effect at: the sub-chain's genesis is derived
+        /// from the main chain's state after this block (docs/multichain.md).
         uint64 createdAt;
+        /// Member organisations (every supervisor organisation joins as well).
+        string[] members;
+        SubchainValidator[] validators;
+        /// Retired by a vote: its hosts stop it; a recovery vote starts it again.
+        bool retired;
+        /// Height of the last retirement or recovery (createdAt until then).
+        uint64 changedAt;
     }
 
     struct AuditEntry {
@@ -109,7 +124,14 @@ interface ITrellisGovernance {
     function proposeFreeze(address target, uint64 effectiveHeight) external returns (uint64);
     function proposeUnfreeze(address target, uint64 effectiveHeight) external returns (uint64);
     function proposeSetThreshold(uint64 numerator, uint64 denominator, uint64 effectiveHeight) external returns (uint64);
-    function proposeCreateSubchain(uint64 chainId, string calldata name, uint64 effectiveHeight) external returns (uint64);
+    /// Creates a sub-chain of `members` (1 to 64 member organisations), validated by
+    /// `validators` (registered nodes of those members). Its hosts start it once it takes
+    /// effect, from a genesis derived from this chain's state (docs/multichain.md).
+    function proposeCreateSubchain(uint64 chainId, string calldata name, string[] calldata members, SubchainValidator[] calldata validators, uint64 effectiveHeight) external returns (uint64);
+    /// Retires a sub-chain: its hosts stop it, its data stays.
+    function proposeRetireSubchain(uint64 chainId, uint64 effectiveHeight) external returns (uint64);
+    /// Recovers a retired sub-chain: its hosts start it again where it stopped.
+    function proposeRecoverSubchain(uint64 chainId, uint64 effectiveHeight) external returns (uint64);
     /// Delegates an identifier prefix (e.g. "MA.156") to an organisation, or moves it; the
     /// holder may delegate sub-prefixes and register identifiers (ITrellisIdentifiers).
     function proposeDelegatePrefix(string calldata prefix, string calldata org, uint64 effectiveHeight) external returns (uint64);
@@ -151,6 +173,11 @@ interface ITrellisGovernance {
     function delegatedPrefixes(uint64 offset, uint64 limit) external view returns (string[] memory prefixes, string[] memory orgs);
     function subchainCount() external view returns (uint64);
     function getSubchains(uint64 offset, uint64 limit) external view returns (Subchain[] memory);
+    /// One sub-chain; reverts if there is none with that id.
+    function getSubchain(uint64 chainId) external view returns (Subchain memory);
+    /// The accounts of one organisation (admins included), in the order they were added.
+    function organizationAccountCount(string calldata org) external view returns (uint64);
+    function organizationAccounts(string calldata org, uint64 offset, uint64 limit) external view returns (address[] memory);
     function auditCount() external view returns (uint64);
     function auditEntry(uint64 seq) external view returns (AuditEntry memory);
     function getReadToken(bytes32 tokenHash) external view returns (ReadToken memory);

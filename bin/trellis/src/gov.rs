@@ -225,11 +225,30 @@ pub enum Proposal {
         #[arg(long)]
         denominator: u64,
     },
+    /// Create a sub-chain: its hosts start it once the proposal takes effect
+    /// (docs/multichain.md).
     CreateSubchain {
         #[arg(long)]
         chain_id: u64,
         #[arg(long)]
         name: String,
+        /// Member organisation (repeatable; supervisors join every sub-chain by themselves).
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+        /// A validator: a registered node of a member, as PUBLIC_KEY or PUBLIC_KEY:POWER
+        /// (power 1 by default; repeatable).
+        #[arg(long = "validator", required = true, value_parser = parse_subchain_validator)]
+        validators: Vec<abi::SubchainValidator>,
+    },
+    /// Retire a sub-chain: its hosts stop it; its data stays.
+    RetireSubchain {
+        #[arg(long)]
+        chain_id: u64,
+    },
+    /// Recover a retired sub-chain: its hosts start it again.
+    RecoverSubchain {
+        #[arg(long)]
+        chain_id: u64,
     },
     /// Delegate an identifier prefix (e.g. MA.156) to an organisation, or move it.
     DelegatePrefix {
@@ -582,9 +601,26 @@ fn proposal_call(p: Proposal, effective: u64) -> Vec<u8> {
             effectiveHeight: effective,
         }
         .abi_encode(),
-        Proposal::CreateSubchain { chain_id, name } => abi::proposeCreateSubchainCall {
+        Proposal::CreateSubchain {
+            chain_id,
+            name,
+            members,
+            validators,
+        } => abi::proposeCreateSubchainCall {
             chainId: chain_id,
             name,
+            members,
+            validators,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::RetireSubchain { chain_id } => abi::proposeRetireSubchainCall {
+            chainId: chain_id,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::RecoverSubchain { chain_id } => abi::proposeRecoverSubchainCall {
+            chainId: chain_id,
             effectiveHeight: effective,
         }
         .abi_encode(),
@@ -854,19 +890,37 @@ pub async fn run(command: GovCommand) -> anyhow::Result<()> {
                 println!("{:<40} {}", p.prefix, p.org);
             }
         }
-        GovCommand::Subchains { endpoint, page } => {
-            let subchains = list(&endpoint, "sub-chains", &page, |c, o, l| async move {
-                c.subchains(Some(o), Some(l)).await
-            });
-            for c in subchains.await? {
-                println!(
-                    "{:<10} {:<32} created at block {}",
-                    c.chain_id.to::<u64>(),
-                    c.name,
-                    c.created_at.to::<u64>(),
-                );
-            }
-        }
+        GovCommand::Subchains { endpoint, page } => print_subchains_page(&endpoint, &page).await?,
+    }
+    Ok(())
+}
+
+/// Every sub-chain, one line each.
+pub async fn print_subchains(endpoint: &Endpoint) -> anyhow::Result<()> {
+    let page = Page {
+        offset: 0,
+        limit: None,
+    };
+    print_subchains_page(endpoint, &page).await
+}
+
+async fn print_subchains_page(endpoint: &Endpoint, page: &Page) -> anyhow::Result<()> {
+    let subchains = list(endpoint, "sub-chains", page, |c, o, l| async move {
+        c.subchains(Some(o), Some(l)).await
+    });
+    for c in subchains.await? {
+        let state = match c.retired {
+            true => format!("retired at block {}", c.changed_at.to::<u64>()),
+            false => "active".to_owned(),
+        };
+        println!(
+            "{:<10} {:<32} created at block {}, {state}; members {}; {} validators",
+            c.chain_id.to::<u64>(),
+            c.name,
+            c.created_at.to::<u64>(),
+            c.members.join(", "),
+            c.validators.len(),
+        );
     }
     Ok(())
 }
@@ -939,4 +993,22 @@ pub async fn run_org(command: OrgCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `PUBLIC_KEY` or `PUBLIC_KEY:POWER`.
+fn parse_subchain_validator(s: &str) -> Result<abi::SubchainValidator, String> {
+    let (key, power) = match s.split_once(':') {
+        Some((k, p)) => (
+            k,
+            p.parse::<u64>().map_err(|e| format!("power {p:?}: {e}"))?,
+        ),
+        None => (s, 1),
+    };
+    let public_key = key
+        .parse::<alloy_primitives::B256>()
+        .map_err(|e| format!("public key {key:?}: {e} (32 bytes in hex)"))?;
+    Ok(abi::SubchainValidator {
+        publicKey: public_key,
+        power,
+    })
 }

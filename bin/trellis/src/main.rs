@@ -3,6 +3,7 @@
 
 mod audit;
 mod bench;
+mod chains;
 mod client;
 mod dev;
 mod dids;
@@ -88,6 +89,11 @@ enum Command {
     Id {
         #[command(subcommand)]
         command: ids::IdCommand,
+    },
+    /// Sub-chains: list them, fetch and verify a sub-chain's genesis.
+    Chain {
+        #[command(subcommand)]
+        command: chains::ChainCommand,
     },
 }
 
@@ -178,6 +184,7 @@ fn run() -> anyhow::Result<()> {
         Command::Audit { command } => runtime()?.block_on(audit::run(command)),
         Command::Id { command } => runtime()?.block_on(ids::run(command)),
         Command::Did { command } => runtime()?.block_on(dids::run(command)),
+        Command::Chain { command } => runtime()?.block_on(chains::run(command)),
     }
 }
 

@@ -318,4 +318,87 @@ async fn members_vote_a_validator_in_and_another_out_without_stalling() {
     let b4 = block(&c4, h + 3).await;
     assert_eq!(b2["hash"], b4["hash"]);
     assert_eq!(b2["stateRoot"], b4["stateRoot"]);
+
+    // 6. A sub-chain of org4 and org2, validated by node-4: every node derives its genesis
+    // when it commits the creating block, and anyone checks it against the main chain.
+    let out = gov(
+        &dir,
+        &url4,
+        ORG4_ADMIN,
+        &[
+            "propose",
+            "create-subchain",
+            "--chain-id",
+            "700",
+            "--name",
+            "edge",
+            "--member",
+            "org4",
+            "--member",
+            "org2",
+            "--validator",
+            &format!("{key4}:2"),
+        ],
+    );
+    let id = proposal_id(&out);
+    gov(&dir, &urls[2], 2, &["vote", &id]);
+    gov(&dir, &urls[2], 3, &["vote", &id]);
+    let out = gov(&dir, &urls[3], 1, &["vote", &id]);
+    assert!(out.contains(&format!("proposal {id} passed")), "{out}");
+    let h = block_number(&c2).await;
+    wait_height(&c3, h + 2, LIMIT).await;
+    let listed = run_cli(&dir, &["chain", "list", "--rpc", &urls[2]]);
+    assert!(
+        listed.contains("700") && listed.contains("edge") && listed.contains("org4, org2"),
+        "{listed}"
+    );
+    let file = dir.join("sub-700.json");
+    let out = run_cli(
+        &dir,
+        &[
+            "chain",
+            "genesis",
+            "700",
+            "--rpc",
+            &urls[3],
+            "--out",
+            file.to_str().expect("path"),
+        ],
+    );
+    assert!(out.contains("sub-chain 700: genesis 0x"), "{out}");
+    let genesis = trellis_primitives::Genesis::load(&file).expect("the genesis written");
+    assert_eq!(genesis.chain_id.0, 700);
+    assert_eq!(genesis.validators[0].public_key, key4);
+    // The same genesis from another node, checked against the file.
+    let again = run_cli(
+        &dir,
+        &[
+            "chain",
+            "genesis",
+            "700",
+            "--rpc",
+            &url4,
+            "--verify",
+            file.to_str().expect("path"),
+        ],
+    );
+    assert!(again.contains("is the derived genesis"), "{again}");
+    let mut other = genesis.clone();
+    other.gas_limit += 1;
+    std::fs::write(&file, serde_json::to_vec(&other).expect("json")).expect("write");
+    let refused = cli_fails(
+        &dir,
+        &[
+            "chain",
+            "genesis",
+            "700",
+            "--rpc",
+            &url4,
+            "--verify",
+            file.to_str().expect("path"),
+        ],
+    );
+    assert!(refused.contains("is not the derived genesis"), "{refused}");
+    let none = cli_fails(&dir, &["chain", "genesis", "701", "--rpc", &url4]);
+    assert!(none.contains("keeps no genesis of sub-chain 701"), "{none}");
 }

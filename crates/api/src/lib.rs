@@ -119,6 +119,17 @@ pub struct Subchain {
     pub chain_id: U64,
     pub name: String,
     pub created_at: U64,
+    pub members: Vec<String>,
+    pub validators: Vec<SubchainValidator>,
+    pub retired: bool,
+    pub changed_at: U64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubchainValidator {
+    pub public_key: B256,
+    pub power: U64,
 }
 
 /// A read token (only its hash is ever on chain) or a registered client certificate.
@@ -215,6 +226,27 @@ pub trait ChainApi {
     /// the call fails saying so.
     #[method(name = "getAnchor", blocking)]
     fn anchor(&self, height: U64) -> RpcResult<Option<AnchorData>>;
+
+    /// The genesis of sub-chain `chainId` as this node derived it when it committed the block
+    /// that created it, with the witness that proves it (docs/multichain.md); `null` if this
+    /// chain created no such sub-chain, or this node did not keep it.
+    #[method(name = "getSubchainGenesis", blocking)]
+    fn subchain_genesis(&self, chain_id: U64) -> RpcResult<Option<SubchainGenesis>>;
+}
+
+/// A sub-chain's genesis, derived from the main chain's governance state, and its proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubchainGenesis {
+    pub chain_id: U64,
+    /// The main-chain block the genesis is derived from: the one whose end applied the
+    /// creation (`createdAt - 1`).
+    pub main_height: U64,
+    /// The hash of the sub-chain's block 0.
+    pub genesis_hash: B256,
+    pub genesis: trellis_primitives::Genesis,
+    /// Every governance slot the derivation read, proven against that block's state root.
+    pub witness: trellis_light::StateWitness,
 }
 
 /// Governance state at the node's latest block, public to every caller the node admits.

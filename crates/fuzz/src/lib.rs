@@ -428,6 +428,7 @@ fn rpc_harness() -> &'static RpcHarness {
                     max_block_txs: 100,
                     pool: Default::default(),
                     clock: Default::default(),
+                    subchain_dir: None,
                 },
             )
             .expect("chain")

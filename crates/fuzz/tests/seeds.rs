@@ -198,6 +198,13 @@ fn write_seeds() {
             abi::proposeCreateSubchainCall {
                 chainId: 9,
                 name: "logistics".into(),
+                members: vec!["org1".into()],
+                validators: vec![abi::SubchainValidator {
+                    publicKey: "0x3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
+                        .parse()
+                        .expect("key"),
+                    power: 1,
+                }],
                 effectiveHeight: 0,
             }
             .abi_encode(),

@@ -10,7 +10,8 @@
 //!   header, and the rule that accepts certified headers, follows set changes in order and
 //!   freezes on a fork;
 //! - [`state`]: a state proof (a finalized header, its certificate, and Merkle proofs of an
-//!   account and some of its storage slots) and its verification.
+//!   account and some of its storage slots) and its verification, and a witness (many
+//!   slots, each trie node once) of the state a sub-chain's genesis is derived from.
 //!
 //! These definitions are the only ones: the consensus engine signs and encodes through them,
 //! the node serves what they check, the SDK and the CLI verify with them, and an on-chain
@@ -28,7 +29,8 @@ pub use certificate::{
 };
 pub use client::{decode_header, Anchor, ClientError, ClientState, Misbehaviour, Verdict};
 pub use state::{
-    verify_state, ProofError, ProvenAccount, SlotProof, StateProof, Trusted, VerifiedState,
+    verify_state, ProofError, ProvenAccount, SlotProof, StateProof, StateWitness, Trusted,
+    VerifiedState, WitnessSlot,
 };
 pub use validators::{
     members_hash, validator_address, validators_hash, LightValidator, ValidatorSet,

@@ -69,6 +69,8 @@ pub enum ProofError {
     Header(alloy_rlp::Error),
     #[error("header is for height {header}, proof claims {claimed}")]
     HeightMismatch { header: u64, claimed: u64 },
+    #[error("header hashes to {got}, the trusted block is {expected}")]
+    HeaderHash { expected: B256, got: B256 },
     #[error("genesis state has no commit certificate; ask again once block 1 is final")]
     Genesis0,
     #[error("commit certificate: {0}")]
@@ -130,39 +132,197 @@ pub fn verify_state(proof: &StateProof, trusted: &Trusted) -> Result<VerifiedSta
         header.hash(),
         &trusted.validators,
     )?;
+    let slots = verify_against_root(
+        header.state_root,
+        proof.address,
+        &proof.account,
+        &proof.account_proof,
+        proof
+            .storage_proofs
+            .iter()
+            .map(|p| (p.slot, p.value, p.proof.clone())),
+    )?;
+    Ok(VerifiedState { header, slots })
+}
 
-    let account = TrieAccount {
-        nonce: proof.account.nonce,
-        balance: proof.account.balance,
-        storage_root: proof.account.storage_root,
-        code_hash: proof.account.code_hash,
+/// Checks the account against `state_root` and every slot against the account's storage
+/// root; the proven values.
+fn verify_against_root(
+    state_root: B256,
+    address: Address,
+    account: &ProvenAccount,
+    account_proof: &[Bytes],
+    slots: impl Iterator<Item = (B256, U256, Vec<Bytes>)>,
+) -> Result<BTreeMap<U256, U256>, ProofError> {
+    let leaf = TrieAccount {
+        nonce: account.nonce,
+        balance: account.balance,
+        storage_root: account.storage_root,
+        code_hash: account.code_hash,
     };
     verify_proof(
-        header.state_root,
-        Nibbles::unpack(keccak256(proof.address)),
-        Some(alloy_rlp::encode(account)),
-        &proof.account_proof,
+        state_root,
+        Nibbles::unpack(keccak256(address)),
+        Some(alloy_rlp::encode(leaf)),
+        account_proof,
     )
     .map_err(|e| ProofError::Account(e.to_string()))?;
-
-    let mut slots = BTreeMap::new();
-    for p in &proof.storage_proofs {
-        let slot = U256::from_be_bytes(p.slot.0);
-        let expected =
-            (!p.value.is_zero()).then(|| alloy_rlp::encode_fixed_size(&p.value).to_vec());
+    let mut proven = BTreeMap::new();
+    for (key, value, proof) in slots {
+        let slot = U256::from_be_bytes(key.0);
+        let expected = (!value.is_zero()).then(|| alloy_rlp::encode_fixed_size(&value).to_vec());
         verify_proof(
-            proof.account.storage_root,
-            Nibbles::unpack(keccak256(p.slot)),
+            account.storage_root,
+            Nibbles::unpack(keccak256(key)),
             expected,
-            &p.proof,
+            &proof,
         )
         .map_err(|e| ProofError::Slot {
             slot,
             reason: e.to_string(),
         })?;
-        slots.insert(slot, p.value);
+        proven.insert(slot, value);
     }
-    Ok(VerifiedState { header, slots })
+    Ok(proven)
+}
+
+/// Many slots of one account at one height, proven with each trie node stored once: what a
+/// [`StateProof`] of thousands of slots would repeat (the nodes near the roots) is shared.
+/// Proofs refer to [`StateWitness::nodes`] by index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateWitness {
+    pub chain_id: u64,
+    pub height: u64,
+    /// RLP encoding of the block header at `height`.
+    pub header: Bytes,
+    /// The commit certificate of `height`.
+    pub certificate: Bytes,
+    pub address: Address,
+    pub account: ProvenAccount,
+    pub account_proof: Vec<u32>,
+    pub slots: Vec<WitnessSlot>,
+    /// Every trie node the proofs use, once.
+    pub nodes: Vec<Bytes>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessSlot {
+    pub slot: B256,
+    pub value: U256,
+    pub proof: Vec<u32>,
+}
+
+impl StateWitness {
+    /// The witness of the slots `proof` proves, each node stored once.
+    pub fn from_proof(proof: StateProof) -> StateWitness {
+        let mut nodes = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        let mut intern = |list: Vec<Bytes>| -> Vec<u32> {
+            list.into_iter()
+                .map(|node| {
+                    *index.entry(node.clone()).or_insert_with(|| {
+                        nodes.push(node);
+                        (nodes.len() - 1) as u32
+                    })
+                })
+                .collect()
+        };
+        let account_proof = intern(proof.account_proof);
+        let slots = proof
+            .storage_proofs
+            .into_iter()
+            .map(|p| WitnessSlot {
+                slot: p.slot,
+                value: p.value,
+                proof: intern(p.proof),
+            })
+            .collect();
+        StateWitness {
+            chain_id: proof.chain_id,
+            height: proof.height,
+            header: proof.header,
+            certificate: proof.certificate,
+            address: proof.address,
+            account: proof.account,
+            account_proof,
+            slots,
+            nodes,
+        }
+    }
+
+    fn path(&self, indices: &[u32]) -> Result<Vec<Bytes>, ProofError> {
+        indices
+            .iter()
+            .map(|i| {
+                self.nodes
+                    .get(*i as usize)
+                    .cloned()
+                    .ok_or_else(|| ProofError::Account(format!("the witness has no trie node {i}")))
+            })
+            .collect()
+    }
+
+    /// Checks every proof against the header, which the caller trusts by its hash (a block
+    /// hash its own node finalized): no certificate is needed. Answers the proven slots.
+    pub fn verify_with_hash(&self, trusted_hash: B256) -> Result<VerifiedState, ProofError> {
+        let header = Header::decode(&mut self.header.as_ref()).map_err(ProofError::Header)?;
+        if header.height != self.height {
+            return Err(ProofError::HeightMismatch {
+                header: header.height,
+                claimed: self.height,
+            });
+        }
+        if header.chain_id != self.chain_id {
+            return Err(ProofError::WrongChain {
+                expected: self.chain_id,
+                got: header.chain_id,
+            });
+        }
+        if header.hash() != trusted_hash {
+            return Err(ProofError::HeaderHash {
+                expected: trusted_hash,
+                got: header.hash(),
+            });
+        }
+        let mut slots = Vec::with_capacity(self.slots.len());
+        for s in &self.slots {
+            slots.push((s.slot, s.value, self.path(&s.proof)?));
+        }
+        let proven = verify_against_root(
+            header.state_root,
+            self.address,
+            &self.account,
+            &self.path(&self.account_proof)?,
+            slots.into_iter(),
+        )?;
+        Ok(VerifiedState {
+            header,
+            slots: proven,
+        })
+    }
+
+    /// Checks the header's certificate against `trusted`, then every proof against it.
+    pub fn verify(&self, trusted: &Trusted) -> Result<VerifiedState, ProofError> {
+        if self.chain_id != trusted.chain_id {
+            return Err(ProofError::WrongChain {
+                expected: trusted.chain_id,
+                got: self.chain_id,
+            });
+        }
+        let header = Header::decode(&mut self.header.as_ref()).map_err(ProofError::Header)?;
+        if header.height == 0 {
+            return Err(ProofError::Genesis0);
+        }
+        verify_certificate(
+            trusted.chain_id,
+            &self.certificate,
+            header.height,
+            header.hash(),
+            &trusted.validators,
+        )?;
+        self.verify_with_hash(header.hash())
+    }
 }
 
 #[cfg(test)]

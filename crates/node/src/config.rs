@@ -37,8 +37,15 @@ pub struct NodeConfig {
 #[serde(deny_unknown_fields)]
 pub struct ChainConfig {
     /// This chain's genesis file; its chain id names its data under `data_dir`
-    /// (`chain-<id>/`), so chains never share a database or consensus log.
-    pub genesis: PathBuf,
+    /// (`chain-<id>/`), so chains never share a database or consensus log. Give either
+    /// `genesis` or `subchain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis: Option<PathBuf>,
+    /// A sub-chain of the top-level chain, by chain id: started once the top-level chain's
+    /// governance creates it, from the genesis this node derives then (written to
+    /// `data_dir/chain-<id>/genesis.json`), stopped while it is retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subchain: Option<u64>,
     /// Where this chain's JSON-RPC, REST and explorer listen (the top level's `[rpc]` limits,
     /// read access and TLS apply).
     pub rpc_listen: SocketAddr,
@@ -241,6 +248,8 @@ pub enum ConfigError {
         path: String,
         source: toml::de::Error,
     },
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl RpcConfig {
@@ -272,13 +281,16 @@ impl NodeConfig {
             if let Some(tls) = &mut config.rpc.tls {
                 paths.extend([&mut tls.cert, &mut tls.key]);
             }
-            paths.extend(config.chains.iter_mut().map(|c| &mut c.genesis));
+            paths.extend(config.chains.iter_mut().filter_map(|c| c.genesis.as_mut()));
             for p in paths {
                 if p.is_relative() {
                     *p = base.join(&*p);
                 }
             }
         }
+        config
+            .check_chains()
+            .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
         Ok(config)
     }
 
@@ -289,14 +301,61 @@ impl NodeConfig {
         top.chains.clear();
         let mut hosted = vec![top.clone()];
         for chain in &self.chains {
-            let mut one = top.clone();
-            one.genesis = chain.genesis.clone();
-            one.rpc.listen = chain.rpc_listen;
-            one.p2p = chain.p2p.clone();
-            one.metrics.listen = chain.metrics_listen;
-            hosted.push(one);
+            if let Some(genesis) = &chain.genesis {
+                hosted.push(self.one_chain(chain, genesis.clone()));
+            }
         }
         hosted
+    }
+
+    /// The `[[chains]]` entries naming a sub-chain (`subchain = ID`), each as a single-chain
+    /// config whose genesis file is the one the host writes when the sub-chain is created.
+    pub fn subchains(&self) -> Vec<(u64, NodeConfig)> {
+        self.chains
+            .iter()
+            .filter(|c| c.genesis.is_none())
+            .filter_map(|c| {
+                let id = c.subchain?;
+                let genesis = self.subchain_genesis_path(id);
+                Some((id, self.one_chain(c, genesis)))
+            })
+            .collect()
+    }
+
+    /// Where the host writes sub-chain `id`'s genesis before starting it.
+    pub fn subchain_genesis_path(&self, id: u64) -> PathBuf {
+        self.data_dir
+            .join(format!("chain-{id}"))
+            .join("genesis.json")
+    }
+
+    fn one_chain(&self, chain: &ChainConfig, genesis: PathBuf) -> NodeConfig {
+        let mut one = self.clone();
+        one.chains.clear();
+        one.genesis = genesis;
+        one.rpc.listen = chain.rpc_listen;
+        one.p2p = chain.p2p.clone();
+        one.metrics.listen = chain.metrics_listen;
+        one
+    }
+
+    /// Each `[[chains]]` entry names exactly one of `genesis` and `subchain`.
+    pub fn check_chains(&self) -> Result<(), ConfigError> {
+        for (i, c) in self.chains.iter().enumerate() {
+            if c.genesis.is_some() == c.subchain.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "[[chains]] entry {}: give either genesis (a chain's genesis file) or \
+                     subchain (the id of a sub-chain the top-level chain creates), not {}",
+                    i + 1,
+                    if c.genesis.is_some() {
+                        "both"
+                    } else {
+                        "neither"
+                    }
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn to_toml(&self) -> String {

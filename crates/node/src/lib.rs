@@ -87,6 +87,12 @@ struct Hosted {
     chains: parking_lot::Mutex<BTreeMap<u64, RunningNode>>,
     /// Chains an operator asked to stop, stopping in the background.
     stopping: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    /// Sub-chains the follower does not start again until the process restarts: an
+    /// operator stopped them, or they failed to start.
+    held: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
+    /// Tells the sub-chain follower to end (the host is stopping).
+    closing: tokio::sync::watch::Sender<bool>,
+    follower: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Hosted {
@@ -125,6 +131,7 @@ impl trellis_rpc::HostControl for Control {
         let Some(node) = host.take(chain_id) else {
             return false;
         };
+        host.held.lock().insert(chain_id);
         // Stopped off the caller's request: it may be the chain whose port was called.
         let task = tokio::spawn(async move {
             node.stop().await;
@@ -141,15 +148,25 @@ impl ChainHost {
     /// are refused before anything starts; if a chain fails to start, those already started
     /// are stopped and the error names the chain's genesis file.
     pub async fn start(config: NodeConfig) -> Result<ChainHost, NodeError> {
+        config
+            .check_chains()
+            .map_err(|e| NodeError::config("chains", e.to_string()))?;
         let hosted = config.hosted_chains();
-        let mut ids = BTreeMap::new();
+        let subchains = config.subchains();
+        // Every chain's id, the top level's first: sub-chains by their configured id.
+        let mut named = Vec::new();
         for one in &hosted {
-            let id = Genesis::load(&one.genesis)?.chain_id.0;
-            if let Some(first) = ids.insert(id, one.genesis.clone()) {
+            named.push((Genesis::load(&one.genesis)?.chain_id.0, one.genesis.clone()));
+        }
+        named.extend(subchains.iter().map(|(id, c)| (*id, c.genesis.clone())));
+        let main_id = named.first().map(|(id, _)| *id).unwrap_or_default();
+        let mut ids = BTreeMap::new();
+        for (id, genesis) in named {
+            if let Some(first) = ids.insert(id, genesis.clone()) {
                 return Err(NodeError::ConfiguredTwice {
                     chain_id: id,
                     first,
-                    second: one.genesis.clone(),
+                    second: genesis,
                 });
             }
         }
@@ -157,6 +174,9 @@ impl ChainHost {
             shared: Arc::new(Hosted {
                 chains: Default::default(),
                 stopping: Default::default(),
+                held: Default::default(),
+                closing: tokio::sync::watch::channel(false).0,
+                follower: Default::default(),
             }),
         };
         let control: Arc<dyn trellis_rpc::HostControl> =
@@ -178,6 +198,15 @@ impl ChainHost {
                     });
                 }
             }
+        }
+        if !subchains.is_empty() {
+            let follower = tokio::spawn(follow_subchains(
+                Arc::downgrade(&host.shared),
+                main_id,
+                subchains,
+                control,
+            ));
+            *host.shared.follower.lock() = Some(follower);
         }
         Ok(host)
     }
@@ -212,6 +241,12 @@ impl ChainHost {
 
     /// Stops every chain, and waits for those an operator asked to stop.
     pub async fn stop(self) {
+        // The follower first, so that it starts nothing once the chains are taken.
+        self.shared.closing.send_replace(true);
+        let follower = self.shared.follower.lock().take();
+        if let Some(follower) = follower {
+            let _ = follower.await;
+        }
         let chains = std::mem::take(&mut *self.shared.chains.lock());
         for (_, node) in chains {
             node.stop().await;
@@ -221,6 +256,147 @@ impl ChainHost {
             let _ = task.await;
         }
     }
+}
+
+/// Starts and stops the configured sub-chains (`[[chains]] subchain = ID`) as the main
+/// chain's governance creates, retires and recovers them: checked at every main-chain
+/// height, until the host stops or the main chain does.
+async fn follow_subchains(
+    host: std::sync::Weak<Hosted>,
+    main_id: u64,
+    entries: Vec<(u64, NodeConfig)>,
+    control: Arc<dyn trellis_rpc::HostControl>,
+) {
+    let (mut heights, mut closing) = {
+        let Some(shared) = host.upgrade() else { return };
+        let heights = match shared.chains.lock().get(&main_id) {
+            Some(main) => main.chain.subscribe_committed(),
+            None => return,
+        };
+        (heights, shared.closing.subscribe())
+    };
+    let mut warned = std::collections::BTreeSet::new();
+    loop {
+        if *closing.borrow() {
+            return;
+        }
+        let Some(shared) = host.upgrade() else { return };
+        let Some(main) = shared.chains.lock().get(&main_id).map(|n| n.chain.clone()) else {
+            return;
+        };
+        let ids: Vec<u64> = entries.iter().map(|(id, _)| *id).collect();
+        let states = tokio::task::spawn_blocking(move || subchain_states(&main, &ids)).await;
+        let states = match states {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the sub-chains failed");
+                return;
+            }
+        };
+        for ((sub, config), state) in entries.iter().zip(states) {
+            let running = shared.chains.lock().contains_key(sub);
+            let held = shared.held.lock().contains(sub);
+            match state {
+                SubchainState::Active(derived) if !running && !held => {
+                    let Some(derived) = derived else {
+                        if warned.insert(*sub) {
+                            tracing::warn!(
+                                sub_chain = sub,
+                                "sub-chain {sub} exists, but this node keeps no genesis derived \
+                                 for it (it was created before this node kept them, or the file \
+                                 was lost): fetch it from another node with `trellis chain \
+                                 genesis --verify`, and give it as this entry's genesis"
+                            );
+                        }
+                        continue;
+                    };
+                    if let Err(e) = write_genesis(&config.genesis, &derived) {
+                        tracing::error!(sub_chain = sub, error = %e, "cannot write the genesis");
+                        shared.held.lock().insert(*sub);
+                        continue;
+                    }
+                    match start_in(config.clone(), Some(control.clone())).await {
+                        Ok(node) if *closing.borrow() => node.stop().await,
+                        Ok(node) => {
+                            info!(sub_chain = sub, rpc = %node.rpc_addr, "sub-chain started");
+                            shared.chains.lock().insert(*sub, node);
+                        }
+                        Err(e) => {
+                            tracing::error!(
+                                sub_chain = sub,
+                                error = %e,
+                                "sub-chain failed to start; not retried until restart"
+                            );
+                            shared.held.lock().insert(*sub);
+                        }
+                    }
+                }
+                SubchainState::Retired if running => {
+                    let node = shared.take(*sub);
+                    if let Some(node) = node {
+                        node.stop().await;
+                        info!(sub_chain = sub, "sub-chain retired: stopped");
+                    }
+                }
+                _ => {}
+            }
+        }
+        drop(shared);
+        tokio::select! {
+            changed = heights.changed() => if changed.is_err() { return },
+            _ = closing.changed() => return,
+        }
+    }
+}
+
+/// A configured sub-chain as the main chain's latest state has it.
+enum SubchainState {
+    /// Not created (yet), or its record cannot be read.
+    Unknown,
+    /// Created and not retired, with the genesis this node derived for it (if it kept one).
+    Active(Option<Box<Genesis>>),
+    Retired,
+}
+
+fn subchain_states(main: &Chain, ids: &[u64]) -> Vec<SubchainState> {
+    let view = match main.store().view() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the main chain's state");
+            return ids.iter().map(|_| SubchainState::Unknown).collect();
+        }
+    };
+    let mut slots = trellis_execution::governance_slots(&view);
+    let mut gov = trellis_system::Governance::new(&mut slots);
+    ids.iter()
+        .map(|&sub| match gov.subchain(sub) {
+            Ok(Some(record)) if record.retired => SubchainState::Retired,
+            Ok(Some(_)) => match main.subchain_genesis(sub) {
+                Ok(derived) => SubchainState::Active(derived.map(|d| Box::new(d.genesis))),
+                Err(e) => {
+                    tracing::warn!(sub_chain = sub, error = %e, "cannot read its genesis");
+                    SubchainState::Active(None)
+                }
+            },
+            Ok(None) => SubchainState::Unknown,
+            Err(e) => {
+                tracing::warn!(sub_chain = sub, error = %e, "cannot read the sub-chain record");
+                SubchainState::Unknown
+            }
+        })
+        .collect()
+}
+
+/// Writes `genesis` to `path` unless the file already holds it.
+fn write_genesis(path: &std::path::Path, genesis: &Genesis) -> std::io::Result<()> {
+    if Genesis::load(path).is_ok_and(|kept| &kept == genesis) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let json = serde_json::to_vec_pretty(genesis).map_err(std::io::Error::other)?;
+    std::fs::write(path, json)
 }
 
 /// Opens the store, writes genesis if needed, and starts consensus, RPC and gossip for the
@@ -256,6 +432,7 @@ async fn start_in(
             max_block_txs: config.consensus.max_block_txs,
             pool: config.pool_config(),
             clock: chain::Clock::system(),
+            subchain_dir: Some(chain_dir.join("subchains")),
         },
     )?;
 

@@ -1,19 +1,29 @@
 //! One process, two chains: a `ChainHost` runs two single-validator chains side by side, each
-//! finalizes on its own, and stopping one leaves the other running.
+//! finalizes on its own, and stopping one leaves the other running; a sub-chain created by a
+//! main-chain vote starts by itself from the genesis derived from main-chain state, stops
+//! when retired and starts again when recovered.
 
-use alloy_primitives::B256;
+use alloy_consensus::TxLegacy;
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, TxKind, B256, U256};
+use alloy_sol_types::SolCall;
 use std::path::Path;
 use std::time::Duration;
-use trellis_crypto::NodeKey;
-use trellis_node::{Chain, ChainConfig, ChainHost, NodeConfig, NodeError};
+use trellis_crypto::{AccountKey, NodeKey};
+use trellis_node::{chain::subchains, Chain, ChainConfig, ChainHost, NodeConfig, NodeError};
+use trellis_system::governance::{abi, GOVERNANCE_ADDRESS};
 
 fn write_genesis(path: &Path, chain_id: u64, validator: B256) {
+    write_genesis_admin(path, chain_id, validator, Address::with_last_byte(1));
+}
+
+fn write_genesis_admin(path: &Path, chain_id: u64, validator: B256, admin: Address) {
     std::fs::write(
         path,
         format!(
             r#"{{"chainId": {chain_id},
                 "validators": [{{"publicKey": "{validator}", "power": 1, "org": "org1"}}],
-                "governance": {{"organizations": [{{"id": "org1", "admins": ["0x0000000000000000000000000000000000000001"]}}]}}}}"#
+                "governance": {{"organizations": [{{"id": "org1", "admins": ["{admin}"]}}]}}}}"#
         ),
     )
     .expect("genesis written");
@@ -58,7 +68,8 @@ async fn two_chains_in_one_host_finalize_independently_and_stop_alone() {
     let mut sub_p2p = config.p2p.clone();
     sub_p2p.peers.clear();
     config.chains = vec![ChainConfig {
-        genesis: dir.path().join("sub.json"),
+        genesis: Some(dir.path().join("sub.json")),
+        subchain: None,
         rpc_listen: ([127, 0, 0, 1], 0).into(),
         p2p: sub_p2p,
         metrics_listen: None,
@@ -66,7 +77,7 @@ async fn two_chains_in_one_host_finalize_independently_and_stop_alone() {
 
     // Two entries of one chain are refused before anything starts.
     let mut twice = config.clone();
-    twice.chains[0].genesis = dir.path().join("main.json");
+    twice.chains[0].genesis = Some(dir.path().join("main.json"));
     let refused = ChainHost::start(twice).await.err().expect("refused");
     assert!(
         format!("{refused:#}").contains("configured twice"),
@@ -163,5 +174,172 @@ async fn two_chains_in_one_host_finalize_independently_and_stop_alone() {
     drop(sub);
     let sub_db = dir.path().join("data").join("chain-502").join("state.redb");
     drop(trellis_storage::Store::open(&sub_db).expect("the stopped chain's database is closed"));
+    host.stop().await;
+}
+
+/// Sends one governance call from `admin` and waits until it is committed.
+async fn govern(chain: &Chain, admin: &AccountKey, nonce: u64, input: Vec<u8>) {
+    let tx = admin.sign_tx(TxLegacy {
+        chain_id: Some(chain.chain_id()),
+        nonce,
+        gas_price: 0,
+        gas_limit: 5_000_000,
+        to: TxKind::Call(GOVERNANCE_ADDRESS),
+        value: U256::ZERO,
+        input: input.into(),
+    });
+    let hash = chain.admit(tx.encoded_2718()).await.expect("admitted");
+    let mut committed = chain.subscribe_committed();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let view = chain.store().view().expect("view");
+            if view.tx_location(&hash).expect("read").is_some() {
+                return;
+            }
+            committed.changed().await.expect("chain running");
+        }
+    })
+    .await
+    .expect("the governance call was committed");
+}
+
+/// Waits (bounded) until the host runs `chain_id` (`true`) or does not (`false`).
+async fn hosted(host: &ChainHost, chain_id: u64, running: bool) -> Option<Chain> {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let node = host.chain(chain_id);
+            if node.is_some() == running {
+                return node.map(|n| n.chain);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("chain {chain_id} running: {running} never happened"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = NodeKey::generate();
+    key.save(&dir.path().join("node_key.json"))
+        .expect("key saved");
+    let validator = B256::from(*key.public().as_bytes());
+    let admin = AccountKey::dev(0);
+    write_genesis_admin(
+        &dir.path().join("main.json"),
+        601,
+        validator,
+        admin.address(),
+    );
+
+    let mut config = NodeConfig {
+        moniker: "host".into(),
+        data_dir: dir.path().join("data"),
+        genesis: dir.path().join("main.json"),
+        node_key: dir.path().join("node_key.json"),
+        ..Default::default()
+    };
+    config.rpc.listen = ([127, 0, 0, 1], 0).into();
+    config.p2p.listen = ANY_PORT.into();
+    config.p2p.gossip_listen = ANY_PORT.into();
+    config.consensus.empty_block_interval_ms = 50;
+    let mut sub_p2p = config.p2p.clone();
+    sub_p2p.peers.clear();
+    config.chains = vec![ChainConfig {
+        genesis: None,
+        subchain: Some(602),
+        rpc_listen: ([127, 0, 0, 1], 0).into(),
+        p2p: sub_p2p,
+        metrics_listen: None,
+    }];
+    // An entry naming both a genesis and a sub-chain is refused.
+    let mut both = config.clone();
+    both.chains[0].genesis = Some(dir.path().join("main.json"));
+    let refused = ChainHost::start(both).await.err().expect("refused");
+    assert!(refused.to_string().contains("not both"), "{refused}");
+
+    let host = ChainHost::start(config.clone()).await.expect("host starts");
+    let main = host.chain(601).expect("main chain").chain;
+    assert!(host.chain(602).is_none(), "not created yet");
+    reach(&main, 2).await;
+
+    let create = abi::proposeCreateSubchainCall {
+        chainId: 602,
+        name: "logistics".into(),
+        members: vec!["org1".into()],
+        validators: vec![abi::SubchainValidator {
+            publicKey: validator,
+            power: 1,
+        }],
+        effectiveHeight: 0,
+    };
+    // One member: the proposal passes as it is made, and takes effect at the next height.
+    govern(&main, &admin, 0, create.abi_encode()).await;
+    let sub = hosted(&host, 602, true).await.expect("sub-chain started");
+    reach(&sub, 3).await;
+
+    // The genesis it started from is the one main-chain state derives, and checks out
+    // against the main-chain block it names.
+    let derived = main
+        .subchain_genesis(602)
+        .expect("readable")
+        .expect("kept by the node");
+    let main_height: u64 = derived.main_height.to();
+    let main_block = main
+        .store()
+        .view()
+        .expect("view")
+        .block(trellis_primitives::Height(main_height))
+        .expect("read")
+        .expect("the block the genesis is derived from");
+    let hash = subchains::verify(&derived, main_block.hash()).expect("the genesis verifies");
+    let sub_genesis = sub
+        .store()
+        .view()
+        .expect("view")
+        .block(trellis_primitives::Height(0))
+        .expect("read")
+        .expect("block 0");
+    assert_eq!(
+        hash,
+        sub_genesis.hash(),
+        "the sub-chain runs the derived genesis"
+    );
+    let client = &derived.genesis.light_clients[0];
+    assert_eq!(
+        (client.chain_id.0, client.root_hash),
+        (601, main_block.hash())
+    );
+
+    // What does not match is refused: another block, a changed genesis, a changed slot.
+    assert!(subchains::verify(&derived, B256::repeat_byte(1)).is_err());
+    let mut changed = derived.clone();
+    changed.genesis.gas_limit += 1;
+    let err = subchains::verify(&changed, main_block.hash()).expect_err("changed genesis");
+    assert!(err.to_string().contains("differs"), "{err}");
+    let mut forged = derived.clone();
+    forged.witness.slots[0].value += U256::from(1);
+    assert!(subchains::verify(&forged, main_block.hash()).is_err());
+
+    // Retired: its hosts stop it. Recovered: they start it again where it stopped.
+    let retire = abi::proposeRetireSubchainCall {
+        chainId: 602,
+        effectiveHeight: 0,
+    };
+    govern(&main, &admin, 1, retire.abi_encode()).await;
+    hosted(&host, 602, false).await;
+    let stopped_at = sub.height();
+    drop(sub);
+    let recover = abi::proposeRecoverSubchainCall {
+        chainId: 602,
+        effectiveHeight: 0,
+    };
+    govern(&main, &admin, 2, recover.abi_encode()).await;
+    let sub = hosted(&host, 602, true)
+        .await
+        .expect("sub-chain started again");
+    reach(&sub, stopped_at + 2).await;
+    drop(sub);
     host.stop().await;
 }

@@ -9,8 +9,9 @@ mod ids;
 
 pub use block::{Block, BlockDecodeError, Header, MAX_BLOCK_BYTES};
 pub use genesis::{
-    Genesis, GenesisAccount, GenesisError, GenesisGovernance, GenesisNode, GenesisOrganization,
-    GenesisValidator, NodeRole, Threshold, DEFAULT_GAS_LIMIT, DEFAULT_MAX_TRANSACTION_GAS,
+    Genesis, GenesisAccount, GenesisClientValidator, GenesisError, GenesisGovernance,
+    GenesisLightClient, GenesisNode, GenesisOrganization, GenesisValidator, NodeRole, Threshold,
+    DEFAULT_GAS_LIMIT, DEFAULT_MAX_TRANSACTION_GAS,
 };
 pub use ids::{ChainId, Height, InvalidOrgId, OrgId};
 

@@ -177,6 +177,17 @@ impl<B: Backend> GovernanceApiServer for GovernanceRpc<B> {
                     chain_id: U64::from(s.chain_id),
                     name: s.name,
                     created_at: U64::from(s.created_at),
+                    members: s.members.iter().map(|m| m.to_string()).collect(),
+                    validators: s
+                        .validators
+                        .iter()
+                        .map(|v| api::SubchainValidator {
+                            public_key: v.public_key,
+                            power: U64::from(v.power),
+                        })
+                        .collect(),
+                    retired: s.retired,
+                    changed_at: U64::from(s.changed_at),
                 })
                 .collect())
         })

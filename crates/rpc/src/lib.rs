@@ -64,6 +64,8 @@ pub trait Backend: Send + Sync + 'static {
     fn validators(&self) -> Vec<ValidatorInfo>;
     /// The validators deciding `height`, while this node keeps that set (recent heights).
     fn validators_at(&self, height: u64) -> Option<Vec<ValidatorInfo>>;
+    /// The genesis of sub-chain `chain_id` this node derived when this chain created it.
+    fn subchain_genesis(&self, chain_id: u64) -> Result<Option<api::SubchainGenesis>, String>;
 }
 
 /// One validator as the explorer shows it.

@@ -317,6 +317,13 @@ impl<B: Backend> ChainApiServer for ChainRpc<B> {
         Ok(self.backend.certificate(height.saturating_to()))
     }
 
+    fn subchain_genesis(&self, chain_id: U64) -> RpcResult<Option<trellis_api::SubchainGenesis>> {
+        Ok(self
+            .backend
+            .subchain_genesis(chain_id.saturating_to())
+            .map_err(RpcError::Unavailable)?)
+    }
+
     fn anchor(&self, height: U64) -> RpcResult<Option<trellis_api::AnchorData>> {
         let height: u64 = height.saturating_to();
         let unavailable = |e: trellis_storage::StoreError| RpcError::Unavailable(e.to_string());

@@ -41,6 +41,12 @@ pub struct RestError {
     message: String,
 }
 
+impl std::fmt::Display for RestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl RestError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         RestError {

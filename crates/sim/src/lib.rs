@@ -660,6 +660,7 @@ impl<'a> World<'a> {
                 max_block_txs: MAX_BLOCK_TXS,
                 pool: config.pool_config(),
                 clock: Clock::from_fn(move || clock.load(Ordering::Relaxed)),
+                subchain_dir: None,
             },
         )
         .map_err(|e| format!("node {index}: opening the chain: {e:#}"))?;

@@ -50,6 +50,12 @@ pub const MAX_ORGANIZATIONS: u64 = 1_024;
 pub const MAX_NODES_PER_ORGANIZATION: u64 = 256;
 /// Most validators at once: every validator signs every height.
 pub const MAX_VALIDATORS: u64 = 256;
+/// Most member organisations a sub-chain starts with.
+pub const MAX_SUBCHAIN_MEMBERS: usize = 64;
+/// Most accounts (admins included) a sub-chain's genesis carries over from its members and
+/// the supervisors: every one is read, and proven, when the genesis is derived. Members
+/// register more on the sub-chain itself (`addAccounts`).
+pub const MAX_SUBCHAIN_GENESIS_ACCOUNTS: u64 = 4_096;
 /// End-of-block work one height takes at most, in units of one ordinary proposal; removing an
 /// organisation weighs one plus [`MAX_NODES_PER_ORGANIZATION`]. A proposal that passes when
 /// its height is full takes effect at the first later height with room.
@@ -126,9 +132,19 @@ pub enum Action {
         target: Address,
     },
     SetThreshold(Threshold),
+    /// A sub-chain of `members`, validated by `validators` (registered nodes of those
+    /// members); its genesis is derived from the state after the block it takes effect in.
     CreateSubchain {
         chain_id: u64,
         name: String,
+        members: Vec<OrgId>,
+        validators: Vec<SubchainValidator>,
+    },
+    RetireSubchain {
+        chain_id: u64,
+    },
+    RecoverSubchain {
+        chain_id: u64,
     },
     /// Delegates an identifier prefix (e.g. `MA.156`) to an organisation, or moves it.
     DelegatePrefix {
@@ -151,6 +167,8 @@ impl Action {
             Action::Unfreeze { .. } => "unfreeze",
             Action::SetThreshold(_) => "setThreshold",
             Action::CreateSubchain { .. } => "createSubchain",
+            Action::RetireSubchain { .. } => "retireSubchain",
+            Action::RecoverSubchain { .. } => "recoverSubchain",
             Action::DelegatePrefix { .. } => "delegatePrefix",
         }
     }
@@ -195,9 +213,21 @@ impl Action {
             Action::SetThreshold(t) => {
                 format!("set the threshold to {}/{}", t.numerator, t.denominator)
             }
-            Action::CreateSubchain { chain_id, name } => {
-                format!("create sub-chain {chain_id} ({name})")
+            Action::CreateSubchain {
+                chain_id,
+                name,
+                members,
+                validators,
+            } => {
+                let members: Vec<&str> = members.iter().map(OrgId::as_str).collect();
+                format!(
+                    "create sub-chain {chain_id} ({name}) of {} with {} validators",
+                    members.join(", "),
+                    validators.len()
+                )
             }
+            Action::RetireSubchain { chain_id } => format!("retire sub-chain {chain_id}"),
+            Action::RecoverSubchain { chain_id } => format!("recover sub-chain {chain_id}"),
             Action::DelegatePrefix { prefix, org } => {
                 format!("delegate identifier prefix {prefix} to {org}")
             }
@@ -290,7 +320,22 @@ pub struct AuditEntry {
 pub struct Subchain {
     pub chain_id: u64,
     pub name: String,
+    /// The height its creation took effect at: its genesis is derived from the state after
+    /// this block.
     pub created_at: u64,
+    pub members: Vec<OrgId>,
+    pub validators: Vec<SubchainValidator>,
+    /// Retired by a vote (its hosts stop it); a recovery vote clears it.
+    pub retired: bool,
+    /// Height of the last retirement or recovery (`created_at` until then).
+    pub changed_at: u64,
+}
+
+/// A sub-chain validator: a registered main-chain node of one of its members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubchainValidator {
+    pub public_key: B256,
+    pub power: u64,
 }
 
 /// What the proposals applied at the end of a block changed that the node follows outside
@@ -303,6 +348,8 @@ pub struct Effects {
     pub nodes_removed: Vec<B256>,
     /// The validator set of the next height may differ from this one's.
     pub validators_changed: bool,
+    /// Sub-chains created: their genesis is derived from the state after this block.
+    pub subchains_created: Vec<u64>,
 }
 
 impl Effects {
@@ -310,6 +357,7 @@ impl Effects {
         self.nodes_added.extend(other.nodes_added);
         self.nodes_removed.extend(other.nodes_removed);
         self.validators_changed |= other.validators_changed;
+        self.subchains_created.extend(other.subchains_created);
     }
 }
 
@@ -442,6 +490,7 @@ impl Permissions {
 // | set `orgnodes:ID`              | the node keys of one organisation                        |
 // | `node:KEY`                     | [`Node`]                                                 |
 // | `acct:ADDRESS`                 | the account's organisation id                            |
+// | set `orgaccts:ID`              | the accounts of one organisation (admins included)       |
 // | set `frozen`                   | frozen addresses                                         |
 // | set `prefixes`, `gpfx:PREFIX`  | delegated identifier prefixes, and each one's holder     |
 // | set `subchains`, `subchain:ID` | sub-chain ids (8 bytes, big-endian), and each record     |
@@ -483,6 +532,10 @@ fn retired_key(id: &OrgId) -> Vec<u8> {
 
 fn org_nodes_name(id: &OrgId) -> Vec<u8> {
     key(b"orgnodes:", id.as_str().as_bytes())
+}
+
+fn org_accounts_name(id: &OrgId) -> Vec<u8> {
+    key(b"orgaccts:", id.as_str().as_bytes())
 }
 
 fn node_key(k: &B256) -> Vec<u8> {
@@ -565,6 +618,8 @@ impl Action {
     fn weight(&self) -> u64 {
         match self {
             Action::RemoveOrganization { .. } => 1 + MAX_NODES_PER_ORGANIZATION,
+            // Reads every member and validator node it names.
+            Action::CreateSubchain { .. } => 2,
             _ => 1,
         }
     }
@@ -636,7 +691,7 @@ impl<'s, S: Slots> Governance<'s, S> {
                 if let Some(other) = self.account_org(a)? {
                     return Err(bad(format!("account {a} is listed by {other} and {id}")));
                 }
-                self.write(&account_key(a), &id)?;
+                self.set_account(a, &id)?;
             }
         }
         let nodes = genesis
@@ -695,6 +750,11 @@ impl<'s, S: Slots> Governance<'s, S> {
     }
 
     /// Whether `id` is a member and whether it is a supervisor; `None`: no such organisation.
+    /// Whether `id` is a supervisor organisation.
+    pub fn is_supervisor(&mut self, id: &OrgId) -> Result<bool, SlotError> {
+        Ok(self.org_role(id)?.is_some_and(|(_, supervisor)| supervisor))
+    }
+
     fn org_role(&mut self, id: &OrgId) -> Result<Option<(bool, bool)>, SlotError> {
         let role = kv::counter(self.slots, &role_key(id))?;
         Ok((role != 0).then_some((role & ROLE_MEMBER != 0, role & ROLE_SUPERVISOR != 0)))
@@ -746,6 +806,25 @@ impl<'s, S: Slots> Governance<'s, S> {
             out.push((k, node.power));
         }
         Ok(out)
+    }
+
+    /// How many accounts organisation `id` has (admins included).
+    pub fn organization_account_count(&mut self, id: &OrgId) -> Result<u64, SlotError> {
+        kv::Set::new(&org_accounts_name(id)).len(self.slots)
+    }
+
+    /// The accounts of organisation `id` from position `offset` on, at most `limit`.
+    pub fn organization_accounts(
+        &mut self,
+        id: &OrgId,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Address>, SlotError> {
+        kv::Set::new(&org_accounts_name(id))
+            .page(self.slots, offset, limit)?
+            .into_iter()
+            .map(decode_address)
+            .collect()
     }
 
     pub fn account_org(&mut self, account: &Address) -> Result<Option<OrgId>, SlotError> {
@@ -922,6 +1001,9 @@ impl<'s, S: Slots> Governance<'s, S> {
                 | C::delegatedPrefixes(_)
                 | C::subchainCount(_)
                 | C::getSubchains(_)
+                | C::getSubchain(_)
+                | C::organizationAccountCount(_)
+                | C::organizationAccounts(_)
                 | C::auditCount(_)
                 | C::auditEntry(_)
                 | C::getReadToken(_)
@@ -1028,15 +1110,52 @@ impl<'s, S: Slots> Governance<'s, S> {
             )?,
             C::proposeCreateSubchain(c) => {
                 check_name(&c.name)?;
+                if c.members.len() > MAX_SUBCHAIN_MEMBERS
+                    || c.validators.len() as u64 > MAX_VALIDATORS
+                {
+                    return revert(format!(
+                        "a sub-chain has at most {MAX_SUBCHAIN_MEMBERS} members and \
+                         {MAX_VALIDATORS} validators"
+                    ));
+                }
+                let members = c
+                    .members
+                    .iter()
+                    .map(|m| parse_org(m))
+                    .collect::<Result<Vec<_>>>()?;
+                let validators = c
+                    .validators
+                    .iter()
+                    .map(|v| SubchainValidator {
+                        public_key: v.publicKey,
+                        power: v.power,
+                    })
+                    .collect();
                 self.propose(
                     ctx,
                     Action::CreateSubchain {
                         chain_id: c.chainId,
                         name: c.name,
+                        members,
+                        validators,
                     },
                     c.effectiveHeight,
                 )?
             }
+            C::proposeRetireSubchain(c) => self.propose(
+                ctx,
+                Action::RetireSubchain {
+                    chain_id: c.chainId,
+                },
+                c.effectiveHeight,
+            )?,
+            C::proposeRecoverSubchain(c) => self.propose(
+                ctx,
+                Action::RecoverSubchain {
+                    chain_id: c.chainId,
+                },
+                c.effectiveHeight,
+            )?,
             C::proposeDelegatePrefix(c) => {
                 let prefix =
                     Prefix::parse(&c.prefix).map_err(|e| CallError::revert(e.to_string()))?;
@@ -1128,13 +1247,22 @@ impl<'s, S: Slots> Governance<'s, S> {
             C::getSubchains(c) => self
                 .subchains(c.offset, page_limit(c.limit)?)?
                 .iter()
-                .map(|s| abi::Subchain {
-                    chainId: s.chain_id,
-                    name: s.name.clone(),
-                    createdAt: s.created_at,
-                })
+                .map(subchain_abi)
                 .collect::<Vec<_>>()
                 .abi_encode(),
+            C::getSubchain(c) => match self.subchain(c.chainId)? {
+                Some(s) => subchain_abi(&s).abi_encode(),
+                None => return revert(format!("no sub-chain {}", c.chainId)),
+            },
+            C::organizationAccountCount(c) => {
+                let org = parse_org(&c.org)?;
+                self.organization_account_count(&org)?.abi_encode()
+            }
+            C::organizationAccounts(c) => {
+                let org = parse_org(&c.org)?;
+                self.organization_accounts(&org, c.offset, page_limit(c.limit)?)?
+                    .abi_encode()
+            }
             C::auditCount(_) => self.config()?.audits.abi_encode(),
             C::auditEntry(c) => match self.audit_entry(c.seq)? {
                 Some(e) => audit_abi(&e).abi_encode(),
@@ -1491,16 +1619,113 @@ impl<'s, S: Slots> Governance<'s, S> {
                     Ok(())
                 }
             }
-            Action::CreateSubchain { chain_id, .. } => {
+            Action::CreateSubchain {
+                chain_id,
+                members,
+                validators,
+                ..
+            } => {
                 if *chain_id == 0 {
                     Err("chain id 0 is not allowed".into())
                 } else if SUBCHAINS.contains(self.slots, &chain_id.to_be_bytes())? {
                     Err(format!("sub-chain {chain_id} already exists"))
                 } else {
-                    Ok(())
+                    self.check_subchain(members, validators)?
                 }
             }
+            Action::RetireSubchain { chain_id } => match self.subchain(*chain_id)? {
+                None => Err(format!("no sub-chain {chain_id}")),
+                Some(s) if s.retired => Err(format!("sub-chain {chain_id} is already retired")),
+                Some(_) => Ok(()),
+            },
+            Action::RecoverSubchain { chain_id } => match self.subchain(*chain_id)? {
+                None => Err(format!("no sub-chain {chain_id}")),
+                Some(s) if !s.retired => Err(format!("sub-chain {chain_id} is not retired")),
+                Some(_) => Ok(()),
+            },
         })
+    }
+
+    /// A sub-chain's members are 1 to [`MAX_SUBCHAIN_MEMBERS`] distinct member organisations;
+    /// its validators 1 to [`MAX_VALIDATORS`] distinct registered nodes of those members, each
+    /// with a positive power, the total within `u64`.
+    fn check_subchain(
+        &mut self,
+        members: &[OrgId],
+        validators: &[SubchainValidator],
+    ) -> Result<Result<(), String>, SlotError> {
+        if members.is_empty() || members.len() > MAX_SUBCHAIN_MEMBERS {
+            return Ok(Err(format!(
+                "a sub-chain needs 1 to {MAX_SUBCHAIN_MEMBERS} member organisations, got {}",
+                members.len()
+            )));
+        }
+        if validators.is_empty() || validators.len() as u64 > MAX_VALIDATORS {
+            return Ok(Err(format!(
+                "a sub-chain needs 1 to {MAX_VALIDATORS} validators, got {}",
+                validators.len()
+            )));
+        }
+        for (i, org) in members.iter().enumerate() {
+            if members[..i].contains(org) {
+                return Ok(Err(format!("organisation {org} is listed twice")));
+            }
+            match self.org_role(org)? {
+                Some((true, _)) => {}
+                Some(_) => {
+                    return Ok(Err(format!(
+                        "{org} is a supervisor, not a member: supervisors join every sub-chain \
+                         by themselves"
+                    )))
+                }
+                None => return Ok(Err(format!("no organisation {org}"))),
+            }
+        }
+        let mut total = 0u64;
+        for (i, v) in validators.iter().enumerate() {
+            if validators[..i].iter().any(|w| w.public_key == v.public_key) {
+                return Ok(Err(format!("validator {} is listed twice", v.public_key)));
+            }
+            if v.power == 0 {
+                return Ok(Err(format!(
+                    "validator {} needs a positive power",
+                    v.public_key
+                )));
+            }
+            match self.node(&v.public_key)? {
+                None => return Ok(Err(format!("no node {} is registered", v.public_key))),
+                Some(n) if !members.contains(&n.org) => {
+                    return Ok(Err(format!(
+                        "node {} belongs to {}, which is not a member of the sub-chain",
+                        v.public_key, n.org
+                    )))
+                }
+                Some(_) => {}
+            }
+            total = match total.checked_add(v.power) {
+                Some(t) => t,
+                None => return Ok(Err(power_overflow())),
+            };
+        }
+        // The accounts the genesis carries: the members' and every supervisor's.
+        let mut accounts = 0u64;
+        for org in members {
+            accounts += self.organization_account_count(org)?;
+        }
+        let count = self.organization_count()?;
+        for org in self.organization_ids(0, count)? {
+            if !members.contains(&org) && self.is_supervisor(&org)? {
+                accounts += self.organization_account_count(&org)?;
+            }
+        }
+        if accounts > MAX_SUBCHAIN_GENESIS_ACCOUNTS {
+            return Ok(Err(format!(
+                "the members and supervisors have {accounts} accounts; a sub-chain's genesis \
+                 carries at most {MAX_SUBCHAIN_GENESIS_ACCOUNTS}: register the others on the \
+                 sub-chain with addAccounts"
+            )));
+        }
+        Ok(Ok(()))
     }
 
     /// A node that exists, changing to `role`/`power`, must leave some validator power and
@@ -1562,7 +1787,7 @@ impl<'s, S: Slots> Governance<'s, S> {
             match self.account_org(a)? {
                 Some(o) if o == org.id => {}
                 Some(o) => return revert(format!("account {a} belongs to organisation {o}")),
-                None => self.write(&account_key(a), &org.id)?,
+                None => self.set_account(a, &org.id)?,
             }
         }
         self.audit(
@@ -1596,7 +1821,7 @@ impl<'s, S: Slots> Governance<'s, S> {
             if org.admins.contains(a) {
                 return revert(format!("account {a} is an admin of {}", org.id));
             }
-            kv::delete(self.slots, &account_key(a))?;
+            self.unset_account(a, &org.id)?;
         }
         self.audit(
             ctx,
@@ -1723,6 +1948,17 @@ impl<'s, S: Slots> Governance<'s, S> {
         kv::set_counter(self.slots, &role_key(id), role)
     }
 
+    /// Maps `account` to `org` and lists it among the organisation's accounts.
+    fn set_account(&mut self, account: &Address, org: &OrgId) -> Result<(), SlotError> {
+        kv::Set::new(&org_accounts_name(org)).insert(self.slots, account.as_slice())?;
+        self.write(&account_key(account), org)
+    }
+
+    fn unset_account(&mut self, account: &Address, org: &OrgId) -> Result<(), SlotError> {
+        kv::Set::new(&org_accounts_name(org)).remove(self.slots, account.as_slice())?;
+        kv::delete(self.slots, &account_key(account))
+    }
+
     fn insert_node(&mut self, node: &Node) -> Result<(), SlotError> {
         let key = node.public_key.as_slice();
         NODES.insert(self.slots, key)?;
@@ -1757,7 +1993,7 @@ impl<'s, S: Slots> Governance<'s, S> {
                 supervisor,
             } => {
                 for a in &admins {
-                    self.write(&account_key(a), &id)?;
+                    self.set_account(a, &id)?;
                 }
                 ORGS.insert(self.slots, id.as_str().as_bytes())?;
                 self.set_role(&id, member, supervisor)?;
@@ -1823,8 +2059,12 @@ impl<'s, S: Slots> Governance<'s, S> {
                     effects.validators_changed = true;
                 }
             }
-            Action::AddAccount { account, org } => self.write(&account_key(&account), &org)?,
-            Action::RemoveAccount { account } => kv::delete(self.slots, &account_key(&account))?,
+            Action::AddAccount { account, org } => self.set_account(&account, &org)?,
+            Action::RemoveAccount { account } => {
+                if let Some(org) = self.account_org(&account)? {
+                    self.unset_account(&account, &org)?;
+                }
+            }
             Action::Freeze { target } => {
                 FROZEN.insert(self.slots, target.as_slice())?;
             }
@@ -1836,7 +2076,12 @@ impl<'s, S: Slots> Governance<'s, S> {
                 config.threshold = t;
                 self.write(CONFIG, &config)?;
             }
-            Action::CreateSubchain { chain_id, name } => {
+            Action::CreateSubchain {
+                chain_id,
+                name,
+                members,
+                validators,
+            } => {
                 SUBCHAINS.insert(self.slots, &chain_id.to_be_bytes())?;
                 self.write(
                     &subchain_key(chain_id),
@@ -1844,8 +2089,21 @@ impl<'s, S: Slots> Governance<'s, S> {
                         chain_id,
                         name,
                         created_at: effective,
+                        members,
+                        validators,
+                        retired: false,
+                        changed_at: effective,
                     },
                 )?;
+                effects.subchains_created.push(chain_id);
+            }
+            Action::RetireSubchain { chain_id } | Action::RecoverSubchain { chain_id } => {
+                let mut record = self
+                    .subchain(chain_id)?
+                    .ok_or_else(|| SlotError::invalid(format!("no sub-chain {chain_id}")))?;
+                record.retired = matches!(action, Action::RetireSubchain { .. });
+                record.changed_at = effective;
+                self.write(&subchain_key(chain_id), &record)?;
             }
             Action::DelegatePrefix { prefix, org } => {
                 PREFIXES.insert(self.slots, prefix.as_str().as_bytes())?;
@@ -1895,6 +2153,25 @@ fn power_overflow() -> String {
 /// A point on the curve, and not the all-zero encoding (a small-order point no key produces).
 fn valid_ed25519(key: &B256) -> bool {
     key != &B256::ZERO && ed25519_consensus::VerificationKey::try_from(key.0).is_ok()
+}
+
+fn subchain_abi(s: &Subchain) -> abi::Subchain {
+    abi::Subchain {
+        chainId: s.chain_id,
+        name: s.name.clone(),
+        createdAt: s.created_at,
+        members: s.members.iter().map(|m| m.to_string()).collect(),
+        validators: s
+            .validators
+            .iter()
+            .map(|v| abi::SubchainValidator {
+                publicKey: v.public_key,
+                power: v.power,
+            })
+            .collect(),
+        retired: s.retired,
+        changedAt: s.changed_at,
+    }
 }
 
 fn organization_abi(o: &Organization) -> abi::Organization {

@@ -21,6 +21,7 @@ pub mod governance;
 pub mod identifiers;
 pub mod kv;
 pub mod proof;
+pub mod subchain;
 
 pub use clients::{LightClients, LIGHT_CLIENTS_ADDRESS};
 pub use contract::{

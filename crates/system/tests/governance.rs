@@ -25,6 +25,28 @@ fn key(seed: u8) -> B256 {
     )
 }
 
+/// A proposal to create sub-chain `id` of `members`, validated by `(key seed, power)`s.
+fn subchain(
+    id: u64,
+    name: &str,
+    members: &[&str],
+    validators: &[(u8, u64)],
+) -> abi::proposeCreateSubchainCall {
+    abi::proposeCreateSubchainCall {
+        chainId: id,
+        name: name.into(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+        validators: validators
+            .iter()
+            .map(|(k, power)| abi::SubchainValidator {
+                publicKey: key(*k),
+                power: *power,
+            })
+            .collect(),
+        effectiveHeight: 0,
+    }
+}
+
 /// Four member organisations org0..org3 (one validator each), a supervisor, and USER in org0.
 fn genesis(supervisor: bool) -> Genesis {
     let validators: Vec<String> = (0..4)
@@ -488,6 +510,145 @@ fn views_answer_through_the_abi() {
 /// Every unauthorised or malformed action is refused with a reason naming the problem, and
 /// changes nothing (the harness asserts the latter for every refusal).
 #[test]
+fn a_subchain_is_created_retired_and_recovered_by_vote() {
+    let mut chain = Chain::new(true);
+    let out = chain
+        .call(
+            admin(0),
+            subchain(9, "logistics", &["org0", "org1"], &[(0, 2), (1, 1)]),
+        )
+        .expect("propose");
+    let id = u64::abi_decode(&out.output).expect("id");
+    for i in 1..3 {
+        chain.vote(admin(i), id, true).expect("vote");
+    }
+    assert_eq!(chain.status(id), abi::ProposalStatus::Passed);
+    // Refused while pending? No: a second proposal of the same id is allowed until the
+    // first takes effect, and fails then.
+    let h = chain.height;
+    let effects = chain.gov().end_block(h).expect("end block");
+    assert_eq!(effects.subchains_created, vec![9]);
+    chain.height += 1;
+    let record = chain
+        .call(STRANGER, abi::getSubchainCall { chainId: 9 })
+        .expect("view");
+    let record = abi::Subchain::abi_decode(&record.output).expect("record");
+    assert_eq!(record.name, "logistics");
+    assert_eq!(record.createdAt, h + 1);
+    assert_eq!(record.members, vec!["org0".to_string(), "org1".to_string()]);
+    assert_eq!(record.validators.len(), 2);
+    assert_eq!(record.validators[0].power, 2);
+    assert!(!record.retired);
+    assert!(chain
+        .call(admin(0), subchain(9, "again", &["org0"], &[(0, 1)]))
+        .unwrap_err()
+        .contains("already exists"));
+    assert!(chain
+        .call(STRANGER, abi::getSubchainCall { chainId: 10 })
+        .unwrap_err()
+        .contains("no sub-chain 10"));
+
+    let decide = |chain: &mut Chain, call: Vec<u8>| {
+        let out = chain.raw(admin(0), &call, false).expect("propose");
+        let id = u64::abi_decode(&out.output).expect("id");
+        for i in 1..3 {
+            chain.vote(admin(i), id, true).expect("vote");
+        }
+        chain.next_block();
+        let record = chain
+            .call(STRANGER, abi::getSubchainCall { chainId: 9 })
+            .expect("view");
+        abi::Subchain::abi_decode(&record.output).expect("record")
+    };
+    assert!(chain
+        .call(
+            admin(0),
+            abi::proposeRecoverSubchainCall {
+                chainId: 9,
+                effectiveHeight: 0
+            }
+        )
+        .unwrap_err()
+        .contains("is not retired"));
+    let retired = decide(
+        &mut chain,
+        abi::proposeRetireSubchainCall {
+            chainId: 9,
+            effectiveHeight: 0,
+        }
+        .abi_encode(),
+    );
+    assert!(retired.retired);
+    assert_eq!(retired.changedAt, chain.height);
+    assert!(chain
+        .call(
+            admin(0),
+            abi::proposeRetireSubchainCall {
+                chainId: 9,
+                effectiveHeight: 0
+            }
+        )
+        .unwrap_err()
+        .contains("already retired"));
+    let recovered = decide(
+        &mut chain,
+        abi::proposeRecoverSubchainCall {
+            chainId: 9,
+            effectiveHeight: 0,
+        }
+        .abi_encode(),
+    );
+    assert!(!recovered.retired);
+    assert_eq!(recovered.createdAt, h + 1);
+}
+
+#[test]
+fn organisations_list_their_accounts() {
+    let mut chain = Chain::new(false);
+    let accounts = |chain: &mut Chain, org: &str| {
+        let out = chain
+            .call(
+                STRANGER,
+                abi::organizationAccountsCall {
+                    org: org.into(),
+                    offset: 0,
+                    limit: 100,
+                },
+            )
+            .expect("view");
+        Vec::<Address>::abi_decode(&out.output).expect("accounts")
+    };
+    // Genesis admins and accounts.
+    assert_eq!(accounts(&mut chain, "org0"), vec![admin(0), USER]);
+    assert_eq!(accounts(&mut chain, "org1"), vec![admin(1)]);
+    chain
+        .call(
+            admin(1),
+            abi::addAccountsCall {
+                accounts: vec![STRANGER],
+            },
+        )
+        .expect("add");
+    assert_eq!(accounts(&mut chain, "org1"), vec![admin(1), STRANGER]);
+    chain
+        .call(
+            admin(1),
+            abi::removeAccountsCall {
+                accounts: vec![STRANGER],
+            },
+        )
+        .expect("remove");
+    assert_eq!(accounts(&mut chain, "org1"), vec![admin(1)]);
+    let count = chain
+        .call(
+            STRANGER,
+            abi::organizationAccountCountCall { org: "org0".into() },
+        )
+        .expect("count");
+    assert_eq!(u64::abi_decode(&count.output).expect("count"), 2);
+}
+
+#[test]
 fn unauthorised_action_matrix() {
     let mut c = Chain::new(true);
     let passed = c.propose_add_org(admin(0), "org4", admin(4)).unwrap();
@@ -636,12 +797,7 @@ fn unauthorised_action_matrix() {
         (
             "oversized name",
             admin(0),
-            abi::proposeCreateSubchainCall {
-                chainId: 9,
-                name: "n".repeat(200),
-                effectiveHeight: 0,
-            }
-            .abi_encode(),
+            subchain(9, &"n".repeat(200), &["org0"], &[(0, 1)]).abi_encode(),
             "longer than 128 bytes",
         ),
         (
@@ -810,13 +966,82 @@ fn unauthorised_action_matrix() {
         (
             "sub-chain id zero",
             admin(0),
-            abi::proposeCreateSubchainCall {
-                chainId: 0,
-                name: "s".into(),
+            subchain(0, "s", &["org0"], &[(0, 1)]).abi_encode(),
+            "chain id 0",
+        ),
+        (
+            "sub-chain without members",
+            admin(0),
+            subchain(9, "s", &[], &[(0, 1)]).abi_encode(),
+            "needs 1 to 64 member organisations",
+        ),
+        (
+            "sub-chain without validators",
+            admin(0),
+            subchain(9, "s", &["org0"], &[]).abi_encode(),
+            "needs 1 to 256 validators",
+        ),
+        (
+            "sub-chain member that does not exist",
+            admin(0),
+            subchain(9, "s", &["org0", "nobody"], &[(0, 1)]).abi_encode(),
+            "no organisation nobody",
+        ),
+        (
+            "sub-chain member listed twice",
+            admin(0),
+            subchain(9, "s", &["org0", "org0"], &[(0, 1)]).abi_encode(),
+            "listed twice",
+        ),
+        (
+            "sub-chain validator of a non-member",
+            admin(0),
+            subchain(9, "s", &["org0"], &[(0, 1), (1, 1)]).abi_encode(),
+            "which is not a member of the sub-chain",
+        ),
+        (
+            "sub-chain validator not registered",
+            admin(0),
+            subchain(9, "s", &["org0"], &[(9, 1)]).abi_encode(),
+            "is registered",
+        ),
+        (
+            "sub-chain validator without power",
+            admin(0),
+            subchain(9, "s", &["org0"], &[(0, 0)]).abi_encode(),
+            "needs a positive power",
+        ),
+        (
+            "sub-chain validator listed twice",
+            admin(0),
+            subchain(9, "s", &["org0"], &[(0, 1), (0, 2)]).abi_encode(),
+            "listed twice",
+        ),
+        (
+            "sub-chain validator powers that overflow",
+            admin(0),
+            subchain(9, "s", &["org0", "org1"], &[(0, u64::MAX), (1, 1)]).abi_encode(),
+            "would exceed",
+        ),
+        (
+            "retiring a sub-chain that does not exist",
+            admin(0),
+            abi::proposeRetireSubchainCall {
+                chainId: 9,
                 effectiveHeight: 0,
             }
             .abi_encode(),
-            "chain id 0",
+            "no sub-chain 9",
+        ),
+        (
+            "recovering a sub-chain that does not exist",
+            admin(0),
+            abi::proposeRecoverSubchainCall {
+                chainId: 9,
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+            "no sub-chain 9",
         ),
         (
             "unknown function",

@@ -82,7 +82,12 @@ enum Action {
         prefix: usize,
         org: String,
     },
-    Subchain(u64),
+    /// A sub-chain of one member, validated by one node.
+    Subchain {
+        id: u64,
+        org: String,
+        key: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,7 +236,11 @@ impl Model {
                 }
                 self.prefixes.insert(*prefix, org.clone());
             }
-            Action::Subchain(id) => return *id != 0 && self.subchains.insert(*id),
+            Action::Subchain { id, org, key } => {
+                let member = self.orgs.get(org).is_some_and(|o| o.0);
+                let validates = self.nodes.get(key).is_some_and(|n| &n.org == org);
+                return *id != 0 && member && validates && self.subchains.insert(*id);
+            }
         }
         true
     }
@@ -383,9 +392,14 @@ fn encode(action: &Action, effective: u64) -> Vec<u8> {
             effectiveHeight: effective,
         }
         .abi_encode(),
-        Action::Subchain(id) => abi::proposeCreateSubchainCall {
+        Action::Subchain { id, org: o, key } => abi::proposeCreateSubchainCall {
             chainId: *id,
             name: format!("chain {id}"),
+            members: vec![org(o)],
+            validators: vec![abi::SubchainValidator {
+                publicKey: node_key(*key),
+                power: 1,
+            }],
             effectiveHeight: effective,
         }
         .abi_encode(),
@@ -452,7 +466,11 @@ fn random_action(rng: &mut StdRng, shape: &Shape, run: &Run) -> Action {
             prefix: rng.gen_range(0..shape.prefixes),
             org: org(rng),
         },
-        _ => Action::Subchain(rng.gen_range(0..shape.subchains)),
+        _ => Action::Subchain {
+            id: rng.gen_range(0..shape.subchains),
+            org: org(rng),
+            key: rng.gen_range(0..shape.nodes),
+        },
     }
 }
 

@@ -167,4 +167,11 @@ impl trellis_rpc::Backend for Chain {
     fn drop_transaction(&self, hash: &B256) -> bool {
         self.lock_pool().remove(hash)
     }
+
+    fn subchain_genesis(
+        &self,
+        chain_id: u64,
+    ) -> Result<Option<trellis_rpc::api::SubchainGenesis>, String> {
+        Chain::subchain_genesis(self, chain_id).map_err(|e| e.to_string())
+    }
 }

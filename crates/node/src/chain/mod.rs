@@ -17,6 +17,7 @@ pub mod builder;
 mod error;
 pub mod genesis;
 pub mod state;
+pub mod subchains;
 pub mod verify;
 
 use admission::Admission;
@@ -50,6 +51,9 @@ pub struct ChainSettings {
     pub pool: PoolConfig,
     /// Where block timestamps come from: the system clock, or a simulation's.
     pub clock: Clock,
+    /// Where the genesis of each sub-chain this chain's governance creates is kept
+    /// ([`subchains`]); `None` keeps none (simulations, tools).
+    pub subchain_dir: Option<std::path::PathBuf>,
 }
 
 /// Milliseconds since the Unix epoch, as a chain instance sees them.
@@ -669,6 +673,9 @@ impl Chain {
         // Registered nodes and validators change only through the proposals applied at the
         // end of a block: follow what they changed instead of re-reading the registries.
         let effects = &pending.executed.governance;
+        if !effects.subchains_created.is_empty() {
+            self.keep_subchain_geneses(&pending.block, &effects.subchains_created);
+        }
         self.inner.peers.update(
             effects.nodes_added.iter().map(|k| k.0),
             effects.nodes_removed.iter().map(|k| k.0),
@@ -701,6 +708,52 @@ impl Chain {
         info!(height, %hash, txs = pending.block.transactions.len(), "committed block");
         self.inner.committed.send_replace(height);
         Ok(())
+    }
+
+    /// Derives and keeps the genesis of the sub-chains `block` created, from the state just
+    /// committed (no later block can have been committed yet: commits run one at a time). A
+    /// failure is this node's to report, never the block's: the operator can fetch the file
+    /// from another node and check it (`trellis chain genesis --verify`).
+    fn keep_subchain_geneses(&self, block: &Block, created: &[u64]) {
+        let Some(dir) = &self.inner.settings.subchain_dir else {
+            return;
+        };
+        let view = match self.inner.store.view() {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, "cannot read the state sub-chains are derived from");
+                return;
+            }
+        };
+        for &sub in created {
+            match subchains::derive(&view, &block.header, sub)
+                .and_then(|derived| subchains::save(dir, &derived).map(|()| derived))
+            {
+                Ok(derived) => info!(
+                    sub_chain = sub,
+                    genesis = %derived.genesis_hash,
+                    height = block.header.height,
+                    "sub-chain created: genesis derived and kept"
+                ),
+                Err(e) => tracing::error!(
+                    sub_chain = sub,
+                    height = block.header.height,
+                    error = %e,
+                    "sub-chain created, but its genesis could not be derived or kept here"
+                ),
+            }
+        }
+    }
+
+    /// The genesis of sub-chain `sub` this node derived, if it keeps it.
+    pub fn subchain_genesis(
+        &self,
+        sub: u64,
+    ) -> Result<Option<trellis_rpc::api::SubchainGenesis>, subchains::SubchainGenesisError> {
+        match &self.inner.settings.subchain_dir {
+            Some(dir) => subchains::load(dir, sub),
+            None => Ok(None),
+        }
     }
 
     /// Metrics of a block just committed on `parent_timestamp_ms`'s block: what it holds,
@@ -801,6 +854,7 @@ mod tests {
             max_block_txs: 10,
             pool: Default::default(),
             clock: Clock::from_fn(|| 1_000),
+            subchain_dir: None,
         }
     }
 
