@@ -26,6 +26,55 @@ use trellis_primitives::{
 use trellis_storage::{BlockCommit, Store};
 
 const CHAIN_ID: u64 = 7_777;
+/// The chain whose headers the anchor workload submits: four validators of power 1.
+const ANCHORED_CHAIN: u64 = 9_001;
+
+fn anchored_chain_keys() -> Vec<ed25519_consensus::SigningKey> {
+    (1..=4u8)
+        .map(|i| ed25519_consensus::SigningKey::from([i; 32]))
+        .collect()
+}
+
+fn anchored_chain_set() -> Vec<(B256, u64)> {
+    anchored_chain_keys()
+        .iter()
+        .map(|k| (B256::from(k.verification_key().to_bytes()), 1))
+        .collect()
+}
+
+/// `submitAnchor` of block `height` of [`ANCHORED_CHAIN`], signed by all four validators.
+fn anchor_call(height: u64) -> Bytes {
+    let set = trellis_light::members_hash(&anchored_chain_set());
+    let header = trellis_primitives::Header {
+        chain_id: ANCHORED_CHAIN,
+        height,
+        parent_hash: B256::from(U256::from(height)),
+        timestamp_ms: height,
+        proposer: Address::ZERO,
+        transactions_root: trellis_storage::EMPTY_ROOT,
+        receipts_root: trellis_storage::EMPTY_ROOT,
+        state_root: B256::from(rand::random::<[u8; 32]>()),
+        logs_bloom: Default::default(),
+        gas_limit: 1,
+        gas_used: 0,
+        validators_hash: set,
+        next_validators_hash: Some(set),
+    };
+    let certificate = trellis_light::certify(
+        ANCHORED_CHAIN,
+        height,
+        header.hash(),
+        &anchored_chain_keys(),
+    );
+    trellis_system::clients::abi::submitAnchorCall {
+        header: alloy_rlp::encode(&header).into(),
+        certificate: certificate.into(),
+        nextKeys: Vec::new(),
+        nextPowers: Vec::new(),
+    }
+    .abi_encode()
+    .into()
+}
 
 #[derive(Args, Clone)]
 pub struct GasBenchArgs {
@@ -79,6 +128,68 @@ pub struct Report {
     pub rows: Vec<Row>,
     pub worst: String,
     pub worst_block_ms: f64,
+    /// CPU time of the light-client rule alone (`trellis_light::ClientState::update`: header
+    /// decoding, certificate decoding, four signatures and four keys) per anchor, when the
+    /// anchor workload ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor_verification_us: Option<f64>,
+    /// One Ed25519 signature check on this machine, in the same run (the anchor price assumes
+    /// about 50 µs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ed25519_verify_us: Option<f64>,
+}
+
+/// Microseconds of one Ed25519 signature check (median of 5 runs of 400).
+fn ed25519_verify_us() -> f64 {
+    let key = anchored_chain_keys().remove(0);
+    let public = key.verification_key();
+    let message = b"trellis ed25519 calibration";
+    let signature = key.sign(message);
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..400 {
+                let _ = std::hint::black_box(public.verify(&signature, message));
+            }
+            started.elapsed().as_secs_f64() * 1e6 / 400.0
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+/// Microseconds one anchor of [`ANCHORED_CHAIN`] takes to verify with the light-client rule
+/// alone (median of 5 runs of 200 fresh headers).
+fn anchor_verification_us() -> anyhow::Result<f64> {
+    use trellis_light::{Anchor, ClientState, ValidatorSet};
+    let set = ValidatorSet::from_keys(anchored_chain_set())?;
+    let root = Anchor {
+        height: 0,
+        hash: B256::repeat_byte(1),
+        state_root: B256::ZERO,
+        timestamp_ms: 0,
+    };
+    let mut runs = Vec::new();
+    for run in 0..5u64 {
+        let anchors: Vec<(Vec<u8>, Vec<u8>)> = (1..=200u64)
+            .map(|h| {
+                let call = anchor_call(run * 1_000 + h);
+                let decoded = trellis_system::clients::abi::submitAnchorCall::abi_decode(&call)
+                    .expect("own encoding");
+                (decoded.header.to_vec(), decoded.certificate.to_vec())
+            })
+            .collect();
+        let mut client = ClientState::new(ANCHORED_CHAIN, root, set.clone());
+        let started = Instant::now();
+        for (header, certificate) in &anchors {
+            client
+                .update(header, certificate, None, |_| None)
+                .map_err(|e| anyhow::anyhow!("anchor refused: {e}"))?;
+        }
+        runs.push(started.elapsed().as_secs_f64() * 1e6 / anchors.len() as f64);
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(runs[runs.len() / 2])
 }
 
 // ---- a tiny EVM assembler for the loop contracts ----
@@ -483,6 +594,17 @@ fn system_workloads(tx_gas: u64) -> Vec<Workload> {
             },
         },
         Workload {
+            name: "light-client-anchors".into(),
+            what: "light-client `submitAnchor`: a new header of a followed chain of 4 \
+                   validators per call (4 signatures checked, 4 keys parsed)"
+                .into(),
+            send: Send::Call {
+                to: trellis_system::LIGHT_CLIENTS_ADDRESS,
+                input: Box::new(|i| anchor_call(i as u64 + 1)),
+                gas: Some(400_000),
+            },
+        },
+        Workload {
             name: "dids-resolve".into(),
             what: "DID `resolve` reads of a missing DID (one per call), in a loop of calls".into(),
             send: Send::Call {
@@ -663,7 +785,22 @@ fn genesis(args: &GasBenchArgs, codes: &[(u8, Bytes)]) -> anyhow::Result<Genesis
             proposal_ttl_blocks: 1_000,
         },
         alloc,
-        light_clients: Vec::new(),
+        light_clients: vec![trellis_primitives::GenesisLightClient {
+            chain_id: trellis_primitives::ChainId(ANCHORED_CHAIN),
+            root_height: 0,
+            root_hash: B256::repeat_byte(1),
+            root_state_root: B256::ZERO,
+            root_timestamp_ms: 0,
+            validators: anchored_chain_set()
+                .into_iter()
+                .map(
+                    |(public_key, power)| trellis_primitives::GenesisClientValidator {
+                        public_key,
+                        power,
+                    },
+                )
+                .collect(),
+        }],
     };
     genesis.validate()?;
     Ok(genesis)
@@ -893,6 +1030,12 @@ pub fn execute(args: &GasBenchArgs, precompiles: Vec<PrecompileCase>) -> anyhow:
         .max_by(|a, b| a.full_block_ms.total_cmp(&b.full_block_ms))
         .cloned()
         .context("no workload ran")?;
+    let anchor_verification_us = rows
+        .iter()
+        .any(|r| r.workload == "light-client-anchors")
+        .then(anchor_verification_us)
+        .transpose()?;
+    let ed25519_verify_us = anchor_verification_us.map(|_| ed25519_verify_us());
     Ok(Report {
         gas_limit: args.gas_limit,
         tx_gas: args.tx_gas,
@@ -900,6 +1043,8 @@ pub fn execute(args: &GasBenchArgs, precompiles: Vec<PrecompileCase>) -> anyhow:
         rows,
         worst: worst.workload,
         worst_block_ms: worst.full_block_ms,
+        anchor_verification_us,
+        ed25519_verify_us,
     })
 }
 
@@ -934,6 +1079,13 @@ pub fn run(args: GasBenchArgs) -> anyhow::Result<()> {
     );
     if !report.surcharges.is_empty() {
         println!("gas schedule surcharges: {}", report.surcharges.join(", "));
+    }
+    if let (Some(us), Some(one)) = (report.anchor_verification_us, report.ed25519_verify_us) {
+        println!(
+            "light-client rule alone: {us:.0} µs per anchor of a chain of 4 validators \
+             ({:.2} × its 4 signature checks; one Ed25519 check: {one:.1} µs)",
+            us / (4.0 * one)
+        );
     }
     Ok(())
 }

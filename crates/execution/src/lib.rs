@@ -438,7 +438,7 @@ fn end_block(
     height: u64,
     changes: &mut StateChanges,
 ) -> Result<(trellis_system::governance::Effects, Option<Validators>), ExecutionError> {
-    let (effects, next_validators, writes) = {
+    let (effects, next_validators, writes, created) = {
         let pending = changes.storage.get(&GOVERNANCE_ADDRESS);
         let mut slots = MapSlots::over(|slot| match pending.and_then(|p| p.get(&slot)) {
             Some(v) => Ok(*v),
@@ -454,10 +454,23 @@ fn end_block(
                     true => Some(Governance::new(&mut slots).validators()?),
                     false => None,
                 };
-                Ok((effects, next))
+                // The validators of each sub-chain created: the main chain's client of it
+                // trusts them.
+                let mut created = Vec::new();
+                for &sub in &effects.subchains_created {
+                    if let Some(record) = Governance::new(&mut slots).subchain(sub)? {
+                        let set: Vec<(B256, u64)> = record
+                            .validators
+                            .iter()
+                            .map(|v| (v.public_key, v.power))
+                            .collect();
+                        created.push((sub, set));
+                    }
+                }
+                Ok((effects, next, created))
             });
         match ended {
-            Ok((effects, next)) => (effects, next, slots.writes),
+            Ok((effects, next, created)) => (effects, next, slots.writes, created),
             Err(SlotError::Invalid(reason)) => {
                 tracing::error!(
                     height,
@@ -485,7 +498,85 @@ fn end_block(
         .entry(GOVERNANCE_ADDRESS)
         .or_default()
         .extend(writes);
+    if !created.is_empty() {
+        follow_subchains(view, height, &created, changes)?;
+    }
     Ok((effects, next_validators))
+}
+
+/// Creates this chain's light client of each sub-chain just created, trusting the
+/// validators its creation named from its first block on. The sub-chain's genesis is derived
+/// from the state this block leaves, so its hash is not known here: the client's root is
+/// height 0 with a zero hash, and it accepts the sub-chain's headers from height 1. A client
+/// the contract refuses (one of that chain id exists already) is logged and skipped: the same
+/// on every node.
+fn follow_subchains(
+    view: &StateView,
+    height: u64,
+    created: &[(u64, Vec<(B256, u64)>)],
+    changes: &mut StateChanges,
+) -> Result<(), ExecutionError> {
+    use trellis_system::{clients::Anchored, LightClients, LIGHT_CLIENTS_ADDRESS};
+    let writes = {
+        let pending = changes.storage.get(&LIGHT_CLIENTS_ADDRESS);
+        let mut slots = MapSlots::over(|slot| match pending.and_then(|p| p.get(&slot)) {
+            Some(v) => Ok(*v),
+            None => view
+                .storage(&LIGHT_CLIENTS_ADDRESS, &slot)
+                .map_err(SlotError::unavailable),
+        });
+        for (sub, validators) in created {
+            let root = Anchored {
+                height: 0,
+                hash: B256::ZERO,
+                state_root: B256::ZERO,
+                timestamp_ms: 0,
+            };
+            let mut overlay = MapSlots::over(|slot| slots.load(slot));
+            match LightClients::new(&mut overlay).create(*sub, root, validators) {
+                Ok(()) => {
+                    let written = std::mem::take(&mut overlay.writes);
+                    drop(overlay);
+                    for (slot, value) in written {
+                        slots.store(slot, value)?;
+                    }
+                }
+                Err(trellis_system::CallError::Storage(e @ SlotError::Unavailable(_))) => {
+                    return Err(e.into())
+                }
+                Err(e) => tracing::error!(
+                    height,
+                    sub_chain = sub,
+                    error = %e,
+                    "no light client of the new sub-chain: the contract refused it"
+                ),
+            }
+        }
+        slots.writes
+    };
+    if writes.is_empty() {
+        return Ok(());
+    }
+    if let std::collections::btree_map::Entry::Vacant(entry) =
+        changes.accounts.entry(LIGHT_CLIENTS_ADDRESS)
+    {
+        // A chain whose genesis configured no client has no account there yet.
+        let account = view
+            .account(&LIGHT_CLIENTS_ADDRESS)?
+            .unwrap_or(AccountState {
+                nonce: 1,
+                balance: U256::ZERO,
+                code_hash: alloy_primitives::keccak256(trellis_system::SYSTEM_CODE),
+                storage_root: B256::ZERO,
+            });
+        entry.insert(Some(account));
+    }
+    changes
+        .storage
+        .entry(LIGHT_CLIENTS_ADDRESS)
+        .or_default()
+        .extend(writes);
+    Ok(())
 }
 
 /// A read-only message call (`eth_call`), against the state in `view`.

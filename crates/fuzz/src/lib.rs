@@ -463,3 +463,19 @@ pub fn json_rpc(data: &[u8]) {
         );
     }
 }
+
+/// A sub-chain's genesis and witness as a main-chain node answers them
+/// (`trellis_getSubchainGenesis`), which `trellis chain genesis` decodes and verifies: any
+/// answer is refused or verified, never a panic, and a verified one re-derives to itself.
+pub fn subchain_genesis(data: &[u8]) {
+    let Ok(derived) = serde_json::from_slice::<trellis_rpc::api::SubchainGenesis>(data) else {
+        return;
+    };
+    // Trust the witness's own header, so that the proofs and the derivation run.
+    let trusted = trellis_light::decode_header(&derived.witness.header)
+        .map(|h| h.hash())
+        .unwrap_or_default();
+    if let Ok(hash) = trellis_node::chain::subchains::verify(&derived, trusted) {
+        assert_eq!(hash, derived.genesis_hash);
+    }
+}

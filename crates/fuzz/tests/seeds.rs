@@ -458,6 +458,37 @@ fn write_light_client_seed() {
     ));
     trellis_fuzz::light_client(&input);
     write("light_client", "anchor", &input);
+    // A sub-chain genesis answer over that header (its proofs do not verify: the skeleton of
+    // the format).
+    let derived = trellis_rpc::api::SubchainGenesis {
+        chain_id: alloy_primitives::U64::from(9),
+        main_height: alloy_primitives::U64::from(1),
+        genesis_hash: B256::ZERO,
+        genesis: trellis_primitives::Genesis::from_json(GENESIS).expect("genesis"),
+        witness: trellis_light::StateWitness {
+            chain_id: 1337,
+            height: 1,
+            header: rlp.clone().into(),
+            certificate: certificate.clone().into(),
+            address: trellis_system::GOVERNANCE_ADDRESS,
+            account: trellis_light::ProvenAccount {
+                nonce: 1,
+                balance: U256::ZERO,
+                storage_root: B256::ZERO,
+                code_hash: B256::ZERO,
+            },
+            account_proof: vec![0],
+            slots: vec![trellis_light::WitnessSlot {
+                slot: B256::ZERO,
+                value: U256::from(1),
+                proof: vec![0],
+            }],
+            nodes: vec![Bytes::from_static(&[0x80])],
+        },
+    };
+    let json = serde_json::to_vec(&derived).expect("json");
+    trellis_fuzz::subchain_genesis(&json);
+    write("subchain_genesis", "skeleton", &json);
     let call = trellis_system::clients::abi::submitAnchorCall {
         header: rlp.into(),
         certificate: certificate.into(),

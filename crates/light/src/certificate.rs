@@ -82,6 +82,34 @@ pub enum CertificateError {
     InsufficientPower { signed: u64, total: u64 },
 }
 
+/// A certificate of `block_hash` at `height`, round 0, signed by `signers` (their precommits,
+/// as validators sign them): what tests, benchmarks and simulations need to make a header a
+/// light client accepts. Real certificates come from the consensus engine.
+pub fn certify(
+    chain_id: u64,
+    height: u64,
+    block_hash: B256,
+    signers: &[ed25519_consensus::SigningKey],
+) -> Vec<u8> {
+    let signatures = signers
+        .iter()
+        .map(|key| {
+            let address = crate::validators::validator_address(&key.verification_key().to_bytes());
+            let message = precommit_sign_bytes(chain_id, height, Some(0), block_hash, address);
+            (
+                address,
+                Bytes::copy_from_slice(&key.sign(&message).to_bytes()),
+            )
+        })
+        .collect();
+    encode_certificate(&Certificate {
+        height,
+        round: Some(0),
+        block_hash,
+        signatures,
+    })
+}
+
 pub fn encode_certificate(certificate: &Certificate) -> Vec<u8> {
     postcard::to_stdvec(certificate).unwrap_or_default()
 }

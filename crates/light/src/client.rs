@@ -307,11 +307,8 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certificate::{encode_certificate, precommit_sign_bytes, Certificate};
-    use crate::validators::validator_address;
     use alloy_primitives::{Address, Bloom};
     use alloy_rlp::Encodable;
-    use bytes::Bytes;
     use ed25519_consensus::SigningKey;
     use std::collections::HashMap;
 
@@ -385,25 +382,8 @@ mod tests {
 
     /// The header's RLP and a certificate of `signers`' precommits for it.
     fn sign(header: &Header, signers: &[SigningKey]) -> (Vec<u8>, Vec<u8>) {
-        let hash = header.hash();
-        let signatures = signers
-            .iter()
-            .map(|k| {
-                let address = validator_address(&k.verification_key().to_bytes());
-                let message = precommit_sign_bytes(CHAIN, header.height, Some(0), hash, address);
-                (
-                    address,
-                    Bytes::copy_from_slice(&k.sign(&message).to_bytes()),
-                )
-            })
-            .collect();
-        let certificate = Certificate {
-            height: header.height,
-            round: Some(0),
-            block_hash: hash,
-            signatures,
-        };
-        (rlp(header), encode_certificate(&certificate))
+        let certificate = crate::certificate::certify(CHAIN, header.height, header.hash(), signers);
+        (rlp(header), certificate)
     }
 
     fn client(keys: &[SigningKey]) -> ClientState {

@@ -24,8 +24,8 @@ pub mod state;
 pub mod validators;
 
 pub use certificate::{
-    decode_certificate, encode_certificate, precommit_sign_bytes, verify_certificate, Certificate,
-    CertificateError, WireVote,
+    certify, decode_certificate, encode_certificate, precommit_sign_bytes, verify_certificate,
+    Certificate, CertificateError, WireVote,
 };
 pub use client::{decode_header, Anchor, ClientError, ClientState, Misbehaviour, Verdict};
 pub use state::{

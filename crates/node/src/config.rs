@@ -24,6 +24,9 @@ pub struct NodeConfig {
     /// with the spans it happened in (`consensus` with the chain id, `round` with the height
     /// and round).
     pub log_format: LogFormat,
+    /// The courier: carries each hosted chain's headers to the light clients other hosted
+    /// chains keep of it (docs/multichain.md, "Anchoring").
+    pub anchoring: AnchoringConfig,
     /// Further chains this process hosts, one `[[chains]]` table each: its own genesis, RPC
     /// port and p2p ports and peers, and the top level's settings for everything else (key,
     /// data directory, limits, consensus timeouts, pool). The top-level chain is always
@@ -54,6 +57,33 @@ pub struct ChainConfig {
     /// Where to serve this chain's `/metrics`; unset serves none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The courier (`[anchoring]`): off unless an account is configured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnchoringConfig {
+    /// Ethereum keystore (v3 JSON) of the account that signs anchors; it must be an account
+    /// of this node's organisation on every hosted chain that follows another (relative to
+    /// the config file). Unset: this node submits no anchors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keystore: Option<PathBuf>,
+    /// File whose first line is the keystore's password (keep it private).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Seconds between anchors of a chain whose new blocks carry nothing that needs one
+    /// sooner (a validator-set change is anchored at once).
+    pub heartbeat_secs: u64,
+}
+
+impl Default for AnchoringConfig {
+    fn default() -> Self {
+        AnchoringConfig {
+            keystore: None,
+            password_file: None,
+            heartbeat_secs: 10,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +204,7 @@ impl Default for NodeConfig {
             mempool: MempoolConfig::default(),
             metrics: MetricsConfig::default(),
             log_format: LogFormat::default(),
+            anchoring: AnchoringConfig::default(),
             chains: Vec::new(),
         }
     }
@@ -281,6 +312,8 @@ impl NodeConfig {
             if let Some(tls) = &mut config.rpc.tls {
                 paths.extend([&mut tls.cert, &mut tls.key]);
             }
+            paths.extend(config.anchoring.keystore.as_mut());
+            paths.extend(config.anchoring.password_file.as_mut());
             paths.extend(config.chains.iter_mut().filter_map(|c| c.genesis.as_mut()));
             for p in paths {
                 if p.is_relative() {

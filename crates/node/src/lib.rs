@@ -9,6 +9,7 @@
 
 pub mod chain;
 pub mod config;
+mod courier;
 mod error;
 mod recovery;
 
@@ -90,9 +91,10 @@ struct Hosted {
     /// Sub-chains the follower does not start again until the process restarts: an
     /// operator stopped them, or they failed to start.
     held: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
-    /// Tells the sub-chain follower to end (the host is stopping).
+    /// Tells the sub-chain follower and the courier to end (the host is stopping).
     closing: tokio::sync::watch::Sender<bool>,
-    follower: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    /// The sub-chain follower and the courier, when they run.
+    background: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Hosted {
@@ -170,13 +172,35 @@ impl ChainHost {
                 });
             }
         }
+        let courier = match &config.anchoring.keystore {
+            None => None,
+            Some(keystore) => {
+                let password = config.anchoring.password_file.clone().ok_or_else(|| {
+                    NodeError::config(
+                        "anchoring.password_file",
+                        "needed with anchoring.keystore: a file whose first line is its password",
+                    )
+                })?;
+                let keystore = keystore.clone();
+                let account = tokio::task::spawn_blocking(move || {
+                    courier::open_keystore(&keystore, &password)
+                })
+                .await
+                .map_err(|e| NodeError::config("anchoring.keystore", e.to_string()))?
+                .map_err(|e| NodeError::config("anchoring.keystore", e))?;
+                Some(courier::Courier {
+                    account,
+                    heartbeat: Duration::from_secs(config.anchoring.heartbeat_secs.max(1)),
+                })
+            }
+        };
         let host = ChainHost {
             shared: Arc::new(Hosted {
                 chains: Default::default(),
                 stopping: Default::default(),
                 held: Default::default(),
                 closing: tokio::sync::watch::channel(false).0,
-                follower: Default::default(),
+                background: Default::default(),
             }),
         };
         let control: Arc<dyn trellis_rpc::HostControl> =
@@ -199,6 +223,19 @@ impl ChainHost {
                 }
             }
         }
+        if let Some(courier) = courier {
+            let weak = Arc::downgrade(&host.shared);
+            let chains = move || {
+                weak.upgrade()
+                    .map(|h| h.chains.lock().values().map(|n| n.chain.clone()).collect())
+            };
+            let task = tokio::spawn(courier::run(
+                courier,
+                chains,
+                host.shared.closing.subscribe(),
+            ));
+            host.shared.background.lock().push(task);
+        }
         if !subchains.is_empty() {
             let follower = tokio::spawn(follow_subchains(
                 Arc::downgrade(&host.shared),
@@ -206,7 +243,7 @@ impl ChainHost {
                 subchains,
                 control,
             ));
-            *host.shared.follower.lock() = Some(follower);
+            host.shared.background.lock().push(follower);
         }
         Ok(host)
     }
@@ -231,6 +268,8 @@ impl ChainHost {
     pub async fn stop_chain(&self, chain_id: u64) -> bool {
         match self.shared.take(chain_id) {
             Some(node) => {
+                // A sub-chain stays stopped: the follower does not start it again.
+                self.shared.held.lock().insert(chain_id);
                 node.stop().await;
                 info!(chain_id, "chain stopped");
                 true
@@ -241,11 +280,12 @@ impl ChainHost {
 
     /// Stops every chain, and waits for those an operator asked to stop.
     pub async fn stop(self) {
-        // The follower first, so that it starts nothing once the chains are taken.
+        // The follower and the courier first, so that they start or send nothing once the
+        // chains are taken.
         self.shared.closing.send_replace(true);
-        let follower = self.shared.follower.lock().take();
-        if let Some(follower) = follower {
-            let _ = follower.await;
+        let background = std::mem::take(&mut *self.shared.background.lock());
+        for task in background {
+            let _ = task.await;
         }
         let chains = std::mem::take(&mut *self.shared.chains.lock());
         for (_, node) in chains {
@@ -260,7 +300,8 @@ impl ChainHost {
 
 /// Starts and stops the configured sub-chains (`[[chains]] subchain = ID`) as the main
 /// chain's governance creates, retires and recovers them: checked at every main-chain
-/// height, until the host stops or the main chain does.
+/// height, until the host stops or the main chain does. It holds the host only while it
+/// looks, never across a chain's start or stop.
 async fn follow_subchains(
     host: std::sync::Weak<Hosted>,
     main_id: u64,
@@ -280,46 +321,65 @@ async fn follow_subchains(
         if *closing.borrow() {
             return;
         }
-        let Some(shared) = host.upgrade() else { return };
-        let Some(main) = shared.chains.lock().get(&main_id).map(|n| n.chain.clone()) else {
-            return;
+        // What to look at: the main chain, and the entries neither running nor held.
+        let (main, idle, running) = {
+            let Some(shared) = host.upgrade() else { return };
+            let chains = shared.chains.lock();
+            let Some(main) = chains.get(&main_id).map(|n| n.chain.clone()) else {
+                return;
+            };
+            let held = shared.held.lock();
+            let idle: Vec<u64> = entries
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| !chains.contains_key(id) && !held.contains(id))
+                .collect();
+            let running: Vec<u64> = entries
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| chains.contains_key(id))
+                .collect();
+            (main, idle, running)
         };
-        let ids: Vec<u64> = entries.iter().map(|(id, _)| *id).collect();
-        let states = tokio::task::spawn_blocking(move || subchain_states(&main, &ids)).await;
-        let states = match states {
+        let configs: Vec<(u64, std::path::PathBuf)> = entries
+            .iter()
+            .filter(|(id, _)| idle.contains(id))
+            .map(|(id, c)| (*id, c.genesis.clone()))
+            .collect();
+        let looked = tokio::task::spawn_blocking(move || {
+            let states = subchain_states(&main, &idle, &running, &configs);
+            drop(main);
+            states
+        })
+        .await;
+        let states = match looked {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "reading the sub-chains failed");
                 return;
             }
         };
-        for ((sub, config), state) in entries.iter().zip(states) {
-            let running = shared.chains.lock().contains_key(sub);
-            let held = shared.held.lock().contains(sub);
+        for (sub, state) in states {
+            let Some((_, config)) = entries.iter().find(|(id, _)| *id == sub) else {
+                continue;
+            };
             match state {
-                SubchainState::Active(derived) if !running && !held => {
-                    let Some(derived) = derived else {
-                        if warned.insert(*sub) {
-                            tracing::warn!(
-                                sub_chain = sub,
-                                "sub-chain {sub} exists, but this node keeps no genesis derived \
-                                 for it (it was created before this node kept them, or the file \
-                                 was lost): fetch it from another node with `trellis chain \
-                                 genesis --verify`, and give it as this entry's genesis"
-                            );
+                SubchainState::Ready => {
+                    let started = start_in(config.clone(), Some(control.clone())).await;
+                    let Some(shared) = host.upgrade() else {
+                        if let Ok(node) = started {
+                            node.stop().await;
                         }
-                        continue;
+                        return;
                     };
-                    if let Err(e) = write_genesis(&config.genesis, &derived) {
-                        tracing::error!(sub_chain = sub, error = %e, "cannot write the genesis");
-                        shared.held.lock().insert(*sub);
-                        continue;
-                    }
-                    match start_in(config.clone(), Some(control.clone())).await {
-                        Ok(node) if *closing.borrow() => node.stop().await,
+                    match started {
+                        Ok(node) if *closing.borrow() => {
+                            drop(shared);
+                            node.stop().await;
+                        }
                         Ok(node) => {
                             info!(sub_chain = sub, rpc = %node.rpc_addr, "sub-chain started");
-                            shared.chains.lock().insert(*sub, node);
+                            shared.chains.lock().insert(sub, node);
                         }
                         Err(e) => {
                             tracing::error!(
@@ -327,21 +387,41 @@ async fn follow_subchains(
                                 error = %e,
                                 "sub-chain failed to start; not retried until restart"
                             );
-                            shared.held.lock().insert(*sub);
+                            shared.held.lock().insert(sub);
                         }
                     }
                 }
-                SubchainState::Retired if running => {
-                    let node = shared.take(*sub);
+                // Derived off the commit path: missing for a few heights is normal.
+                SubchainState::NoGenesis { created_at }
+                    if *heights.borrow() > created_at.saturating_add(20) =>
+                {
+                    if warned.insert(sub) {
+                        tracing::warn!(
+                            sub_chain = sub,
+                            "sub-chain {sub} exists, but this node keeps no genesis derived \
+                             for it (it was created before this node derived them, or the \
+                             file was lost): fetch and check it with `trellis chain genesis \
+                             {sub} --rpc <a main-chain node> --out FILE`, and replace this \
+                             [[chains]] entry's `subchain = {sub}` by `genesis = \"FILE\"`"
+                        );
+                    }
+                }
+                SubchainState::Failed(reason) => {
+                    tracing::error!(sub_chain = sub, %reason, "sub-chain not started");
+                    if let Some(shared) = host.upgrade() {
+                        shared.held.lock().insert(sub);
+                    }
+                }
+                SubchainState::NoGenesis { .. } => {}
+                SubchainState::Retired => {
+                    let node = host.upgrade().and_then(|shared| shared.take(sub));
                     if let Some(node) = node {
                         node.stop().await;
                         info!(sub_chain = sub, "sub-chain retired: stopped");
                     }
                 }
-                _ => {}
             }
         }
-        drop(shared);
         tokio::select! {
             changed = heights.changed() => if changed.is_err() { return },
             _ = closing.changed() => return,
@@ -349,42 +429,70 @@ async fn follow_subchains(
     }
 }
 
-/// A configured sub-chain as the main chain's latest state has it.
+/// What the follower does about one configured sub-chain.
 enum SubchainState {
-    /// Not created (yet), or its record cannot be read.
-    Unknown,
-    /// Created and not retired, with the genesis this node derived for it (if it kept one).
-    Active(Option<Box<Genesis>>),
+    /// Created, not retired, not running: its genesis is written, start it.
+    Ready,
+    /// Created (taking effect at `created_at`), but this node keeps no genesis of it.
+    NoGenesis { created_at: u64 },
+    /// Its genesis could not be read or written.
+    Failed(String),
+    /// Retired while it runs: stop it.
     Retired,
 }
 
-fn subchain_states(main: &Chain, ids: &[u64]) -> Vec<SubchainState> {
+/// Reads the records of the `idle` and `running` sub-chains on `main`, and writes the
+/// genesis of each idle one that is active (blocking).
+fn subchain_states(
+    main: &Chain,
+    idle: &[u64],
+    running: &[u64],
+    configs: &[(u64, std::path::PathBuf)],
+) -> Vec<(u64, SubchainState)> {
     let view = match main.store().view() {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the main chain's state");
-            return ids.iter().map(|_| SubchainState::Unknown).collect();
+            return Vec::new();
         }
     };
     let mut slots = trellis_execution::governance_slots(&view);
     let mut gov = trellis_system::Governance::new(&mut slots);
-    ids.iter()
-        .map(|&sub| match gov.subchain(sub) {
-            Ok(Some(record)) if record.retired => SubchainState::Retired,
-            Ok(Some(_)) => match main.subchain_genesis(sub) {
-                Ok(derived) => SubchainState::Active(derived.map(|d| Box::new(d.genesis))),
-                Err(e) => {
-                    tracing::warn!(sub_chain = sub, error = %e, "cannot read its genesis");
-                    SubchainState::Active(None)
-                }
-            },
-            Ok(None) => SubchainState::Unknown,
+    let mut out = Vec::new();
+    for &sub in idle.iter().chain(running) {
+        let record = match gov.subchain(sub) {
+            Ok(Some(record)) => record,
+            Ok(None) => continue,
             Err(e) => {
                 tracing::warn!(sub_chain = sub, error = %e, "cannot read the sub-chain record");
-                SubchainState::Unknown
+                continue;
             }
-        })
-        .collect()
+        };
+        if running.contains(&sub) {
+            if record.retired {
+                out.push((sub, SubchainState::Retired));
+            }
+            continue;
+        }
+        if record.retired {
+            continue;
+        }
+        let Some((_, path)) = configs.iter().find(|(id, _)| *id == sub) else {
+            continue;
+        };
+        let state = match main.subchain_genesis(sub) {
+            Ok(Some(derived)) => match write_genesis(path, &derived.genesis) {
+                Ok(()) => SubchainState::Ready,
+                Err(e) => SubchainState::Failed(format!("writing {}: {e}", path.display())),
+            },
+            Ok(None) => SubchainState::NoGenesis {
+                created_at: record.created_at,
+            },
+            Err(e) => SubchainState::Failed(e.to_string()),
+        };
+        out.push((sub, state));
+    }
+    out
 }
 
 /// Writes `genesis` to `path` unless the file already holds it.
@@ -423,7 +531,7 @@ async fn start_in(
     // Everything the config can get wrong is found before anything opens or listens.
     let checked = check_config(&config)?;
     let chain_dir = config.data_dir.join(format!("chain-{}", genesis.chain_id));
-    let store = Store::open(&chain_dir.join("state.redb"))?;
+    let store = open_store(&chain_dir.join("state.redb")).await?;
     let chain = Chain::open(
         store,
         &genesis,
@@ -453,6 +561,21 @@ async fn start_in(
         Err(e) => {
             up.stop().await;
             Err(e)
+        }
+    }
+}
+
+/// Opens a chain's database. A chain of this process stopped a moment ago may still hold it
+/// for as long as a blocking read it started runs (a stopped task's blocking work is not
+/// interrupted), so an open database is waited for, briefly, before it is an error.
+async fn open_store(path: &std::path::Path) -> Result<Store, NodeError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match Store::open(path) {
+            Err(e) if e.is_already_open() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            opened => return Ok(opened?),
         }
     }
 }

@@ -12,18 +12,33 @@ use std::time::Duration;
 use trellis_crypto::{AccountKey, NodeKey};
 use trellis_node::{chain::subchains, Chain, ChainConfig, ChainHost, NodeConfig, NodeError};
 use trellis_system::governance::{abi, GOVERNANCE_ADDRESS};
+use trellis_system::{LightClients, LIGHT_CLIENTS_ADDRESS};
 
 fn write_genesis(path: &Path, chain_id: u64, validator: B256) {
-    write_genesis_admin(path, chain_id, validator, Address::with_last_byte(1));
+    write_genesis_admin(
+        path,
+        chain_id,
+        validator,
+        Address::with_last_byte(1),
+        Address::with_last_byte(2),
+    );
 }
 
-fn write_genesis_admin(path: &Path, chain_id: u64, validator: B256, admin: Address) {
+/// One organisation, org1: `admin` administers it, `account` is one of its accounts.
+fn write_genesis_admin(
+    path: &Path,
+    chain_id: u64,
+    validator: B256,
+    admin: Address,
+    account: Address,
+) {
     std::fs::write(
         path,
         format!(
             r#"{{"chainId": {chain_id},
                 "validators": [{{"publicKey": "{validator}", "power": 1, "org": "org1"}}],
-                "governance": {{"organizations": [{{"id": "org1", "admins": ["{admin}"]}}]}}}}"#
+                "governance": {{"organizations": [
+                    {{"id": "org1", "admins": ["{admin}"], "accounts": ["{account}"]}}]}}}}"#
         ),
     )
     .expect("genesis written");
@@ -226,11 +241,14 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
         .expect("key saved");
     let validator = B256::from(*key.public().as_bytes());
     let admin = AccountKey::dev(0);
+    // The courier's own account: org1's, so the sub-chain's genesis carries it over.
+    let courier = AccountKey::dev(1);
     write_genesis_admin(
         &dir.path().join("main.json"),
         601,
         validator,
         admin.address(),
+        courier.address(),
     );
 
     let mut config = NodeConfig {
@@ -244,6 +262,19 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
     config.p2p.listen = ANY_PORT.into();
     config.p2p.gossip_listen = ANY_PORT.into();
     config.consensus.empty_block_interval_ms = 50;
+    // The courier signs anchors with its account, every second.
+    eth_keystore::encrypt_key(
+        dir.path(),
+        &mut rand::thread_rng(),
+        courier.secret_bytes(),
+        "pw",
+        Some("anchor.json"),
+    )
+    .expect("keystore");
+    std::fs::write(dir.path().join("pw"), "pw\n").expect("password file");
+    config.anchoring.keystore = Some(dir.path().join("anchor.json"));
+    config.anchoring.password_file = Some(dir.path().join("pw"));
+    config.anchoring.heartbeat_secs = 1;
     let mut sub_p2p = config.p2p.clone();
     sub_p2p.peers.clear();
     config.chains = vec![ChainConfig {
@@ -311,6 +342,33 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
         (client.chain_id.0, client.root_hash),
         (601, main_block.hash())
     );
+
+    // Each follows the other: the main chain's client of the sub-chain (created with it,
+    // trusting its validators) and the sub-chain's of the main chain (from its genesis). The
+    // host's courier carries headers both ways.
+    let anchored = |chain: &Chain, of: u64| {
+        let view = chain.store().view().expect("view");
+        let mut slots = trellis_execution::system_slots(&view, LIGHT_CLIENTS_ADDRESS);
+        LightClients::new(&mut slots)
+            .client(of)
+            .expect("readable")
+            .map(|c| c.latest.height)
+    };
+    assert!(
+        anchored(&main, 602).is_some(),
+        "the main chain follows the sub-chain"
+    );
+    assert!(
+        anchored(&sub, 601) >= Some(main_height),
+        "the sub-chain follows the main chain"
+    );
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while anchored(&main, 602) < Some(2) || anchored(&sub, 601) <= Some(main_height + 1) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the courier anchors each chain on the other");
 
     // What does not match is refused: another block, a changed genesis, a changed slot.
     assert!(subchains::verify(&derived, B256::repeat_byte(1)).is_err());

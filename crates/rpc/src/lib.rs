@@ -28,7 +28,7 @@ pub use admin::{AdminAuth, AdminAuthLayer, HostControl, UNAUTHORIZED};
 pub use error::RpcError;
 pub use limits::{ClientAddr, ClientLimiter, InvalidLimit, RateLimit, PROOF_COST, RATE_LIMITED};
 pub use logs::{MAX_BLOCK_RANGE, MAX_LOGS};
-pub use methods::{build_module, BlockTag, RpcContext};
+pub use methods::{anchor_data, build_module, BlockTag, RpcContext};
 
 use alloy_primitives::{Address, B256};
 use jsonrpsee::server::{BatchRequestConfig, ServerBuilder, ServerConfig, ServerHandle};

@@ -325,54 +325,61 @@ impl<B: Backend> ChainApiServer for ChainRpc<B> {
     }
 
     fn anchor(&self, height: U64) -> RpcResult<Option<trellis_api::AnchorData>> {
-        let height: u64 = height.saturating_to();
-        let unavailable = |e: trellis_storage::StoreError| RpcError::Unavailable(e.to_string());
-        let view = self.backend.view().map_err(unavailable)?;
-        let (Some(block), Some(certificate)) = (
-            view.block(Height(height)).map_err(unavailable)?,
-            view.certificate(Height(height)).map_err(unavailable)?,
-        ) else {
-            return Ok(None);
-        };
-        let h = &block.header;
-        let next_validators = match h.next_validators_hash {
-            Some(next) if next != h.validators_hash => {
-                let set = self.backend.validators_at(height + 1).ok_or_else(|| {
-                    RpcError::Unavailable(format!(
-                        "block {height} changes the validator set, and this node no longer \
-                         keeps the set it names (only recent heights)"
-                    ))
-                })?;
-                let members: Vec<(B256, u64)> =
-                    set.iter().map(|v| (v.public_key, v.power)).collect();
-                if trellis_light::members_hash(&members) != next {
-                    return Err(RpcError::Internal(format!(
-                        "the validator set this node keeps for height {} does not hash to \
-                         block {height}'s nextValidatorsHash",
-                        height + 1
-                    ))
-                    .into());
-                }
-                Some(
-                    set.into_iter()
-                        .map(|v| trellis_api::SetMember {
-                            public_key: v.public_key,
-                            power: v.power,
-                        })
-                        .collect(),
-                )
-            }
-            _ => None,
-        };
-        let mut header = Vec::new();
-        alloy_rlp::Encodable::encode(h, &mut header);
-        Ok(Some(trellis_api::AnchorData {
-            height,
-            header: header.into(),
-            certificate: certificate.into(),
-            next_validators,
-        }))
+        Ok(anchor_data(&*self.backend, height.saturating_to())?)
     }
+}
+
+/// Block `height` of `backend`'s chain as a light client of it takes it (`trellis_getAnchor`;
+/// the node's own couriers use it too): the header, its certificate and, when the block
+/// changes the validator set, the set it names. `None` until committed, and for genesis.
+pub fn anchor_data<B: Backend + ?Sized>(
+    backend: &B,
+    height: u64,
+) -> Result<Option<trellis_api::AnchorData>, RpcError> {
+    let unavailable = |e: trellis_storage::StoreError| RpcError::Unavailable(e.to_string());
+    let view = backend.view().map_err(unavailable)?;
+    let (Some(block), Some(certificate)) = (
+        view.block(Height(height)).map_err(unavailable)?,
+        view.certificate(Height(height)).map_err(unavailable)?,
+    ) else {
+        return Ok(None);
+    };
+    let h = &block.header;
+    let next_validators = match h.next_validators_hash {
+        Some(next) if next != h.validators_hash => {
+            let set = backend.validators_at(height + 1).ok_or_else(|| {
+                RpcError::Unavailable(format!(
+                    "block {height} changes the validator set, and this node no longer \
+                     keeps the set it names (only recent heights)"
+                ))
+            })?;
+            let members: Vec<(B256, u64)> = set.iter().map(|v| (v.public_key, v.power)).collect();
+            if trellis_light::members_hash(&members) != next {
+                return Err(RpcError::Internal(format!(
+                    "the validator set this node keeps for height {} does not hash to \
+                     block {height}'s nextValidatorsHash",
+                    height + 1
+                )));
+            }
+            Some(
+                set.into_iter()
+                    .map(|v| trellis_api::SetMember {
+                        public_key: v.public_key,
+                        power: v.power,
+                    })
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
+    let mut header = Vec::new();
+    alloy_rlp::Encodable::encode(h, &mut header);
+    Ok(Some(trellis_api::AnchorData {
+        height,
+        header: header.into(),
+        certificate: certificate.into(),
+        next_validators,
+    }))
 }
 
 /// Builds the module with every method, bound to `backend`.

@@ -62,6 +62,17 @@ pub enum StoreError {
     Worker(String),
 }
 
+impl StoreError {
+    /// The database is open already: by another process, or by a chain of this process that
+    /// is still letting go of it.
+    pub fn is_already_open(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(e) if matches!(**e, redb::Error::DatabaseAlreadyOpen)
+        )
+    }
+}
+
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {

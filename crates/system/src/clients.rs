@@ -441,30 +441,7 @@ mod tests {
 
     /// The header's RLP and its certificate signed by `signers`.
     fn signed(header: &Header, signers: &[SigningKey]) -> (Vec<u8>, Vec<u8>) {
-        let hash = header.hash();
-        let signatures = signers
-            .iter()
-            .map(|k| {
-                let address = trellis_light::validator_address(&k.verification_key().to_bytes());
-                let message = trellis_light::precommit_sign_bytes(
-                    CHAIN,
-                    header.height,
-                    Some(0),
-                    hash,
-                    address,
-                );
-                (
-                    address,
-                    bytes::Bytes::copy_from_slice(&k.sign(&message).to_bytes()),
-                )
-            })
-            .collect();
-        let certificate = trellis_light::encode_certificate(&trellis_light::Certificate {
-            height: header.height,
-            round: Some(0),
-            block_hash: hash,
-            signatures,
-        });
+        let certificate = trellis_light::certify(CHAIN, header.height, header.hash(), signers);
         let mut rlp = Vec::new();
         header.encode(&mut rlp);
         (rlp, certificate)

@@ -56,6 +56,9 @@ pub const MAX_SUBCHAIN_MEMBERS: usize = 64;
 /// the supervisors: every one is read, and proven, when the genesis is derived. Members
 /// register more on the sub-chain itself (`addAccounts`).
 pub const MAX_SUBCHAIN_GENESIS_ACCOUNTS: u64 = 4_096;
+/// Most registered nodes (validators included) a sub-chain's genesis carries over from its
+/// members and the supervisors.
+pub const MAX_SUBCHAIN_GENESIS_NODES: u64 = 1_024;
 /// End-of-block work one height takes at most, in units of one ordinary proposal; removing an
 /// organisation weighs one plus [`MAX_NODES_PER_ORGANIZATION`]. A proposal that passes when
 /// its height is full takes effect at the first later height with room.
@@ -76,6 +79,8 @@ pub struct Config {
     /// Organisations that are members (they vote) and supervisors (they co-sign freezes).
     pub members: u64,
     pub supervisors: u64,
+    /// This chain's id (a sub-chain may not take it).
+    pub chain_id: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,16 +145,17 @@ pub enum Action {
         members: Vec<OrgId>,
         validators: Vec<SubchainValidator>,
     },
+    /// Delegates an identifier prefix (e.g. `MA.156`) to an organisation, or moves it.
+    DelegatePrefix {
+        prefix: Prefix,
+        org: OrgId,
+    },
+    // New variants go last: stored proposals name theirs by position.
     RetireSubchain {
         chain_id: u64,
     },
     RecoverSubchain {
         chain_id: u64,
-    },
-    /// Delegates an identifier prefix (e.g. `MA.156`) to an organisation, or moves it.
-    DelegatePrefix {
-        prefix: Prefix,
-        org: OrgId,
     },
 }
 
@@ -618,8 +624,9 @@ impl Action {
     fn weight(&self) -> u64 {
         match self {
             Action::RemoveOrganization { .. } => 1 + MAX_NODES_PER_ORGANIZATION,
-            // Reads every member and validator node it names.
-            Action::CreateSubchain { .. } => 2,
+            // Reads every organisation's role and the members' and supervisors' account and
+            // node counts, and every node it derives a genesis with: at most 8 per height.
+            Action::CreateSubchain { .. } => SCHEDULE_CAPACITY / 8,
             _ => 1,
         }
     }
@@ -669,6 +676,7 @@ impl<'s, S: Slots> Governance<'s, S> {
                 audits: 0,
                 members: 0,
                 supervisors: 0,
+                chain_id: genesis.chain_id.0,
             },
         )?;
         for org in &g.organizations {
@@ -1627,6 +1635,8 @@ impl<'s, S: Slots> Governance<'s, S> {
             } => {
                 if *chain_id == 0 {
                     Err("chain id 0 is not allowed".into())
+                } else if *chain_id == self.config()?.chain_id {
+                    Err(format!("chain id {chain_id} is this chain's own"))
                 } else if SUBCHAINS.contains(self.slots, &chain_id.to_be_bytes())? {
                     Err(format!("sub-chain {chain_id} already exists"))
                 } else {
@@ -1707,16 +1717,24 @@ impl<'s, S: Slots> Governance<'s, S> {
                 None => return Ok(Err(power_overflow())),
             };
         }
-        // The accounts the genesis carries: the members' and every supervisor's.
-        let mut accounts = 0u64;
-        for org in members {
-            accounts += self.organization_account_count(org)?;
-        }
+        // The accounts and nodes the genesis carries: the members' and every supervisor's.
+        let (mut accounts, mut nodes) = (0u64, 0u64);
+        let mut carried: Vec<OrgId> = members.to_vec();
         let count = self.organization_count()?;
         for org in self.organization_ids(0, count)? {
             if !members.contains(&org) && self.is_supervisor(&org)? {
-                accounts += self.organization_account_count(&org)?;
+                carried.push(org);
             }
+        }
+        for org in &carried {
+            accounts += self.organization_account_count(org)?;
+            nodes += kv::Set::new(&org_nodes_name(org)).len(self.slots)?;
+        }
+        if nodes > MAX_SUBCHAIN_GENESIS_NODES {
+            return Ok(Err(format!(
+                "the members and supervisors have {nodes} nodes; a sub-chain's genesis carries \
+                 at most {MAX_SUBCHAIN_GENESIS_NODES}"
+            )));
         }
         if accounts > MAX_SUBCHAIN_GENESIS_ACCOUNTS {
             return Ok(Err(format!(
@@ -1884,11 +1902,23 @@ impl<'s, S: Slots> Governance<'s, S> {
             tx_hash: B256::ZERO,
             is_static: false,
         };
+        // Sub-chains are created after the rest: their genesis is derived from the state the
+        // whole batch leaves, so every member and node they name must still be there then.
+        let mut order = Vec::with_capacity(count as usize);
+        let mut creations = Vec::new();
         for i in 0..count {
             let id = decode_u64(due.get(self.slots, i)?)?;
-            let Some(mut proposal) = self.proposal(id)? else {
+            let Some(proposal) = self.proposal(id)? else {
                 continue;
             };
+            match proposal.action {
+                Action::CreateSubchain { .. } => creations.push(proposal),
+                _ => order.push(proposal),
+            }
+        }
+        order.extend(creations);
+        for mut proposal in order {
+            let id = proposal.id;
             let outcome = match self.check_action(&proposal.action)? {
                 Ok(()) => self.apply_isolated(&proposal.action, due_height)?,
                 Err(reason) => Err(reason),

@@ -970,6 +970,12 @@ fn unauthorised_action_matrix() {
             "chain id 0",
         ),
         (
+            "sub-chain with this chain's id",
+            admin(0),
+            subchain(7, "s", &["org0"], &[(0, 1)]).abi_encode(),
+            "is this chain's own",
+        ),
+        (
             "sub-chain without members",
             admin(0),
             subchain(9, "s", &[], &[(0, 1)]).abi_encode(),

@@ -711,11 +711,13 @@ impl Chain {
     }
 
     /// Derives and keeps the genesis of the sub-chains `block` created, from the state just
-    /// committed (no later block can have been committed yet: commits run one at a time). A
-    /// failure is this node's to report, never the block's: the operator can fetch the file
-    /// from another node and check it (`trellis chain genesis --verify`).
+    /// committed: the snapshot is taken here, before any later block can be committed
+    /// (commits run one at a time), and the derivation and its proofs run on a blocking
+    /// thread of their own, off the commit path. A failure is this node's to report, never
+    /// the block's: the operator can fetch the file from another node and check it
+    /// (`trellis chain genesis`).
     fn keep_subchain_geneses(&self, block: &Block, created: &[u64]) {
-        let Some(dir) = &self.inner.settings.subchain_dir else {
+        let Some(dir) = self.inner.settings.subchain_dir.clone() else {
             return;
         };
         let view = match self.inner.store.view() {
@@ -725,23 +727,31 @@ impl Chain {
                 return;
             }
         };
-        for &sub in created {
-            match subchains::derive(&view, &block.header, sub)
-                .and_then(|derived| subchains::save(dir, &derived).map(|()| derived))
-            {
-                Ok(derived) => info!(
-                    sub_chain = sub,
-                    genesis = %derived.genesis_hash,
-                    height = block.header.height,
-                    "sub-chain created: genesis derived and kept"
-                ),
-                Err(e) => tracing::error!(
-                    sub_chain = sub,
-                    height = block.header.height,
-                    error = %e,
-                    "sub-chain created, but its genesis could not be derived or kept here"
-                ),
+        let header = block.header.clone();
+        let created = created.to_vec();
+        let derive = move || {
+            for sub in created {
+                match subchains::derive(&view, &header, sub)
+                    .and_then(|derived| subchains::save(&dir, &derived).map(|()| derived))
+                {
+                    Ok(derived) => info!(
+                        sub_chain = sub,
+                        genesis = %derived.genesis_hash,
+                        height = header.height,
+                        "sub-chain created: genesis derived and kept"
+                    ),
+                    Err(e) => tracing::error!(
+                        sub_chain = sub,
+                        height = header.height,
+                        error = %e,
+                        "sub-chain created, but its genesis could not be derived or kept here"
+                    ),
+                }
             }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(derive)),
+            Err(_) => derive(),
         }
     }
 
