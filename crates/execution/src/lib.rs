@@ -504,6 +504,16 @@ fn end_block(
     Ok((effects, next_validators))
 }
 
+/// A system contract's account as genesis creates it: the shared marker code, no balance.
+fn system_account() -> AccountState {
+    AccountState {
+        nonce: 1,
+        balance: U256::ZERO,
+        code_hash: alloy_primitives::keccak256(trellis_system::SYSTEM_CODE),
+        storage_root: B256::ZERO,
+    }
+}
+
 /// Creates this chain's light client of each sub-chain just created, trusting the
 /// validators its creation named from its first block on. The sub-chain's genesis is derived
 /// from the state this block leaves, so its hash is not known here: the client's root is
@@ -557,20 +567,23 @@ fn follow_subchains(
     if writes.is_empty() {
         return Ok(());
     }
-    if let std::collections::btree_map::Entry::Vacant(entry) =
-        changes.accounts.entry(LIGHT_CLIENTS_ADDRESS)
-    {
-        // A chain whose genesis configured no client has no account there yet.
-        let account = view
+    // A chain whose genesis configured no client has no account there yet; a transaction of
+    // this block may even have touched the empty address (recorded as no account). Either
+    // way the contract's account exists from this block on.
+    let account = match changes.accounts.get(&LIGHT_CLIENTS_ADDRESS).cloned() {
+        Some(Some(account)) => account,
+        Some(None) => system_account(),
+        None => view
             .account(&LIGHT_CLIENTS_ADDRESS)?
-            .unwrap_or(AccountState {
-                nonce: 1,
-                balance: U256::ZERO,
-                code_hash: alloy_primitives::keccak256(trellis_system::SYSTEM_CODE),
-                storage_root: B256::ZERO,
-            });
-        entry.insert(Some(account));
-    }
+            .unwrap_or_else(system_account),
+    };
+    changes
+        .accounts
+        .insert(LIGHT_CLIENTS_ADDRESS, Some(account));
+    let code = alloy_primitives::Bytes::from_static(trellis_system::SYSTEM_CODE);
+    changes
+        .codes
+        .insert(alloy_primitives::keccak256(&code), code);
     changes
         .storage
         .entry(LIGHT_CLIENTS_ADDRESS)

@@ -49,6 +49,8 @@ pub struct Courier {
 struct Pair {
     /// When it last sent an anchor, and of which height.
     sent: Option<(Instant, u64)>,
+    /// An anchor sent that never advanced the client was reported (its height).
+    reported: Option<u64>,
     /// Heights up to here were checked for set changes.
     scanned: u64,
     /// Do not send before then (the chain refused the last one).
@@ -62,6 +64,8 @@ struct Send {
     height: u64,
     input: Vec<u8>,
     gas: u64,
+    /// The account's nonce in `dest`'s state when planned (the pool adds its own).
+    state_nonce: u64,
 }
 
 /// Looks at `chains` every [`TICK`] until `closing`: `chains` answers the chains hosted now.
@@ -85,8 +89,9 @@ pub async fn run(
             continue;
         }
         let heartbeat = courier.heartbeat;
+        let account = courier.account.address();
         let planned = tokio::task::spawn_blocking(move || {
-            let sends = plan(&hosted, &mut pairs, heartbeat);
+            let sends = plan(&hosted, &mut pairs, heartbeat, account);
             (hosted, pairs, sends)
         })
         .await;
@@ -101,7 +106,14 @@ pub async fn run(
         for send in sends {
             let dest = &hosted[send.dest];
             let key = (dest.chain_id(), send.source);
-            let outcome = submit(dest, &courier.account, send.input, send.gas).await;
+            let outcome = submit(
+                dest,
+                &courier.account,
+                send.input,
+                send.gas,
+                send.state_nonce,
+            )
+            .await;
             let pair = pairs.entry(key).or_default();
             match outcome {
                 Ok(hash) => {
@@ -126,7 +138,12 @@ pub async fn run(
 }
 
 /// The anchors due now (blocking reads).
-fn plan(chains: &[Chain], pairs: &mut HashMap<(u64, u64), Pair>, heartbeat: Duration) -> Vec<Send> {
+fn plan(
+    chains: &[Chain],
+    pairs: &mut HashMap<(u64, u64), Pair>,
+    heartbeat: Duration,
+    account: alloy_primitives::Address,
+) -> Vec<Send> {
     let now = Instant::now();
     let mut sends = Vec::new();
     for (d, dest) in chains.iter().enumerate() {
@@ -157,11 +174,23 @@ fn plan(chains: &[Chain], pairs: &mut HashMap<(u64, u64), Pair>, heartbeat: Dura
             if tip <= anchored || pair.quiet_until.is_some_and(|t| now < t) {
                 continue;
             }
-            if pair
-                .sent
-                .is_some_and(|(at, height)| height > anchored && now.duration_since(at) < IN_FLIGHT)
-            {
-                continue;
+            if let Some((at, height)) = pair.sent {
+                if height > anchored && now.duration_since(at) < IN_FLIGHT {
+                    continue;
+                }
+                // Included but refused, or never included: say so once, then try again.
+                if height > anchored && pair.reported != Some(height) {
+                    pair.reported = Some(height);
+                    warn!(
+                        chain = to,
+                        follows = from,
+                        height,
+                        "courier: an anchor sent {}s ago has not advanced the client; sending \
+                         again (its transaction may have run out of gas or been refused: see \
+                         its receipt)",
+                        IN_FLIGHT.as_secs()
+                    );
+                }
             }
             let height = match first_set_change(source, pair, anchored, tip) {
                 Some(h) => h,
@@ -169,9 +198,20 @@ fn plan(chains: &[Chain], pairs: &mut HashMap<(u64, u64), Pair>, heartbeat: Dura
                     .sent
                     .is_none_or(|(at, _)| now.duration_since(at) >= heartbeat) =>
                 {
-                    tip
+                    // Only as far as the scan got: a set change above it must come first.
+                    if pair.scanned <= anchored {
+                        continue;
+                    }
+                    pair.scanned.min(tip)
                 }
                 None => continue,
+            };
+            let state_nonce = match view.account(&account) {
+                Ok(a) => a.map_or(0, |a| a.nonce),
+                Err(e) => {
+                    warn!(chain = to, error = %e, "courier: cannot read its account");
+                    continue;
+                }
             };
             match anchor_call(source, height) {
                 Ok(Some((input, gas))) => sends.push(Send {
@@ -180,6 +220,7 @@ fn plan(chains: &[Chain], pairs: &mut HashMap<(u64, u64), Pair>, heartbeat: Dura
                     height,
                     input,
                     gas: gas.min(dest.max_transaction_gas()),
+                    state_nonce,
                 }),
                 Ok(None) => {}
                 Err(e) => {
@@ -220,17 +261,27 @@ fn anchor_call(source: &Chain, height: u64) -> Result<Option<(Vec<u8>, u64)>, St
         return Ok(None);
     };
     let next = anchor.next_validators.unwrap_or_default();
-    let keys = source.validators().len() + next.len();
+    let signatures = trellis_light::decode_certificate(&anchor.certificate)
+        .map_err(|e| e.to_string())?
+        .signatures
+        .len() as u64;
+    // The set that decided the header is the one the client trusts.
+    let trusted = source
+        .validators_at(height)
+        .map_or_else(|| source.validators().len(), |set| set.len()) as u64;
+    let keys = trusted.max(signatures) + next.len() as u64;
     let call = abi::submitAnchorCall {
         header: anchor.header,
         certificate: anchor.certificate,
         nextKeys: next.iter().map(|m| m.public_key).collect(),
         nextPowers: next.iter().map(|m| m.power).collect(),
     };
-    // The contract's price (20,000 + 25,000 a signature + 5,000 a key) with room for its
-    // slots and events, counting every key as a signature.
-    let gas = 300_000 + 30_000 * keys as u64;
-    Ok(Some((call.abi_encode(), gas)))
+    let input = call.abi_encode();
+    // The contract's price (20,000 + 25,000 a signature + 5,000 a key parsed), the client
+    // record it rewrites (about 40 bytes, i.e. under 10,000 gas, per key), the calldata
+    // (16 a byte), and room for the per-height record, the event and the call itself.
+    let gas = 200_000 + 25_000 * signatures + 15_000 * keys + 16 * input.len() as u64;
+    Ok(Some((input, gas)))
 }
 
 /// Signs and admits one anchor transaction on `dest`.
@@ -239,14 +290,9 @@ async fn submit(
     account: &AccountKey,
     input: Vec<u8>,
     gas: u64,
+    state_nonce: u64,
 ) -> Result<alloy_primitives::B256, String> {
     let address = account.address();
-    let state_nonce = dest
-        .store()
-        .view()
-        .and_then(|v| v.account(&address))
-        .map_err(|e| e.to_string())?
-        .map_or(0, |a| a.nonce);
     let tx = account.sign_tx(TxLegacy {
         chain_id: Some(dest.chain_id()),
         nonce: dest.pending_nonce(address, state_nonce),

@@ -101,6 +101,15 @@ impl Hosted {
     fn take(&self, chain_id: u64) -> Option<RunningNode> {
         self.chains.lock().remove(&chain_id)
     }
+
+    /// Takes a chain an operator stops, and holds it (in one step, so that the sub-chain
+    /// follower never sees it neither running nor held).
+    fn take_held(&self, chain_id: u64) -> Option<RunningNode> {
+        let mut chains = self.chains.lock();
+        let node = chains.remove(&chain_id)?;
+        self.held.lock().insert(chain_id);
+        Some(node)
+    }
 }
 
 /// [`trellis_rpc::HostControl`] over a host, for the admin methods.
@@ -130,10 +139,9 @@ impl trellis_rpc::HostControl for Control {
         // Held from taking the chain to recording its stop, so that ChainHost::stop, which
         // takes what is left and then waits for what is stopping, misses neither.
         let mut stopping = host.stopping.lock();
-        let Some(node) = host.take(chain_id) else {
+        let Some(node) = host.take_held(chain_id) else {
             return false;
         };
-        host.held.lock().insert(chain_id);
         // Stopped off the caller's request: it may be the chain whose port was called.
         let task = tokio::spawn(async move {
             node.stop().await;
@@ -266,10 +274,9 @@ impl ChainHost {
     /// Stops one chain (its engine, RPC and tasks); the others run on. Answers whether it
     /// was running.
     pub async fn stop_chain(&self, chain_id: u64) -> bool {
-        match self.shared.take(chain_id) {
+        // A sub-chain stays stopped: the follower does not start it again.
+        match self.shared.take_held(chain_id) {
             Some(node) => {
-                // A sub-chain stays stopped: the follower does not start it again.
-                self.shared.held.lock().insert(chain_id);
                 node.stop().await;
                 info!(chain_id, "chain stopped");
                 true
@@ -378,8 +385,21 @@ async fn follow_subchains(
                             node.stop().await;
                         }
                         Ok(node) => {
-                            info!(sub_chain = sub, rpc = %node.rpc_addr, "sub-chain started");
-                            shared.chains.lock().insert(sub, node);
+                            // Held meanwhile (an operator stopped it while it started)?
+                            let refused = {
+                                let mut chains = shared.chains.lock();
+                                if shared.held.lock().contains(&sub) {
+                                    Some(node)
+                                } else {
+                                    info!(sub_chain = sub, rpc = %node.rpc_addr, "sub-chain started");
+                                    chains.insert(sub, node);
+                                    None
+                                }
+                            };
+                            drop(shared);
+                            if let Some(node) = refused {
+                                node.stop().await;
+                            }
                         }
                         Err(e) => {
                             tracing::error!(

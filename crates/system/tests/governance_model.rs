@@ -239,7 +239,8 @@ impl Model {
             Action::Subchain { id, org, key } => {
                 let member = self.orgs.get(org).is_some_and(|o| o.0);
                 let validates = self.nodes.get(key).is_some_and(|n| &n.org == org);
-                return *id != 0 && member && validates && self.subchains.insert(*id);
+                // 0 and the chain's own id (9, the model genesis's) are refused.
+                return *id != 0 && *id != 9 && member && validates && self.subchains.insert(*id);
             }
         }
         true
@@ -752,12 +753,15 @@ fn run(seed: u64, shape: &Shape) {
                 run.note_passed(&out);
             }
         } else {
-            // End the block: the model applies what is due next, in the order it passed.
+            // End the block: the model applies what is due next, in the order it passed,
+            // sub-chain creations after the rest.
             let h = run.height;
             Governance::new(&mut run.slots)
                 .end_block(h)
                 .unwrap_or_else(|e| panic!("seed {seed} step {step}: end_block failed: {e}"));
-            for id in run.due.remove(&(h + 1)).unwrap_or_default() {
+            let mut due = run.due.remove(&(h + 1)).unwrap_or_default();
+            due.sort_by_key(|id| matches!(run.actions[id], Action::Subchain { .. }));
+            for id in due {
                 let action = run.actions[&id].clone();
                 let applied = run.model.apply(&action, admin_of);
                 let status = Governance::new(&mut run.slots)
