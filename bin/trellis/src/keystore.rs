@@ -28,17 +28,7 @@ pub fn password(file: Option<&Path>, confirm: bool) -> anyhow::Result<String> {
 /// The account key in the keystore at `path`.
 pub fn decrypt(path: &Path, password_file: Option<&Path>) -> anyhow::Result<AccountKey> {
     let password = password(password_file, false)?;
-    let secret = eth_keystore::decrypt_key(path, password).map_err(|e| match e {
-        eth_keystore::KeystoreError::MacMismatch => {
-            anyhow::anyhow!("{}: wrong password", path.display())
-        }
-        other => anyhow::anyhow!("cannot open the keystore {}: {other}", path.display()),
-    })?;
-    let secret: [u8; 32] = secret
-        .as_slice()
-        .try_into()
-        .with_context(|| format!("{}: not a 32-byte account key", path.display()))?;
-    Ok(AccountKey::from_bytes(&secret)?)
+    Ok(trellis_crypto::keystore::decrypt(path, &password)?)
 }
 
 /// Writes `key` to a new keystore file at `out` (readable by its owner only).

@@ -370,34 +370,21 @@ async fn members_vote_a_validator_in_and_another_out_without_stalling() {
     assert_eq!(genesis.chain_id.0, 700);
     assert_eq!(genesis.validators[0].public_key, key4);
     // The same genesis from another node, checked against the file.
-    let again = run_cli(
-        &dir,
-        &[
-            "chain",
-            "genesis",
-            "700",
-            "--rpc",
-            &url4,
-            "--verify",
-            file.to_str().expect("path"),
-        ],
-    );
+    let verify_on_4 = [
+        "chain",
+        "genesis",
+        "700",
+        "--rpc",
+        &url4,
+        "--verify",
+        file.to_str().expect("path"),
+    ];
+    let again = run_cli(&dir, &verify_on_4);
     assert!(again.contains("is the derived genesis"), "{again}");
     let mut other = genesis.clone();
     other.gas_limit += 1;
     std::fs::write(&file, serde_json::to_vec(&other).expect("json")).expect("write");
-    let refused = cli_fails(
-        &dir,
-        &[
-            "chain",
-            "genesis",
-            "700",
-            "--rpc",
-            &url4,
-            "--verify",
-            file.to_str().expect("path"),
-        ],
-    );
+    let refused = cli_fails(&dir, &verify_on_4);
     assert!(refused.contains("is not the derived genesis"), "{refused}");
     let none = cli_fails(&dir, &["chain", "genesis", "701", "--rpc", &url4]);
     assert!(none.contains("keeps no genesis of sub-chain 701"), "{none}");

@@ -4,6 +4,7 @@
 //! pure-Rust alternative on these machines) and fans out over rayon for whole batches.
 
 mod account;
+pub mod keystore;
 mod node_key;
 
 pub use account::{

@@ -427,6 +427,22 @@ pub fn genesis_system_state(
     Ok(())
 }
 
+/// The storage of the system contract at `address` as the block's changes so far leave it:
+/// their writes over `view`, new writes kept aside.
+fn pending_slots<'a>(
+    view: &'a StateView,
+    changes: &'a StateChanges,
+    address: Address,
+) -> MapSlots<'a> {
+    let pending = changes.storage.get(&address);
+    MapSlots::over(move |slot| match pending.and_then(|p| p.get(&slot)) {
+        Some(v) => Ok(*v),
+        None => view
+            .storage(&address, &slot)
+            .map_err(SlotError::unavailable),
+    })
+}
+
 /// Applies governance proposals due at the next height on top of the block's changes.
 ///
 /// A proposal that cannot be applied is recorded as failed by governance itself; should the
@@ -439,13 +455,7 @@ fn end_block(
     changes: &mut StateChanges,
 ) -> Result<(trellis_system::governance::Effects, Option<Validators>), ExecutionError> {
     let (effects, next_validators, writes, created) = {
-        let pending = changes.storage.get(&GOVERNANCE_ADDRESS);
-        let mut slots = MapSlots::over(|slot| match pending.and_then(|p| p.get(&slot)) {
-            Some(v) => Ok(*v),
-            None => view
-                .storage(&GOVERNANCE_ADDRESS, &slot)
-                .map_err(SlotError::unavailable),
-        });
+        let mut slots = pending_slots(view, changes, GOVERNANCE_ADDRESS);
         let ended = Governance::new(&mut slots)
             .end_block(height)
             .and_then(|effects| {
@@ -528,13 +538,7 @@ fn follow_subchains(
 ) -> Result<(), ExecutionError> {
     use trellis_system::{clients::Anchored, LightClients, LIGHT_CLIENTS_ADDRESS};
     let writes = {
-        let pending = changes.storage.get(&LIGHT_CLIENTS_ADDRESS);
-        let mut slots = MapSlots::over(|slot| match pending.and_then(|p| p.get(&slot)) {
-            Some(v) => Ok(*v),
-            None => view
-                .storage(&LIGHT_CLIENTS_ADDRESS, &slot)
-                .map_err(SlotError::unavailable),
-        });
+        let mut slots = pending_slots(view, changes, LIGHT_CLIENTS_ADDRESS);
         for (sub, validators) in created {
             let root = Anchored {
                 height: 0,

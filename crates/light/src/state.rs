@@ -71,6 +71,8 @@ pub enum ProofError {
     HeightMismatch { header: u64, claimed: u64 },
     #[error("header hashes to {got}, the trusted block is {expected}")]
     HeaderHash { expected: B256, got: B256 },
+    #[error("the witness refers to trie node {0}, which it does not hold")]
+    MissingNode(u32),
     #[error("genesis state has no commit certificate; ask again once block 1 is final")]
     Genesis0,
     #[error("commit certificate: {0}")]
@@ -300,28 +302,6 @@ impl StateWitness {
             header,
             slots: proven,
         })
-    }
-
-    /// Checks the header's certificate against `trusted`, then every proof against it.
-    pub fn verify(&self, trusted: &Trusted) -> Result<VerifiedState, ProofError> {
-        if self.chain_id != trusted.chain_id {
-            return Err(ProofError::WrongChain {
-                expected: trusted.chain_id,
-                got: self.chain_id,
-            });
-        }
-        let header = Header::decode(&mut self.header.as_ref()).map_err(ProofError::Header)?;
-        if header.height == 0 {
-            return Err(ProofError::Genesis0);
-        }
-        verify_certificate(
-            trusted.chain_id,
-            &self.certificate,
-            header.height,
-            header.hash(),
-            &trusted.validators,
-        )?;
-        self.verify_with_hash(header.hash())
     }
 }
 

@@ -307,7 +307,8 @@ async fn submit(
         .map_err(|e| e.to_string())
 }
 
-/// The account in the keystore `path`, opened with the password in `password_file`.
+/// The account in the keystore `path`, opened with the password in `password_file` (its
+/// first line).
 pub fn open_keystore(
     path: &std::path::Path,
     password_file: &std::path::Path,
@@ -315,13 +316,5 @@ pub fn open_keystore(
     let password = std::fs::read_to_string(password_file)
         .map_err(|e| format!("{}: {e}", password_file.display()))?;
     let password = password.lines().next().unwrap_or_default();
-    let secret = eth_keystore::decrypt_key(path, password).map_err(|e| match e {
-        eth_keystore::KeystoreError::MacMismatch => format!("{}: wrong password", path.display()),
-        other => format!("{}: {other}", path.display()),
-    })?;
-    let secret: [u8; 32] = secret
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("{}: not a 32-byte account key", path.display()))?;
-    AccountKey::from_bytes(&secret).map_err(|e| format!("{}: {e}", path.display()))
+    trellis_crypto::keystore::decrypt(path, password).map_err(|e| e.to_string())
 }

@@ -336,10 +336,11 @@ async fn follow_subchains(
                 return;
             };
             let held = shared.held.lock();
-            let idle: Vec<u64> = entries
+            // Each idle one with the file its genesis goes to.
+            let idle: Vec<(u64, std::path::PathBuf)> = entries
                 .iter()
-                .map(|(id, _)| *id)
-                .filter(|id| !chains.contains_key(id) && !held.contains(id))
+                .filter(|(id, _)| !chains.contains_key(id) && !held.contains(id))
+                .map(|(id, c)| (*id, c.genesis.clone()))
                 .collect();
             let running: Vec<u64> = entries
                 .iter()
@@ -348,13 +349,8 @@ async fn follow_subchains(
                 .collect();
             (main, idle, running)
         };
-        let configs: Vec<(u64, std::path::PathBuf)> = entries
-            .iter()
-            .filter(|(id, _)| idle.contains(id))
-            .map(|(id, c)| (*id, c.genesis.clone()))
-            .collect();
         let looked = tokio::task::spawn_blocking(move || {
-            let states = subchain_states(&main, &idle, &running, &configs);
+            let states = subchain_states(&main, &idle, &running);
             drop(main);
             states
         })
@@ -461,13 +457,13 @@ enum SubchainState {
     Retired,
 }
 
-/// Reads the records of the `idle` and `running` sub-chains on `main`, and writes the
-/// genesis of each idle one that is active (blocking).
+/// Reads the records of the `idle` sub-chains (each with the file its genesis goes to) and
+/// the `running` ones on `main`, and writes the genesis of each idle one that is active
+/// (blocking).
 fn subchain_states(
     main: &Chain,
-    idle: &[u64],
+    idle: &[(u64, std::path::PathBuf)],
     running: &[u64],
-    configs: &[(u64, std::path::PathBuf)],
 ) -> Vec<(u64, SubchainState)> {
     let view = match main.store().view() {
         Ok(v) => v,
@@ -478,26 +474,22 @@ fn subchain_states(
     };
     let mut slots = trellis_execution::governance_slots(&view);
     let mut gov = trellis_system::Governance::new(&mut slots);
+    let mut record = |sub: u64| match gov.subchain(sub) {
+        Ok(record) => record,
+        Err(e) => {
+            tracing::warn!(sub_chain = sub, error = %e, "cannot read the sub-chain record");
+            None
+        }
+    };
     let mut out = Vec::new();
-    for &sub in idle.iter().chain(running) {
-        let record = match gov.subchain(sub) {
-            Ok(Some(record)) => record,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!(sub_chain = sub, error = %e, "cannot read the sub-chain record");
-                continue;
-            }
-        };
-        if running.contains(&sub) {
-            if record.retired {
-                out.push((sub, SubchainState::Retired));
-            }
-            continue;
+    for &sub in running {
+        if record(sub).is_some_and(|r| r.retired) {
+            out.push((sub, SubchainState::Retired));
         }
-        if record.retired {
-            continue;
-        }
-        let Some((_, path)) = configs.iter().find(|(id, _)| *id == sub) else {
+    }
+    for (sub, path) in idle {
+        let sub = *sub;
+        let Some(record) = record(sub).filter(|r| !r.retired) else {
             continue;
         };
         let state = match main.subchain_genesis(sub) {

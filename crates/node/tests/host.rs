@@ -7,7 +7,7 @@ use alloy_consensus::TxLegacy;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, TxKind, B256, U256};
 use alloy_sol_types::SolCall;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use trellis_crypto::{AccountKey, NodeKey};
 use trellis_node::{chain::subchains, Chain, ChainConfig, ChainHost, NodeConfig, NodeError};
@@ -46,6 +46,40 @@ fn write_genesis_admin(
 
 const ANY_PORT: &str = "/ip4/127.0.0.1/tcp/0";
 
+/// One node's config under `dir`: the chain of `main.json` validated by `node_key.json`,
+/// every port chosen by the system, blocks every 50 ms when idle.
+fn host_config(dir: &Path) -> NodeConfig {
+    let mut config = NodeConfig {
+        moniker: "host".into(),
+        data_dir: dir.join("data"),
+        genesis: dir.join("main.json"),
+        node_key: dir.join("node_key.json"),
+        ..Default::default()
+    };
+    config.rpc.listen = ([127, 0, 0, 1], 0).into();
+    config.p2p.listen = ANY_PORT.into();
+    config.p2p.gossip_listen = ANY_PORT.into();
+    config.consensus.empty_block_interval_ms = 50;
+    config
+}
+
+/// A `[[chains]]` entry beside `config`'s chain, on ports of its own and without peers.
+fn second_chain(
+    config: &NodeConfig,
+    genesis: Option<PathBuf>,
+    subchain: Option<u64>,
+) -> ChainConfig {
+    let mut p2p = config.p2p.clone();
+    p2p.peers.clear();
+    ChainConfig {
+        genesis,
+        subchain,
+        rpc_listen: ([127, 0, 0, 1], 0).into(),
+        p2p,
+        metrics_listen: None,
+    }
+}
+
 /// Waits (bounded, so a stalled chain fails the test instead of hanging it) until `chain`
 /// commits `height`.
 async fn reach(chain: &Chain, height: u64) {
@@ -69,26 +103,12 @@ async fn two_chains_in_one_host_finalize_independently_and_stop_alone() {
     write_genesis(&dir.path().join("main.json"), 501, validator);
     write_genesis(&dir.path().join("sub.json"), 502, validator);
 
-    let mut config = NodeConfig {
-        moniker: "host".into(),
-        data_dir: dir.path().join("data"),
-        genesis: dir.path().join("main.json"),
-        node_key: dir.path().join("node_key.json"),
-        ..Default::default()
-    };
-    config.rpc.listen = ([127, 0, 0, 1], 0).into();
-    config.p2p.listen = ANY_PORT.into();
-    config.p2p.gossip_listen = ANY_PORT.into();
-    config.consensus.empty_block_interval_ms = 50;
-    let mut sub_p2p = config.p2p.clone();
-    sub_p2p.peers.clear();
-    config.chains = vec![ChainConfig {
-        genesis: Some(dir.path().join("sub.json")),
-        subchain: None,
-        rpc_listen: ([127, 0, 0, 1], 0).into(),
-        p2p: sub_p2p,
-        metrics_listen: None,
-    }];
+    let mut config = host_config(dir.path());
+    config.chains = vec![second_chain(
+        &config,
+        Some(dir.path().join("sub.json")),
+        None,
+    )];
 
     // Two entries of one chain are refused before anything starts.
     let mut twice = config.clone();
@@ -251,17 +271,7 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
         courier.address(),
     );
 
-    let mut config = NodeConfig {
-        moniker: "host".into(),
-        data_dir: dir.path().join("data"),
-        genesis: dir.path().join("main.json"),
-        node_key: dir.path().join("node_key.json"),
-        ..Default::default()
-    };
-    config.rpc.listen = ([127, 0, 0, 1], 0).into();
-    config.p2p.listen = ANY_PORT.into();
-    config.p2p.gossip_listen = ANY_PORT.into();
-    config.consensus.empty_block_interval_ms = 50;
+    let mut config = host_config(dir.path());
     // The courier signs anchors with its account, every second.
     eth_keystore::encrypt_key(
         dir.path(),
@@ -275,15 +285,7 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
     config.anchoring.keystore = Some(dir.path().join("anchor.json"));
     config.anchoring.password_file = Some(dir.path().join("pw"));
     config.anchoring.heartbeat_secs = 1;
-    let mut sub_p2p = config.p2p.clone();
-    sub_p2p.peers.clear();
-    config.chains = vec![ChainConfig {
-        genesis: None,
-        subchain: Some(602),
-        rpc_listen: ([127, 0, 0, 1], 0).into(),
-        p2p: sub_p2p,
-        metrics_listen: None,
-    }];
+    config.chains = vec![second_chain(&config, None, Some(602))];
     // An entry naming both a genesis and a sub-chain is refused.
     let mut both = config.clone();
     both.chains[0].genesis = Some(dir.path().join("main.json"));
