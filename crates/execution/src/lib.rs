@@ -393,9 +393,14 @@ pub fn genesis_system_state(
             .map_err(|e| SlotError::invalid(format!("genesis lightClients: {e}")))?;
     }
     // Contracts added after chains were running get an account here only when configured.
-    let configured =
-        (!genesis.light_clients.is_empty()).then_some(trellis_system::LIGHT_CLIENTS_ADDRESS);
-    for address in trellis_system::genesis_addresses().chain(configured) {
+    let configured = match genesis.light_clients.is_empty() {
+        true => vec![],
+        false => vec![
+            trellis_system::LIGHT_CLIENTS_ADDRESS,
+            trellis_system::XCHAIN_ADDRESS,
+        ],
+    };
+    for address in trellis_system::genesis_addresses().chain(configured.iter().copied()) {
         changes.accounts.insert(
             address,
             Some(AccountState {
@@ -414,7 +419,7 @@ pub fn genesis_system_state(
             .filter(|(_, v)| !v.is_zero())
             .collect(),
     );
-    if configured.is_some() {
+    if !configured.is_empty() {
         changes.storage.insert(
             trellis_system::LIGHT_CLIENTS_ADDRESS,
             clients
@@ -571,19 +576,18 @@ fn follow_subchains(
     if writes.is_empty() {
         return Ok(());
     }
-    // A chain whose genesis configured no client has no account there yet; a transaction of
-    // this block may even have touched the empty address (recorded as no account). Either
-    // way the contract's account exists from this block on.
-    let account = match changes.accounts.get(&LIGHT_CLIENTS_ADDRESS).cloned() {
-        Some(Some(account)) => account,
-        Some(None) => system_account(),
-        None => view
-            .account(&LIGHT_CLIENTS_ADDRESS)?
-            .unwrap_or_else(system_account),
-    };
-    changes
-        .accounts
-        .insert(LIGHT_CLIENTS_ADDRESS, Some(account));
+    // A chain whose genesis configured no client has no account there yet, nor one for the
+    // cross-chain contract that proves against the clients; a transaction of this block may
+    // even have touched the empty addresses (recorded as no account). Either way both
+    // contracts' accounts exist from this block on.
+    for address in [LIGHT_CLIENTS_ADDRESS, trellis_system::XCHAIN_ADDRESS] {
+        let account = match changes.accounts.get(&address).cloned() {
+            Some(Some(account)) => account,
+            Some(None) => system_account(),
+            None => view.account(&address)?.unwrap_or_else(system_account),
+        };
+        changes.accounts.insert(address, Some(account));
+    }
     let code = alloy_primitives::Bytes::from_static(trellis_system::SYSTEM_CODE);
     changes
         .codes

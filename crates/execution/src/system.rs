@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use trellis_system::contract::BASE_GAS;
 use trellis_system::{
     system_addresses, system_contract, CallContext, CallError, Governance, SlotError, Slots,
-    SystemEnv, GOVERNANCE_ADDRESS,
+    SystemEnv, GOVERNANCE_ADDRESS, LIGHT_CLIENTS_ADDRESS,
 };
 
 /// Gas charged by a system call beyond its contract's base ([`SystemContract::base_gas`]):
@@ -222,7 +222,7 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
                 inputs.gas_limit,
             )));
         }
-        if !inputs.value.get().is_zero() {
+        if !inputs.value.get().is_zero() && !contract.accepts_value() {
             return Ok(Some(revert(
                 "system contracts do not accept value",
                 BASE_GAS,
@@ -244,10 +244,22 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
         let shared = RefCell::new(&mut *ctx);
         let mut slots = JournalSlots::open(&shared, address)?;
         let mut gov = JournalSlots::open(&shared, GOVERNANCE_ADDRESS)?;
+        let mut clients = match contract.reads_light_clients() {
+            true => Some(JournalSlots::open(&shared, LIGHT_CLIENTS_ADDRESS)?),
+            false => None,
+        };
         let mut env = SystemEnv::new(call, origin, self.timestamp_ms, &mut gov);
+        if let Some(clients) = clients.as_mut() {
+            env = env.with_light_clients(clients);
+        }
         env.gas_limit = inputs.gas_limit;
+        env.value = inputs.value.get();
         let outcome = contract.call(&mut env, &mut slots, &input);
-        let (reads, writes) = (slots.reads + gov.reads, slots.writes + gov.writes);
+        let (client_reads, client_writes) = clients.map_or((0, 0), |c| (c.reads, c.writes));
+        let (reads, writes) = (
+            slots.reads + gov.reads + client_reads,
+            slots.writes + gov.writes + client_writes,
+        );
         let ctx = shared.into_inner();
         let gas = contract.base_gas() + reads * READ_GAS + writes * WRITE_GAS;
         match outcome {
@@ -262,6 +274,19 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
                     .sum();
                 let gas = gas + log_gas + out.extra_gas;
                 if gas <= inputs.gas_limit {
+                    // Value the contract releases leaves its own balance; its books and its
+                    // balance disagreeing is a fault of its state, refused like any other.
+                    for (to, value) in out.payouts {
+                        let refused = ctx
+                            .journal_mut()
+                            .transfer(address, to, value)
+                            .map_err(|e| e.to_string())?;
+                        if let Some(e) = refused {
+                            let reason =
+                                format!("{}: cannot pay {value} to {to}: {e:?}", contract.name());
+                            return Ok(Some(revert(&reason, gas, inputs.gas_limit)));
+                        }
+                    }
                     for log in out.logs {
                         ctx.journal_mut().log(Log {
                             address: log.address,

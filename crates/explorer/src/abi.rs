@@ -30,6 +30,10 @@ const ARTIFACTS: &[(&str, &str)] = &[
         include_str!("../../../contracts/artifacts/ITrellisLightClients.json"),
     ),
     (
+        "ITrellisCrossChain",
+        include_str!("../../../contracts/artifacts/ITrellisCrossChain.json"),
+    ),
+    (
         "TrellisToken",
         include_str!("../../../contracts/artifacts/TrellisToken.json"),
     ),

@@ -37,6 +37,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("json_rpc", json_rpc),
     ("light_client", light_client),
     ("light_clients_call", light_clients_call),
+    ("subchain_genesis", subchain_genesis),
+    ("xchain_call", xchain_call),
 ];
 
 /// A raw transaction as `eth_sendRawTransaction` and gossip receive it.
@@ -478,4 +480,50 @@ pub fn subchain_genesis(data: &[u8]) {
     if let Ok(hash) = trellis_node::chain::subchains::verify(&derived, trusted) {
         assert_eq!(hash, derived.genesis_hash);
     }
+}
+
+/// Calldata for the cross-chain contract of chain 7, which follows chain 1337 (anchored at
+/// its root only); the first byte says whether the call carries value and is static. A call
+/// either succeeds or is refused without writing anything or paying anything out.
+pub fn xchain_call(data: &[u8]) {
+    use trellis_system::clients::{Anchored, LightClients};
+    use trellis_system::xchain::{Call, CrossChain};
+    use trellis_system::MapSlots;
+    let Some((flags, input)) = data.split_first() else {
+        return;
+    };
+    let mut clients = MapSlots::empty();
+    let root = Anchored {
+        height: 0,
+        hash: alloy_primitives::B256::ZERO,
+        state_root: alloy_primitives::B256::ZERO,
+        timestamp_ms: 0,
+    };
+    let key = trellis_crypto::NodeKey::from_secret([1; 32]);
+    LightClients::new(&mut clients)
+        .create(
+            1337,
+            root,
+            &[(alloy_primitives::B256::from(*key.public().as_bytes()), 1)],
+        )
+        .expect("a client");
+    let mut slots = MapSlots::empty();
+    let call = Call {
+        chain_id: 7,
+        caller: alloy_primitives::Address::repeat_byte(1),
+        height: 5,
+        timestamp_ms: 5_000,
+        value: alloy_primitives::U256::from(flags & 1),
+        is_static: flags & 2 != 0,
+        budget: 10_000_000,
+    };
+    let before = clients.writes.clone();
+    match CrossChain::new(&mut slots, &mut clients).call(&call, input) {
+        Err(_) => assert!(slots.writes.is_empty(), "a refused call wrote state"),
+        Ok(out) => assert!(
+            out.payouts.is_empty(),
+            "nothing was escrowed, so nothing can be paid out"
+        ),
+    }
+    assert_eq!(clients.writes, before, "the light clients are read only");
 }

@@ -499,3 +499,100 @@ fn write_light_client_seed() {
     let view = trellis_system::clients::abi::clientCall { chainId: 1337 };
     write("light_clients_call", "client", &view.abi_encode());
 }
+
+/// Calls for the `xchain_call` target (a flags byte, then calldata): a send, a transfer, and
+/// a receive, an acknowledgement and a timeout with proofs of the shapes couriers send.
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand"]
+fn write_xchain_seeds() {
+    use alloy_primitives::{Address, Bytes};
+    use trellis_system::xchain::abi;
+    let account = abi::AccountProof {
+        nonce: 1,
+        balance: U256::ZERO,
+        storageRoot: B256::repeat_byte(1),
+        codeHash: B256::repeat_byte(2),
+        nodes: vec![Bytes::from_static(&[0xc0, 0x80])],
+    };
+    let proof = abi::Proof {
+        height: 0,
+        account: account.clone(),
+        slotProof: vec![Bytes::from_static(&[0xc0])],
+        via: vec![abi::Hop {
+            chainId: 1337,
+            height: 0,
+            account,
+            values: vec![U256::from(76), U256::from(1)],
+            slotProofs: vec![vec![Bytes::from_static(&[0x80])]],
+        }],
+    };
+    let proof = Bytes::from(trellis_system::xchain::encode_proof(&proof));
+    let message = abi::Message {
+        source: 1337,
+        destination: 7,
+        sequence: 1,
+        sender: Address::repeat_byte(3),
+        receiver: Address::repeat_byte(4),
+        app: 1,
+        payload: trellis_system::xchain::value_payload(1337, U256::from(5)).into(),
+        timeoutMs: 9_000,
+    };
+    let seeds: Vec<(&str, u8, Vec<u8>)> = vec![
+        (
+            "send",
+            0,
+            abi::sendCall {
+                destination: 1337,
+                receiver: Address::repeat_byte(4),
+                payload: Bytes::from_static(b"hello"),
+                timeoutMs: 9_000,
+            }
+            .abi_encode(),
+        ),
+        (
+            "transfer",
+            1,
+            abi::transferCall {
+                destination: 1337,
+                receiver: Address::repeat_byte(4),
+                timeoutMs: 9_000,
+            }
+            .abi_encode(),
+        ),
+        (
+            "receive",
+            0,
+            abi::receiveMessageCall {
+                message,
+                proof: proof.clone(),
+            }
+            .abi_encode(),
+        ),
+        (
+            "acknowledge",
+            0,
+            abi::acknowledgeCall {
+                destination: 1337,
+                sequence: 1,
+                success: true,
+                proof: proof.clone(),
+            }
+            .abi_encode(),
+        ),
+        (
+            "timeout",
+            0,
+            abi::timeoutCall {
+                destination: 1337,
+                sequence: 1,
+                proof,
+            }
+            .abi_encode(),
+        ),
+    ];
+    for (name, flags, call) in seeds {
+        let input = [vec![flags], call].concat();
+        trellis_fuzz::xchain_call(&input);
+        write("xchain_call", name, &input);
+    }
+}

@@ -29,8 +29,8 @@ pub use certificate::{
 };
 pub use client::{decode_header, Anchor, ClientError, ClientState, Misbehaviour, Verdict};
 pub use state::{
-    verify_state, ProofError, ProvenAccount, SlotProof, StateProof, StateWitness, Trusted,
-    VerifiedState, WitnessSlot,
+    verify_against_root, verify_state, ProofError, ProvenAccount, SlotProof, StateProof,
+    StateWitness, Trusted, VerifiedState, WitnessSlot,
 };
 pub use validators::{
     members_hash, validator_address, validators_hash, LightValidator, ValidatorSet,

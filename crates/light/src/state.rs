@@ -148,8 +148,9 @@ pub fn verify_state(proof: &StateProof, trusted: &Trusted) -> Result<VerifiedSta
 }
 
 /// Checks the account against `state_root` and every slot against the account's storage
-/// root; the proven values.
-fn verify_against_root(
+/// root (a zero value: proven absent); the proven values. This is the whole check once the
+/// state root is trusted (an anchored header's, on chain).
+pub fn verify_against_root(
     state_root: B256,
     address: Address,
     account: &ProvenAccount,

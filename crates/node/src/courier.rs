@@ -8,14 +8,20 @@
 //!   set it names): a client can only follow set changes in order, one at a time;
 //! - otherwise the tip, once `heartbeat` has passed since its last anchor of that chain.
 //!
+//! It also relays cross-chain messages (`ITrellisCrossChain`) between the pair: a message
+//! pending in one chain's outbox and not yet received by the other is received there, and a
+//! message the other received (or could no longer receive: its time passed the timeout) is
+//! acknowledged (or timed out) at its source. Each goes with a proof from one snapshot of the
+//! proving chain, after an anchor of exactly that snapshot's height when the client lacks it.
+//!
 //! It keeps no state that matters: what it last sent only keeps it from sending the same
-//! anchor again while the first is in the pool. Anchors are verified on chain, so a courier
-//! needs no trust; several backbone nodes sending the same anchor cost the chain only the
-//! cheap no-op of a known header.
+//! anchor or relay again while the first is in the pool. Anchors and proofs are verified on
+//! chain, so a courier needs no trust; several backbone nodes sending the same anchor cost the
+//! chain only the cheap no-op of a known header, and a message already received is refused.
 
 use alloy_consensus::TxLegacy;
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{TxKind, U256};
+use alloy_primitives::{Address, TxKind, U256};
 use alloy_sol_types::SolCall;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -25,7 +31,8 @@ use trellis_execution::system_slots;
 use trellis_primitives::Height;
 use trellis_rpc::Backend as _;
 use trellis_system::clients::abi;
-use trellis_system::{LightClients, LIGHT_CLIENTS_ADDRESS};
+use trellis_system::xchain::{self, CrossChain};
+use trellis_system::{LightClients, LIGHT_CLIENTS_ADDRESS, XCHAIN_ADDRESS};
 
 use crate::chain::Chain;
 
@@ -37,6 +44,10 @@ const IN_FLIGHT: Duration = Duration::from_secs(30);
 const BACKOFF: Duration = Duration::from_secs(30);
 /// Most heights one tick reads while looking for a set change.
 const SCAN: u64 = 1_000;
+/// How long a relayed message stays "in flight" before the courier relays it again.
+const RELAY_IN_FLIGHT: Duration = Duration::from_secs(10);
+/// Most messages one tick relays each way between two chains.
+const RELAYS: u64 = 64;
 
 /// What the courier signs with and how often it anchors.
 pub struct Courier {
@@ -57,15 +68,27 @@ struct Pair {
     quiet_until: Option<Instant>,
 }
 
-/// One anchor to send: to `dest`, the header of `height` of chain `source`.
+/// What the courier remembers between ticks.
+#[derive(Default)]
+struct Memory {
+    pairs: HashMap<(u64, u64), Pair>,
+    /// Relays sent: (executing chain, counterparty, sequence) → when.
+    relays: HashMap<(u64, u64, u64), Instant>,
+}
+
+/// One transaction to send to `dest`: an anchor of the header of `height` of chain `source`,
+/// or a relay proven against it.
 struct Send {
     dest: usize,
     source: u64,
     height: u64,
+    to: Address,
     input: Vec<u8>,
     gas: u64,
     /// The account's nonce in `dest`'s state when planned (the pool adds its own).
     state_nonce: u64,
+    /// `None`: an anchor; else the relay's action and sequence number.
+    relay: Option<(&'static str, u64)>,
 }
 
 /// Looks at `chains` every [`TICK`] until `closing`: `chains` answers the chains hosted now.
@@ -75,7 +98,7 @@ pub async fn run(
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) {
     info!(account = %courier.account.address(), "courier started");
-    let mut pairs: HashMap<(u64, u64), Pair> = HashMap::new();
+    let mut memory = Memory::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
@@ -91,8 +114,8 @@ pub async fn run(
         let heartbeat = courier.heartbeat;
         let account = courier.account.address();
         let planned = tokio::task::spawn_blocking(move || {
-            let sends = plan(&hosted, &mut pairs, heartbeat, account);
-            (hosted, pairs, sends)
+            let sends = plan(&hosted, &mut memory, heartbeat, account);
+            (hosted, memory, sends)
         })
         .await;
         let (hosted, returned, sends) = match planned {
@@ -102,19 +125,37 @@ pub async fn run(
                 return;
             }
         };
-        pairs = returned;
+        memory = returned;
         for send in sends {
             let dest = &hosted[send.dest];
             let key = (dest.chain_id(), send.source);
             let outcome = submit(
                 dest,
                 &courier.account,
+                send.to,
                 send.input,
                 send.gas,
                 send.state_nonce,
             )
             .await;
-            let pair = pairs.entry(key).or_default();
+            if let Some((action, sequence)) = send.relay {
+                match outcome {
+                    Ok(hash) => {
+                        debug!(chain = key.0, counterparty = key.1, sequence, action, %hash, "relayed")
+                    }
+                    Err(e) => warn!(
+                        chain = key.0,
+                        counterparty = key.1,
+                        sequence,
+                        action,
+                        error = %e,
+                        "courier: the chain refused a relay; trying again in {}s",
+                        RELAY_IN_FLIGHT.as_secs()
+                    ),
+                }
+                continue;
+            }
+            let pair = memory.pairs.entry(key).or_default();
             match outcome {
                 Ok(hash) => {
                     debug!(chain = key.0, follows = key.1, height = send.height, %hash, "anchor sent");
@@ -138,13 +179,12 @@ pub async fn run(
 }
 
 /// The anchors due now (blocking reads).
-fn plan(
-    chains: &[Chain],
-    pairs: &mut HashMap<(u64, u64), Pair>,
-    heartbeat: Duration,
-    account: alloy_primitives::Address,
-) -> Vec<Send> {
+fn plan(chains: &[Chain], memory: &mut Memory, heartbeat: Duration, account: Address) -> Vec<Send> {
     let now = Instant::now();
+    memory
+        .relays
+        .retain(|_, at| now.duration_since(*at) < RELAY_IN_FLIGHT);
+    let Memory { pairs, relays } = memory;
     let mut sends = Vec::new();
     for (d, dest) in chains.iter().enumerate() {
         let view = match dest.store().view() {
@@ -171,7 +211,33 @@ fn plan(
             let pair = pairs.entry((to, from)).or_default();
             let tip = source.height();
             let anchored = client.latest.height;
-            if tip <= anchored || pair.quiet_until.is_some_and(|t| now < t) {
+            if pair.quiet_until.is_some_and(|t| now < t) {
+                continue;
+            }
+            let state_nonce = match view.account(&account) {
+                Ok(a) => a.map_or(0, |a| a.nonce),
+                Err(e) => {
+                    warn!(chain = to, error = %e, "courier: cannot read its account");
+                    continue;
+                }
+            };
+            // Messages first: they anchor the height they are proven at themselves.
+            match plan_relays(d, dest, &view, source, pair, anchored, relays, state_nonce) {
+                Ok(planned) if !planned.is_empty() => {
+                    if let Some(first) = planned.first().filter(|s| s.relay.is_none()) {
+                        pair.sent = Some((now, first.height));
+                    }
+                    sends.extend(planned);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(chain = to, counterparty = from, error = %e, "courier: cannot plan relays");
+                    pair.quiet_until = Some(now + BACKOFF);
+                    continue;
+                }
+            }
+            if tip <= anchored {
                 continue;
             }
             if let Some((at, height)) = pair.sent {
@@ -206,21 +272,16 @@ fn plan(
                 }
                 None => continue,
             };
-            let state_nonce = match view.account(&account) {
-                Ok(a) => a.map_or(0, |a| a.nonce),
-                Err(e) => {
-                    warn!(chain = to, error = %e, "courier: cannot read its account");
-                    continue;
-                }
-            };
             match anchor_call(source, height) {
                 Ok(Some((input, gas))) => sends.push(Send {
                     dest: d,
                     source: from,
                     height,
+                    to: LIGHT_CLIENTS_ADDRESS,
                     input,
                     gas: gas.min(dest.max_transaction_gas()),
                     state_nonce,
+                    relay: None,
                 }),
                 Ok(None) => {}
                 Err(e) => {
@@ -231,6 +292,177 @@ fn plan(
         }
     }
     sends
+}
+
+/// The relays due on `dest` proven from `source`'s state (messages `source` sent that `dest`
+/// has not received; `dest`'s messages that `source` received or can no longer receive), each
+/// with a proof at `source`'s tip, led by an anchor of that tip when `dest` lacks it. Nothing
+/// while a set change of `source` waits to be anchored (it must go first).
+#[allow(clippy::too_many_arguments)]
+fn plan_relays(
+    d: usize,
+    dest: &Chain,
+    dest_view: &trellis_storage::StateView,
+    source: &Chain,
+    pair: &mut Pair,
+    anchored: u64,
+    relays: &mut HashMap<(u64, u64, u64), Instant>,
+    state_nonce: u64,
+) -> Result<Vec<Send>, String> {
+    let (to, from) = (dest.chain_id(), source.chain_id());
+    let err = |e: trellis_system::SlotError| e.to_string();
+    let source_view = source.store().view().map_err(|e| e.to_string())?;
+    let Some(height) = source_view.tip().map_err(|e| e.to_string())?.map(|h| h.0) else {
+        return Ok(Vec::new());
+    };
+    let (source_time, dest_time) = (tip_time(&source_view)?, tip_time(dest_view)?);
+    let (mut source_xc, mut source_lc) = (
+        system_slots(&source_view, XCHAIN_ADDRESS),
+        system_slots(&source_view, LIGHT_CLIENTS_ADDRESS),
+    );
+    let (mut dest_xc, mut dest_lc) = (
+        system_slots(dest_view, XCHAIN_ADDRESS),
+        system_slots(dest_view, LIGHT_CLIENTS_ADDRESS),
+    );
+    let mut at_source = CrossChain::new(&mut source_xc, &mut source_lc);
+    let mut at_dest = CrossChain::new(&mut dest_xc, &mut dest_lc);
+    let fresh = |seq: u64| !relays.contains_key(&(to, from, seq));
+    let mut due: Vec<Relay> = Vec::new();
+    // Messages from `source` to `dest` that `dest` has not received and still can.
+    for seq in at_source.pending(to, 0, RELAYS).map_err(err)? {
+        if !fresh(seq) || at_dest.receipt(from, seq).map_err(err)?.is_some() {
+            continue;
+        }
+        match at_source.message(to, seq).map_err(err)? {
+            Some(message) if dest_time < message.timeout_ms => due.push(Relay::Receive(message)),
+            _ => {}
+        }
+    }
+    // Messages from `dest` to `source`: received there (acknowledge), or past their timeout
+    // by `source`'s time without a receipt (time out).
+    for seq in at_dest.pending(from, 0, RELAYS).map_err(err)? {
+        if !fresh(seq) {
+            continue;
+        }
+        if let Some(receipt) = at_source.receipt(to, seq).map_err(err)? {
+            due.push(Relay::Acknowledge(seq, receipt.success));
+        } else if let Some(message) = at_dest.message(from, seq).map_err(err)? {
+            if source_time >= message.timeout_ms {
+                due.push(Relay::Timeout(seq));
+            }
+        }
+    }
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A set change of `source` not yet anchored goes first (the anchor logic sends it).
+    if height > anchored
+        && (first_set_change(source, pair, anchored, height).is_some() || pair.scanned < height)
+    {
+        return Ok(Vec::new());
+    }
+    drop(at_dest);
+    let mut sends = Vec::new();
+    let known = LightClients::new(&mut dest_lc)
+        .anchor_at(from, height)
+        .map_err(err)?
+        .is_some();
+    if !known {
+        let Some((input, gas)) = anchor_call(source, height)? else {
+            return Ok(Vec::new());
+        };
+        sends.push(Send {
+            dest: d,
+            source: from,
+            height,
+            to: LIGHT_CLIENTS_ADDRESS,
+            input,
+            gas: gas.min(dest.max_transaction_gas()),
+            state_nonce,
+            relay: None,
+        });
+    }
+    let now = Instant::now();
+    for relay in due {
+        let (seq, slot) = match &relay {
+            Relay::Receive(m) => (m.sequence, xchain::outbox_slot(to, m.sequence)),
+            Relay::Acknowledge(seq, _) | Relay::Timeout(seq) => {
+                (*seq, xchain::receipt_slot(to, *seq))
+            }
+        };
+        let (proven_at, proof) =
+            trellis_rpc::xchain::word_proof(&source_view, slot).map_err(|e| e.to_string())?;
+        debug_assert_eq!(proven_at, height);
+        let (action, input) = relay.call(from, proof);
+        relays.insert((to, from, seq), now);
+        sends.push(Send {
+            dest: d,
+            source: from,
+            height,
+            to: XCHAIN_ADDRESS,
+            gas: (RELAY_GAS + 16 * input.len() as u64).min(dest.max_transaction_gas()),
+            input,
+            state_nonce,
+            relay: Some((action, seq)),
+        });
+    }
+    Ok(sends)
+}
+
+/// Gas for a relay before its calldata: the contract's base, a proof of up to about 20 trie
+/// nodes (3,000 each), the receipt, delivery or voucher records it writes and its event.
+const RELAY_GAS: u64 = 400_000;
+
+/// One relay due on a chain.
+enum Relay {
+    Receive(xchain::Message),
+    Acknowledge(u64, bool),
+    Timeout(u64),
+}
+
+impl Relay {
+    /// The call carrying `proof` of `counterparty`'s state, and its name for logs.
+    fn call(self, counterparty: u64, proof: Vec<u8>) -> (&'static str, Vec<u8>) {
+        use xchain::abi;
+        match self {
+            Relay::Receive(message) => (
+                "receive",
+                abi::receiveMessageCall {
+                    message: message.to_abi(),
+                    proof: proof.into(),
+                }
+                .abi_encode(),
+            ),
+            Relay::Acknowledge(sequence, success) => (
+                "acknowledge",
+                abi::acknowledgeCall {
+                    destination: counterparty,
+                    sequence,
+                    success,
+                    proof: proof.into(),
+                }
+                .abi_encode(),
+            ),
+            Relay::Timeout(sequence) => (
+                "timeout",
+                abi::timeoutCall {
+                    destination: counterparty,
+                    sequence,
+                    proof: proof.into(),
+                }
+                .abi_encode(),
+            ),
+        }
+    }
+}
+
+/// The time of `view`'s tip block.
+fn tip_time(view: &trellis_storage::StateView) -> Result<u64, String> {
+    let tip = view.tip().map_err(|e| e.to_string())?.unwrap_or_default();
+    Ok(view
+        .block(tip)
+        .map_err(|e| e.to_string())?
+        .map_or(0, |b| b.header.timestamp_ms))
 }
 
 /// The first height in `(anchored, tip]` whose header changes `source`'s validator set.
@@ -288,6 +520,7 @@ fn anchor_call(source: &Chain, height: u64) -> Result<Option<(Vec<u8>, u64)>, St
 async fn submit(
     dest: &Chain,
     account: &AccountKey,
+    to: Address,
     input: Vec<u8>,
     gas: u64,
     state_nonce: u64,
@@ -298,7 +531,7 @@ async fn submit(
         nonce: dest.pending_nonce(address, state_nonce),
         gas_price: 0,
         gas_limit: gas,
-        to: TxKind::Call(LIGHT_CLIENTS_ADDRESS),
+        to: TxKind::Call(to),
         value: U256::ZERO,
         input: input.into(),
     });

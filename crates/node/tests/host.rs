@@ -10,9 +10,11 @@ use alloy_sol_types::SolCall;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use trellis_crypto::{AccountKey, NodeKey};
+use trellis_execution::ViewSlots;
 use trellis_node::{chain::subchains, Chain, ChainConfig, ChainHost, NodeConfig, NodeError};
 use trellis_system::governance::{abi, GOVERNANCE_ADDRESS};
-use trellis_system::{LightClients, LIGHT_CLIENTS_ADDRESS};
+use trellis_system::xchain::abi as xabi;
+use trellis_system::{CrossChain, LightClients, LIGHT_CLIENTS_ADDRESS, XCHAIN_ADDRESS};
 
 fn write_genesis(path: &Path, chain_id: u64, validator: B256) {
     write_genesis_admin(
@@ -37,6 +39,7 @@ fn write_genesis_admin(
         format!(
             r#"{{"chainId": {chain_id},
                 "validators": [{{"publicKey": "{validator}", "power": 1, "org": "org1"}}],
+                "alloc": {{"{admin}": {{"balance": "0x100000000"}}}},
                 "governance": {{"organizations": [
                     {{"id": "org1", "admins": ["{admin}"], "accounts": ["{account}"]}}]}}}}"#
         ),
@@ -214,13 +217,25 @@ async fn two_chains_in_one_host_finalize_independently_and_stop_alone() {
 
 /// Sends one governance call from `admin` and waits until it is committed.
 async fn govern(chain: &Chain, admin: &AccountKey, nonce: u64, input: Vec<u8>) {
-    let tx = admin.sign_tx(TxLegacy {
+    transact(chain, admin, nonce, GOVERNANCE_ADDRESS, 0, input).await;
+}
+
+/// Sends one call from `key` and waits until it is committed; whether it succeeded.
+async fn transact(
+    chain: &Chain,
+    key: &AccountKey,
+    nonce: u64,
+    to: Address,
+    value: u64,
+    input: Vec<u8>,
+) -> bool {
+    let tx = key.sign_tx(TxLegacy {
         chain_id: Some(chain.chain_id()),
         nonce,
         gas_price: 0,
         gas_limit: 5_000_000,
-        to: TxKind::Call(GOVERNANCE_ADDRESS),
-        value: U256::ZERO,
+        to: TxKind::Call(to),
+        value: U256::from(value),
         input: input.into(),
     });
     let hash = chain.admit(tx.encoded_2718()).await.expect("admitted");
@@ -228,14 +243,39 @@ async fn govern(chain: &Chain, admin: &AccountKey, nonce: u64, input: Vec<u8>) {
     tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             let view = chain.store().view().expect("view");
-            if view.tx_location(&hash).expect("read").is_some() {
-                return;
+            if let Some(at) = view.tx_location(&hash).expect("read") {
+                let receipts = view.receipts(at.height).expect("read").expect("kept");
+                return alloy_consensus::TxReceipt::status(&receipts[at.index as usize]);
             }
             committed.changed().await.expect("chain running");
         }
     })
     .await
-    .expect("the governance call was committed");
+    .expect("the call was committed")
+}
+
+/// Reads `chain`'s cross-chain contract at its tip.
+fn cross_chain<T>(
+    chain: &Chain,
+    read: impl FnOnce(
+        &mut CrossChain<'_, ViewSlots<'_>, ViewSlots<'_>>,
+    ) -> Result<T, trellis_system::SlotError>,
+) -> T {
+    let view = chain.store().view().expect("view");
+    let mut xc = trellis_execution::system_slots(&view, XCHAIN_ADDRESS);
+    let mut lc = trellis_execution::system_slots(&view, LIGHT_CLIENTS_ADDRESS);
+    read(&mut CrossChain::new(&mut xc, &mut lc)).expect("readable")
+}
+
+/// Waits (bounded) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never happened: {what}"));
 }
 
 /// Waits (bounded) until the host runs `chain_id` (`true`) or does not (`false`).
@@ -372,6 +412,90 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
     .await
     .expect("the courier anchors each chain on the other");
 
+    // Value crosses without a trusted party: the courier carries proofs both ways. 1,000
+    // escrowed on the main chain are held as vouchers on the sub-chain...
+    let timeout = main
+        .store()
+        .view()
+        .expect("view")
+        .block(trellis_primitives::Height(main.height()))
+        .expect("read")
+        .expect("tip")
+        .header
+        .timestamp_ms
+        + 600_000;
+    let transfer = xabi::transferCall {
+        destination: 602,
+        receiver: admin.address(),
+        timeoutMs: timeout,
+    };
+    assert!(
+        transact(
+            &main,
+            &admin,
+            1,
+            XCHAIN_ADDRESS,
+            1_000,
+            transfer.abi_encode()
+        )
+        .await
+    );
+    eventually("vouchers minted on the sub-chain", || {
+        cross_chain(&sub, |x| x.vouchers(601, &admin.address())) == U256::from(1_000)
+    })
+    .await;
+    eventually("the transfer acknowledged", || {
+        cross_chain(&main, |x| x.outbox(602)) == (2, 0)
+    })
+    .await;
+    // ...400 of them come home to another account, out of the sub-chain's escrow...
+    let home = Address::repeat_byte(0x77);
+    let back = xabi::returnVouchersCall {
+        origin: 601,
+        receiver: home,
+        amount: U256::from(400),
+        timeoutMs: timeout,
+    };
+    assert!(transact(&sub, &admin, 0, XCHAIN_ADDRESS, 0, back.abi_encode()).await);
+    let balance = |chain: &Chain, who: Address| {
+        let view = chain.store().view().expect("view");
+        view.account(&who)
+            .expect("read")
+            .map_or(U256::ZERO, |a| a.balance)
+    };
+    eventually("the value released on the main chain", || {
+        balance(&main, home) == U256::from(400)
+    })
+    .await;
+    eventually("the return acknowledged", || {
+        cross_chain(&sub, |x| x.outbox(601)) == (2, 0)
+    })
+    .await;
+    // ...and escrow = vouchers (nothing in flight).
+    assert_eq!(cross_chain(&main, |x| x.escrowed(602)), U256::from(600));
+    assert_eq!(
+        cross_chain(&sub, |x| x.voucher_supply(601)),
+        U256::from(600)
+    );
+    assert_eq!(balance(&main, XCHAIN_ADDRESS), U256::from(600));
+    // A data message: only its hash crosses, received once.
+    let note = xabi::sendCall {
+        destination: 601,
+        receiver: home,
+        payload: b"certificate of origin 42".to_vec().into(),
+        timeoutMs: timeout,
+    };
+    assert!(transact(&sub, &admin, 1, XCHAIN_ADDRESS, 0, note.abi_encode()).await);
+    eventually("the message delivered and acknowledged", || {
+        cross_chain(&sub, |x| x.outbox(601)) == (3, 0)
+    })
+    .await;
+    let delivered = cross_chain(&main, |x| x.delivered(602, 2)).expect("delivered");
+    assert_eq!(
+        delivered.payload_hash,
+        alloy_primitives::keccak256(b"certificate of origin 42")
+    );
+
     // What does not match is refused: another block, a changed genesis, a changed slot.
     assert!(subchains::verify(&derived, B256::repeat_byte(1)).is_err());
     let mut changed = derived.clone();
@@ -387,7 +511,7 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
         chainId: 602,
         effectiveHeight: 0,
     };
-    govern(&main, &admin, 1, retire.abi_encode()).await;
+    govern(&main, &admin, 2, retire.abi_encode()).await;
     hosted(&host, 602, false).await;
     let stopped_at = sub.height();
     drop(sub);
@@ -395,7 +519,7 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
         chainId: 602,
         effectiveHeight: 0,
     };
-    govern(&main, &admin, 2, recover.abi_encode()).await;
+    govern(&main, &admin, 3, recover.abi_encode()).await;
     let sub = hosted(&host, 602, true)
         .await
         .expect("sub-chain started again");

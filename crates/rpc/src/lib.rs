@@ -22,6 +22,7 @@ mod measure;
 mod methods;
 pub mod rest;
 pub mod tls;
+pub mod xchain;
 
 pub use access::{ReadAccess, ReadPolicy};
 pub use admin::{AdminAuth, AdminAuthLayer, HostControl, UNAUTHORIZED};

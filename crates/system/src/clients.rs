@@ -115,7 +115,7 @@ fn client_key(chain: u64) -> Vec<u8> {
     [b"lc:".as_slice(), &chain.to_be_bytes()].concat()
 }
 
-fn anchor_key(chain: u64, height: u64) -> Vec<u8> {
+pub(crate) fn anchor_key(chain: u64, height: u64) -> Vec<u8> {
     [
         b"lca:".as_slice(),
         &chain.to_be_bytes(),
@@ -395,6 +395,7 @@ impl<'s, S: Slots> LightClients<'s, S> {
             output: output.into(),
             logs: std::mem::take(&mut self.logs),
             extra_gas,
+            payouts: Vec::new(),
         })
     }
 }

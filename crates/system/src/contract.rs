@@ -14,7 +14,7 @@ use crate::{
     SlotError, Slots, DIDS_ADDRESS, EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS, IDENTIFIERS_ADDRESS,
     LIGHT_CLIENTS_ADDRESS,
 };
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, U256};
 use trellis_primitives::OrgId;
 
 /// Gas every system call pays before its slot accesses and logs.
@@ -37,7 +37,13 @@ pub struct SystemEnv<'g> {
     /// Gas the call may spend: a contract whose work grows with its input (signature checks)
     /// refuses before doing work it cannot pay for. Unbounded unless the caller sets it.
     pub gas_limit: u64,
+    /// Native value the call carries (only contracts that [`SystemContract::accepts_value`]
+    /// are reached with any).
+    pub value: U256,
     governance: &'g mut dyn Slots,
+    /// The light-client contract's storage, for contracts that
+    /// [`SystemContract::reads_light_clients`].
+    light_clients: Option<&'g mut dyn Slots>,
 }
 
 impl<'g> SystemEnv<'g> {
@@ -57,8 +63,16 @@ impl<'g> SystemEnv<'g> {
             tx_hash: call.tx_hash,
             is_static: call.is_static,
             gas_limit: u64::MAX,
+            value: U256::ZERO,
             governance,
+            light_clients: None,
         }
+    }
+
+    /// The same environment, also reading the light-client contract's storage.
+    pub fn with_light_clients(mut self, light_clients: &'g mut dyn Slots) -> Self {
+        self.light_clients = Some(light_clients);
+        self
     }
 
     /// The call as the contracts' own entry points take it.
@@ -96,6 +110,16 @@ pub trait SystemContract: Sync {
         BASE_GAS
     }
 
+    /// Whether calls may carry native value (kept in the contract's account).
+    fn accepts_value(&self) -> bool {
+        false
+    }
+
+    /// Whether it reads the light clients' anchored headers ([`SystemEnv::with_light_clients`]).
+    fn reads_light_clients(&self) -> bool {
+        false
+    }
+
     /// Whether every chain's genesis creates its account. A contract added after chains were
     /// running answers `false` (their genesis hash must not change): a genesis that configures
     /// it creates its account, and without one it keeps no state (it answers views and
@@ -121,6 +145,7 @@ pub static SYSTEM_CONTRACTS: &[&dyn SystemContract] = &[
     &IdentifiersContract,
     &DidsContract,
     &LightClientsContract,
+    &CrossChainContract,
 ];
 
 /// The system contract at `address`, if one is reserved there.
@@ -280,6 +305,61 @@ impl SystemContract for LightClientsContract {
     ) -> Result<CallOutput> {
         let budget = env.gas_limit.saturating_sub(LIGHT_CLIENTS_BASE_GAS);
         LightClients::new(&mut slots).call(&env.context(), budget, input)
+    }
+}
+
+/// Cross-chain messages and value transfers ([`crate::CrossChain`]), proven against the light
+/// clients' anchored headers.
+pub struct CrossChainContract;
+
+impl SystemContract for CrossChainContract {
+    fn address(&self) -> Address {
+        crate::XCHAIN_ADDRESS
+    }
+
+    fn name(&self) -> &'static str {
+        "cross-chain"
+    }
+
+    fn base_gas(&self) -> u64 {
+        crate::xchain::BASE_GAS
+    }
+
+    fn accepts_value(&self) -> bool {
+        true
+    }
+
+    fn reads_light_clients(&self) -> bool {
+        true
+    }
+
+    fn at_genesis(&self) -> bool {
+        false
+    }
+
+    fn call(
+        &self,
+        env: &mut SystemEnv<'_>,
+        mut slots: &mut dyn Slots,
+        input: &[u8],
+    ) -> Result<CallOutput> {
+        if env.light_clients.is_none() {
+            return crate::revert("cross-chain: this chain keeps no light clients");
+        }
+        let chain_id = env.governance().config()?.chain_id;
+        let call = crate::xchain::Call {
+            chain_id,
+            caller: env.caller,
+            height: env.height,
+            timestamp_ms: env.timestamp_ms,
+            value: env.value,
+            is_static: env.is_static,
+            budget: env.gas_limit.saturating_sub(crate::xchain::BASE_GAS),
+        };
+        let Some(clients) = env.light_clients.as_deref_mut() else {
+            return crate::revert("cross-chain: this chain keeps no light clients");
+        };
+        crate::CrossChain::new(&mut slots, clients).call(&call, input)
     }
 }
 

@@ -372,9 +372,9 @@ impl<'s, S: Slots> Dids<'s, S> {
             },
         };
         Ok(CallOutput {
-            extra_gas: 0,
             output: output.into(),
             logs: std::mem::take(&mut self.logs),
+            ..CallOutput::default()
         })
     }
 }

@@ -397,9 +397,9 @@ impl<'s, S: Slots> Evidence<'s, S> {
             C::count(_) => self.count()?.abi_encode(),
         };
         Ok(CallOutput {
-            extra_gas: 0,
             output: output.into(),
             logs: std::mem::take(&mut self.logs),
+            ..CallOutput::default()
         })
     }
 }

@@ -1278,9 +1278,9 @@ impl<'s, S: Slots> Governance<'s, S> {
             },
         };
         Ok(CallOutput {
-            extra_gas: 0,
             output: output.into(),
             logs: std::mem::take(&mut self.logs),
+            ..CallOutput::default()
         })
     }
 

@@ -426,9 +426,9 @@ impl<'s, S: Slots, G: Slots> Identifiers<'s, S, G> {
             }
         };
         Ok(CallOutput {
-            extra_gas: 0,
             output: output.into(),
             logs: std::mem::take(&mut self.logs),
+            ..CallOutput::default()
         })
     }
 }

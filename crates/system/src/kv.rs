@@ -150,7 +150,7 @@ pub fn proof_slots(slots: &mut impl Slots, key: &[u8]) -> Result<Vec<U256>, Slot
 }
 
 /// The slots a record of `len` bytes under `key` occupies (header first), for storage proofs.
-fn record_slots(key: &[u8], len: usize) -> Vec<U256> {
+pub(crate) fn record_slots(key: &[u8], len: usize) -> Vec<U256> {
     let base = base(key);
     (0..=chunks(len)).map(|i| base + U256::from(i)).collect()
 }
@@ -174,7 +174,7 @@ pub fn delete(slots: &mut impl Slots, key: &[u8]) -> Result<(), SlotError> {
 
 /// The slot holding a counter or position named by `tag` and `parts`, each part
 /// length-prefixed so that no two (tag, parts) pairs share a preimage.
-fn word_slot(tag: &[u8], parts: &[&[u8]]) -> U256 {
+pub(crate) fn word_slot(tag: &[u8], parts: &[&[u8]]) -> U256 {
     let mut preimage = Vec::with_capacity(16 + parts.iter().map(|p| p.len() + 4).sum::<usize>());
     preimage.extend_from_slice(tag);
     for p in parts {

@@ -22,6 +22,7 @@ pub mod identifiers;
 pub mod kv;
 pub mod proof;
 pub mod subchain;
+pub mod xchain;
 
 pub use clients::{LightClients, LIGHT_CLIENTS_ADDRESS};
 pub use contract::{
@@ -33,8 +34,9 @@ pub use evidence::{Evidence, EVIDENCE_ADDRESS};
 pub use governance::{Governance, PermissionError, Permissions, GOVERNANCE_ADDRESS};
 pub use identifiers::{Identifiers, IDENTIFIERS_ADDRESS};
 pub use kv::{MapSlots, SlotError, Slots};
+pub use xchain::{CrossChain, XCHAIN_ADDRESS};
 
-use alloy_primitives::{Address, Bytes, Log, B256};
+use alloy_primitives::{Address, Bytes, Log, B256, U256};
 
 /// Code placed at every system-contract address so that Solidity's `extcodesize` checks pass
 /// and the account is never "empty" (which would let EIP-161 delete its storage). It is never
@@ -59,6 +61,8 @@ pub struct CallOutput {
     pub logs: Vec<Log>,
     /// Gas for work beyond slot accesses and logs (signature checks), charged with the rest.
     pub extra_gas: u64,
+    /// Native value the contract pays out of its own balance (escrow released), in order.
+    pub payouts: Vec<(Address, U256)>,
 }
 
 /// Why a system call did not succeed.
