@@ -55,14 +55,19 @@ interface ITrellisCrossChain {
     }
 
     /// The hub's record of its anchor of the counterparty, proven against the hub's header
-    /// at `height` (anchored here).
+    /// at `height` (anchored here). The hub is the chain this chain's genesis roots it in (a
+    /// sub-chain's main chain); a chain reaches through it only chains it does not follow.
     struct Hop {
         uint64 chainId;
         uint64 height;
+        /// The hub's light-client contract (0x…1004).
         AccountProof account;
         /// The record's slots, in order (header, then 32-byte chunks), each with its proof.
         uint256[] values;
         bytes[][] slotProofs;
+        /// Proof that the hub's client of the counterparty is not frozen (its frozen word is
+        /// zero).
+        bytes[] frozenProof;
     }
 
     event MessageSent(uint64 indexed destination, uint64 indexed sequence, bytes32 commitment, Message message);
@@ -70,12 +75,14 @@ interface ITrellisCrossChain {
     event MessageAcknowledged(uint64 indexed destination, uint64 indexed sequence, bool success);
     event MessageTimedOut(uint64 indexed destination, uint64 indexed sequence);
 
-    /// Commits a data message to `receiver` on `destination`. Returns its sequence number.
+    /// Commits a data message to `receiver` on `destination` (a chain this chain follows, or
+    /// any chain through the hub). Returns its sequence number.
     function send(uint64 destination, address receiver, bytes calldata payload, uint64 timeoutMs)
         external
         returns (uint64 sequence);
 
-    /// Sends the call's value to `receiver` on `destination` (escrowed here).
+    /// Sends the call's value to `receiver` on `destination`, a chain this chain follows
+    /// (escrowed here).
     function transfer(uint64 destination, address receiver, uint64 timeoutMs)
         external
         payable

@@ -634,7 +634,7 @@ fn proposal_call(p: Proposal, effective: u64) -> Vec<u8> {
 }
 
 /// The reason in a JSON-RPC revert error (`Error(string)` data), or the error's message.
-fn refusal(e: &jsonrpsee::core::ClientError) -> String {
+pub fn refusal(e: &jsonrpsee::core::ClientError) -> String {
     if let jsonrpsee::core::ClientError::Call(obj) = e {
         if let Some(data) = obj.data() {
             if let Ok(bytes) = serde_json::from_str::<Bytes>(data.get()) {
@@ -667,12 +667,24 @@ pub async fn send_to(
     to: Address,
     data: Vec<u8>,
 ) -> anyhow::Result<TransactionReceipt> {
+    send_value_to(endpoint, signer, to, U256::ZERO, data).await
+}
+
+/// [`send_to`] with `value` attached.
+pub async fn send_value_to(
+    endpoint: &Endpoint,
+    signer: &Signer,
+    to: Address,
+    value: U256,
+    data: Vec<u8>,
+) -> anyhow::Result<TransactionReceipt> {
     let key = signer.key()?;
     let c = endpoint.client()?;
     let chain_id = c.chain_id().await?;
     let call = TransactionRequest::default()
         .from(key.address())
         .to(to)
+        .value(value)
         .input(Bytes::from(data.clone()).into());
     let gas = match c.estimate_gas(call).await {
         Ok(gas) => gas,
@@ -684,7 +696,7 @@ pub async fn send_to(
         chain_id.to(),
         n,
         TxKind::Call(to),
-        U256::ZERO,
+        value,
         gas.to::<u64>() * 2,
         data.into(),
     );

@@ -17,6 +17,7 @@ mod ports;
 mod precompile_cases;
 mod progress;
 mod testnet;
+mod xchain;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -94,6 +95,11 @@ enum Command {
     Chain {
         #[command(subcommand)]
         command: chains::ChainCommand,
+    },
+    /// Messages and value between chains: send, transfer, return, status, relay.
+    Xchain {
+        #[command(subcommand)]
+        command: xchain::XchainCommand,
     },
 }
 
@@ -185,6 +191,7 @@ fn run() -> anyhow::Result<()> {
         Command::Id { command } => runtime()?.block_on(ids::run(command)),
         Command::Did { command } => runtime()?.block_on(dids::run(command)),
         Command::Chain { command } => runtime()?.block_on(chains::run(command)),
+        Command::Xchain { command } => runtime()?.block_on(xchain::run(command)),
     }
 }
 

@@ -389,6 +389,14 @@ pub trait EthApi {
     #[method(name = "call")]
     fn call(&self, call: TransactionRequest, block: BlockId) -> RpcResult<Bytes>;
 
+    #[method(name = "getProof")]
+    fn get_proof(
+        &self,
+        address: Address,
+        keys: Vec<B256>,
+        block: BlockId,
+    ) -> RpcResult<alloy_rpc_types_eth::EIP1186AccountProofResponse>;
+
     #[method(name = "sendRawTransaction")]
     fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
 

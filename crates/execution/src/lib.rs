@@ -392,6 +392,13 @@ pub fn genesis_system_state(
             .create(c.chain_id.0, root, &validators)
             .map_err(|e| SlotError::invalid(format!("genesis lightClients: {e}")))?;
     }
+    // A chain started with clients (a sub-chain: its genesis roots it in the main chain)
+    // reaches the chains it does not follow through the first.
+    if let Some(first) = genesis.light_clients.first() {
+        trellis_system::LightClients::new(&mut clients)
+            .set_hub(first.chain_id.0)
+            .map_err(|e| SlotError::invalid(format!("genesis lightClients: {e}")))?;
+    }
     // Contracts added after chains were running get an account here only when configured.
     let configured = match genesis.light_clients.is_empty() {
         true => vec![],

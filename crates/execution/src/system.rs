@@ -24,6 +24,10 @@ const READ_GAS: u64 = 200;
 const WRITE_GAS: u64 = 5_000;
 const LOG_GAS: u64 = 375;
 const LOG_BYTE_GAS: u64 = 8;
+/// Gas per payout out of a system contract's balance (a value transfer's 9,000, as CALL
+/// charges), and for one that creates its recipient's account.
+const PAYOUT_GAS: u64 = 9_000;
+const NEW_ACCOUNT_GAS: u64 = 25_000;
 
 /// Ethereum's precompiles plus Trellis's system contracts.
 #[derive(Clone, Debug)]
@@ -272,18 +276,41 @@ impl<CTX: ContextTr<Cfg: Cfg<Spec = SpecId>>> PrecompileProvider<CTX> for Trelli
                             + LOG_BYTE_GAS * l.data.data.len() as u64
                     })
                     .sum();
-                let gas = gas + log_gas + out.extra_gas;
+                // A payout to an account that does not exist creates it, priced as a value
+                // call creating one is (EIP-150's 25,000).
+                let mut payout_gas = 0;
+                for (to, _) in &out.payouts {
+                    let empty = ctx
+                        .journal_mut()
+                        .load_account(*to)
+                        .map_err(|e| e.to_string())?
+                        .data
+                        .is_empty();
+                    payout_gas += PAYOUT_GAS + if empty { NEW_ACCOUNT_GAS } else { 0 };
+                }
+                let gas = gas + log_gas + out.extra_gas + payout_gas;
                 if gas <= inputs.gas_limit {
                     // Value the contract releases leaves its own balance; its books and its
                     // balance disagreeing is a fault of its state, refused like any other.
                     for (to, value) in out.payouts {
-                        let refused = ctx
+                        let balance = ctx
                             .journal_mut()
-                            .transfer(address, to, value)
-                            .map_err(|e| e.to_string())?;
+                            .load_account(to)
+                            .map_err(|e| e.to_string())?
+                            .data
+                            .info
+                            .balance;
+                        let refused = match balance.checked_add(value) {
+                            None => Some(format!("{to}'s balance would overflow")),
+                            Some(_) => ctx
+                                .journal_mut()
+                                .transfer(address, to, value)
+                                .map_err(|e| e.to_string())?
+                                .map(|e| format!("{e:?}")),
+                        };
                         if let Some(e) = refused {
                             let reason =
-                                format!("{}: cannot pay {value} to {to}: {e:?}", contract.name());
+                                format!("{}: cannot pay {value} to {to}: {e}", contract.name());
                             return Ok(Some(revert(&reason, gas, inputs.gas_limit)));
                         }
                     }

@@ -524,6 +524,7 @@ fn write_xchain_seeds() {
             account,
             values: vec![U256::from(76), U256::from(1)],
             slotProofs: vec![vec![Bytes::from_static(&[0x80])]],
+            frozenProof: vec![Bytes::from_static(&[0x80])],
         }],
     };
     let proof = Bytes::from(trellis_system::xchain::encode_proof(&proof));

@@ -46,6 +46,8 @@ const BACKOFF: Duration = Duration::from_secs(30);
 const SCAN: u64 = 1_000;
 /// How long a relayed message stays "in flight" before the courier relays it again.
 const RELAY_IN_FLIGHT: Duration = Duration::from_secs(10);
+/// The longest a relay still due waits before it is sent again.
+const RELAY_MAX_WAIT: Duration = Duration::from_secs(600);
 /// Most messages one tick relays each way between two chains.
 const RELAYS: u64 = 64;
 
@@ -72,8 +74,22 @@ struct Pair {
 #[derive(Default)]
 struct Memory {
     pairs: HashMap<(u64, u64), Pair>,
-    /// Relays sent: (executing chain, counterparty, sequence) → when.
-    relays: HashMap<(u64, u64, u64), Instant>,
+    /// Relays sent: (executing chain, counterparty, sequence, action) → when last, and how
+    /// many times. A relay still due after [`RELAY_IN_FLIGHT`] is sent again, waiting twice as
+    /// long each time (up to [`RELAY_MAX_WAIT`]): one that reverts on chain (a frozen contract,
+    /// say) is not resent every few seconds.
+    relays: HashMap<RelayKey, (Instant, u32)>,
+    /// Do not plan relays between a pair before then (planning failed).
+    relays_quiet_until: HashMap<(u64, u64), Instant>,
+}
+
+type RelayKey = (u64, u64, u64, &'static str);
+
+/// How long a relay waits after its `attempts`-th sending before it is sent again.
+fn relay_wait(attempts: u32) -> Duration {
+    RELAY_IN_FLIGHT
+        .saturating_mul(1 << attempts.saturating_sub(1).min(6))
+        .min(RELAY_MAX_WAIT)
 }
 
 /// One transaction to send to `dest`: an anchor of the header of `height` of chain `source`,
@@ -183,8 +199,13 @@ fn plan(chains: &[Chain], memory: &mut Memory, heartbeat: Duration, account: Add
     let now = Instant::now();
     memory
         .relays
-        .retain(|_, at| now.duration_since(*at) < RELAY_IN_FLIGHT);
-    let Memory { pairs, relays } = memory;
+        .retain(|_, (at, _)| now.duration_since(*at) < 2 * RELAY_MAX_WAIT);
+    memory.relays_quiet_until.retain(|_, until| now < *until);
+    let Memory {
+        pairs,
+        relays,
+        relays_quiet_until,
+    } = memory;
     let mut sends = Vec::new();
     for (d, dest) in chains.iter().enumerate() {
         let view = match dest.store().view() {
@@ -222,7 +243,11 @@ fn plan(chains: &[Chain], memory: &mut Memory, heartbeat: Duration, account: Add
                 }
             };
             // Messages first: they anchor the height they are proven at themselves.
-            match plan_relays(d, dest, &view, source, pair, anchored, relays, state_nonce) {
+            let planned = match relays_quiet_until.contains_key(&(to, from)) {
+                true => Ok(Vec::new()),
+                false => plan_relays(d, dest, &view, source, pair, anchored, relays, state_nonce),
+            };
+            match planned {
                 Ok(planned) if !planned.is_empty() => {
                     if let Some(first) = planned.first().filter(|s| s.relay.is_none()) {
                         pair.sent = Some((now, first.height));
@@ -231,10 +256,10 @@ fn plan(chains: &[Chain], memory: &mut Memory, heartbeat: Duration, account: Add
                     continue;
                 }
                 Ok(_) => {}
+                // Anchoring goes on (a set change must not wait on a relay's trouble).
                 Err(e) => {
                     warn!(chain = to, counterparty = from, error = %e, "courier: cannot plan relays");
-                    pair.quiet_until = Some(now + BACKOFF);
-                    continue;
+                    relays_quiet_until.insert((to, from), now + BACKOFF);
                 }
             }
             if tip <= anchored {
@@ -306,7 +331,7 @@ fn plan_relays(
     source: &Chain,
     pair: &mut Pair,
     anchored: u64,
-    relays: &mut HashMap<(u64, u64, u64), Instant>,
+    relays: &mut HashMap<RelayKey, (Instant, u32)>,
     state_nonce: u64,
 ) -> Result<Vec<Send>, String> {
     let (to, from) = (dest.chain_id(), source.chain_id());
@@ -326,11 +351,16 @@ fn plan_relays(
     );
     let mut at_source = CrossChain::new(&mut source_xc, &mut source_lc);
     let mut at_dest = CrossChain::new(&mut dest_xc, &mut dest_lc);
-    let fresh = |seq: u64| !relays.contains_key(&(to, from, seq));
+    let now = Instant::now();
+    let fresh = |seq: u64, action: &'static str| {
+        relays
+            .get(&(to, from, seq, action))
+            .is_none_or(|(at, attempts)| now.duration_since(*at) >= relay_wait(*attempts))
+    };
     let mut due: Vec<Relay> = Vec::new();
     // Messages from `source` to `dest` that `dest` has not received and still can.
     for seq in at_source.pending(to, 0, RELAYS).map_err(err)? {
-        if !fresh(seq) || at_dest.receipt(from, seq).map_err(err)?.is_some() {
+        if !fresh(seq, "receive") || at_dest.receipt(from, seq).map_err(err)?.is_some() {
             continue;
         }
         match at_source.message(to, seq).map_err(err)? {
@@ -341,13 +371,12 @@ fn plan_relays(
     // Messages from `dest` to `source`: received there (acknowledge), or past their timeout
     // by `source`'s time without a receipt (time out).
     for seq in at_dest.pending(from, 0, RELAYS).map_err(err)? {
-        if !fresh(seq) {
-            continue;
-        }
         if let Some(receipt) = at_source.receipt(to, seq).map_err(err)? {
-            due.push(Relay::Acknowledge(seq, receipt.success));
+            if fresh(seq, "acknowledge") {
+                due.push(Relay::Acknowledge(seq, receipt.success));
+            }
         } else if let Some(message) = at_dest.message(from, seq).map_err(err)? {
-            if source_time >= message.timeout_ms {
+            if source_time >= message.timeout_ms && fresh(seq, "timeout") {
                 due.push(Relay::Timeout(seq));
             }
         }
@@ -382,7 +411,6 @@ fn plan_relays(
             relay: None,
         });
     }
-    let now = Instant::now();
     for relay in due {
         let (seq, slot) = match &relay {
             Relay::Receive(m) => (m.sequence, xchain::outbox_slot(to, m.sequence)),
@@ -394,7 +422,8 @@ fn plan_relays(
             trellis_rpc::xchain::word_proof(&source_view, slot).map_err(|e| e.to_string())?;
         debug_assert_eq!(proven_at, height);
         let (action, input) = relay.call(from, proof);
-        relays.insert((to, from, seq), now);
+        let attempts = relays.get(&(to, from, seq, action)).map_or(0, |(_, n)| *n);
+        relays.insert((to, from, seq, action), (now, attempts + 1));
         sends.push(Send {
             dest: d,
             source: from,

@@ -8,7 +8,11 @@
 //! - `lca:` ‖ be64(chain) ‖ be64(height) → each anchored header (hash, state root, time), one
 //!   record per height, so proofs against any anchored height stay answerable;
 //! - `lcx:` ‖ be64(chain) → the fork evidence that froze the client (header and certificate);
-//! - the set `lcs` → the followed chain ids in creation order.
+//! - the set `lcs` → the followed chain ids in creation order;
+//! - word `trellis.lc.frozen` ‖ be64(chain) → the height of the fork that froze the client,
+//!   plus one (zero: not frozen), one word so that another chain can prove it cheaply;
+//! - word `trellis.lc.hub` → the hub's chain id plus one: the chain a sub-chain's genesis
+//!   roots it in (the main chain), through whose anchors it reaches chains it does not follow.
 //!
 //! Clients are created by the chain's genesis (a sub-chain's genesis names the main chain's
 //! validators as its trust root), never by a transaction; so the contract writes only where a
@@ -124,6 +128,15 @@ pub(crate) fn anchor_key(chain: u64, height: u64) -> Vec<u8> {
     .concat()
 }
 
+/// The word saying whether the client of `chain` is frozen (the fork height plus one).
+pub fn frozen_slot(chain: u64) -> alloy_primitives::U256 {
+    kv::word_slot(b"trellis.lc.frozen", &[&chain.to_be_bytes()])
+}
+
+fn hub_slot() -> alloy_primitives::U256 {
+    kv::word_slot(b"trellis.lc.hub", &[])
+}
+
 fn evidence_key(chain: u64) -> Vec<u8> {
     [b"lcx:".as_slice(), &chain.to_be_bytes()].concat()
 }
@@ -185,6 +198,30 @@ impl<'s, S: Slots> LightClients<'s, S> {
         self.write(&anchor_key(chain_id, root.height), &root)?;
         CHAINS.insert(self.slots, &chain_id.to_be_bytes())?;
         Ok(())
+    }
+
+    /// Names the followed chain `chain_id` as the hub (genesis only: a sub-chain's trust
+    /// root, the main chain).
+    pub fn set_hub(&mut self, chain_id: u64) -> Result<(), CallError> {
+        if self.read::<Client>(&client_key(chain_id))?.is_none() {
+            return revert(format!("the hub {chain_id} is not a followed chain"));
+        }
+        self.slots.store(
+            hub_slot(),
+            alloy_primitives::U256::from(chain_id) + alloy_primitives::U256::from(1),
+        )?;
+        Ok(())
+    }
+
+    /// The hub, if this chain has one.
+    pub fn hub(&mut self) -> Result<Option<u64>, SlotError> {
+        let word = self.slots.load(hub_slot())?;
+        if word.is_zero() {
+            return Ok(None);
+        }
+        u64::try_from(word - alloy_primitives::U256::from(1))
+            .map(Some)
+            .map_err(|_| SlotError::invalid("corrupt hub"))
     }
 
     /// The client of `chain_id`, if the chain follows it.
@@ -312,6 +349,10 @@ impl<'s, S: Slots> LightClients<'s, S> {
                 let mut client = stored;
                 client.frozen_at = Some(evidence.height);
                 self.write(&client_key(chain_id), &client)?;
+                self.slots.store(
+                    frozen_slot(chain_id),
+                    alloy_primitives::U256::from(evidence.height) + alloy_primitives::U256::from(1),
+                )?;
                 self.write(
                     &evidence_key(chain_id),
                     &Evidence {

@@ -339,15 +339,23 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
                 message.timeout_ms, call.timestamp_ms
             ));
         }
-        // A chain this one follows is reached directly; any other through the chain it
-        // follows (the main chain anchors every sub-chain). With no client at all, nothing
-        // could ever prove the message.
+        // A chain this one follows is reached directly. Data reaches any other through the
+        // hub (a sub-chain's main chain, which anchors every sub-chain); value only goes
+        // where a timeout can be proven if the destination never answers, so directly.
         let mut read_only = ReadOnly(&mut *self.clients);
         let mut clients = LightClients::new(&mut read_only);
-        if clients.client(destination)?.is_none() && clients.chains(0, 1)?.is_empty() {
-            return revert(format!(
-                "this chain follows no chain: no route to chain {destination}"
-            ));
+        if clients.client(destination)?.is_none() {
+            if message.app != APP_DATA {
+                return revert(format!(
+                    "value goes only to chains this chain follows, and it does not follow \
+                     chain {destination}"
+                ));
+            }
+            if clients.hub()?.is_none() {
+                return revert(format!(
+                    "this chain neither follows chain {destination} nor has a hub: no route"
+                ));
+            }
         }
         let counter = sequence_counter(destination);
         let sequence = kv::counter(self.slots, &counter)? + 1;
@@ -547,7 +555,11 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
         let hop_nodes: usize = proof
             .via
             .iter()
-            .map(|h| h.account.nodes.len() + h.slotProofs.iter().map(Vec::len).sum::<usize>())
+            .map(|h| {
+                h.account.nodes.len()
+                    + h.slotProofs.iter().map(Vec::len).sum::<usize>()
+                    + h.frozenProof.len()
+            })
             .sum();
         self.charge(
             call,
@@ -577,8 +589,17 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
     /// `chain`'s header at `height` as the hub anchored it: the hub's light-client record,
     /// proven against the hub's header this chain anchored.
     fn through_hub(&mut self, chain: u64, height: u64, hop: &abi::Hop) -> Result<Anchored> {
-        if hop.chainId == chain {
-            return revert("a hub proof names the counterparty as its hub");
+        let mut read_only = ReadOnly(&mut *self.clients);
+        let mut clients = LightClients::new(&mut read_only);
+        // Only the hub vouches for chains, and only for those this chain does not follow
+        // itself (its own client, frozen or not, is the one it trusts for them).
+        if clients.hub()? != Some(hop.chainId) {
+            return revert(format!("chain {} is not this chain's hub", hop.chainId));
+        }
+        if clients.client(chain)?.is_some() {
+            return revert(format!(
+                "this chain follows chain {chain}: prove against its own client"
+            ));
         }
         let hub = self.anchored(hop.chainId, hop.height)?;
         let Some(first) = hop.values.first() else {
@@ -601,6 +622,12 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
                 slots.len()
             ));
         }
+        // The record, and the hub's client of `chain` not frozen.
+        let frozen = (
+            B256::from(clients::frozen_slot(chain)),
+            U256::ZERO,
+            hop.frozenProof.clone(),
+        );
         trellis_light::verify_against_root(
             hub.state_root,
             LIGHT_CLIENTS_ADDRESS,
@@ -610,7 +637,8 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
                 .iter()
                 .zip(&hop.values)
                 .zip(&hop.slotProofs)
-                .map(|((slot, value), proof)| (B256::from(*slot), *value, proof.clone())),
+                .map(|((slot, value), proof)| (B256::from(*slot), *value, proof.clone()))
+                .chain(std::iter::once(frozen)),
         )
         .map_err(|e| {
             CallError::revert(format!(
@@ -1427,6 +1455,10 @@ mod tests {
             reason(lonely.run(ALICE, 0, |x, c| x.send(c, 2, BOB, b"x", now + 1)))
                 .contains("no route")
         );
+        assert!(
+            reason(a.run(ALICE, 3, |x, c| x.transfer(c, 5, BOB, now + 1)))
+                .contains("value goes only")
+        );
         assert!(a.xc.writes.is_empty() && lonely.xc.writes.is_empty());
     }
 
@@ -1436,8 +1468,15 @@ mod tests {
         let (mut main, mut a, mut b) = (Chain::new(1), Chain::new(2), Chain::new(3));
         main.follow(&a);
         main.follow(&b);
-        a.follow(&main);
-        b.follow(&main);
+        for sub in [&mut a, &mut b] {
+            sub.follow(&main);
+            LightClients::new(&mut sub.lc).set_hub(1).expect("hub");
+        }
+        // Value goes only where a timeout can be proven: to chains followed directly.
+        assert!(reason(a.run(ALICE, 5, |x, c| {
+            x.transfer(c, 3, BOB, c.timestamp_ms + 60_000)
+        }))
+        .contains("value goes only"));
         a.run(ALICE, 0, |x, c| {
             x.send(c, 3, BOB, b"hello", c.timestamp_ms + 60_000)
         })
@@ -1458,7 +1497,13 @@ mod tests {
             .expect("main anchored it")
             .len();
             let slots = hub_anchor_slots(chain, height, record_len);
-            let (_, account, proofs) = main.prove(LIGHT_CLIENTS_ADDRESS, &slots);
+            let with_frozen: Vec<U256> = slots
+                .iter()
+                .copied()
+                .chain([clients::frozen_slot(chain)])
+                .collect();
+            let (_, account, mut proofs) = main.prove(LIGHT_CLIENTS_ADDRESS, &with_frozen);
+            let frozen_proof = proofs.pop().expect("the frozen word's proof");
             abi::Hop {
                 chainId: main.id,
                 height: main.height,
@@ -1468,6 +1513,7 @@ mod tests {
                     .map(|s| main.lc.writes.get(s).copied().unwrap_or_default())
                     .collect(),
                 slotProofs: proofs,
+                frozenProof: frozen_proof,
             }
         };
         let mut proof = abi::Proof::abi_decode(&a_proof).expect("decode");
@@ -1486,6 +1532,12 @@ mod tests {
         let mut b2 = Chain::new(3);
         b2.follow(&main);
         b2.anchor(&main_header);
+        // Only the hub vouches (b2 has none yet).
+        assert!(
+            reason(b2.run(BOB, 0, |x, c| x.receive(c, &message, &proof.abi_encode())))
+                .contains("not this chain's hub")
+        );
+        LightClients::new(&mut b2.lc).set_hub(1).expect("hub");
         let mut forged = proof.clone();
         forged.via[0].values[1] ^= U256::from(1);
         assert!(
@@ -1503,6 +1555,28 @@ mod tests {
         assert!(
             reason(b2.run(BOB, 0, |x, c| x.receive(c, &message, &two.abi_encode())))
                 .contains("at most one hub")
+        );
+        // The hub vouches only for chains not followed directly.
+        b2.follow(&a);
+        assert!(
+            reason(b2.run(BOB, 0, |x, c| x.receive(c, &message, &proof.abi_encode())))
+                .contains("its own client")
+        );
+
+        // The hub's client of the source frozen: its records vouch for nothing.
+        let mut b3 = Chain::new(3);
+        b3.follow(&main);
+        LightClients::new(&mut b3.lc).set_hub(1).expect("hub");
+        main.lc
+            .writes
+            .insert(clients::frozen_slot(2), U256::from(2));
+        let frozen_header = main.commit(1_000);
+        b3.anchor(&frozen_header);
+        let mut stale = proof.clone();
+        stale.via = vec![hop(&main, 2, 1)];
+        assert!(
+            reason(b3.run(BOB, 0, |x, c| x.receive(c, &message, &stale.abi_encode())))
+                .contains("hub proof")
         );
     }
 

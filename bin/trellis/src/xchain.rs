@@ -1,0 +1,515 @@
+//! `trellis xchain`: messages and value between chains (`ITrellisCrossChain`, docs/multichain.md)
+//! — send and transfer, look at a chain's cross-chain state, and relay: carry one chain's
+//! proofs to another as any registered account of the destination, trusting neither node
+//! (the destination's contract checks every proof against its own light client).
+
+use alloy_primitives::{Address, Bytes, U256, U64};
+use alloy_rpc_types_eth::{BlockId, TransactionReceipt, TransactionRequest};
+use alloy_sol_types::{SolCall, SolEvent};
+use anyhow::{bail, Context as _};
+use clap::Subcommand;
+use jsonrpsee::http_client::HttpClient;
+use std::time::Duration;
+use trellis_api::{ChainApiClient, EthApiClient};
+use trellis_system::clients::abi as lc;
+use trellis_system::xchain::abi;
+use trellis_system::{LIGHT_CLIENTS_ADDRESS, XCHAIN_ADDRESS};
+
+use crate::gov::{send_to, send_value_to, Endpoint, Signer};
+
+/// Most messages one relay round carries each way.
+const RELAY_BATCH: u64 = 64;
+
+#[derive(Subcommand)]
+pub enum XchainCommand {
+    /// Send a data message: its payload's hash is delivered to `--receiver` on `--to-chain`.
+    Send {
+        #[arg(long)]
+        to_chain: u64,
+        #[arg(long)]
+        receiver: Address,
+        /// The payload, as text.
+        #[arg(long, conflicts_with = "hex", required_unless_present = "hex")]
+        text: Option<String>,
+        /// The payload, as hex.
+        #[arg(long)]
+        hex: Option<Bytes>,
+        /// Seconds (by the destination's block time) after which it can no longer be
+        /// received, and is refunded.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        signer: Signer,
+    },
+    /// Send native value (in wei) to `--receiver` on `--to-chain`: escrowed here, held there
+    /// as vouchers of this chain's value.
+    Transfer {
+        #[arg(long)]
+        to_chain: u64,
+        #[arg(long)]
+        receiver: Address,
+        #[arg(long)]
+        value: U256,
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        signer: Signer,
+    },
+    /// Send vouchers of `--origin`'s value home: burned here, released there to `--receiver`.
+    Return {
+        #[arg(long)]
+        origin: u64,
+        #[arg(long)]
+        receiver: Address,
+        #[arg(long)]
+        amount: U256,
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        signer: Signer,
+    },
+    /// A chain's cross-chain state: per chain it follows, the newest anchor and its age, the
+    /// messages pending to it, the value escrowed for it and its vouchers held here; and
+    /// `--holder`'s vouchers.
+    Status {
+        #[arg(long)]
+        holder: Option<Address>,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Carry `--from`'s messages, acknowledgements and timeouts to the chain at `--rpc`,
+    /// anchoring the height they are proven at when needed; signed by an account registered
+    /// on the destination. Run it both ways to carry both directions.
+    Relay {
+        /// A node of the source chain (read only: its answers are proven, not trusted).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Run one round and exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between rounds.
+        #[arg(long, default_value_t = 2)]
+        interval_secs: u64,
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        signer: Signer,
+    },
+}
+
+pub async fn run(command: XchainCommand) -> anyhow::Result<()> {
+    match command {
+        XchainCommand::Send {
+            to_chain,
+            receiver,
+            text,
+            hex,
+            timeout_secs,
+            endpoint,
+            signer,
+        } => {
+            let payload: Bytes = match (text, hex) {
+                (Some(t), _) => t.into_bytes().into(),
+                (None, Some(h)) => h,
+                (None, None) => bail!("pass --text or --hex"),
+            };
+            let call = abi::sendCall {
+                destination: to_chain,
+                receiver,
+                payload,
+                timeoutMs: timeout_ms(timeout_secs)?,
+            };
+            let receipt = send_to(&endpoint, &signer, XCHAIN_ADDRESS, call.abi_encode()).await?;
+            print_sent(&receipt);
+            Ok(())
+        }
+        XchainCommand::Transfer {
+            to_chain,
+            receiver,
+            value,
+            timeout_secs,
+            endpoint,
+            signer,
+        } => {
+            let call = abi::transferCall {
+                destination: to_chain,
+                receiver,
+                timeoutMs: timeout_ms(timeout_secs)?,
+            };
+            let receipt =
+                send_value_to(&endpoint, &signer, XCHAIN_ADDRESS, value, call.abi_encode()).await?;
+            print_sent(&receipt);
+            Ok(())
+        }
+        XchainCommand::Return {
+            origin,
+            receiver,
+            amount,
+            timeout_secs,
+            endpoint,
+            signer,
+        } => {
+            let call = abi::returnVouchersCall {
+                origin,
+                receiver,
+                amount,
+                timeoutMs: timeout_ms(timeout_secs)?,
+            };
+            let receipt = send_to(&endpoint, &signer, XCHAIN_ADDRESS, call.abi_encode()).await?;
+            print_sent(&receipt);
+            Ok(())
+        }
+        XchainCommand::Status { holder, endpoint } => status(&endpoint, holder).await,
+        XchainCommand::Relay {
+            from,
+            once,
+            interval_secs,
+            endpoint,
+            signer,
+        } => {
+            let source = crate::client::authorized_client(&from, endpoint.token.as_deref(), None)?;
+            loop {
+                match relay_round(&source, &endpoint, &signer).await {
+                    Ok(0) => {}
+                    Ok(n) => println!("relayed {n}"),
+                    Err(e) if !once => eprintln!("relay round failed: {e:#}"),
+                    Err(e) => return Err(e),
+                }
+                if once {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_secs(interval_secs.max(1))).await;
+            }
+        }
+    }
+}
+
+/// Now plus `secs`, in ms (checked by the destination against its block time).
+fn timeout_ms(secs: u64) -> anyhow::Result<u64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    Ok(now.as_millis() as u64 + secs.saturating_mul(1_000))
+}
+
+fn print_sent(receipt: &TransactionReceipt) {
+    for log in receipt.logs() {
+        if let Ok(e) = abi::MessageSent::decode_log(&log.inner) {
+            println!(
+                "message {} to chain {} committed in block {} (commitment {})",
+                e.sequence,
+                e.destination,
+                crate::gov::block_of(receipt),
+                e.commitment
+            );
+        }
+    }
+}
+
+/// Calls a view of `to` at `block` and decodes its return.
+async fn view<C: SolCall>(
+    c: &HttpClient,
+    to: Address,
+    call: C,
+    block: BlockId,
+) -> anyhow::Result<C::Return> {
+    let request = TransactionRequest::default()
+        .to(to)
+        .input(Bytes::from(call.abi_encode()).into());
+    let out = c
+        .call(request, block)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", C::SIGNATURE, crate::gov::refusal(&e)))?;
+    C::abi_decode_returns(&out).with_context(|| format!("decoding {}", C::SIGNATURE))
+}
+
+async fn status(endpoint: &Endpoint, holder: Option<Address>) -> anyhow::Result<()> {
+    let c = endpoint.client()?;
+    let at = BlockId::latest();
+    let chain_id: U64 = c.chain_id().await?;
+    let followed = view(
+        &c,
+        LIGHT_CLIENTS_ADDRESS,
+        lc::chainsCall {
+            offset: 0,
+            limit: 1_000,
+        },
+        at,
+    )
+    .await?;
+    if followed.is_empty() {
+        println!("chain {chain_id} follows no chain: it sends and receives no messages");
+        return Ok(());
+    }
+    let now = timeout_ms(0)?;
+    println!("chain {chain_id} follows {} chain(s):", followed.len());
+    for other in followed {
+        let client = view(
+            &c,
+            LIGHT_CLIENTS_ADDRESS,
+            lc::clientCall { chainId: other },
+            at,
+        )
+        .await?;
+        let outbox = view(
+            &c,
+            XCHAIN_ADDRESS,
+            abi::outboxCall { destination: other },
+            at,
+        )
+        .await?;
+        let escrowed = view(
+            &c,
+            XCHAIN_ADDRESS,
+            abi::escrowedCall {
+                counterparty: other,
+            },
+            at,
+        )
+        .await?;
+        let vouchers = view(
+            &c,
+            XCHAIN_ADDRESS,
+            abi::voucherSupplyCall { origin: other },
+            at,
+        )
+        .await?;
+        let age = match client.timestampMs {
+            0 => "never anchored".to_owned(),
+            t => format!("{:.1} s ago", now.saturating_sub(t) as f64 / 1_000.0),
+        };
+        println!(
+            "  chain {other}: anchored at height {} ({age}){}\n    messages sent {}, pending {}; \
+             escrowed for it {escrowed}; its vouchers here {vouchers}",
+            client.height,
+            if client.frozen { ", FROZEN" } else { "" },
+            outbox.nextSequence - 1,
+            outbox.pending,
+        );
+        if let Some(holder) = holder {
+            let held = view(
+                &c,
+                XCHAIN_ADDRESS,
+                abi::voucherBalanceCall {
+                    origin: other,
+                    holder,
+                },
+                at,
+            )
+            .await?;
+            println!("    {holder} holds {held} of its vouchers");
+        }
+    }
+    Ok(())
+}
+
+/// One relay due on the destination.
+enum Due {
+    Receive(abi::Message),
+    Acknowledge(u64, bool),
+    Timeout(u64),
+}
+
+/// One round from `source` to the destination at `endpoint`; how many relays it sent.
+async fn relay_round(
+    source: &HttpClient,
+    endpoint: &Endpoint,
+    signer: &Signer,
+) -> anyhow::Result<usize> {
+    let dest = endpoint.client()?;
+    let from: u64 = source.chain_id().await?.to();
+    let to: u64 = dest.chain_id().await?.to();
+    if from == to {
+        bail!("--from and --rpc are the same chain ({from})");
+    }
+    let latest = BlockId::latest();
+    let (source_time, dest_time) = (tip_time(source).await?, tip_time(&dest).await?);
+    let mut due = Vec::new();
+    let pending = |destination| abi::pendingMessagesCall {
+        destination,
+        offset: 0,
+        limit: RELAY_BATCH,
+    };
+    for sequence in view(source, XCHAIN_ADDRESS, pending(to), latest).await? {
+        let receipt = abi::receiptCall {
+            source: from,
+            sequence,
+        };
+        if view(&dest, XCHAIN_ADDRESS, receipt, latest).await?.received {
+            continue;
+        }
+        let message = abi::messageCall {
+            destination: to,
+            sequence,
+        };
+        let m = view(source, XCHAIN_ADDRESS, message, latest).await?;
+        if m.found && dest_time < m._1.timeoutMs {
+            due.push(Due::Receive(m._1));
+        }
+    }
+    for sequence in view(&dest, XCHAIN_ADDRESS, pending(from), latest).await? {
+        let receipt = abi::receiptCall {
+            source: to,
+            sequence,
+        };
+        let receipt = view(source, XCHAIN_ADDRESS, receipt, latest).await?;
+        if receipt.received {
+            due.push(Due::Acknowledge(sequence, receipt.success));
+            continue;
+        }
+        let message = abi::messageCall {
+            destination: from,
+            sequence,
+        };
+        let m = view(&dest, XCHAIN_ADDRESS, message, latest).await?;
+        if m.found && source_time >= m._1.timeoutMs {
+            due.push(Due::Timeout(sequence));
+        }
+    }
+    if due.is_empty() {
+        return Ok(0);
+    }
+    // Everything is proven at one height of the source, which the destination must have
+    // anchored. A node keeps only its newest state: if the source commits a block while the
+    // proofs are fetched, start again at the new height.
+    let slots: Vec<U256> = due
+        .iter()
+        .map(|d| match d {
+            Due::Receive(m) => trellis_system::xchain::outbox_slot(to, m.sequence),
+            Due::Acknowledge(seq, _) | Due::Timeout(seq) => {
+                trellis_system::xchain::receipt_slot(to, *seq)
+            }
+        })
+        .collect();
+    let mut attempt = 0;
+    let (height, proofs) = loop {
+        attempt += 1;
+        let height: u64 = source.block_number().await?.to();
+        match prove(source, height, &slots).await {
+            Ok(proofs) => break (height, proofs),
+            Err(e) if attempt < 5 => {
+                tracing::debug!(error = %e, "the source moved on; proving again");
+            }
+            Err(e) => return Err(e.context(format!("proving at chain {from}'s block {height}"))),
+        }
+    };
+    let known = lc::anchorAtCall {
+        chainId: from,
+        height,
+    };
+    if !view(&dest, LIGHT_CLIENTS_ADDRESS, known, latest)
+        .await?
+        .found
+    {
+        let anchor = source
+            .anchor(U64::from(height))
+            .await?
+            .with_context(|| format!("the source has no anchor of its block {height}"))?;
+        let next = anchor.next_validators.unwrap_or_default();
+        let call = lc::submitAnchorCall {
+            header: anchor.header,
+            certificate: anchor.certificate,
+            nextKeys: next.iter().map(|m| m.public_key).collect(),
+            nextPowers: next.iter().map(|m| m.power).collect(),
+        };
+        send_to(endpoint, signer, LIGHT_CLIENTS_ADDRESS, call.abi_encode())
+            .await
+            .with_context(|| {
+                format!(
+                    "anchoring chain {from}'s block {height} on chain {to} (a validator-set \
+                     change not yet anchored must go first: a backbone node's courier sends it)"
+                )
+            })?;
+    }
+    let mut sent = 0;
+    for (relay, proof) in due.into_iter().zip(proofs) {
+        let (what, input) = match relay {
+            Due::Receive(message) => (
+                format!("message {} of chain {from} received", message.sequence),
+                abi::receiveMessageCall { message, proof }.abi_encode(),
+            ),
+            Due::Acknowledge(sequence, success) => (
+                format!("message {sequence} to chain {from} acknowledged"),
+                abi::acknowledgeCall {
+                    destination: from,
+                    sequence,
+                    success,
+                    proof,
+                }
+                .abi_encode(),
+            ),
+            Due::Timeout(sequence) => (
+                format!("message {sequence} to chain {from} timed out and refunded"),
+                abi::timeoutCall {
+                    destination: from,
+                    sequence,
+                    proof,
+                }
+                .abi_encode(),
+            ),
+        };
+        match send_to(endpoint, signer, XCHAIN_ADDRESS, input).await {
+            Ok(receipt) => {
+                println!(
+                    "{what} (block {}, gas {})",
+                    crate::gov::block_of(&receipt),
+                    receipt.gas_used
+                );
+                sent += 1;
+            }
+            // Another courier may have carried it first; the next round looks again.
+            Err(e) => eprintln!("{what}: {e:#}"),
+        }
+    }
+    Ok(sent)
+}
+
+/// The time (ms) of `c`'s newest block, from its header.
+async fn tip_time(c: &HttpClient) -> anyhow::Result<u64> {
+    let n: U64 = c.block_number().await?;
+    let anchor = c
+        .anchor(n)
+        .await?
+        .with_context(|| format!("no header of block {n}"))?;
+    Ok(trellis_light::decode_header(&anchor.header)
+        .context("a header that does not decode")?
+        .timestamp_ms)
+}
+
+/// Proofs of the cross-chain contract's `slots` at `source`'s block `height`, ABI-encoded
+/// as the contract takes them.
+async fn prove(source: &HttpClient, height: u64, slots: &[U256]) -> anyhow::Result<Vec<Bytes>> {
+    let keys = slots
+        .iter()
+        .map(|s| alloy_primitives::B256::from(*s))
+        .collect();
+    let proof = source
+        .get_proof(XCHAIN_ADDRESS, keys, BlockId::number(height))
+        .await?;
+    let account = abi::AccountProof {
+        nonce: proof.nonce,
+        balance: proof.balance,
+        storageRoot: proof.storage_hash,
+        codeHash: proof.code_hash,
+        nodes: proof.account_proof,
+    };
+    Ok(proof
+        .storage_proof
+        .into_iter()
+        .map(|p| {
+            trellis_system::xchain::encode_proof(&abi::Proof {
+                height,
+                account: account.clone(),
+                slotProof: p.proof,
+                via: Vec::new(),
+            })
+            .into()
+        })
+        .collect())
+}

@@ -1,0 +1,165 @@
+//! Value and messages between a main chain and the sub-chain it created by vote, carried by
+//! `trellis xchain relay` alone (the node runs no courier): each relay round proves one
+//! chain's state to the other, which checks it against its own light client. A transfer is
+//! received and acknowledged, vouchers come home, a relay round with nothing new carries
+//! nothing, and a message not received before its timeout is refunded on a proof of absence.
+
+mod common;
+
+use alloy_primitives::{Address, U256};
+use common::*;
+use std::time::{Duration, Instant};
+use trellis_crypto::AccountKey;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_carries_value_and_messages_between_a_main_chain_and_its_subchain() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let [rpc, p2p, gossip] = free_ports(3)[..] else {
+        unreachable!("three ports asked for")
+    };
+    let extra = format!(
+        "[[chains]]\nsubchain = 700\nrpc_listen = \"127.0.0.1:{rpc}\"\n[chains.p2p]\n\
+         listen = \"/ip4/127.0.0.1/tcp/{p2p}\"\ngossip_listen = \"/ip4/127.0.0.1/tcp/{gossip}\"\n"
+    );
+    let (_node, main) = start_single_node(dir, &extra).await;
+    wait_height(&client(&main), 1, LIMIT).await;
+    let genesis: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("genesis.json")).expect("read"))
+            .expect("genesis");
+    let key = genesis["validators"][0]["publicKey"]
+        .as_str()
+        .expect("validator key")
+        .to_owned();
+    // org1 alone: the proposal passes as it is made; the node starts the sub-chain itself.
+    gov(
+        dir,
+        &main,
+        0,
+        &[
+            "propose",
+            "create-subchain",
+            "--chain-id",
+            "700",
+            "--name",
+            "edge",
+            "--member",
+            "org1",
+            "--validator",
+            &key,
+        ],
+    );
+    wait_for_http(rpc, LIMIT).await;
+    let sub = format!("http://127.0.0.1:{rpc}");
+    wait_height(&client(&sub), 2, LIMIT).await;
+
+    let (alice, bob) = (AccountKey::dev(1).address(), AccountKey::dev(2).address());
+    let xchain = |args: &[&str]| run_cli(dir, &[&["xchain"], args].concat());
+    let relay = |from: &str, to: &str| {
+        xchain(&[
+            "relay",
+            "--from",
+            from,
+            "--rpc",
+            to,
+            "--dev-account",
+            "1",
+            "--once",
+        ])
+    };
+
+    // 1,000 wei from Alice on the main chain to Bob on the sub-chain.
+    let out = xchain(&[
+        "transfer",
+        "--rpc",
+        &main,
+        "--dev-account",
+        "1",
+        "--to-chain",
+        "700",
+        "--receiver",
+        &bob.to_string(),
+        "--value",
+        "1000",
+    ]);
+    assert!(out.contains("message 1 to chain 700 committed"), "{out}");
+    let out = relay(&main, &sub);
+    assert!(out.contains("message 1 of chain 1337 received"), "{out}");
+    let status = xchain(&["status", "--rpc", &sub, "--holder", &bob.to_string()]);
+    assert!(status.contains("holds 1000 of its vouchers"), "{status}");
+    let out = relay(&sub, &main);
+    assert!(out.contains("message 1 to chain 700 acknowledged"), "{out}");
+    let status = xchain(&["status", "--rpc", &main]);
+    assert!(
+        status.contains("messages sent 1, pending 0; escrowed for it 1000"),
+        "{status}"
+    );
+    // Nothing new: a round carries nothing (a received message is not offered again).
+    assert_eq!(relay(&main, &sub).trim(), "");
+
+    // Bob sends 400 home to a fresh account on the main chain.
+    let home = Address::repeat_byte(0x77);
+    let out = xchain(&[
+        "return",
+        "--rpc",
+        &sub,
+        "--dev-account",
+        "2",
+        "--origin",
+        "1337",
+        "--receiver",
+        &home.to_string(),
+        "--amount",
+        "400",
+    ]);
+    assert!(out.contains("message 1 to chain 1337 committed"), "{out}");
+    let out = relay(&sub, &main);
+    assert!(out.contains("message 1 of chain 700 received"), "{out}");
+    assert_eq!(balance(&client(&main), home).await, U256::from(400));
+    let out = relay(&main, &sub);
+    assert!(
+        out.contains("message 1 to chain 1337 acknowledged"),
+        "{out}"
+    );
+    let status = xchain(&["status", "--rpc", &sub, "--holder", &bob.to_string()]);
+    assert!(status.contains("holds 600 of its vouchers"), "{status}");
+
+    // A message nobody carries before its timeout comes back on a proof that the sub-chain
+    // never received it, and is not delivered afterwards.
+    let before = balance(&client(&main), alice).await;
+    let out = xchain(&[
+        "transfer",
+        "--rpc",
+        &main,
+        "--dev-account",
+        "1",
+        "--to-chain",
+        "700",
+        "--receiver",
+        &bob.to_string(),
+        "--value",
+        "5",
+        "--timeout-secs",
+        "3",
+    ]);
+    assert!(out.contains("message 2 to chain 700 committed"), "{out}");
+    assert_eq!(balance(&client(&main), alice).await, before - U256::from(5));
+    let start = Instant::now();
+    loop {
+        let out = relay(&sub, &main);
+        if out.contains("message 2 to chain 700 timed out and refunded") {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "never timed out: {out}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(balance(&client(&main), alice).await, before);
+    assert!(!relay(&main, &sub).contains("received"));
+    let status = xchain(&["status", "--rpc", &main]);
+    assert!(
+        status.contains("messages sent 2, pending 0; escrowed for it 600"),
+        "{status}"
+    );
+}
