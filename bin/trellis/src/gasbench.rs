@@ -803,6 +803,7 @@ fn genesis(args: &GasBenchArgs, codes: &[(u8, Bytes)]) -> anyhow::Result<Genesis
                     },
                 )
                 .collect(),
+            hub: false,
         }],
     };
     genesis.validate()?;

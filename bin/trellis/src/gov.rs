@@ -66,6 +66,19 @@ impl Endpoint {
         Ok(Some(trellis_sdk::tls::client_config(&files)?))
     }
 
+    /// The TLS settings (this endpoint's `--ca-cert` and client certificate) for another
+    /// https:// `url`, `None` for plain HTTP.
+    pub fn tls_for(&self, url: &str) -> anyhow::Result<Option<rustls::ClientConfig>> {
+        if !url.starts_with("https://") {
+            return Ok(None);
+        }
+        let files = trellis_sdk::tls::TlsFiles {
+            ca_cert: self.ca_cert.as_deref(),
+            client_cert: self.client_cert.as_deref().zip(self.client_key.as_deref()),
+        };
+        Ok(Some(trellis_sdk::tls::client_config(&files)?))
+    }
+
     /// A JSON-RPC client of this endpoint, presenting the token if one is set.
     pub fn client(&self) -> anyhow::Result<HttpClient> {
         crate::client::authorized_client(&self.rpc, self.token.as_deref(), self.tls()?)

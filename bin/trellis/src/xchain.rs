@@ -90,6 +90,10 @@ pub enum XchainCommand {
         /// A node of the source chain (read only: its answers are proven, not trusted).
         #[arg(long, value_name = "URL")]
         from: String,
+        /// Read token for `--from` if it restricts reads (never the destination's `--token`:
+        /// the source is not trusted with it). `--ca-cert` serves both nodes.
+        #[arg(long, env = "TRELLIS_FROM_TOKEN", hide_env_values = true)]
+        from_token: Option<String>,
         /// Run one round and exit.
         #[arg(long)]
         once: bool,
@@ -168,12 +172,17 @@ pub async fn run(command: XchainCommand) -> anyhow::Result<()> {
         XchainCommand::Status { holder, endpoint } => status(&endpoint, holder).await,
         XchainCommand::Relay {
             from,
+            from_token,
             once,
             interval_secs,
             endpoint,
             signer,
         } => {
-            let source = crate::client::authorized_client(&from, endpoint.token.as_deref(), None)?;
+            let source = crate::client::authorized_client(
+                &from,
+                from_token.as_deref(),
+                endpoint.tls_for(&from)?,
+            )?;
             loop {
                 match relay_round(&source, &endpoint, &signer).await {
                     Ok(0) => {}
@@ -492,6 +501,13 @@ async fn prove(source: &HttpClient, height: u64, slots: &[U256]) -> anyhow::Resu
     let proof = source
         .get_proof(XCHAIN_ADDRESS, keys, BlockId::number(height))
         .await?;
+    if proof.storage_proof.len() != slots.len() {
+        bail!(
+            "asked for {} storage proofs, the source answered {}",
+            slots.len(),
+            proof.storage_proof.len()
+        );
+    }
     let account = abi::AccountProof {
         nonce: proof.nonce,
         balance: proof.balance,

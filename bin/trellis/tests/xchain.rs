@@ -3,6 +3,8 @@
 //! chain's state to the other, which checks it against its own light client. A transfer is
 //! received and acknowledged, vouchers come home, a relay round with nothing new carries
 //! nothing, and a message not received before its timeout is refunded on a proof of absence.
+//! And `trellis testnet up --subchains 2`: a main chain and two sub-chains created by vote in
+//! four processes, where node-0's courier carries a transfer on its own.
 
 mod common;
 
@@ -162,4 +164,63 @@ async fn the_cli_carries_value_and_messages_between_a_main_chain_and_its_subchai
         status.contains("messages sent 2, pending 0; escrowed for it 600"),
         "{status}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_testnet_with_two_subchains_carries_a_transfer_by_itself() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let net = Testnet::up_with(&dir.join("net"), 4, 6, &["--subchains", "2"]);
+    let subs: Vec<u64> = net.info.subchains.iter().map(|s| s.chain_id).collect();
+    assert_eq!(subs, vec![1338, 1339]);
+    // Every node runs every chain, and each chain finalizes.
+    for sub in &net.info.subchains {
+        for url in &sub.rpc {
+            wait_height(&client(url), 2, LIMIT).await;
+        }
+    }
+    let main = net.urls()[1].clone();
+    let sub = net.info.subchains[1].rpc[2].clone();
+    let receiver = AccountKey::dev(5).address();
+    let out = run_cli(
+        dir,
+        &[
+            "xchain",
+            "transfer",
+            "--rpc",
+            &main,
+            "--dev-account",
+            "5",
+            "--to-chain",
+            "1339",
+            "--receiver",
+            &receiver.to_string(),
+            "--value",
+            "777",
+        ],
+    );
+    assert!(out.contains("message 1 to chain 1339 committed"), "{out}");
+    // node-0's courier anchors and relays both ways: vouchers on the sub-chain, then the
+    // acknowledgement clears the message on the main chain.
+    let start = Instant::now();
+    loop {
+        let status = run_cli(dir, &["xchain", "status", "--rpc", &main]);
+        if status.contains("chain 1339") && status.contains("messages sent 1, pending 0") {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "never acknowledged: {status}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = run_cli(
+        dir,
+        &[
+            "xchain",
+            "status",
+            "--rpc",
+            &sub,
+            "--holder",
+            &receiver.to_string(),
+        ],
+    );
+    assert!(status.contains("holds 777 of its vouchers"), "{status}");
 }

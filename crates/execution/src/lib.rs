@@ -392,11 +392,11 @@ pub fn genesis_system_state(
             .create(c.chain_id.0, root, &validators)
             .map_err(|e| SlotError::invalid(format!("genesis lightClients: {e}")))?;
     }
-    // A chain started with clients (a sub-chain: its genesis roots it in the main chain)
-    // reaches the chains it does not follow through the first.
-    if let Some(first) = genesis.light_clients.first() {
+    // A chain whose genesis names a hub (a sub-chain: the main chain) reaches the chains it
+    // does not follow through it.
+    if let Some(hub) = genesis.light_clients.iter().find(|c| c.hub) {
         trellis_system::LightClients::new(&mut clients)
-            .set_hub(first.chain_id.0)
+            .set_hub(hub.chain_id.0)
             .map_err(|e| SlotError::invalid(format!("genesis lightClients: {e}")))?;
     }
     // Contracts added after chains were running get an account here only when configured.

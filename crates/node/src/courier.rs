@@ -142,9 +142,14 @@ pub async fn run(
             }
         };
         memory = returned;
+        // A pair whose anchor was refused sends none of the relays proven against it.
+        let mut refused: Vec<(u64, u64)> = Vec::new();
         for send in sends {
             let dest = &hosted[send.dest];
             let key = (dest.chain_id(), send.source);
+            if send.relay.is_some() && refused.contains(&key) {
+                continue;
+            }
             let outcome = submit(
                 dest,
                 &courier.account,
@@ -165,8 +170,9 @@ pub async fn run(
                         sequence,
                         action,
                         error = %e,
-                        "courier: the chain refused a relay; trying again in {}s",
-                        RELAY_IN_FLIGHT.as_secs()
+                        "courier: the chain refused a relay; trying again later (waiting longer \
+                         each time, up to {}s)",
+                        RELAY_MAX_WAIT.as_secs()
                     ),
                 }
                 continue;
@@ -188,6 +194,7 @@ pub async fn run(
                         BACKOFF.as_secs()
                     );
                     pair.quiet_until = Some(Instant::now() + BACKOFF);
+                    refused.push(key);
                 }
             }
         }
@@ -411,6 +418,8 @@ fn plan_relays(
             relay: None,
         });
     }
+    // Every proof first: a relay counts as sent only once the whole batch is built.
+    let mut built = Vec::with_capacity(due.len());
     for relay in due {
         let (seq, slot) = match &relay {
             Relay::Receive(m) => (m.sequence, xchain::outbox_slot(to, m.sequence)),
@@ -422,6 +431,9 @@ fn plan_relays(
             trellis_rpc::xchain::word_proof(&source_view, slot).map_err(|e| e.to_string())?;
         debug_assert_eq!(proven_at, height);
         let (action, input) = relay.call(from, proof);
+        built.push((seq, action, input));
+    }
+    for (seq, action, input) in built {
         let attempts = relays.get(&(to, from, seq, action)).map_or(0, |(_, n)| *n);
         relays.insert((to, from, seq, action), (now, attempts + 1));
         sends.push(Send {

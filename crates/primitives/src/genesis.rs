@@ -50,6 +50,10 @@ pub struct GenesisLightClient {
     #[serde(default)]
     pub root_timestamp_ms: u64,
     pub validators: Vec<GenesisClientValidator>,
+    /// The hub: the chain whose light-client records this chain accepts as proof of chains
+    /// it does not follow itself (a sub-chain's main chain). At most one client is the hub.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hub: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +212,8 @@ pub enum GenesisError {
     GasLimits { block: u64, tx: u64 },
     #[error("invalid governance: {0}")]
     Governance(String),
+    #[error("at most one light client may be the hub")]
+    SeveralHubs,
 }
 
 impl Genesis {
@@ -246,6 +252,9 @@ impl Genesis {
             if !seen.insert(v.public_key) {
                 return Err(GenesisError::DuplicateValidator(v.public_key));
             }
+        }
+        if self.light_clients.iter().filter(|c| c.hub).count() > 1 {
+            return Err(GenesisError::SeveralHubs);
         }
         self.validate_governance()
     }

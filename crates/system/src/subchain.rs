@@ -160,6 +160,8 @@ pub fn derive_genesis<S: Slots>(
             root_state_root: main.state_root,
             root_timestamp_ms: main.timestamp_ms,
             validators: main_validators,
+            // The main chain vouches for the sub-chains this one does not follow.
+            hub: true,
         }],
     })
 }

@@ -344,7 +344,15 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
         // where a timeout can be proven if the destination never answers, so directly.
         let mut read_only = ReadOnly(&mut *self.clients);
         let mut clients = LightClients::new(&mut read_only);
-        if clients.client(destination)?.is_none() {
+        let client = clients.client(destination)?;
+        // A frozen client proves nothing any more: neither an acknowledgement nor a timeout
+        // could ever settle the message.
+        if client.as_ref().is_some_and(|c| c.frozen) {
+            return revert(format!(
+                "the client of chain {destination} is frozen: nothing sent there could settle"
+            ));
+        }
+        if client.is_none() {
             if message.app != APP_DATA {
                 return revert(format!(
                     "value goes only to chains this chain follows, and it does not follow \
@@ -599,6 +607,21 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
         if clients.client(chain)?.is_some() {
             return revert(format!(
                 "this chain follows chain {chain}: prove against its own client"
+            ));
+        }
+        // The hub's newest header here, so that its client of `chain` is proven not frozen
+        // as of now (an older header would hide a freeze that came since).
+        let Some(newest) = clients.client(hop.chainId)? else {
+            return revert(format!(
+                "this chain does not follow its hub {}",
+                hop.chainId
+            ));
+        };
+        if newest.latest.height != hop.height {
+            return revert(format!(
+                "a hub proof must be against this chain's newest anchor of the hub (height \
+                 {}), not height {}",
+                newest.latest.height, hop.height
             ));
         }
         let hub = self.anchored(hop.chainId, hop.height)?;
@@ -1563,21 +1586,48 @@ mod tests {
                 .contains("its own client")
         );
 
-        // The hub's client of the source frozen: its records vouch for nothing.
+        // The hub's client of the source frozen: its records vouch for nothing, and an
+        // older hub header (from before the freeze) is not accepted either.
         let mut b3 = Chain::new(3);
         b3.follow(&main);
         LightClients::new(&mut b3.lc).set_hub(1).expect("hub");
+        b3.anchor(&main_header);
         main.lc
             .writes
             .insert(clients::frozen_slot(2), U256::from(2));
         let frozen_header = main.commit(1_000);
         b3.anchor(&frozen_header);
+        assert!(
+            reason(b3.run(BOB, 0, |x, c| x.receive(c, &message, &proof.abi_encode())))
+                .contains("newest anchor")
+        );
         let mut stale = proof.clone();
         stale.via = vec![hop(&main, 2, 1)];
         assert!(
             reason(b3.run(BOB, 0, |x, c| x.receive(c, &message, &stale.abi_encode())))
                 .contains("hub proof")
         );
+    }
+
+    #[test]
+    fn nothing_is_sent_to_a_chain_whose_client_froze() {
+        let (mut a, mut b) = pair();
+        let first = b.commit(1_000);
+        a.anchor(&first);
+        // Chain 2's validators sign a second header at the same height: a's client freezes.
+        b.height -= 1;
+        b.xc.writes.insert(U256::from(1), U256::from(1));
+        let fork = b.commit(0);
+        a.anchor(&fork);
+        let refused = a.run(ALICE, 9, |x, c| {
+            x.transfer(c, 2, BOB, c.timestamp_ms + 1_000)
+        });
+        assert!(reason(refused).contains("frozen"));
+        let refused = a.run(ALICE, 0, |x, c| {
+            x.send(c, 2, BOB, b"x", c.timestamp_ms + 1_000)
+        });
+        assert!(reason(refused).contains("frozen"));
+        assert!(a.xc.writes.is_empty());
     }
 
     /// Random transfers both ways between two chains, each delivered, refused or timed out:

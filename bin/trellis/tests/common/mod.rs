@@ -349,6 +349,14 @@ pub fn cli_fails(dir: &Path, args: &[&str]) -> String {
 #[derive(serde::Deserialize)]
 pub struct TestnetInfo {
     pub nodes: Vec<TestnetNode>,
+    #[serde(default)]
+    pub subchains: Vec<TestnetSubchain>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct TestnetSubchain {
+    pub chain_id: u64,
+    pub rpc: Vec<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -370,6 +378,11 @@ impl Testnet {
     /// Starts `n` validators (one organisation each, administered by dev account i) with
     /// `accounts` funded dev accounts.
     pub fn up(dir: &Path, n: usize, accounts: u32) -> Testnet {
+        Testnet::up_with(dir, n, accounts, &[])
+    }
+
+    /// [`Testnet::up`] with more `trellis testnet up` arguments (`--subchains 2`).
+    pub fn up_with(dir: &Path, n: usize, accounts: u32, extra: &[&str]) -> Testnet {
         let out = Command::new(bin())
             .args([
                 "testnet",
@@ -378,8 +391,9 @@ impl Testnet {
                 &n.to_string(),
                 "--accounts",
                 &accounts.to_string(),
-                "--dir",
             ])
+            .args(extra)
+            .arg("--dir")
             .arg(dir)
             .output()
             .expect("testnet up");
