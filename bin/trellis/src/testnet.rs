@@ -206,8 +206,8 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32, subchains: usize) -> a
             });
         }
         if i == 0 && subchains > 0 {
-            // node-0 is the backbone node: it anchors each chain on the others and relays
-            // their messages, signing with a dev account of org0 (carried into every
+            // node-0 is the backbone node: it anchors the main chain and each sub-chain on
+            // each other and relays their messages, signing with a dev account of org0 (carried into every
             // sub-chain's genesis with its organisation).
             let courier = AccountKey::dev(n as u32);
             crate::keystore::encrypt(&courier, &node_dir.join("courier.json"), "testnet")?;
@@ -275,7 +275,14 @@ fn up(n: usize, dir: &Path, chain_id: u64, accounts: u32, subchains: usize) -> a
         .collect();
     for sub in &info.subchains {
         rt.block_on(create_subchain(&info.nodes[0].rpc, n, sub, &keys))
-            .with_context(|| format!("creating sub-chain {}", sub.chain_id))?;
+            .with_context(|| {
+                format!(
+                    "creating sub-chain {} (the nodes are running: stop them with `trellis \
+                     testnet down --dir {}`)",
+                    sub.chain_id,
+                    dir.display()
+                )
+            })?;
     }
     println!(
         "testnet of {n} validators is up (chain id {chain_id}); files in {}",

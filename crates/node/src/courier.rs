@@ -107,6 +107,31 @@ struct Send {
     relay: Option<(&'static str, u64)>,
 }
 
+impl Send {
+    /// The anchor of block `height` of chain `source` to the light clients of `dest` (the
+    /// `d`-th hosted chain), with at most the gas `dest` allows a transaction.
+    fn anchor(
+        d: usize,
+        dest: &Chain,
+        source: u64,
+        height: u64,
+        input: Vec<u8>,
+        gas: u64,
+        state_nonce: u64,
+    ) -> Send {
+        Send {
+            dest: d,
+            source,
+            height,
+            to: LIGHT_CLIENTS_ADDRESS,
+            input,
+            gas: gas.min(dest.max_transaction_gas()),
+            state_nonce,
+            relay: None,
+        }
+    }
+}
+
 /// Looks at `chains` every [`TICK`] until `closing`: `chains` answers the chains hosted now.
 pub async fn run(
     courier: Courier,
@@ -147,7 +172,9 @@ pub async fn run(
         for send in sends {
             let dest = &hosted[send.dest];
             let key = (dest.chain_id(), send.source);
-            if send.relay.is_some() && refused.contains(&key) {
+            if let (Some((action, sequence)), true) = (send.relay, refused.contains(&key)) {
+                // Never sent: it does not count as an attempt.
+                memory.relays.remove(&(key.0, key.1, sequence, action));
                 continue;
             }
             let outcome = submit(
@@ -305,16 +332,9 @@ fn plan(chains: &[Chain], memory: &mut Memory, heartbeat: Duration, account: Add
                 None => continue,
             };
             match anchor_call(source, height) {
-                Ok(Some((input, gas))) => sends.push(Send {
-                    dest: d,
-                    source: from,
-                    height,
-                    to: LIGHT_CLIENTS_ADDRESS,
-                    input,
-                    gas: gas.min(dest.max_transaction_gas()),
-                    state_nonce,
-                    relay: None,
-                }),
+                Ok(Some((input, gas))) => {
+                    sends.push(Send::anchor(d, dest, from, height, input, gas, state_nonce))
+                }
                 Ok(None) => {}
                 Err(e) => {
                     warn!(chain = to, follows = from, height, error = %e, "courier: no anchor");
@@ -407,16 +427,7 @@ fn plan_relays(
         let Some((input, gas)) = anchor_call(source, height)? else {
             return Ok(Vec::new());
         };
-        sends.push(Send {
-            dest: d,
-            source: from,
-            height,
-            to: LIGHT_CLIENTS_ADDRESS,
-            input,
-            gas: gas.min(dest.max_transaction_gas()),
-            state_nonce,
-            relay: None,
-        });
+        sends.push(Send::anchor(d, dest, from, height, input, gas, state_nonce));
     }
     // Every proof first: a relay counts as sent only once the whole batch is built.
     let mut built = Vec::with_capacity(due.len());

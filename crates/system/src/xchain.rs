@@ -57,6 +57,10 @@ pub const MAX_PAYLOAD_BYTES: usize = 4_096;
 pub const MAX_PROOF_BYTES: usize = 64 * 1024;
 /// Most trie nodes one proof carries (a path is at most 65 nodes deep per trie).
 pub const MAX_PROOF_NODES: usize = 512;
+/// How much older (by block time) than this chain's newest anchor of the hub a hub header a
+/// two-hop proof is against may be: a freeze of the hub's client of the source hides from
+/// proofs at most this long.
+pub const HUB_WINDOW_MS: u64 = 60_000;
 /// Most sequence numbers one `pendingMessages` call returns.
 pub const MAX_PAGE: u64 = 1_000;
 
@@ -609,22 +613,26 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
                 "this chain follows chain {chain}: prove against its own client"
             ));
         }
-        // The hub's newest header here, so that its client of `chain` is proven not frozen
-        // as of now (an older header would hide a freeze that came since).
+        // A recent hub header, so that its client of `chain` is proven not frozen as of
+        // lately: an old one would hide a freeze that came since. Not the newest exactly —
+        // anyone may anchor a newer hub header at any time, and relays in flight must land.
         let Some(newest) = clients.client(hop.chainId)? else {
             return revert(format!(
                 "this chain does not follow its hub {}",
                 hop.chainId
             ));
         };
-        if newest.latest.height != hop.height {
+        let hub = self.anchored(hop.chainId, hop.height)?;
+        let age = newest.latest.timestamp_ms.saturating_sub(hub.timestamp_ms);
+        if age > HUB_WINDOW_MS {
             return revert(format!(
-                "a hub proof must be against this chain's newest anchor of the hub (height \
-                 {}), not height {}",
-                newest.latest.height, hop.height
+                "a hub proof must be against a hub header at most {} s older than this chain's \
+                 newest anchor of the hub (height {}); height {} is {age} ms older",
+                HUB_WINDOW_MS / 1_000,
+                newest.latest.height,
+                hop.height,
             ));
         }
-        let hub = self.anchored(hop.chainId, hop.height)?;
         let Some(first) = hop.values.first() else {
             return revert("a hub proof without its record");
         };
@@ -1017,9 +1025,9 @@ mod tests {
     use std::collections::BTreeMap;
     use trellis_primitives::Header;
 
-    /// A trie over `leaves` (key → RLP value, keys hashed), its root and the proof of each
-    /// of `targets` (hashed the same way).
-    fn trie(leaves: &BTreeMap<B256, Vec<u8>>, targets: &[B256]) -> (B256, Vec<Vec<Bytes>>) {
+    /// A trie over `leaves` (key → RLP value, keys hashed with keccak-256, as Ethereum's
+    /// state and storage tries are), its root and the proof of each of `targets`.
+    fn trie(leaves: &BTreeMap<Vec<u8>, Vec<u8>>, targets: &[Vec<u8>]) -> (B256, Vec<Vec<Bytes>>) {
         let mut sorted: Vec<(Nibbles, &Vec<u8>)> = leaves
             .iter()
             .map(|(k, v)| (Nibbles::unpack(keccak256(k)), v))
@@ -1049,12 +1057,17 @@ mod tests {
         (root, proofs)
     }
 
-    fn storage_leaves(slots: &MapSlots<'_>) -> BTreeMap<B256, Vec<u8>> {
+    fn storage_leaves(slots: &MapSlots<'_>) -> BTreeMap<Vec<u8>, Vec<u8>> {
         slots
             .writes
             .iter()
             .filter(|(_, v)| !v.is_zero())
-            .map(|(k, v)| (B256::from(*k), alloy_rlp::encode_fixed_size(v).to_vec()))
+            .map(|(k, v)| {
+                (
+                    B256::from(*k).to_vec(),
+                    alloy_rlp::encode_fixed_size(v).to_vec(),
+                )
+            })
             .collect()
     }
 
@@ -1135,7 +1148,7 @@ mod tests {
             address: Address,
             slots: &[U256],
         ) -> (B256, abi::AccountProof, Vec<Vec<Bytes>>) {
-            let targets: Vec<B256> = slots.iter().map(|s| B256::from(*s)).collect();
+            let targets: Vec<Vec<u8>> = slots.iter().map(|s| B256::from(*s).to_vec()).collect();
             let mut accounts = BTreeMap::new();
             let mut wanted = None;
             for (a, storage) in [
@@ -1149,18 +1162,14 @@ mod tests {
                     storage_root,
                     code_hash: keccak256(crate::SYSTEM_CODE),
                 };
-                accounts.insert(
-                    B256::left_padding_from(a.as_slice()),
-                    alloy_rlp::encode(account),
-                );
+                accounts.insert(a.to_vec(), alloy_rlp::encode(account));
                 if a == address {
                     wanted = Some((account, proofs));
                 }
             }
-            // The state trie is keyed by keccak(address): key the leaves by the address bytes.
-            let leaves: BTreeMap<B256, Vec<u8>> = accounts;
             let (account, slot_proofs) = wanted.expect("a proven contract");
-            let (state_root, account_proofs) = address_trie(&leaves, address);
+            let (state_root, mut account_proofs) = trie(&accounts, &[address.to_vec()]);
+            let account_proofs = account_proofs.remove(0);
             (
                 state_root,
                 abi::AccountProof {
@@ -1218,33 +1227,6 @@ mod tests {
             }
             .abi_encode()
         }
-    }
-
-    /// The state trie over accounts keyed by address, and the proof of `address`.
-    fn address_trie(leaves: &BTreeMap<B256, Vec<u8>>, address: Address) -> (B256, Vec<Bytes>) {
-        let by_address: BTreeMap<Address, &Vec<u8>> = leaves
-            .iter()
-            .map(|(k, v)| (Address::from_slice(&k[12..]), v))
-            .collect();
-        let mut sorted: Vec<(Nibbles, &Vec<u8>)> = by_address
-            .iter()
-            .map(|(a, v)| (Nibbles::unpack(keccak256(a)), *v))
-            .collect();
-        sorted.sort_by_key(|a| a.0);
-        let target = Nibbles::unpack(keccak256(address));
-        let mut builder =
-            HashBuilder::default().with_proof_retainer(ProofRetainer::from_iter([target]));
-        for (key, value) in &sorted {
-            builder.add_leaf(*key, value);
-        }
-        let root = builder.root();
-        let proof = builder
-            .take_proof_nodes()
-            .matching_nodes_sorted(&target)
-            .into_iter()
-            .map(|(_, n)| n)
-            .collect();
-        (root, proof)
     }
 
     const ALICE: Address = Address::repeat_byte(0xa1);
@@ -1595,11 +1577,11 @@ mod tests {
         main.lc
             .writes
             .insert(clients::frozen_slot(2), U256::from(2));
-        let frozen_header = main.commit(1_000);
+        let frozen_header = main.commit(HUB_WINDOW_MS + 1);
         b3.anchor(&frozen_header);
         assert!(
             reason(b3.run(BOB, 0, |x, c| x.receive(c, &message, &proof.abi_encode())))
-                .contains("newest anchor")
+                .contains("at most 60 s older")
         );
         let mut stale = proof.clone();
         stale.via = vec![hop(&main, 2, 1)];
