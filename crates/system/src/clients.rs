@@ -622,6 +622,47 @@ mod tests {
     }
 
     #[test]
+    fn a_freeze_through_the_contract_table_writes_an_audit_entry() {
+        use crate::contract::{LightClientsContract, SystemContract, SystemEnv};
+        use crate::Governance;
+        let submitter = Address::repeat_byte(1);
+        let genesis = trellis_primitives::Genesis::from_json(&format!(
+            r#"{{"chainId": 7, "validators": [{{"publicKey": "{}", "power": 1, "org": "acme"}}],
+                "governance": {{"organizations": [{{"id": "acme", "admins": ["{submitter}"]}}]}}}}"#,
+            B256::repeat_byte(3),
+        ))
+        .expect("genesis");
+        let mut governance = MapSlots::empty();
+        Governance::new(&mut governance)
+            .init(&genesis)
+            .expect("governance");
+        let before = Governance::new(&mut governance)
+            .config()
+            .expect("config")
+            .audits;
+        let set = keys(1..=4);
+        let mut slots = MapSlots::empty();
+        LightClients::new(&mut slots)
+            .create(CHAIN, root(), &members(&set))
+            .expect("created");
+        let honest = signed(&header(1, 0, &set, &set), &set);
+        let fork = signed(&header(1, 0x77, &set, &set), &set);
+        for (anchor, frozen) in [(honest, false), (fork, true)] {
+            let mut env = SystemEnv::new(ctx(false), submitter, 1_000, &mut governance);
+            let out = LightClientsContract
+                .call(&mut env, &mut slots, &submit_call(&anchor, &[]))
+                .expect("accepted");
+            assert_eq!(verdict(&out) == 4, frozen);
+        }
+        let mut gov = Governance::new(&mut governance);
+        assert_eq!(gov.config().expect("config").audits, before + 1);
+        let entry = gov.audit_entry(before).expect("read").expect("written");
+        assert_eq!(entry.action, "light client frozen");
+        assert_eq!((entry.org.as_str(), entry.actor), ("acme", submitter));
+        assert!(entry.detail.contains("chain 42"), "{}", entry.detail);
+    }
+
+    #[test]
     fn bad_submissions_are_refused_and_write_nothing() {
         let set = keys(1..=4);
         let mut slots = MapSlots::empty();

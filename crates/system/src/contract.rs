@@ -304,7 +304,27 @@ impl SystemContract for LightClientsContract {
         input: &[u8],
     ) -> Result<CallOutput> {
         let budget = env.gas_limit.saturating_sub(LIGHT_CLIENTS_BASE_GAS);
-        LightClients::new(&mut slots).call(&env.context(), budget, input)
+        let out = LightClients::new(&mut slots).call(&env.context(), budget, input)?;
+        // A fork proven against a followed chain's validators goes in the audit log, with
+        // who proved it.
+        for log in &out.logs {
+            use alloy_sol_types::SolEvent;
+            if let Ok(frozen) = crate::clients::abi::ClientFrozen::decode_log_data(&log.data) {
+                let org = env.origin_org()?;
+                let ctx = env.context();
+                env.governance().record_audit(
+                    &ctx,
+                    "light client frozen",
+                    org.as_ref(),
+                    &format!(
+                        "chain {}'s validators certified two headers at height {}: {} (anchored) \
+                         and {}; its client here is frozen",
+                        frozen.chainId, frozen.height, frozen.anchoredHash, frozen.conflictingHash
+                    ),
+                )?;
+            }
+        }
+        Ok(out)
     }
 }
 

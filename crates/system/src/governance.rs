@@ -1854,11 +1854,13 @@ impl<'s, S: Slots> Governance<'s, S> {
         Ok(())
     }
 
-    fn audit(
+    /// Appends an audit entry for an event another system contract decided (`org`: the
+    /// actor's organisation, if it has one).
+    pub fn record_audit(
         &mut self,
         ctx: &CallContext,
         action: &str,
-        org: &OrgId,
+        org: Option<&OrgId>,
         detail: &str,
     ) -> Result<(), SlotError> {
         let mut config = self.config()?;
@@ -1872,11 +1874,21 @@ impl<'s, S: Slots> Governance<'s, S> {
                 height: ctx.height,
                 tx_hash: ctx.tx_hash,
                 action: action.into(),
-                org: org.to_string(),
+                org: org.map(|o| o.to_string()).unwrap_or_default(),
                 actor: ctx.caller,
                 detail: detail.into(),
             },
         )
+    }
+
+    fn audit(
+        &mut self,
+        ctx: &CallContext,
+        action: &str,
+        org: &OrgId,
+        detail: &str,
+    ) -> Result<(), SlotError> {
+        self.record_audit(ctx, action, Some(org), detail)
     }
 
     // ---- end of block ----
