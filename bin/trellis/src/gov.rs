@@ -59,11 +59,7 @@ impl Endpoint {
             }
             return Ok(None);
         }
-        let files = trellis_sdk::tls::TlsFiles {
-            ca_cert: self.ca_cert.as_deref(),
-            client_cert: self.client_cert.as_deref().zip(self.client_key.as_deref()),
-        };
-        Ok(Some(trellis_sdk::tls::client_config(&files)?))
+        self.tls_for(&self.rpc)
     }
 
     /// The TLS settings (this endpoint's `--ca-cert` and client certificate) for another

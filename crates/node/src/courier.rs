@@ -68,6 +68,8 @@ struct Pair {
     scanned: u64,
     /// Do not send before then (the chain refused the last one).
     quiet_until: Option<Instant>,
+    /// Do not plan relays before then (planning failed); anchors go on.
+    relays_quiet_until: Option<Instant>,
 }
 
 /// What the courier remembers between ticks.
@@ -79,8 +81,6 @@ struct Memory {
     /// long each time (up to [`RELAY_MAX_WAIT`]): one that reverts on chain (a frozen contract,
     /// say) is not resent every few seconds.
     relays: HashMap<RelayKey, (Instant, u32)>,
-    /// Do not plan relays between a pair before then (planning failed).
-    relays_quiet_until: HashMap<(u64, u64), Instant>,
 }
 
 type RelayKey = (u64, u64, u64, &'static str);
@@ -234,12 +234,7 @@ fn plan(chains: &[Chain], memory: &mut Memory, heartbeat: Duration, account: Add
     memory
         .relays
         .retain(|_, (at, _)| now.duration_since(*at) < 2 * RELAY_MAX_WAIT);
-    memory.relays_quiet_until.retain(|_, until| now < *until);
-    let Memory {
-        pairs,
-        relays,
-        relays_quiet_until,
-    } = memory;
+    let Memory { pairs, relays } = memory;
     let mut sends = Vec::new();
     for (d, dest) in chains.iter().enumerate() {
         let view = match dest.store().view() {
@@ -277,7 +272,7 @@ fn plan(chains: &[Chain], memory: &mut Memory, heartbeat: Duration, account: Add
                 }
             };
             // Messages first: they anchor the height they are proven at themselves.
-            let planned = match relays_quiet_until.contains_key(&(to, from)) {
+            let planned = match pair.relays_quiet_until.is_some_and(|t| now < t) {
                 true => Ok(Vec::new()),
                 false => plan_relays(d, dest, &view, source, pair, anchored, relays, state_nonce),
             };
@@ -293,7 +288,7 @@ fn plan(chains: &[Chain], memory: &mut Memory, heartbeat: Duration, account: Add
                 // Anchoring goes on (a set change must not wait on a relay's trouble).
                 Err(e) => {
                     warn!(chain = to, counterparty = from, error = %e, "courier: cannot plan relays");
-                    relays_quiet_until.insert((to, from), now + BACKOFF);
+                    pair.relays_quiet_until = Some(now + BACKOFF);
                 }
             }
             if tip <= anchored {

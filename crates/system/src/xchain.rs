@@ -70,7 +70,7 @@ pub const APP_DATA: u8 = 0;
 pub const APP_VALUE: u8 = 1;
 
 /// A message between chains.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub source: u64,
     pub destination: u64,
@@ -228,7 +228,7 @@ fn decode_value(payload: &[u8]) -> std::result::Result<(u64, U256), String> {
 /// The cross-chain contract over its storage and the light clients' (read only).
 pub struct CrossChain<'s, S: Slots, C: Slots + ?Sized> {
     slots: &'s mut S,
-    clients: &'s mut C,
+    clients: ReadOnly<'s, C>,
     logs: Vec<Log>,
     payouts: Vec<(Address, U256)>,
     proof_gas: u64,
@@ -251,11 +251,16 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
     pub fn new(slots: &'s mut S, clients: &'s mut C) -> Self {
         CrossChain {
             slots,
-            clients,
+            clients: ReadOnly(clients),
             logs: Vec::new(),
             payouts: Vec::new(),
             proof_gas: 0,
         }
+    }
+
+    /// The light clients, read only.
+    fn clients(&mut self) -> LightClients<'_, ReadOnly<'s, C>> {
+        LightClients::new(&mut self.clients)
     }
 
     fn emit<E: SolEvent>(&mut self, event: E) {
@@ -346,8 +351,7 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
         // A chain this one follows is reached directly. Data reaches any other through the
         // hub (a sub-chain's main chain, which anchors every sub-chain); value only goes
         // where a timeout can be proven if the destination never answers, so directly.
-        let mut read_only = ReadOnly(&mut *self.clients);
-        let mut clients = LightClients::new(&mut read_only);
+        let mut clients = self.clients();
         let client = clients.client(destination)?;
         // A frozen client proves nothing any more: neither an acknowledgement nor a timeout
         // could ever settle the message.
@@ -392,7 +396,15 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
         Ok(sequence)
     }
 
-    fn outgoing(&self, call: &Call, destination: u64, receiver: Address, app: u8) -> Message {
+    /// A message from the caller, numbered when committed.
+    fn outgoing(
+        call: &Call,
+        destination: u64,
+        receiver: Address,
+        app: u8,
+        payload: Vec<u8>,
+        timeout_ms: u64,
+    ) -> Message {
         Message {
             source: call.chain_id,
             destination,
@@ -400,8 +412,8 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
             sender: call.caller,
             receiver,
             app,
-            payload: Vec::new(),
-            timeout_ms: 0,
+            payload,
+            timeout_ms,
         }
     }
 
@@ -417,9 +429,14 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
         if payload.len() > MAX_PAYLOAD_BYTES {
             return revert(format!("payload over {MAX_PAYLOAD_BYTES} bytes"));
         }
-        let mut message = self.outgoing(call, destination, receiver, APP_DATA);
-        message.payload = payload.to_vec();
-        message.timeout_ms = timeout_ms;
+        let message = Self::outgoing(
+            call,
+            destination,
+            receiver,
+            APP_DATA,
+            payload.to_vec(),
+            timeout_ms,
+        );
         self.commit(call, message)
     }
 
@@ -438,9 +455,8 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
         let escrow = escrow
             .checked_add(call.value)
             .ok_or_else(|| CallError::revert("escrow overflow"))?;
-        let mut message = self.outgoing(call, destination, receiver, APP_VALUE);
-        message.payload = value_payload(call.chain_id, call.value);
-        message.timeout_ms = timeout_ms;
+        let payload = value_payload(call.chain_id, call.value);
+        let message = Self::outgoing(call, destination, receiver, APP_VALUE, payload, timeout_ms);
         // Checked before anything is written: a refused call writes nothing.
         let sequence = self.commit(call, message)?;
         self.slots.store(escrow_slot(destination), escrow)?;
@@ -466,9 +482,8 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
                 call.caller
             ));
         }
-        let mut message = self.outgoing(call, origin, receiver, APP_VALUE);
-        message.payload = value_payload(origin, amount);
-        message.timeout_ms = timeout_ms;
+        let payload = value_payload(origin, amount);
+        let message = Self::outgoing(call, origin, receiver, APP_VALUE, payload, timeout_ms);
         let sequence = self.commit(call, message)?;
         self.burn(origin, &call.caller, amount)?;
         Ok(sequence)
@@ -519,8 +534,7 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
     /// The header of `chain` at `height` this chain trusts: anchored by its own client, which
     /// must not be frozen.
     fn anchored(&mut self, chain: u64, height: u64) -> Result<Anchored> {
-        let mut read_only = ReadOnly(&mut *self.clients);
-        let mut clients = LightClients::new(&mut read_only);
+        let mut clients = self.clients();
         let Some(client) = clients.client(chain)? else {
             return revert(format!("this chain does not follow chain {chain}"));
         };
@@ -601,8 +615,7 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
     /// `chain`'s header at `height` as the hub anchored it: the hub's light-client record,
     /// proven against the hub's header this chain anchored.
     fn through_hub(&mut self, chain: u64, height: u64, hop: &abi::Hop) -> Result<Anchored> {
-        let mut read_only = ReadOnly(&mut *self.clients);
-        let mut clients = LightClients::new(&mut read_only);
+        let mut clients = self.clients();
         // Only the hub vouches for chains, and only for those this chain does not follow
         // itself (its own client, frozen or not, is the one it trusts for them).
         if clients.hub()? != Some(hop.chainId) {
@@ -965,7 +978,7 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
             C::pendingMessages(c) => self.pending(c.destination, c.offset, c.limit)?.abi_encode(),
             C::message(c) => match self.message(c.destination, c.sequence)? {
                 Some(m) => (true, m.to_abi()).abi_encode_params(),
-                None => (false, Message::empty().to_abi()).abi_encode_params(),
+                None => (false, Message::default().to_abi()).abi_encode_params(),
             },
             C::receipt(c) => match self.receipt(c.source, c.sequence)? {
                 Some(r) => (true, r.success, r.reason).abi_encode_params(),
@@ -985,21 +998,6 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
             extra_gas: self.proof_gas,
             payouts: std::mem::take(&mut self.payouts),
         })
-    }
-}
-
-impl Message {
-    fn empty() -> Message {
-        Message {
-            source: 0,
-            destination: 0,
-            sequence: 0,
-            sender: Address::ZERO,
-            receiver: Address::ZERO,
-            app: 0,
-            payload: Vec::new(),
-            timeout_ms: 0,
-        }
     }
 }
 
