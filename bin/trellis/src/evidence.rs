@@ -13,7 +13,7 @@ use trellis_system::EVIDENCE_ADDRESS;
 
 use crate::gov::{send_to, Endpoint, Signer};
 
-fn algorithm(name: &str) -> Result<HashAlgorithm, String> {
+pub(crate) fn algorithm(name: &str) -> Result<HashAlgorithm, String> {
     HashAlgorithm::parse(name)
         .ok_or_else(|| format!("unknown algorithm {name:?}: use sha256, keccak256 or sm3"))
 }

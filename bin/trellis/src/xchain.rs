@@ -12,7 +12,8 @@ use jsonrpsee::http_client::HttpClient;
 use std::time::Duration;
 use trellis_api::{ChainApiClient, EthApiClient};
 use trellis_system::clients::abi as lc;
-use trellis_system::xchain::abi;
+use trellis_system::evidence::HashAlgorithm;
+use trellis_system::xchain::{self, abi};
 use trellis_system::{LIGHT_CLIENTS_ADDRESS, XCHAIN_ADDRESS};
 
 use crate::gov::{send_to, send_value_to, Endpoint, Signer};
@@ -28,12 +29,8 @@ pub enum XchainCommand {
         to_chain: u64,
         #[arg(long)]
         receiver: Address,
-        /// The payload, as text.
-        #[arg(long, conflicts_with = "hex", required_unless_present = "hex")]
-        text: Option<String>,
-        /// The payload, as hex.
-        #[arg(long)]
-        hex: Option<Bytes>,
+        #[command(flatten)]
+        payload: Payload,
         /// Seconds (by the destination's block time) after which it can no longer be
         /// received, and is refunded.
         #[arg(long, default_value_t = 600)]
@@ -42,6 +39,19 @@ pub enum XchainCommand {
         endpoint: Endpoint,
         #[command(flatten)]
         signer: Signer,
+    },
+    /// Check a data message this chain received: that the payload given here (a document
+    /// given by `--file`, as `send --file` sent its digest) is the one message `--sequence`
+    /// of `--source` delivered. Ask your own node: its answer is what this trusts.
+    Verify {
+        #[arg(long)]
+        source: u64,
+        #[arg(long)]
+        sequence: u64,
+        #[command(flatten)]
+        payload: Payload,
+        #[command(flatten)]
+        endpoint: Endpoint,
     },
     /// Send native value (in wei) to `--receiver` on `--to-chain`: escrowed here, held there
     /// as vouchers of this chain's value.
@@ -80,6 +90,10 @@ pub enum XchainCommand {
     Status {
         #[arg(long)]
         holder: Option<Address>,
+        /// Also the messages to this chain, when this one does not follow it (a sub-chain
+        /// reached through the hub). Repeatable.
+        #[arg(long = "chain", value_name = "ID")]
+        chains: Vec<u64>,
         #[command(flatten)]
         endpoint: Endpoint,
     },
@@ -107,22 +121,59 @@ pub enum XchainCommand {
     },
 }
 
+/// A data message's payload, as `send` takes it and `verify` checks it.
+#[derive(clap::Args)]
+#[group(skip)]
+pub struct Payload {
+    /// The payload, as text.
+    #[arg(long, conflicts_with_all = ["hex", "file"], required_unless_present_any = ["hex", "file"])]
+    text: Option<String>,
+    /// The payload, as hex.
+    #[arg(long, conflicts_with = "file")]
+    hex: Option<Bytes>,
+    /// A document whose digest alone is the payload (hashed here, never sent): e.g. a
+    /// certificate of origin, checked on the destination with `verify --file`.
+    #[arg(long, value_name = "FILE")]
+    file: Option<std::path::PathBuf>,
+    /// The digest's algorithm for `--file`: sha256 (the default), keccak256 or sm3.
+    #[arg(long, value_parser = crate::evidence::algorithm)]
+    algorithm: Option<HashAlgorithm>,
+}
+
+impl Payload {
+    /// The payload's bytes, and what to call it.
+    fn bytes(&self) -> anyhow::Result<(Bytes, String)> {
+        if self.algorithm.is_some() && self.file.is_none() {
+            bail!("--algorithm is the digest's of --file: pass --file too");
+        }
+        Ok(match (&self.text, &self.hex, &self.file) {
+            (Some(t), _, _) => (t.clone().into_bytes().into(), format!("{t:?}")),
+            (_, Some(h), _) => (h.clone(), h.to_string()),
+            (_, _, Some(file)) => {
+                let algorithm = self.algorithm.unwrap_or(HashAlgorithm::Sha256);
+                let digest = trellis_sdk::evidence::hash_file(algorithm, file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                (
+                    xchain::digest_payload(algorithm, digest).into(),
+                    format!("{} ({}:{digest})", file.display(), algorithm.name()),
+                )
+            }
+            (None, None, None) => bail!("pass --text, --hex or --file"),
+        })
+    }
+}
+
 pub async fn run(command: XchainCommand) -> anyhow::Result<()> {
     match command {
         XchainCommand::Send {
             to_chain,
             receiver,
-            text,
-            hex,
+            payload,
             timeout_secs,
             endpoint,
             signer,
         } => {
-            let payload: Bytes = match (text, hex) {
-                (Some(t), _) => t.into_bytes().into(),
-                (None, Some(h)) => h,
-                (None, None) => bail!("pass --text or --hex"),
-            };
+            let (payload, _) = payload.bytes()?;
             let call = abi::sendCall {
                 destination: to_chain,
                 receiver,
@@ -169,7 +220,47 @@ pub async fn run(command: XchainCommand) -> anyhow::Result<()> {
             print_sent(&receipt);
             Ok(())
         }
-        XchainCommand::Status { holder, endpoint } => status(&endpoint, holder).await,
+        XchainCommand::Status {
+            holder,
+            chains,
+            endpoint,
+        } => status(&endpoint, holder, &chains).await,
+        XchainCommand::Verify {
+            source,
+            sequence,
+            payload,
+            endpoint,
+        } => {
+            let (bytes, what) = payload.bytes()?;
+            let c = endpoint.client()?;
+            let chain_id: U64 = c.chain_id().await?;
+            let delivered = view(
+                &c,
+                XCHAIN_ADDRESS,
+                abi::deliveredCall { source, sequence },
+                BlockId::latest(),
+            )
+            .await?;
+            if !delivered.found {
+                bail!(
+                    "chain {chain_id} has received no data message {sequence} from chain {source} \
+                     (not yet relayed, timed out, or not a data message)"
+                );
+            }
+            if delivered.payloadHash != alloy_primitives::keccak256(&bytes) {
+                bail!(
+                    "message {sequence} from chain {source} carried another payload (its hash \
+                     {}): {what} is not what was sent",
+                    delivered.payloadHash
+                );
+            }
+            println!(
+                "{what} is what message {sequence} from chain {source} carried: sent by {} there, \
+                 to {}, received on chain {chain_id}",
+                delivered.sender, delivered.receiver
+            );
+            Ok(())
+        }
         XchainCommand::Relay {
             from,
             from_token,
@@ -238,7 +329,7 @@ async fn view<C: SolCall>(
     C::abi_decode_returns(&out).with_context(|| format!("decoding {}", C::SIGNATURE))
 }
 
-async fn status(endpoint: &Endpoint, holder: Option<Address>) -> anyhow::Result<()> {
+async fn status(endpoint: &Endpoint, holder: Option<Address>, more: &[u64]) -> anyhow::Result<()> {
     let c = endpoint.client()?;
     let at = BlockId::latest();
     let chain_id: U64 = c.chain_id().await?;
@@ -258,7 +349,7 @@ async fn status(endpoint: &Endpoint, holder: Option<Address>) -> anyhow::Result<
     }
     let now = timeout_ms(0)?;
     println!("chain {chain_id} follows {} chain(s):", followed.len());
-    for other in followed {
+    for &other in &followed {
         let client = view(
             &c,
             LIGHT_CLIENTS_ADDRESS,
@@ -314,6 +405,20 @@ async fn status(endpoint: &Endpoint, holder: Option<Address>) -> anyhow::Result<
             .await?;
             println!("    {holder} holds {held} of its vouchers");
         }
+    }
+    for &other in more.iter().filter(|c| !followed.contains(c)) {
+        let outbox = view(
+            &c,
+            XCHAIN_ADDRESS,
+            abi::outboxCall { destination: other },
+            at,
+        )
+        .await?;
+        println!(
+            "  chain {other} (not followed): messages sent {}, pending {}",
+            outbox.nextSequence - 1,
+            outbox.pending
+        );
     }
     Ok(())
 }

@@ -223,4 +223,91 @@ async fn a_testnet_with_two_subchains_carries_a_transfer_by_itself() {
         ],
     );
     assert!(status.contains("holds 777 of its vouchers"), "{status}");
+
+    // A certificate of origin, notarized on one sub-chain, checked on the other with only its
+    // digest crossing — through the main chain's anchors (the sub-chains do not follow each
+    // other), relayed by node-0's courier.
+    let (exporter, customs) = (
+        net.info.subchains[0].rpc[1].clone(),
+        net.info.subchains[1].rpc[3].clone(),
+    );
+    let certificate = dir.join("certificate.txt");
+    std::fs::write(&certificate, "certificate of origin 7: 40 t of steel coil").expect("written");
+    let file = certificate.to_str().expect("utf-8 path");
+    let out = run_cli(
+        dir,
+        &[
+            "evidence",
+            "submit",
+            "--rpc",
+            &exporter,
+            "--dev-account",
+            "5",
+            file,
+        ],
+    );
+    assert!(out.contains("1 records in block"), "{out}");
+    let out = run_cli(
+        dir,
+        &[
+            "xchain",
+            "send",
+            "--rpc",
+            &exporter,
+            "--dev-account",
+            "5",
+            "--to-chain",
+            "1339",
+            "--receiver",
+            &receiver.to_string(),
+            "--file",
+            file,
+        ],
+    );
+    assert!(out.contains("message 1 to chain 1339 committed"), "{out}");
+    let verify = [
+        "xchain",
+        "verify",
+        "--rpc",
+        &customs,
+        "--source",
+        "1338",
+        "--sequence",
+        "1",
+    ];
+    let start = Instant::now();
+    loop {
+        let out = cli_output(dir, &[&verify[..], &["--file", file]].concat());
+        if out.status.success() {
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                said.contains("is what message 1 from chain 1338 carried"),
+                "{said}"
+            );
+            break;
+        }
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(why.contains("has received no data message"), "{why}");
+        assert!(start.elapsed() < LIMIT, "never received: {why}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A changed document does not verify.
+    std::fs::write(&certificate, "certificate of origin 7: 400 t of steel coil").expect("written");
+    let why = cli_fails(dir, &[&verify[..], &["--file", file]].concat());
+    assert!(why.contains("is not what was sent"), "{why}");
+    // The acknowledgement comes back the same way.
+    let start = Instant::now();
+    loop {
+        let status = run_cli(
+            dir,
+            &["xchain", "status", "--rpc", &exporter, "--chain", "1339"],
+        );
+        if status.contains("chain 1339 (not followed)")
+            && status.contains("messages sent 1, pending 0")
+        {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "never acknowledged: {status}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -13,6 +13,8 @@
 //! message the other received (or could no longer receive: its time passed the timeout) is
 //! acknowledged (or timed out) at its source. Each goes with a proof from one snapshot of the
 //! proving chain, after an anchor of exactly that snapshot's height when the client lacks it.
+//! Between two chains where neither follows the other (two sub-chains), it relays through the
+//! destination's hub when it hosts all three: a two-hop proof ([`plan_through_hub`]).
 //!
 //! It keeps no state that matters: what it last sent only keeps it from sending the same
 //! anchor or relay again while the first is in the pool. Anchors and proofs are verified on
@@ -81,6 +83,17 @@ struct Memory {
     /// long each time (up to [`RELAY_MAX_WAIT`]): one that reverts on chain (a frozen contract,
     /// say) is not resent every few seconds.
     relays: HashMap<RelayKey, (Instant, u32)>,
+    /// Relays to a chain from one it does not follow, by (that chain, source), proven and
+    /// waiting for the hub to anchor the source's height they are proven at.
+    held: HashMap<(u64, u64), Held>,
+}
+
+/// Relays proven at `height` of their source, waiting for the hub's anchor of that height
+/// (see [`plan_through_hub`]).
+struct Held {
+    height: u64,
+    since: Instant,
+    relays: Vec<(Relay, xchain::abi::Proof)>,
 }
 
 type RelayKey = (u64, u64, u64, &'static str);
@@ -105,6 +118,8 @@ struct Send {
     state_nonce: u64,
     /// `None`: an anchor; else the relay's action and sequence number.
     relay: Option<(&'static str, u64)>,
+    /// The hub a relay is proven through (`None`: proven against `source`'s own anchor).
+    via: Option<u64>,
 }
 
 impl Send {
@@ -128,6 +143,48 @@ impl Send {
             gas: gas.min(dest.max_transaction_gas()),
             state_nonce,
             relay: None,
+            via: None,
+        }
+    }
+
+    /// `relay` to `dest` (the `d`-th hosted chain) with `proof` of `source`'s state (through
+    /// hub `via`), recorded as one more attempt in `sent`.
+    #[allow(clippy::too_many_arguments)]
+    fn relay(
+        d: usize,
+        dest: &Chain,
+        source: u64,
+        via: Option<u64>,
+        relay: Relay,
+        proof: &xchain::abi::Proof,
+        state_nonce: u64,
+        (sent, now): (&mut HashMap<RelayKey, (Instant, u32)>, Instant),
+    ) -> Send {
+        let sequence = relay.sequence();
+        let hop_nodes: usize = proof
+            .via
+            .iter()
+            .map(|h| {
+                h.account.nodes.len()
+                    + h.slotProofs.iter().map(Vec::len).sum::<usize>()
+                    + h.frozenProof.len()
+            })
+            .sum();
+        let (action, input) = relay.call(source, xchain::encode_proof(proof));
+        let key = (dest.chain_id(), source, sequence, action);
+        let attempts = sent.get(&key).map_or(0, |(_, n)| *n);
+        sent.insert(key, (now, attempts + 1));
+        let gas = RELAY_GAS + xchain::PROOF_NODE_GAS * hop_nodes as u64 + 16 * input.len() as u64;
+        Send {
+            dest: d,
+            source,
+            height: proof.height,
+            to: XCHAIN_ADDRESS,
+            gas: gas.min(dest.max_transaction_gas()),
+            input,
+            state_nonce,
+            relay: Some((action, sequence)),
+            via,
         }
     }
 }
@@ -172,7 +229,8 @@ pub async fn run(
         for send in sends {
             let dest = &hosted[send.dest];
             let key = (dest.chain_id(), send.source);
-            if let (Some((action, sequence)), true) = (send.relay, refused.contains(&key)) {
+            let proven_by = (key.0, send.via.unwrap_or(send.source));
+            if let (Some((action, sequence)), true) = (send.relay, refused.contains(&proven_by)) {
                 // Never sent: it does not count as an attempt.
                 memory.relays.remove(&(key.0, key.1, sequence, action));
                 continue;
@@ -234,7 +292,9 @@ fn plan(chains: &[Chain], memory: &mut Memory, heartbeat: Duration, account: Add
     memory
         .relays
         .retain(|_, (at, _)| now.duration_since(*at) < 2 * RELAY_MAX_WAIT);
-    let Memory { pairs, relays } = memory;
+    memory
+        .held
+        .retain(|_, held| now.duration_since(held.since) < IN_FLIGHT);
     let mut sends = Vec::new();
     for (d, dest) in chains.iter().enumerate() {
         let view = match dest.store().view() {
@@ -252,20 +312,40 @@ fn plan(chains: &[Chain], memory: &mut Memory, heartbeat: Duration, account: Add
             let mut slots = system_slots(&view, LIGHT_CLIENTS_ADDRESS);
             let client = match LightClients::new(&mut slots).client(from) {
                 Ok(Some(c)) if !c.frozen => c,
-                Ok(_) => continue,
+                Ok(Some(_)) => continue,
+                // Not followed: perhaps through the hub.
+                Ok(None) => {
+                    let pair = memory.pairs.entry((to, from)).or_default();
+                    if pair.relays_quiet_until.is_some_and(|t| now < t) {
+                        continue;
+                    }
+                    match plan_through_hub(chains, d, &view, source, memory, account, now) {
+                        Ok(planned) => sends.extend(planned),
+                        Err(e) => {
+                            warn!(chain = to, counterparty = from, error = %e, "courier: cannot plan relays through the hub");
+                            memory
+                                .pairs
+                                .entry((to, from))
+                                .or_default()
+                                .relays_quiet_until = Some(now + BACKOFF);
+                        }
+                    }
+                    continue;
+                }
                 Err(e) => {
                     warn!(chain = to, follows = from, error = %e, "courier: cannot read the client");
                     continue;
                 }
             };
+            let Memory { pairs, relays, .. } = &mut *memory;
             let pair = pairs.entry((to, from)).or_default();
             let tip = source.height();
             let anchored = client.latest.height;
             if pair.quiet_until.is_some_and(|t| now < t) {
                 continue;
             }
-            let state_nonce = match view.account(&account) {
-                Ok(a) => a.map_or(0, |a| a.nonce),
+            let state_nonce = match account_nonce(&view, account) {
+                Ok(n) => n,
                 Err(e) => {
                     warn!(chain = to, error = %e, "courier: cannot read its account");
                     continue;
@@ -357,15 +437,61 @@ fn plan_relays(
     state_nonce: u64,
 ) -> Result<Vec<Send>, String> {
     let (to, from) = (dest.chain_id(), source.chain_id());
-    let err = |e: trellis_system::SlotError| e.to_string();
     let source_view = source.store().view().map_err(|e| e.to_string())?;
-    let Some(height) = source_view.tip().map_err(|e| e.to_string())?.map(|h| h.0) else {
+    let now = Instant::now();
+    let Some((height, due)) = due_relays(dest_view, &source_view, to, from, relays, now)? else {
         return Ok(Vec::new());
     };
-    let (source_time, dest_time) = (tip_time(&source_view)?, tip_time(dest_view)?);
+    if set_change_first(source, pair, anchored, height) {
+        return Ok(Vec::new());
+    }
+    let mut sends = Vec::new();
+    let mut dest_lc = system_slots(dest_view, LIGHT_CLIENTS_ADDRESS);
+    let known = LightClients::new(&mut dest_lc)
+        .anchor_at(from, height)
+        .map_err(|e| e.to_string())?
+        .is_some();
+    if !known {
+        let Some((input, gas)) = anchor_call(source, height)? else {
+            return Ok(Vec::new());
+        };
+        sends.push(Send::anchor(d, dest, from, height, input, gas, state_nonce));
+    }
+    // Every proof first: a relay counts as sent only once the whole batch is built.
+    let built = prove_relays(&source_view, to, due)?;
+    for (relay, proof) in built {
+        sends.push(Send::relay(
+            d,
+            dest,
+            from,
+            None,
+            relay,
+            &proof,
+            state_nonce,
+            (relays, now),
+        ));
+    }
+    Ok(sends)
+}
+
+/// The relays due on `dest` from `from` that were not sent lately, and the height of
+/// `source_view` they are to be proven at; `None` when nothing is due.
+fn due_relays(
+    dest_view: &trellis_storage::StateView,
+    source_view: &trellis_storage::StateView,
+    to: u64,
+    from: u64,
+    relays: &HashMap<RelayKey, (Instant, u32)>,
+    now: Instant,
+) -> Result<Option<(u64, Vec<Relay>)>, String> {
+    let err = |e: trellis_system::SlotError| e.to_string();
+    let Some(height) = source_view.tip().map_err(|e| e.to_string())?.map(|h| h.0) else {
+        return Ok(None);
+    };
+    let (source_time, dest_time) = (tip_time(source_view)?, tip_time(dest_view)?);
     let (mut source_xc, mut source_lc) = (
-        system_slots(&source_view, XCHAIN_ADDRESS),
-        system_slots(&source_view, LIGHT_CLIENTS_ADDRESS),
+        system_slots(source_view, XCHAIN_ADDRESS),
+        system_slots(source_view, LIGHT_CLIENTS_ADDRESS),
     );
     let (mut dest_xc, mut dest_lc) = (
         system_slots(dest_view, XCHAIN_ADDRESS),
@@ -373,7 +499,6 @@ fn plan_relays(
     );
     let mut at_source = CrossChain::new(&mut source_xc, &mut source_lc);
     let mut at_dest = CrossChain::new(&mut dest_xc, &mut dest_lc);
-    let now = Instant::now();
     let fresh = |seq: u64, action: &'static str| {
         relays
             .get(&(to, from, seq, action))
@@ -403,57 +528,172 @@ fn plan_relays(
             }
         }
     }
-    if due.is_empty() {
-        return Ok(Vec::new());
-    }
-    // A set change of `source` not yet anchored goes first (the anchor logic sends it).
-    if height > anchored
+    Ok((!due.is_empty()).then_some((height, due)))
+}
+
+/// Whether a set change of `source` in `(anchored, height]` must be anchored (by the anchor
+/// logic) before anything proven at `height` is sent: a client follows set changes in order.
+fn set_change_first(source: &Chain, pair: &mut Pair, anchored: u64, height: u64) -> bool {
+    height > anchored
         && (first_set_change(source, pair, anchored, height).is_some() || pair.scanned < height)
-    {
+}
+
+/// The proof of each relay's word in `source_view` (of the chain relays to `to` are proven
+/// from), at its tip.
+fn prove_relays(
+    source_view: &trellis_storage::StateView,
+    to: u64,
+    due: Vec<Relay>,
+) -> Result<Vec<(Relay, xchain::abi::Proof)>, String> {
+    due.into_iter()
+        .map(|relay| {
+            let slot = match &relay {
+                Relay::Receive(m) => xchain::outbox_slot(to, m.sequence),
+                Relay::Acknowledge(seq, _) | Relay::Timeout(seq) => xchain::receipt_slot(to, *seq),
+            };
+            let proof =
+                trellis_rpc::xchain::word_proof(source_view, slot).map_err(|e| e.to_string())?;
+            Ok((relay, proof))
+        })
+        .collect()
+}
+
+/// The relays due on `dest` from `source`, a chain `dest` does not follow but its hub does:
+/// proven through the hub's anchor of `source` (a two-hop proof), when this host runs the hub.
+///
+/// Two steps, a tick or more apart. First the proofs are built at `source`'s tip and held,
+/// and that height is anchored on the hub when it lacks it. Once the hub's state holds that
+/// anchor, the hop (its record, proven at the hub's tip) is added to each proof, the hub's tip
+/// is anchored on `dest` when it lacks it, and the relays are sent. Proofs held longer than
+/// [`IN_FLIGHT`] without the hub anchoring their height are dropped and planned again.
+fn plan_through_hub(
+    chains: &[Chain],
+    d: usize,
+    dest_view: &trellis_storage::StateView,
+    source: &Chain,
+    memory: &mut Memory,
+    account: Address,
+    now: Instant,
+) -> Result<Vec<Send>, String> {
+    let err = |e: trellis_system::SlotError| e.to_string();
+    let dest = &chains[d];
+    let (to, from) = (dest.chain_id(), source.chain_id());
+    let mut dest_lc = system_slots(dest_view, LIGHT_CLIENTS_ADDRESS);
+    let mut clients = LightClients::new(&mut dest_lc);
+    let Some(hub_id) = clients.hub().map_err(err)?.filter(|h| *h != from) else {
+        return Ok(Vec::new());
+    };
+    let (Some(h), Some(dest_of_hub)) = (
+        chains.iter().position(|c| c.chain_id() == hub_id),
+        clients
+            .client(hub_id)
+            .map_err(|e| e.to_string())?
+            .filter(|c| !c.frozen),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let hub = &chains[h];
+    let hub_view = hub.store().view().map_err(|e| e.to_string())?;
+    let mut hub_lc = system_slots(&hub_view, LIGHT_CLIENTS_ADDRESS);
+    let Some(hub_of_source) = LightClients::new(&mut hub_lc)
+        .client(from)
+        .map_err(|e| e.to_string())?
+        .filter(|c| !c.frozen)
+    else {
+        return Ok(Vec::new());
+    };
+
+    if let Some(held) = memory.held.remove(&(to, from)) {
+        let hop = trellis_rpc::xchain::hub_hop(&hub_view, hub_id, from, held.height)
+            .map_err(|e| e.to_string())?;
+        let Some(hop) = hop else {
+            if now.duration_since(held.since) < IN_FLIGHT {
+                memory.held.insert((to, from), held);
+            }
+            return Ok(Vec::new());
+        };
+        // A set change of the hub not yet anchored on `dest` goes first.
+        let pair = memory.pairs.entry((to, hub_id)).or_default();
+        if set_change_first(hub, pair, dest_of_hub.latest.height, hop.height) {
+            memory.held.insert((to, from), held);
+            return Ok(Vec::new());
+        }
+        let state_nonce = account_nonce(dest_view, account)?;
+        let mut sends = Vec::new();
+        if LightClients::new(&mut dest_lc)
+            .anchor_at(hub_id, hop.height)
+            .map_err(err)?
+            .is_none()
+        {
+            let Some((input, gas)) = anchor_call(hub, hop.height)? else {
+                return Ok(Vec::new());
+            };
+            sends.push(Send::anchor(
+                d,
+                dest,
+                hub_id,
+                hop.height,
+                input,
+                gas,
+                state_nonce,
+            ));
+        }
+        for (relay, mut proof) in held.relays {
+            proof.via = vec![hop.clone()];
+            sends.push(Send::relay(
+                d,
+                dest,
+                from,
+                Some(hub_id),
+                relay,
+                &proof,
+                state_nonce,
+                (&mut memory.relays, now),
+            ));
+        }
+        return Ok(sends);
+    }
+
+    let source_view = source.store().view().map_err(|e| e.to_string())?;
+    let Some((height, due)) = due_relays(dest_view, &source_view, to, from, &memory.relays, now)?
+    else {
+        return Ok(Vec::new());
+    };
+    // A set change of `source` not yet anchored on the hub goes first.
+    let pair = memory.pairs.entry((hub_id, from)).or_default();
+    if set_change_first(source, pair, hub_of_source.latest.height, height) {
         return Ok(Vec::new());
     }
-    drop(at_dest);
+    let proven = prove_relays(&source_view, to, due)?;
     let mut sends = Vec::new();
-    let known = LightClients::new(&mut dest_lc)
+    if LightClients::new(&mut hub_lc)
         .anchor_at(from, height)
         .map_err(err)?
-        .is_some();
-    if !known {
+        .is_none()
+    {
         let Some((input, gas)) = anchor_call(source, height)? else {
             return Ok(Vec::new());
         };
-        sends.push(Send::anchor(d, dest, from, height, input, gas, state_nonce));
+        let state_nonce = account_nonce(&hub_view, account)?;
+        sends.push(Send::anchor(h, hub, from, height, input, gas, state_nonce));
     }
-    // Every proof first: a relay counts as sent only once the whole batch is built.
-    let mut built = Vec::with_capacity(due.len());
-    for relay in due {
-        let (seq, slot) = match &relay {
-            Relay::Receive(m) => (m.sequence, xchain::outbox_slot(to, m.sequence)),
-            Relay::Acknowledge(seq, _) | Relay::Timeout(seq) => {
-                (*seq, xchain::receipt_slot(to, *seq))
-            }
-        };
-        let (proven_at, proof) =
-            trellis_rpc::xchain::word_proof(&source_view, slot).map_err(|e| e.to_string())?;
-        debug_assert_eq!(proven_at, height);
-        let (action, input) = relay.call(from, proof);
-        built.push((seq, action, input));
-    }
-    for (seq, action, input) in built {
-        let attempts = relays.get(&(to, from, seq, action)).map_or(0, |(_, n)| *n);
-        relays.insert((to, from, seq, action), (now, attempts + 1));
-        sends.push(Send {
-            dest: d,
-            source: from,
+    memory.held.insert(
+        (to, from),
+        Held {
             height,
-            to: XCHAIN_ADDRESS,
-            gas: (RELAY_GAS + 16 * input.len() as u64).min(dest.max_transaction_gas()),
-            input,
-            state_nonce,
-            relay: Some((action, seq)),
-        });
-    }
+            since: now,
+            relays: proven,
+        },
+    );
     Ok(sends)
+}
+
+/// The courier account's nonce in `view`'s state.
+fn account_nonce(view: &trellis_storage::StateView, account: Address) -> Result<u64, String> {
+    Ok(view
+        .account(&account)
+        .map_err(|e| e.to_string())?
+        .map_or(0, |a| a.nonce))
 }
 
 /// Gas for a relay before its calldata: the contract's base, a proof of up to about 20 trie
@@ -468,6 +708,13 @@ enum Relay {
 }
 
 impl Relay {
+    fn sequence(&self) -> u64 {
+        match self {
+            Relay::Receive(m) => m.sequence,
+            Relay::Acknowledge(seq, _) | Relay::Timeout(seq) => *seq,
+        }
+    }
+
     /// The call carrying `proof` of `counterparty`'s state, and its name for logs.
     fn call(self, counterparty: u64, proof: Vec<u8>) -> (&'static str, Vec<u8>) {
         use xchain::abi;

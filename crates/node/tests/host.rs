@@ -325,7 +325,10 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
     config.anchoring.keystore = Some(dir.path().join("anchor.json"));
     config.anchoring.password_file = Some(dir.path().join("pw"));
     config.anchoring.heartbeat_secs = 1;
-    config.chains = vec![second_chain(&config, None, Some(602))];
+    config.chains = vec![
+        second_chain(&config, None, Some(602)),
+        second_chain(&config, None, Some(603)),
+    ];
     // An entry naming both a genesis and a sub-chain is refused.
     let mut both = config.clone();
     both.chains[0].genesis = Some(dir.path().join("main.json"));
@@ -496,6 +499,42 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
         alloy_primitives::keccak256(b"certificate of origin 42")
     );
 
+    // A second sub-chain. The two follow only the main chain, their hub: a message between
+    // them is proven through the main chain's anchor of its source (a two-hop proof), which
+    // the courier builds — and so is its acknowledgement.
+    let create = abi::proposeCreateSubchainCall {
+        chainId: 603,
+        name: "customs".into(),
+        members: vec!["org1".into()],
+        validators: vec![abi::SubchainValidator {
+            publicKey: validator,
+            power: 1,
+        }],
+        effectiveHeight: 0,
+    };
+    govern(&main, &admin, 2, create.abi_encode()).await;
+    let customs = hosted(&host, 603, true)
+        .await
+        .expect("second sub-chain started");
+    let certificate = xabi::sendCall {
+        destination: 603,
+        receiver: home,
+        payload: b"certificate of origin 43".to_vec().into(),
+        timeoutMs: timeout,
+    };
+    assert!(transact(&sub, &admin, 2, XCHAIN_ADDRESS, 0, certificate.abi_encode()).await);
+    eventually("received on the other sub-chain through the hub", || {
+        cross_chain(&customs, |x| x.delivered(602, 1)).is_some_and(|d| {
+            d.payload_hash == alloy_primitives::keccak256(b"certificate of origin 43")
+        })
+    })
+    .await;
+    eventually("acknowledged through the hub", || {
+        cross_chain(&sub, |x| x.outbox(603)) == (2, 0)
+    })
+    .await;
+    drop(customs);
+
     // What does not match is refused: another block, a changed genesis, a changed slot.
     assert!(subchains::verify(&derived, B256::repeat_byte(1)).is_err());
     let mut changed = derived.clone();
@@ -511,7 +550,7 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
         chainId: 602,
         effectiveHeight: 0,
     };
-    govern(&main, &admin, 2, retire.abi_encode()).await;
+    govern(&main, &admin, 3, retire.abi_encode()).await;
     hosted(&host, 602, false).await;
     let stopped_at = sub.height();
     drop(sub);
@@ -519,7 +558,7 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
         chainId: 602,
         effectiveHeight: 0,
     };
-    govern(&main, &admin, 3, recover.abi_encode()).await;
+    govern(&main, &admin, 4, recover.abi_encode()).await;
     let sub = hosted(&host, 602, true)
         .await
         .expect("sub-chain started again");

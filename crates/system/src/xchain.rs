@@ -157,6 +157,16 @@ pub fn hub_anchor_slots(chain: u64, height: u64, len: usize) -> Vec<U256> {
     kv::record_slots(&clients::anchor_key(chain, height), len)
 }
 
+/// The length of the light-client record of `chain` at `height` in a hub's storage `slots`
+/// (what [`hub_anchor_slots`] needs); `None` while the hub has not anchored that height.
+pub fn hub_record_len(
+    slots: &mut impl Slots,
+    chain: u64,
+    height: u64,
+) -> Result<Option<usize>, SlotError> {
+    Ok(kv::get(slots, &clients::anchor_key(chain, height))?.map(|r| r.len()))
+}
+
 fn key(tag: &[u8], chain: u64, sequence: u64) -> Vec<u8> {
     [tag, &chain.to_be_bytes(), &sequence.to_be_bytes()].concat()
 }
@@ -214,6 +224,15 @@ pub struct Call {
 /// The value payload: the origin chain of the value and the amount.
 pub fn value_payload(origin: u64, amount: U256) -> Vec<u8> {
     (origin, amount).abi_encode_params()
+}
+
+/// The payload of a data message carrying only a document's digest (`abi.encode(uint8
+/// algorithm, bytes32 digest)`, the algorithm's code as `ITrellisEvidence` numbers it): a
+/// contract on the destination checks a document against `delivered` with
+/// `keccak256(abi.encode(uint8(1), sha256(document)))`.
+pub fn digest_payload(algorithm: crate::evidence::HashAlgorithm, digest: B256) -> Vec<u8> {
+    use alloy_sol_types::{sol_data, SolType};
+    <(sol_data::Uint<8>, sol_data::FixedBytes<32>)>::abi_encode_params(&(algorithm.code(), digest))
 }
 
 /// A proof as the contract's `proof` arguments take it (`abi.encode(proof)`).
@@ -1463,6 +1482,17 @@ mod tests {
                 .contains("value goes only")
         );
         assert!(a.xc.writes.is_empty() && lonely.xc.writes.is_empty());
+    }
+
+    #[test]
+    fn a_digest_payload_is_what_solidity_encodes() {
+        let digest = B256::repeat_byte(0xab);
+        let payload = digest_payload(crate::evidence::HashAlgorithm::Sm3, digest);
+        // abi.encode(uint8(3), digest): two words.
+        let mut expected = [0u8; 64];
+        expected[31] = 3;
+        expected[32..].copy_from_slice(digest.as_slice());
+        assert_eq!(payload, expected);
     }
 
     #[test]

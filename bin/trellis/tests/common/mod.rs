@@ -319,13 +319,19 @@ pub async fn wait_nonce(c: &HttpClient, a: Address, n: u64, limit: Duration) {
     }
 }
 
-/// Runs a `trellis` command in `dir` and returns its standard output; panics on failure.
-pub fn run_cli(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
+/// Runs a `trellis` command in `dir` (without backtraces) and returns what it did.
+pub fn cli_output(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
         .args(args)
         .current_dir(dir)
+        .env("RUST_BACKTRACE", "0")
         .output()
-        .expect("run trellis");
+        .expect("run trellis")
+}
+
+/// Runs a `trellis` command in `dir` and returns its standard output; panics on failure.
+pub fn run_cli(dir: &Path, args: &[&str]) -> String {
+    let out = cli_output(dir, args);
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -334,14 +340,9 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs the CLI in `dir` expecting it to fail; returns its stderr (without backtraces).
+/// Runs the CLI in `dir` expecting it to fail; returns its stderr.
 pub fn cli_fails(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run trellis");
+    let out = cli_output(dir, args);
     assert!(!out.status.success(), "{args:?} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
