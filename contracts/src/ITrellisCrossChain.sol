@@ -65,9 +65,10 @@ interface ITrellisCrossChain {
         /// The record's slots, in order (header, then 32-byte chunks), each with its proof.
         uint256[] values;
         bytes[][] slotProofs;
-        /// Proof that the hub's client of the counterparty is not frozen (its frozen word is
-        /// zero).
-        bytes[] frozenProof;
+        /// The hub's status word of its client of the counterparty (zero, or a reset at a
+        /// height at most `Proof.height`: not frozen), and its proof.
+        uint256 statusWord;
+        bytes[] statusProof;
     }
 
     event MessageSent(uint64 indexed destination, uint64 indexed sequence, bytes32 commitment, Message message);

@@ -132,6 +132,19 @@ interface ITrellisGovernance {
     function proposeRetireSubchain(uint64 chainId, uint64 effectiveHeight) external returns (uint64);
     /// Recovers a retired sub-chain: its hosts start it again where it stopped.
     function proposeRecoverSubchain(uint64 chainId, uint64 effectiveHeight) external returns (uint64);
+    /// Resets this chain's light client of `chainId` — the only way a frozen client takes
+    /// anchors again: it trusts `validators` (node keys and powers) to decide the headers after
+    /// the header (`height`, `blockHash`, `stateRoot`, `timestampMs`) the vote agrees on, which
+    /// must be above every anchor so far; anchors below it prove nothing any more. Needs a
+    /// supervisor's approval where there are supervisors. On a sub-chain, only its client of
+    /// the main chain (which no packet could reach) is reset this way; the others by a
+    /// main-chain vote (`proposeToSubchain`).
+    function proposeResetLightClient(uint64 chainId, uint64 height, bytes32 blockHash, bytes32 stateRoot, uint64 timestampMs, SubchainValidator[] calldata validators, uint64 effectiveHeight) external returns (uint64);
+    /// Sends sub-chain `chainId` a governance packet: `call` is a `proposeFreeze`,
+    /// `proposeUnfreeze`, `proposeRemoveOrganization` or `proposeResetLightClient` call,
+    /// ABI-encoded, which the sub-chain applies when it receives it (its `effectiveHeight` is
+    /// ignored), as if its own members had passed it. At most 32 KiB.
+    function proposeToSubchain(uint64 chainId, bytes calldata call, uint64 effectiveHeight) external returns (uint64);
     /// Delegates an identifier prefix (e.g. "MA.156") to an organisation, or moves it; the
     /// holder may delegate sub-prefixes and register identifiers (ITrellisIdentifiers).
     function proposeDelegatePrefix(string calldata prefix, string calldata org, uint64 effectiveHeight) external returns (uint64);

@@ -5,7 +5,7 @@ use alloy_rpc_types_eth::BlockNumberOrTag;
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use std::path::PathBuf;
-use trellis_api::{ChainApiClient, EthApiClient};
+use trellis_api::{ChainApiClient, ChainsApiClient, EthApiClient};
 use trellis_node::chain::subchains;
 use trellis_primitives::Genesis;
 
@@ -37,6 +37,14 @@ pub enum ChainCommand {
     },
     /// The sub-chains the main chain's governance created.
     List {
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Every chain a node's process hosts: members, validators, and each light client's
+    /// anchored height, age and lag, whether it is frozen, and the messages pending to that
+    /// chain. Each chain is read at `/chains/{id}` on the node's port, under that chain's own
+    /// read access (a token of an organisation that reads it there).
+    Status {
         #[command(flatten)]
         endpoint: Endpoint,
     },
@@ -109,5 +117,79 @@ pub async fn run(command: ChainCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ChainCommand::List { endpoint } => crate::gov::print_subchains(&endpoint).await,
+        ChainCommand::Status { endpoint } => status(&endpoint).await,
     }
+}
+
+/// `trellis chain status`.
+async fn status(endpoint: &Endpoint) -> anyhow::Result<()> {
+    let listed = ChainsApiClient::chains(&endpoint.client()?)
+        .await
+        .with_context(|| format!("asking {} for its chains", endpoint.rpc))?;
+    for entry in listed {
+        let url = format!("{}{}", endpoint.rpc.trim_end_matches('/'), entry.path);
+        let client = crate::client::authorized_client(
+            &url,
+            endpoint.token.as_deref(),
+            endpoint.tls_for(&url)?,
+        )?;
+        match client.chain_status().await {
+            Ok(status) => print!("{}", describe(&status)),
+            Err(e) => println!(
+                "chain {} at height {}: not readable here: {}",
+                entry.chain_id,
+                entry.height,
+                crate::gov::refusal(&e)
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// One chain's status, for people.
+fn describe(s: &trellis_api::ChainStatus) -> String {
+    let list = |names: &[String]| match names {
+        [] => "none".to_owned(),
+        names => names.join(", "),
+    };
+    let mut out = format!(
+        "chain {} at height {}{}\n  members: {}\n  supervisors: {}\n  validators ({}, power {}):",
+        s.chain_id,
+        s.height,
+        s.hub.map_or(String::new(), |h| format!(", hub {h}")),
+        list(&s.members),
+        list(&s.supervisors),
+        s.validators.len(),
+        s.validators.iter().map(|v| v.power).sum::<u64>(),
+    );
+    for v in &s.validators {
+        out.push_str(&format!(
+            " {}…:{}",
+            &v.public_key.to_string()[..10],
+            v.power
+        ));
+    }
+    out.push('\n');
+    if s.clients.is_empty() {
+        out.push_str("  follows no chain\n");
+    }
+    for c in &s.clients {
+        let lag = c
+            .lag_blocks
+            .map_or(String::new(), |b| format!(", {b} blocks behind"));
+        out.push_str(&format!(
+            "  follows {}{}: {}anchored at {} ({:.1} s before this chain's tip{lag}); messages \
+             sent {}, pending {}; escrowed {}, its vouchers here {}\n",
+            c.chain_id,
+            if c.hub { " (hub)" } else { "" },
+            if c.frozen { "FROZEN, " } else { "" },
+            c.anchored_height,
+            c.anchor_age_ms as f64 / 1_000.0,
+            c.messages_sent,
+            c.messages_pending,
+            c.escrowed,
+            c.vouchers,
+        ));
+    }
+    out
 }

@@ -266,6 +266,94 @@ pub enum Proposal {
         #[arg(long)]
         org: String,
     },
+    /// Reset this chain's light client of another chain — a frozen one above all: it trusts
+    /// the given validators from the given header on (needs a supervisor's approval where
+    /// one exists). On a sub-chain only its client of the main chain; the others through
+    /// the main chain (`to-subchain … reset-light-client`).
+    ResetLightClient {
+        #[command(flatten)]
+        reset: Reset,
+    },
+    /// Send a sub-chain a governance packet: it applies the action as soon as it receives it
+    /// (relayed like any cross-chain message).
+    ToSubchain {
+        #[arg(long)]
+        chain_id: u64,
+        #[command(subcommand)]
+        packet: Packet,
+    },
+}
+
+/// What a light client's reset trusts.
+#[derive(Args)]
+pub struct Reset {
+    /// The followed chain.
+    #[arg(long)]
+    pub chain_id: u64,
+    /// The agreed header: above every anchor the client has.
+    #[arg(long)]
+    pub height: u64,
+    #[arg(long)]
+    pub hash: B256,
+    #[arg(long)]
+    pub state_root: B256,
+    #[arg(long)]
+    pub timestamp_ms: u64,
+    /// A validator deciding the headers after it, as PUBLIC_KEY or PUBLIC_KEY:POWER
+    /// (repeatable).
+    #[arg(long = "validator", required = true, value_parser = parse_subchain_validator)]
+    pub validators: Vec<abi::SubchainValidator>,
+}
+
+impl Reset {
+    fn call(self, effective: u64) -> Vec<u8> {
+        abi::proposeResetLightClientCall {
+            chainId: self.chain_id,
+            height: self.height,
+            blockHash: self.hash,
+            stateRoot: self.state_root,
+            timestampMs: self.timestamp_ms,
+            validators: self.validators,
+            effectiveHeight: effective,
+        }
+        .abi_encode()
+    }
+}
+
+/// What a governance packet asks a sub-chain to do.
+#[derive(Subcommand)]
+pub enum Packet {
+    /// Freeze an account or a contract there.
+    Freeze {
+        #[arg(long)]
+        target: Address,
+    },
+    Unfreeze {
+        #[arg(long)]
+        target: Address,
+    },
+    /// Remove an organisation there (its nodes and its accounts' rights).
+    RemoveOrg {
+        #[arg(long)]
+        id: String,
+    },
+    /// Reset the sub-chain's light client of another chain.
+    ResetLightClient {
+        #[command(flatten)]
+        reset: Reset,
+    },
+}
+
+impl Packet {
+    /// The `propose…` call the sub-chain applies.
+    fn call(self) -> Vec<u8> {
+        match self {
+            Packet::Freeze { target } => proposal_call(Proposal::Freeze { target }, 0),
+            Packet::Unfreeze { target } => proposal_call(Proposal::Unfreeze { target }, 0),
+            Packet::RemoveOrg { id } => proposal_call(Proposal::RemoveOrg { id }, 0),
+            Packet::ResetLightClient { reset } => reset.call(0),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -636,6 +724,13 @@ fn proposal_call(p: Proposal, effective: u64) -> Vec<u8> {
         Proposal::DelegatePrefix { prefix, org } => abi::proposeDelegatePrefixCall {
             prefix,
             org,
+            effectiveHeight: effective,
+        }
+        .abi_encode(),
+        Proposal::ResetLightClient { reset } => reset.call(effective),
+        Proposal::ToSubchain { chain_id, packet } => abi::proposeToSubchainCall {
+            chainId: chain_id,
+            call: packet.call().into(),
             effectiveHeight: effective,
         }
         .abi_encode(),

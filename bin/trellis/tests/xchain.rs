@@ -223,6 +223,18 @@ async fn a_testnet_with_two_subchains_carries_a_transfer_by_itself() {
         ],
     );
     assert!(status.contains("holds 777 of its vouchers"), "{status}");
+    // One node's port shows every chain it hosts (each read at /chains/{id}).
+    let chains = run_cli(dir, &["chain", "status", "--rpc", &main]);
+    for expected in [
+        "chain 1337 at height",
+        "chain 1338 at height",
+        "chain 1339 at height",
+        "follows 1337 (hub): anchored at",
+        "follows 1339: anchored at",
+        "messages sent 1, pending 0; escrowed 777",
+    ] {
+        assert!(chains.contains(expected), "{expected:?} in {chains}");
+    }
 
     // A certificate of origin, notarized on one sub-chain, checked on the other with only its
     // digest crossing — through the main chain's anchors (the sub-chains do not follow each

@@ -1,5 +1,5 @@
-//! Trellis's own JSON-RPC methods as Rust: the [`ChainApi`], [`GovernanceApi`] and
-//! [`AdminApi`] traits, from which jsonrpsee generates both the server side (`…Server`,
+//! Trellis's own JSON-RPC methods as Rust: the [`ChainApi`], [`ChainsApi`], [`GovernanceApi`]
+//! and [`AdminApi`] traits, from which jsonrpsee generates both the server side (`…Server`,
 //! implemented by `trellis-rpc`) and a typed client (`…Client`, used by the CLI, the SDK and
 //! applications), and the serde types of every answer; plus [`EthApiClient`], a typed client
 //! of the `eth_*` methods Trellis's tools call. Method names and JSON shapes are defined here
@@ -340,6 +340,88 @@ pub struct HostedChain {
     pub rpc: String,
     /// Where its `/metrics` are served, if they are.
     pub metrics: Option<String>,
+}
+
+/// A chain this node's process hosts, as anyone the node admits sees it (`trellis_getChains`,
+/// `GET /v1/chains`; plain numbers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainEntry {
+    pub chain_id: u64,
+    pub height: u64,
+    /// Where its JSON-RPC and REST are served on this port: `/chains/{id}` (its own read
+    /// access applies there).
+    pub path: String,
+}
+
+/// A hosted chain with its status, or why the caller may not read it (`GET /v1/chains`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainOverview {
+    #[serde(flatten)]
+    pub entry: ChainEntry,
+    pub status: Option<ChainStatus>,
+    /// Why `status` is missing: the chain's own read access refused the caller, or it failed.
+    pub error: Option<String>,
+}
+
+/// One chain's place in the network of chains, for supervisors and operators
+/// (`trellis_chainStatus`, `GET /v1/chain`; plain numbers, amounts in hex).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainStatus {
+    pub chain_id: u64,
+    pub height: u64,
+    /// The committed block's time (Unix ms).
+    pub block_time_ms: u64,
+    /// The chain it reaches chains it does not follow through (a sub-chain's main chain).
+    pub hub: Option<u64>,
+    /// Member organisations (they vote), by id: the first [`MAX_PAGE`].
+    pub members: Vec<String>,
+    /// Supervisor organisations (they read everything), by id: the first [`MAX_PAGE`].
+    pub supervisors: Vec<String>,
+    /// The validators of the next height.
+    pub validators: Vec<SetMember>,
+    /// Its light clients of other chains, each with the messages between the two.
+    pub clients: Vec<ClientStatus>,
+}
+
+/// This chain's light client of another chain, and the traffic with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientStatus {
+    /// The followed chain.
+    pub chain_id: u64,
+    /// Whether this chain's hub.
+    pub hub: bool,
+    /// A fork was proven: it accepts nothing until a main-chain vote resets it.
+    pub frozen: bool,
+    /// The newest anchored header: its height and time (Unix ms).
+    pub anchored_height: u64,
+    pub anchored_time_ms: u64,
+    /// This chain's block time minus the anchored header's.
+    pub anchor_age_ms: u64,
+    /// Blocks the followed chain has committed beyond that anchor, when this node hosts it.
+    pub lag_blocks: Option<u64>,
+    /// Messages sent to it so far, and those not yet acknowledged or timed out.
+    pub messages_sent: u64,
+    pub messages_pending: u64,
+    /// Value escrowed here for it, and its vouchers held here (wei).
+    pub escrowed: U256,
+    pub vouchers: U256,
+}
+
+/// The chains of a node's process, and each chain's place among them.
+#[rpc(server, client, namespace = "trellis")]
+pub trait ChainsApi {
+    /// Every chain this node's process hosts, this one included.
+    #[method(name = "getChains")]
+    fn chains(&self) -> RpcResult<Vec<ChainEntry>>;
+
+    /// This chain's status: members, validators, light clients with their anchors and lag,
+    /// messages pending. Another hosted chain's is at its `path`.
+    #[method(name = "chainStatus", blocking)]
+    fn chain_status(&self) -> RpcResult<ChainStatus>;
 }
 
 /// Operator methods, acting on this node only. They are off unless the node's config sets

@@ -358,7 +358,7 @@ pub fn execute_block(
         out.senders.push(sender);
     }
     drop(evm);
-    (out.governance, out.next_validators) = end_block(view, env.height, &mut out.changes)?;
+    (out.governance, out.next_validators) = end_block(view, env, &mut out.changes)?;
 
     out.receipts_root = alloy_consensus::proofs::calculate_receipt_root(&out.receipts);
     out.state_root = roots::finalize_state_root(view, &mut out.changes)?;
@@ -455,7 +455,9 @@ fn pending_slots<'a>(
     })
 }
 
-/// Applies governance proposals due at the next height on top of the block's changes.
+/// Applies the governance packets this block received and the proposals due at the next
+/// height on top of the block's changes, then what they ask of other contracts: light clients
+/// reset, packets sent to sub-chains, clients of sub-chains created.
 ///
 /// A proposal that cannot be applied is recorded as failed by governance itself; should the
 /// governance state be refused as a whole (a corrupt record, the same on every node), the
@@ -463,36 +465,54 @@ fn pending_slots<'a>(
 /// the chain goes on and operators see it. Only a failing database fails the block here.
 fn end_block(
     view: &StateView,
-    height: u64,
+    env: &BlockEnvInput,
     changes: &mut StateChanges,
 ) -> Result<(trellis_system::governance::Effects, Option<Validators>), ExecutionError> {
-    let (effects, next_validators, writes, created) = {
+    let height = env.height;
+    let packets = take_packets(view, changes)?;
+    let (effects, from_packets, next_validators, writes, created) = {
         let mut slots = pending_slots(view, changes, GOVERNANCE_ADDRESS);
-        let ended = Governance::new(&mut slots)
-            .end_block(height)
-            .and_then(|effects| {
-                // The set the applied proposals leave, read through their writes.
-                let next = match effects.validators_changed {
-                    true => Some(Governance::new(&mut slots).validators()?),
-                    false => None,
-                };
-                // The validators of each sub-chain created: the main chain's client of it
-                // trusts them.
-                let mut created = Vec::new();
-                for &sub in &effects.subchains_created {
-                    if let Some(record) = Governance::new(&mut slots).subchain(sub)? {
-                        let set: Vec<(B256, u64)> = record
-                            .validators
-                            .iter()
-                            .map(|v| (v.public_key, v.power))
-                            .collect();
-                        created.push((sub, set));
-                    }
+        let ended = (|| {
+            // Packets first: like the proposals due now, they hold from the next height on.
+            let mut from_packets = trellis_system::governance::Effects::default();
+            for (source, sequence, call) in &packets {
+                from_packets.merge(
+                    Governance::new(&mut slots).apply_packet(height, *source, *sequence, call)?,
+                );
+            }
+            let mut effects = Governance::new(&mut slots).end_block(height)?;
+            // The set the applied proposals leave, read through their writes.
+            let next = match effects.validators_changed || from_packets.validators_changed {
+                true => Some(Governance::new(&mut slots).validators()?),
+                false => None,
+            };
+            // The validators of each sub-chain created: the main chain's client of it
+            // trusts them.
+            let mut created = Vec::new();
+            for &sub in &effects.subchains_created {
+                if let Some(record) = Governance::new(&mut slots).subchain(sub)? {
+                    let set: Vec<(B256, u64)> = record
+                        .validators
+                        .iter()
+                        .map(|v| (v.public_key, v.power))
+                        .collect();
+                    created.push((sub, set));
                 }
-                Ok((effects, next, created))
-            });
+            }
+            // What the node follows outside state comes from both.
+            effects
+                .nodes_added
+                .extend(from_packets.nodes_added.iter().copied());
+            effects
+                .nodes_removed
+                .extend(from_packets.nodes_removed.iter().copied());
+            effects.validators_changed |= from_packets.validators_changed;
+            Ok::<_, SlotError>((effects, from_packets, next, created))
+        })();
         match ended {
-            Ok((effects, next, created)) => (effects, next, slots.writes, created),
+            Ok((effects, from_packets, next, created)) => {
+                (effects, from_packets, next, slots.writes, created)
+            }
             Err(SlotError::Invalid(reason)) => {
                 tracing::error!(
                     height,
@@ -507,23 +527,229 @@ fn end_block(
     if writes.is_empty() {
         return Ok((effects, next_validators));
     }
-    if let std::collections::btree_map::Entry::Vacant(entry) =
-        changes.accounts.entry(GOVERNANCE_ADDRESS)
-    {
-        let account = view
-            .account(&GOVERNANCE_ADDRESS)?
-            .ok_or_else(|| SlotError::invalid("the governance account is missing from state"))?;
-        entry.insert(Some(account));
-    }
-    changes
-        .storage
-        .entry(GOVERNANCE_ADDRESS)
-        .or_default()
-        .extend(writes);
+    write_storage(view, changes, GOVERNANCE_ADDRESS, writes)?;
     if !created.is_empty() {
         follow_subchains(view, height, &created, changes)?;
     }
+    let mut audits = reset_clients(view, &effects.clients_reset, false, changes)?;
+    audits.extend(reset_clients(
+        view,
+        &from_packets.clients_reset,
+        true,
+        changes,
+    )?);
+    audits.extend(send_packets(view, env, &effects.packets, changes)?);
+    if !audits.is_empty() {
+        let writes = {
+            let mut slots = pending_slots(view, changes, GOVERNANCE_ADDRESS);
+            let ctx = trellis_system::CallContext {
+                caller: Address::ZERO,
+                height,
+                tx_hash: B256::ZERO,
+                is_static: false,
+            };
+            for (action, detail) in &audits {
+                Governance::new(&mut slots).record_audit(&ctx, action, None, detail)?;
+            }
+            slots.writes
+        };
+        write_storage(view, changes, GOVERNANCE_ADDRESS, writes)?;
+    }
     Ok((effects, next_validators))
+}
+
+/// Adds `writes` to the storage of system contract `address` in `changes`, with its account.
+fn write_storage(
+    view: &StateView,
+    changes: &mut StateChanges,
+    address: Address,
+    writes: std::collections::BTreeMap<U256, U256>,
+) -> Result<(), ExecutionError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    system_account_in(view, changes, address)?;
+    changes.storage.entry(address).or_default().extend(writes);
+    Ok(())
+}
+
+/// Puts system contract `address`'s account in `changes`, created as genesis would when the
+/// chain never had it (a chain whose genesis configured no light client has neither that
+/// contract's account nor the cross-chain contract's; a transaction of this block may even
+/// have touched the empty address, recorded as no account).
+fn system_account_in(
+    view: &StateView,
+    changes: &mut StateChanges,
+    address: Address,
+) -> Result<(), ExecutionError> {
+    let account = match changes.accounts.get(&address).cloned() {
+        Some(Some(account)) => account,
+        Some(None) => system_account(),
+        None => view.account(&address)?.unwrap_or_else(system_account),
+    };
+    changes.accounts.insert(address, Some(account));
+    let code = alloy_primitives::Bytes::from_static(trellis_system::SYSTEM_CODE);
+    changes
+        .codes
+        .insert(alloy_primitives::keccak256(&code), code);
+    Ok(())
+}
+
+/// The governance packets this block's transactions received, taken out of the cross-chain
+/// contract's queue.
+fn take_packets(
+    view: &StateView,
+    changes: &mut StateChanges,
+) -> Result<Vec<(u64, u64, Vec<u8>)>, ExecutionError> {
+    use trellis_system::{CrossChain, LIGHT_CLIENTS_ADDRESS, XCHAIN_ADDRESS};
+    let (packets, writes) = {
+        let mut xc = pending_slots(view, changes, XCHAIN_ADDRESS);
+        let mut lc = pending_slots(view, changes, LIGHT_CLIENTS_ADDRESS);
+        let packets = CrossChain::new(&mut xc, &mut lc).take_packets()?;
+        (packets, xc.writes)
+    };
+    write_storage(view, changes, trellis_system::XCHAIN_ADDRESS, writes)?;
+    Ok(packets)
+}
+
+/// Resets the light clients a vote asked to (`by_packet`: the main chain's, in a packet); the
+/// audit entries saying what came of each. On a chain with a hub (a sub-chain), its own vote
+/// resets only its client of the hub — no packet could reach it while that one is frozen —
+/// and the others only a main-chain vote does.
+fn reset_clients(
+    view: &StateView,
+    resets: &[trellis_system::governance::ClientReset],
+    by_packet: bool,
+    changes: &mut StateChanges,
+) -> Result<Vec<(&'static str, String)>, ExecutionError> {
+    use trellis_system::{LightClients, LIGHT_CLIENTS_ADDRESS};
+    if resets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut audits = Vec::new();
+    let writes = {
+        let mut slots = pending_slots(view, changes, LIGHT_CLIENTS_ADDRESS);
+        for trellis_system::governance::ClientReset {
+            chain_id: chain,
+            root,
+            validators,
+        } in resets
+        {
+            let hub = LightClients::new(&mut slots).hub()?;
+            let refused = match hub {
+                Some(hub) if !by_packet && hub != *chain => Some(format!(
+                    "this sub-chain's client of chain {chain} is reset only by a vote of its \
+                     main chain {hub} (a governance packet)"
+                )),
+                _ => None,
+            };
+            let outcome = match refused {
+                Some(reason) => Err(reason),
+                None => {
+                    let mut overlay = MapSlots::over(|slot| slots.load(slot));
+                    match LightClients::new(&mut overlay).reset(*chain, *root, validators) {
+                        Ok(()) => {
+                            let written = std::mem::take(&mut overlay.writes);
+                            drop(overlay);
+                            for (slot, value) in written {
+                                slots.store(slot, value)?;
+                            }
+                            Ok(())
+                        }
+                        Err(trellis_system::CallError::Storage(e @ SlotError::Unavailable(_))) => {
+                            return Err(e.into())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            };
+            audits.push(match outcome {
+                Ok(()) => (
+                    "light client reset",
+                    format!(
+                        "the light client of chain {chain} trusts {} validators from its block {} \
+                         ({}) on",
+                        validators.len(),
+                        root.height,
+                        root.hash
+                    ),
+                ),
+                Err(reason) => (
+                    "light client not reset",
+                    format!("the light client of chain {chain} was not reset: {reason}"),
+                ),
+            });
+        }
+        slots.writes
+    };
+    write_storage(view, changes, LIGHT_CLIENTS_ADDRESS, writes)?;
+    Ok(audits)
+}
+
+/// How long a governance packet may wait for its sub-chain (by the sub-chain's block time)
+/// before it times out unapplied.
+pub const PACKET_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// Commits the governance packets a vote sends to sub-chains, from the governance contract;
+/// the audit entries saying what came of each.
+fn send_packets(
+    view: &StateView,
+    env: &BlockEnvInput,
+    packets: &[(u64, Vec<u8>)],
+    changes: &mut StateChanges,
+) -> Result<Vec<(&'static str, String)>, ExecutionError> {
+    use trellis_system::{CrossChain, LIGHT_CLIENTS_ADDRESS, XCHAIN_ADDRESS};
+    if packets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let call = trellis_system::xchain::Call {
+        chain_id: env.chain_id,
+        caller: GOVERNANCE_ADDRESS,
+        height: env.height,
+        timestamp_ms: env.timestamp_ms,
+        value: U256::ZERO,
+        is_static: false,
+        budget: 0,
+    };
+    let mut audits = Vec::new();
+    let writes = {
+        let mut xc = pending_slots(view, changes, XCHAIN_ADDRESS);
+        let mut lc = pending_slots(view, changes, LIGHT_CLIENTS_ADDRESS);
+        for (chain, payload) in packets {
+            let mut overlay = MapSlots::over(|slot| xc.load(slot));
+            let sent = CrossChain::new(&mut overlay, &mut lc).send_packet(
+                &call,
+                *chain,
+                payload.clone(),
+                env.timestamp_ms.saturating_add(PACKET_TIMEOUT_MS),
+            );
+            audits.push(match sent {
+                Ok(sequence) => {
+                    let written = std::mem::take(&mut overlay.writes);
+                    drop(overlay);
+                    for (slot, value) in written {
+                        xc.store(slot, value)?;
+                    }
+                    (
+                        "packet sent",
+                        format!(
+                            "governance packet to sub-chain {chain} sent as message {sequence}"
+                        ),
+                    )
+                }
+                Err(trellis_system::CallError::Storage(e @ SlotError::Unavailable(_))) => {
+                    return Err(e.into())
+                }
+                Err(e) => (
+                    "packet not sent",
+                    format!("governance packet to sub-chain {chain} not sent: {e}"),
+                ),
+            });
+        }
+        xc.writes
+    };
+    write_storage(view, changes, XCHAIN_ADDRESS, writes)?;
+    Ok(audits)
 }
 
 /// A system contract's account as genesis creates it: the shared marker code, no balance.
@@ -583,28 +809,10 @@ fn follow_subchains(
     if writes.is_empty() {
         return Ok(());
     }
-    // A chain whose genesis configured no client has no account there yet, nor one for the
-    // cross-chain contract that proves against the clients; a transaction of this block may
-    // even have touched the empty addresses (recorded as no account). Either way both
-    // contracts' accounts exist from this block on.
-    for address in [LIGHT_CLIENTS_ADDRESS, trellis_system::XCHAIN_ADDRESS] {
-        let account = match changes.accounts.get(&address).cloned() {
-            Some(Some(account)) => account,
-            Some(None) => system_account(),
-            None => view.account(&address)?.unwrap_or_else(system_account),
-        };
-        changes.accounts.insert(address, Some(account));
-    }
-    let code = alloy_primitives::Bytes::from_static(trellis_system::SYSTEM_CODE);
-    changes
-        .codes
-        .insert(alloy_primitives::keccak256(&code), code);
-    changes
-        .storage
-        .entry(LIGHT_CLIENTS_ADDRESS)
-        .or_default()
-        .extend(writes);
-    Ok(())
+    // Both contracts' accounts exist from this block on: the cross-chain contract proves
+    // against the clients.
+    write_storage(view, changes, LIGHT_CLIENTS_ADDRESS, writes)?;
+    system_account_in(view, changes, trellis_system::XCHAIN_ADDRESS)
 }
 
 /// A read-only message call (`eth_call`), against the state in `view`.

@@ -210,6 +210,40 @@ fn write_seeds() {
             .abi_encode(),
         ),
         (
+            "to_subchain",
+            1,
+            abi::proposeToSubchainCall {
+                chainId: 9,
+                call: abi::proposeFreezeCall {
+                    target: Address::repeat_byte(5),
+                    effectiveHeight: 0,
+                }
+                .abi_encode()
+                .into(),
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+        ),
+        (
+            "reset_light_client",
+            1,
+            abi::proposeResetLightClientCall {
+                chainId: 9,
+                height: 10,
+                blockHash: B256::repeat_byte(1),
+                stateRoot: B256::repeat_byte(2),
+                timestampMs: 3,
+                validators: vec![abi::SubchainValidator {
+                    publicKey: "0x3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
+                        .parse()
+                        .expect("key"),
+                    power: 1,
+                }],
+                effectiveHeight: 0,
+            }
+            .abi_encode(),
+        ),
+        (
             "get_org",
             0x80,
             abi::getOrganizationCall { id: "org1".into() }.abi_encode(),
@@ -524,7 +558,8 @@ fn write_xchain_seeds() {
             account,
             values: vec![U256::from(76), U256::from(1)],
             slotProofs: vec![vec![Bytes::from_static(&[0x80])]],
-            frozenProof: vec![Bytes::from_static(&[0x80])],
+            statusWord: U256::ZERO,
+            statusProof: vec![Bytes::from_static(&[0x80])],
         }],
     };
     let proof = Bytes::from(trellis_system::xchain::encode_proof(&proof));

@@ -110,6 +110,7 @@ fn relay_wait(attempts: u32) -> Duration {
 struct Send {
     dest: usize,
     source: u64,
+    /// The height of `source` anchored, or a relay is proven at.
     height: u64,
     to: Address,
     input: Vec<u8>,
@@ -167,7 +168,7 @@ impl Send {
             .map(|h| {
                 h.account.nodes.len()
                     + h.slotProofs.iter().map(Vec::len).sum::<usize>()
-                    + h.frozenProof.len()
+                    + h.statusProof.len()
             })
             .sum();
         let (action, input) = relay.call(source, xchain::encode_proof(proof));
@@ -565,7 +566,8 @@ fn prove_relays(
 /// and that height is anchored on the hub when it lacks it. Once the hub's state holds that
 /// anchor, the hop (its record, proven at the hub's tip) is added to each proof, the hub's tip
 /// is anchored on `dest` when it lacks it, and the relays are sent. Proofs held longer than
-/// [`IN_FLIGHT`] without the hub anchoring their height are dropped and planned again.
+/// [`IN_FLIGHT`] without the hub anchoring their height are dropped and planned again. Nothing
+/// is planned while either chain refuses this courier's anchors.
 fn plan_through_hub(
     chains: &[Chain],
     d: usize,
@@ -603,19 +605,28 @@ fn plan_through_hub(
         return Ok(Vec::new());
     };
 
-    if let Some(held) = memory.held.remove(&(to, from)) {
-        let hop = trellis_rpc::xchain::hub_hop(&hub_view, hub_id, from, held.height)
+    // Nothing while `dest` or the hub refuses this courier's anchors (see `run`): each round
+    // would cost the hub another anchor of the source.
+    let quiet = |pairs: &HashMap<(u64, u64), Pair>, key| {
+        pairs
+            .get(&key)
+            .and_then(|p: &Pair| p.quiet_until)
+            .is_some_and(|t| now < t)
+    };
+    if quiet(&memory.pairs, (to, hub_id)) || quiet(&memory.pairs, (hub_id, from)) {
+        return Ok(Vec::new());
+    }
+
+    // The held proofs stay held until they are sent (or expire: see `plan`).
+    if let Some(height) = memory.held.get(&(to, from)).map(|h| h.height) {
+        let hop = trellis_rpc::xchain::hub_hop(&hub_view, hub_id, from, height)
             .map_err(|e| e.to_string())?;
         let Some(hop) = hop else {
-            if now.duration_since(held.since) < IN_FLIGHT {
-                memory.held.insert((to, from), held);
-            }
             return Ok(Vec::new());
         };
         // A set change of the hub not yet anchored on `dest` goes first.
         let pair = memory.pairs.entry((to, hub_id)).or_default();
         if set_change_first(hub, pair, dest_of_hub.latest.height, hop.height) {
-            memory.held.insert((to, from), held);
             return Ok(Vec::new());
         }
         let state_nonce = account_nonce(dest_view, account)?;
@@ -638,6 +649,9 @@ fn plan_through_hub(
                 state_nonce,
             ));
         }
+        let Some(held) = memory.held.remove(&(to, from)) else {
+            return Ok(Vec::new());
+        };
         for (relay, mut proof) in held.relays {
             proof.via = vec![hop.clone()];
             sends.push(Send::relay(

@@ -36,6 +36,8 @@ pub struct RunningNode {
     pub rpc_addr: SocketAddr,
     /// Where `/metrics` is served, when the config asks for it.
     pub metrics_addr: Option<SocketAddr>,
+    /// Its RPC server's whole HTTP service, for `/chains/{id}` on the other chains' ports.
+    dispatch: trellis_rpc::chains::Dispatch,
     /// Its engine, RPC server and tasks.
     parts: Starting,
 }
@@ -130,6 +132,12 @@ impl trellis_rpc::HostControl for Control {
                 metrics: node.metrics_addr.map(|a| a.to_string()),
             })
             .collect()
+    }
+
+    fn dispatch(&self, chain_id: u64) -> Option<trellis_rpc::chains::Dispatch> {
+        let host = self.0.upgrade()?;
+        let chains = host.chains.lock();
+        chains.get(&chain_id).map(|node| node.dispatch.clone())
     }
 
     fn stop_chain(&self, chain_id: u64) -> bool {
@@ -564,10 +572,11 @@ async fn start_in(
     )
     .await
     {
-        Ok((rpc_addr, metrics_addr)) => Ok(RunningNode {
+        Ok((rpc_addr, metrics_addr, dispatch)) => Ok(RunningNode {
             chain,
             rpc_addr,
             metrics_addr,
+            dispatch,
             parts: up,
         }),
         Err(e) => {
@@ -685,7 +694,14 @@ async fn bring_up(
     chain: &Chain,
     host: Option<Arc<dyn trellis_rpc::HostControl>>,
     up: &mut Starting,
-) -> Result<(SocketAddr, Option<SocketAddr>), NodeError> {
+) -> Result<
+    (
+        SocketAddr,
+        Option<SocketAddr>,
+        trellis_rpc::chains::Dispatch,
+    ),
+    NodeError,
+> {
     let tasks = &mut up.tasks;
     let gossip = start_gossip(checked.gossip, key, genesis.chain_id.0, chain).await?;
     chain
@@ -751,7 +767,7 @@ async fn bring_up(
     }
     let rpc_metrics = chain.metrics().rpc.clone();
     let backend = Arc::new(chain.clone());
-    let (rpc_addr, rpc) = trellis_rpc::serve(
+    let serving = trellis_rpc::serve(
         backend.clone(),
         config.rpc.listen,
         &limits,
@@ -765,7 +781,8 @@ async fn bring_up(
         addr: config.rpc.listen,
         source,
     })?;
-    up.rpc = Some(rpc);
+    let rpc_addr = serving.addr;
+    up.rpc = Some(serving.handle);
 
     check_listen("p2p.listen", &checked.p2p_listen)?;
     let settings = EngineSettings {
@@ -798,7 +815,7 @@ async fn bring_up(
         None => None,
     };
     info!(moniker = %config.moniker, chain_id = %genesis.chain_id, rpc = %rpc_addr, gossip = %gossip_addr, "node started");
-    Ok((rpc_addr, metrics_addr))
+    Ok((rpc_addr, metrics_addr, serving.dispatch))
 }
 
 /// Serves `/metrics` for `chain`; each scrape first reads the levels (pool, database file,

@@ -278,6 +278,38 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     .unwrap_or_else(|_| panic!("never happened: {what}"));
 }
 
+/// The host's admin token in the sub-chain test.
+const OPERATOR: &str = "operator-token-0123456789";
+
+/// One HTTP/1.0 request to `addr` (`token` as its bearer); the status and the body.
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nhost: {addr}\r\n{auth}content-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("answered");
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
+}
+
 /// Waits (bounded) until the host runs `chain_id` (`true`) or does not (`false`).
 async fn hosted(host: &ChainHost, chain_id: u64, running: bool) -> Option<Chain> {
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -325,6 +357,9 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
     config.anchoring.keystore = Some(dir.path().join("anchor.json"));
     config.anchoring.password_file = Some(dir.path().join("pw"));
     config.anchoring.heartbeat_secs = 1;
+    // Reads need a token of a member or supervisor organisation, or the operator's.
+    config.rpc.read_access = trellis_rpc::ReadPolicy::Consortium;
+    config.rpc.admin_token = Some(OPERATOR.into());
     config.chains = vec![
         second_chain(&config, None, Some(602)),
         second_chain(&config, None, Some(603)),
@@ -535,6 +570,104 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
     .await;
     drop(customs);
 
+    // Every hosted chain is served on each one's port under /chains/{id}, through its own read
+    // access: the operator's token reads all three; a read token org1 issued on the main
+    // chain reads the main chain, and not the sub-chains, which never saw it.
+    let port = host.chain(601).expect("main chain").rpc_addr;
+    let operator = Some(OPERATOR);
+    let (status, body) = http(port, "GET", "/v1/chains", None, "").await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = http(port, "GET", "/v1/chains", operator, "").await;
+    assert_eq!(status, 200, "{body}");
+    let chains: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let ids: Vec<u64> = chains
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|c| c["chainId"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, [601, 602, 603]);
+    let main_status = &chains[0]["status"];
+    assert_eq!(main_status["members"], serde_json::json!(["org1"]));
+    let followed: Vec<u64> = main_status["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .map(|c| c["chainId"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(followed, [602, 603]);
+    let sub_status = &chains[1]["status"];
+    assert_eq!(sub_status["hub"], 601);
+    let of_main = &sub_status["clients"][0];
+    assert_eq!(
+        (of_main["chainId"].as_u64(), of_main["hub"].as_bool()),
+        (Some(601), Some(true))
+    );
+    assert_eq!(of_main["messagesSent"], 2);
+    assert!(
+        of_main["lagBlocks"].is_u64(),
+        "the node hosts the main chain: {of_main}"
+    );
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
+    let (status, body) = http(port, "POST", "/chains/602", operator, call).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"0x25a\""),
+        "chain 602 answers for itself: {body}"
+    );
+    let (status, body) = http(port, "POST", "/chains/999", operator, call).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("not hosted"), "{body}");
+    let token = "org1-reader-0123456789abcdef";
+    let issue = abi::issueReadTokenCall {
+        tokenHash: trellis_system::governance::read_token_hash(token),
+        label: "auditor".into(),
+        expiresAt: 0,
+    };
+    govern(&main, &admin, 3, issue.abi_encode()).await;
+    let (status, body) = http(port, "GET", "/chains/601/v1/chain", Some(token), "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(port, "GET", "/chains/602/v1/chain", Some(token), "").await;
+    assert_eq!(status, 401, "the sub-chain does not know the token: {body}");
+    let (status, body) = http(port, "GET", "/v1/chains", Some(token), "").await;
+    assert_eq!(status, 200, "{body}");
+    let chains: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert!(chains[0]["status"].is_object(), "{body}");
+    assert!(chains[1]["status"].is_null(), "{body}");
+    assert!(
+        chains[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("401")),
+        "{body}"
+    );
+
+    // A main-chain vote freezes an account on the sub-chain: a governance packet, relayed by
+    // the courier like any message, applied by the sub-chain's governance as it arrives.
+    let suspect = Address::repeat_byte(0x99);
+    let packet = abi::proposeToSubchainCall {
+        chainId: 602,
+        call: abi::proposeFreezeCall {
+            target: suspect,
+            effectiveHeight: 0,
+        }
+        .abi_encode()
+        .into(),
+        effectiveHeight: 0,
+    };
+    govern(&main, &admin, 4, packet.abi_encode()).await;
+    eventually("the sub-chain froze the account", || {
+        let view = sub.store().view().expect("view");
+        let mut slots = trellis_execution::governance_slots(&view);
+        trellis_system::Governance::new(&mut slots)
+            .is_frozen(&suspect)
+            .expect("readable")
+    })
+    .await;
+    eventually("the packet acknowledged", || {
+        cross_chain(&main, |x| x.outbox(602)) == (3, 0)
+    })
+    .await;
+
     // What does not match is refused: another block, a changed genesis, a changed slot.
     assert!(subchains::verify(&derived, B256::repeat_byte(1)).is_err());
     let mut changed = derived.clone();
@@ -550,7 +683,7 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
         chainId: 602,
         effectiveHeight: 0,
     };
-    govern(&main, &admin, 3, retire.abi_encode()).await;
+    govern(&main, &admin, 5, retire.abi_encode()).await;
     hosted(&host, 602, false).await;
     let stopped_at = sub.height();
     drop(sub);
@@ -558,7 +691,7 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
         chainId: 602,
         effectiveHeight: 0,
     };
-    govern(&main, &admin, 4, recover.abi_encode()).await;
+    govern(&main, &admin, 6, recover.abi_encode()).await;
     let sub = hosted(&host, 602, true)
         .await
         .expect("sub-chain started again");

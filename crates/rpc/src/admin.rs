@@ -18,6 +18,8 @@ pub trait HostControl: Send + Sync + 'static {
     fn chains(&self) -> Vec<api::HostedChain>;
     /// Starts stopping chain `chain_id` and answers at once whether it was hosted.
     fn stop_chain(&self, chain_id: u64) -> bool;
+    /// Chain `chain_id`'s HTTP service, while it runs here.
+    fn dispatch(&self, chain_id: u64) -> Option<crate::chains::Dispatch>;
 }
 
 /// JSON-RPC error code for a refused admin call (missing or wrong token, admin API off).

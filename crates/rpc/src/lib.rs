@@ -11,6 +11,7 @@
 pub use trellis_api as api;
 pub mod access;
 mod admin;
+pub mod chains;
 mod convert;
 pub mod dids;
 mod error;
@@ -140,10 +141,21 @@ impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
     }
 }
 
+/// A running server.
+pub struct Serving {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Stops it.
+    pub handle: ServerHandle,
+    /// Its whole HTTP service in process: what `/chains/{id}` on the other hosted chains'
+    /// ports forwards to ([`chains`]).
+    pub dispatch: chains::Dispatch,
+}
+
 /// Starts the HTTP and WebSocket JSON-RPC server with the REST endpoints and `pages` (the
 /// explorer's routes, under `/explorer`; an empty router for none) on the same port, and the
 /// `admin_*` methods (those about other chains through `host`, when a chain host runs it);
-/// returns the bound address and a handle to stop it. Connections are accepted here (not by
+/// under `/chains/{id}` it serves the other chains `host` runs. Connections are accepted here (not by
 /// jsonrpsee) so that every request carries its client's address, which the limits key on.
 ///
 /// With `tls` the port speaks only TLS, and each request of a connection whose client
@@ -156,7 +168,7 @@ pub async fn serve<B: Backend>(
     metrics: trellis_metrics::RpcMetrics,
     pages: axum::Router,
     host: Option<Arc<dyn HostControl>>,
-) -> std::io::Result<(SocketAddr, ServerHandle)> {
+) -> std::io::Result<Serving> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let limiter = ClientLimiter::new(limits.calls_per_second, limits.call_burst)
         .map_err(|e| invalid(e.to_string()))?;
@@ -170,13 +182,20 @@ pub async fn serve<B: Backend>(
         .build();
     let mut methods = build_module(backend.clone()).map_err(|e| invalid(e.to_string()))?;
     {
-        use trellis_api::AdminApiServer;
+        use trellis_api::{AdminApiServer, ChainsApiServer};
         let admin = admin::AdminRpc {
             backend: backend.clone(),
-            host,
+            host: host.clone(),
         };
         methods
             .merge(admin.into_rpc())
+            .map_err(|e| invalid(e.to_string()))?;
+        let chains = chains::ChainsRpc {
+            backend: backend.clone(),
+            host: host.clone(),
+        };
+        methods
+            .merge(chains.into_rpc())
             .map_err(|e| invalid(e.to_string()))?;
     }
     let names: Arc<std::collections::HashSet<&'static str>> =
@@ -207,9 +226,13 @@ pub async fn serve<B: Backend>(
         )
         .set_http_middleware(
             tower::ServiceBuilder::new()
+                .layer(chains::HostRouterLayer::new(
+                    backend.chain_id(),
+                    host.clone(),
+                ))
                 .layer(access::AccessLayer::new(gate))
                 .layer(rest::RestLayer::new(
-                    rest::router(backend.clone(), pages, metrics.clone()),
+                    rest::router(backend.clone(), pages, metrics.clone(), host),
                     limiter.clone(),
                     metrics,
                 ))
@@ -219,6 +242,16 @@ pub async fn serve<B: Backend>(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let (stop, handle) = jsonrpsee::server::stop_channel();
+    // Requests forwarded from another hosted chain's port come tagged with their client
+    // already, and pass through this chain's whole stack.
+    let dispatch: chains::Dispatch = {
+        let (builder, methods, stop) = (builder.clone(), methods.clone(), stop.clone());
+        Arc::new(move |request| {
+            use tower::Service as _;
+            let mut service = builder.clone().build(methods.clone(), stop.clone());
+            Box::pin(service.call(request))
+        })
+    };
     // Open connections (and TLS handshakes in progress) are bounded here, per socket: beyond
     // `max_connections` a new connection is closed at once.
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections as usize));
@@ -283,7 +316,11 @@ pub async fn serve<B: Backend>(
             });
         }
     });
-    Ok((bound, handle))
+    Ok(Serving {
+        addr: bound,
+        handle,
+        dispatch,
+    })
 }
 
 /// A connection's service that tags each request with the client's address and, over TLS,

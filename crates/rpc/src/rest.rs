@@ -149,23 +149,33 @@ impl IntoResponse for RestError {
 }
 
 /// The REST routes over `backend`, with `pages` (the node's explorer, under `/explorer`)
-/// beside them.
+/// beside them; `host` serves `/v1/chains` (the chains hosted beside this one).
 pub fn router<B: Backend>(
     backend: Arc<B>,
     pages: Router,
     metrics: trellis_metrics::RpcMetrics,
+    host: Option<Arc<dyn crate::HostControl>>,
 ) -> Router {
     Router::new()
-        .route("/health", get(health::<B>))
-        .route("/health/ready", get(ready::<B>))
-        .route("/1.0/identifiers/{*did}", get(dids::resolve::<B>))
-        .route("/v1/evidence/{id}", get(evidence_by_id::<B>))
-        .route(
-            "/v1/evidence/{algorithm}/{digest}",
-            get(evidence_by_digest::<B>),
+        .route("/v1/chain", get(crate::chains::rest_status::<B>))
+        .route("/v1/chains", get(crate::chains::rest_chains::<B>))
+        .with_state(crate::chains::ChainsState {
+            backend: backend.clone(),
+            host,
+        })
+        .merge(
+            Router::new()
+                .route("/health", get(health::<B>))
+                .route("/health/ready", get(ready::<B>))
+                .route("/1.0/identifiers/{*did}", get(dids::resolve::<B>))
+                .route("/v1/evidence/{id}", get(evidence_by_id::<B>))
+                .route(
+                    "/v1/evidence/{algorithm}/{digest}",
+                    get(evidence_by_digest::<B>),
+                )
+                .fallback(|| async { RestError::not_found("no such endpoint") })
+                .with_state(backend.clone()),
         )
-        .fallback(|| async { RestError::not_found("no such endpoint") })
-        .with_state(backend.clone())
         .merge(
             Router::new()
                 .route("/api/handles", post(handles::post_batch::<B>))

@@ -53,8 +53,8 @@ pub fn word_proof(view: &StateView, slot: U256) -> Result<abi::Proof, StoreError
 }
 
 /// The hop through `hub` (the chain of `view`) for a proof against `chain`'s header at
-/// `height`: the hub's light-client record of that header and the proof that its client of
-/// `chain` is not frozen, at `view`'s tip (which the destination must have anchored). `None`
+/// `height`: the hub's light-client record of that header and its status word of its client of
+/// `chain` (not frozen, not reset above `height`: the destination checks), at `view`'s tip (which the destination must have anchored). `None`
 /// while the hub has not anchored that height.
 pub fn hub_hop(
     view: &StateView,
@@ -69,11 +69,11 @@ pub fn hub_hop(
     let record = xchain::hub_anchor_slots(chain, height, len);
     let asked: Vec<B256> = record
         .iter()
-        .chain([&clients::frozen_slot(chain)])
+        .chain([&clients::status_slot(chain)])
         .map(|s| B256::from(*s))
         .collect();
     let mut proof = trellis_execution::prove_account(view, &LIGHT_CLIENTS_ADDRESS, &asked)?;
-    let frozen = proof.storage_proofs.pop().map(|(_, _, nodes)| nodes);
+    let status = proof.storage_proofs.pop();
     let (values, slot_proofs) = proof
         .storage_proofs
         .iter()
@@ -85,6 +85,7 @@ pub fn hub_hop(
         account: account_proof(&proof),
         values,
         slotProofs: slot_proofs,
-        frozenProof: frozen.unwrap_or_default(),
+        statusWord: status.as_ref().map_or(U256::ZERO, |(_, word, _)| *word),
+        statusProof: status.map(|(_, _, nodes)| nodes).unwrap_or_default(),
     }))
 }

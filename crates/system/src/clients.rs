@@ -128,9 +128,26 @@ pub(crate) fn anchor_key(chain: u64, height: u64) -> Vec<u8> {
     .concat()
 }
 
-/// The word saying whether the client of `chain` is frozen (the fork height plus one).
-pub fn frozen_slot(chain: u64) -> alloy_primitives::U256 {
+/// The status word of the client of `chain`, which two-hop proofs carry: zero while it was
+/// never frozen nor reset; the fork height plus one while frozen; [`RESET`] plus the root
+/// height once a vote reset it (anchors below that height prove nothing any more).
+pub fn status_slot(chain: u64) -> alloy_primitives::U256 {
     kv::word_slot(b"trellis.lc.frozen", &[&chain.to_be_bytes()])
+}
+
+/// The flag of a status word written by a reset.
+pub const RESET: alloy_primitives::U256 = alloy_primitives::U256::from_limbs([0, 0, 0, 1 << 63]);
+
+/// What a client's status word allows: anchors at this height and above prove; `Err` with the
+/// fork height while the client is frozen (a corrupt word counts as frozen at its value).
+pub fn usable_from(word: alloy_primitives::U256) -> Result<u64, u64> {
+    if word.is_zero() {
+        return Ok(0);
+    }
+    if word & RESET == RESET {
+        return u64::try_from(word ^ RESET).map_err(|_| u64::MAX);
+    }
+    Err(u64::try_from(word - alloy_primitives::U256::from(1)).unwrap_or(u64::MAX))
 }
 
 fn hub_slot() -> alloy_primitives::U256 {
@@ -198,6 +215,59 @@ impl<'s, S: Slots> LightClients<'s, S> {
         self.write(&anchor_key(chain_id, root.height), &root)?;
         CHAINS.insert(self.slots, &chain_id.to_be_bytes())?;
         Ok(())
+    }
+
+    /// Resets the client of `chain_id` by a governance vote — the only way a frozen client
+    /// takes anchors again: it trusts `validators` (node key, power) to decide the headers
+    /// after `root`, a header the vote agreed on above every anchor so far. Anchors below
+    /// `root` stay on record but prove nothing any more (they may be of either side of a
+    /// fork); the fork's evidence stays too.
+    pub fn reset(
+        &mut self,
+        chain_id: u64,
+        root: Anchored,
+        validators: &[(B256, u64)],
+    ) -> Result<(), CallError> {
+        if validators.len() > MAX_VALIDATORS {
+            return revert(format!(
+                "light client of chain {chain_id}: more than {MAX_VALIDATORS} validators"
+            ));
+        }
+        ValidatorSet::from_keys(validators.iter().copied())
+            .map_err(|e| CallError::revert(format!("light client of chain {chain_id}: {e}")))?;
+        let Some(mut client) = self.read::<Client>(&client_key(chain_id))? else {
+            return revert(format!("this chain does not follow chain {chain_id}"));
+        };
+        if root.height <= client.latest.height {
+            return revert(format!(
+                "a reset trusts a header above the newest anchor of chain {chain_id} (height {}), \
+                 not height {}",
+                client.latest.height, root.height
+            ));
+        }
+        client.latest = root;
+        client.validators = validators.to_vec();
+        client.trusted_since = root.height;
+        client.frozen_at = None;
+        self.write(&client_key(chain_id), &client)?;
+        self.write(&anchor_key(chain_id, root.height), &root)?;
+        self.slots.store(
+            status_slot(chain_id),
+            RESET | alloy_primitives::U256::from(root.height),
+        )?;
+        self.emit(abi::ClientReset {
+            chainId: chain_id,
+            height: root.height,
+            blockHash: root.hash,
+            validatorsHash: trellis_light::members_hash(validators),
+        });
+        Ok(())
+    }
+
+    /// The lowest height whose anchor of `chain_id` proves anything (above a reset), or
+    /// `Err(fork height)` while its client is frozen.
+    pub fn usable_from(&mut self, chain_id: u64) -> Result<Result<u64, u64>, SlotError> {
+        Ok(usable_from(self.slots.load(status_slot(chain_id))?))
     }
 
     /// Names the followed chain `chain_id` as the hub (genesis only: a sub-chain's trust
@@ -350,7 +420,7 @@ impl<'s, S: Slots> LightClients<'s, S> {
                 client.frozen_at = Some(evidence.height);
                 self.write(&client_key(chain_id), &client)?;
                 self.slots.store(
-                    frozen_slot(chain_id),
+                    status_slot(chain_id),
                     alloy_primitives::U256::from(evidence.height) + alloy_primitives::U256::from(1),
                 )?;
                 self.write(
@@ -445,7 +515,7 @@ impl<'s, S: Slots> LightClients<'s, S> {
 mod tests {
     use super::*;
     use crate::kv::MapSlots;
-    use alloy_primitives::Bloom;
+    use alloy_primitives::{Bloom, U256};
     use alloy_rlp::Encodable;
     use alloy_sol_types::SolCall;
     use ed25519_consensus::SigningKey;
@@ -619,6 +689,74 @@ mod tests {
         let next = signed(&header(4, 0, &set, &set), &set);
         let refused = lc.call(&ctx(false), u64::MAX, &submit_call(&next, &[]));
         assert!(matches!(refused, Err(CallError::Revert(r)) if r.contains("frozen")));
+    }
+
+    #[test]
+    fn a_reset_by_vote_unfreezes_above_every_anchor_and_retires_the_ones_below() {
+        let (set, recovered) = (keys(1..=4), keys(21..=24));
+        let mut slots = MapSlots::empty();
+        let mut lc = LightClients::new(&mut slots);
+        lc.create(CHAIN, root(), &members(&set)).expect("created");
+        assert_eq!(lc.usable_from(CHAIN).expect("read"), Ok(0));
+        for height in 1..=3 {
+            let anchor = signed(&header(height, 0, &set, &set), &set);
+            lc.call(&ctx(false), u64::MAX, &submit_call(&anchor, &[]))
+                .expect("anchored");
+        }
+        let fork = signed(&header(2, 0x77, &set, &set), &set);
+        lc.call(&ctx(false), u64::MAX, &submit_call(&fork, &[]))
+            .expect("evidence");
+        assert_eq!(lc.usable_from(CHAIN).expect("read"), Err(2));
+
+        let agreed = |height: u64| Anchored {
+            height,
+            hash: B256::repeat_byte(0x5e),
+            state_root: B256::repeat_byte(0x5f),
+            // Headers' times are 1,000 + height here.
+            timestamp_ms: 1_000 + height,
+        };
+        // Not at or below the newest anchor (either side of the fork may be there), not of a
+        // chain it does not follow, not with an empty set.
+        for (chain, height, set, reason) in [
+            (CHAIN, 3, members(&recovered), "above the newest anchor"),
+            (CHAIN + 1, 10, members(&recovered), "does not follow"),
+            (CHAIN, 10, Vec::new(), "light client of chain"),
+        ] {
+            let refused = lc.reset(chain, agreed(height), &set);
+            assert!(
+                matches!(&refused, Err(CallError::Revert(r)) if r.contains(reason)),
+                "{reason}: {refused:?}"
+            );
+        }
+        lc.reset(CHAIN, agreed(10), &members(&recovered))
+            .expect("reset");
+        let view = lc.client(CHAIN).expect("read").expect("exists");
+        assert!(!view.frozen);
+        assert_eq!(view.latest, agreed(10));
+        assert_eq!(
+            view.validators_hash,
+            trellis_light::members_hash(&members(&recovered))
+        );
+        assert_eq!(lc.usable_from(CHAIN).expect("read"), Ok(10));
+        assert_eq!(lc.anchor_at(CHAIN, 10).expect("read"), Some(agreed(10)));
+        // The recovered set anchors what follows; the old one nothing.
+        let by_old = signed(&header(11, 0, &set, &set), &set);
+        assert!(lc
+            .call(&ctx(false), u64::MAX, &submit_call(&by_old, &[]))
+            .is_err());
+        let by_new = signed(&header(11, 0, &recovered, &recovered), &recovered);
+        let out = lc
+            .call(&ctx(false), u64::MAX, &submit_call(&by_new, &[]))
+            .expect("anchored after the reset");
+        assert_eq!(verdict(&out), 1);
+    }
+
+    #[test]
+    fn a_status_word_says_frozen_reset_or_neither() {
+        assert_eq!(usable_from(U256::ZERO), Ok(0));
+        assert_eq!(usable_from(U256::from(8)), Err(7));
+        assert_eq!(usable_from(RESET | U256::from(12)), Ok(12));
+        assert_eq!(usable_from(U256::MAX), Err(u64::MAX));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use alloy_sol_types::{sol, SolEvent, SolInterface, SolValue};
 use serde::{Deserialize, Serialize};
 use trellis_primitives::{Genesis, NodeRole, OrgId, Threshold};
 
+use crate::clients::Anchored;
 use crate::identifiers::Prefix;
 use crate::kv::{self, SlotError, Slots};
 use crate::{revert, CallContext, CallError, CallOutput, Result};
@@ -50,6 +51,9 @@ pub const MAX_ORGANIZATIONS: u64 = 1_024;
 pub const MAX_NODES_PER_ORGANIZATION: u64 = 256;
 /// Most validators at once: every validator signs every height.
 pub const MAX_VALIDATORS: u64 = 256;
+/// Largest governance packet (the `propose…` call a sub-chain applies: a reset naming 256
+/// validators takes about 16 KiB).
+pub const MAX_PACKET_BYTES: usize = 32 * 1024;
 /// Most member organisations a sub-chain starts with.
 pub const MAX_SUBCHAIN_MEMBERS: usize = 64;
 /// Most accounts (admins included) a sub-chain's genesis carries over from its members and
@@ -157,6 +161,64 @@ pub enum Action {
     RecoverSubchain {
         chain_id: u64,
     },
+    /// Resets this chain's light client of `chain_id` (a frozen one above all): it trusts
+    /// `validators` from the header `root` on ([`crate::LightClients::reset`]).
+    ResetLightClient {
+        chain_id: u64,
+        root: Anchored,
+        validators: Vec<SubchainValidator>,
+    },
+    /// Sends sub-chain `chain_id` a governance packet: `call`, one of this contract's
+    /// `propose…` calls of the kinds [`packet_action`] accepts, ABI-encoded. The sub-chain
+    /// applies it at the end of the block that receives it.
+    SendToSubchain {
+        chain_id: u64,
+        call: Vec<u8>,
+    },
+}
+
+/// The action a governance packet carries: a freeze, an unfreeze, an organisation's removal or
+/// a light client's reset, as the `propose…` call that would propose it (its effective height
+/// is ignored: a packet applies when it arrives).
+pub fn packet_action(call: &[u8]) -> std::result::Result<Action, String> {
+    use abi::ITrellisGovernanceCalls as C;
+    let decoded =
+        C::abi_decode(call).map_err(|e| format!("an undecodable governance packet: {e}"))?;
+    Ok(match decoded {
+        C::proposeFreeze(c) => Action::Freeze { target: c.target },
+        C::proposeUnfreeze(c) => Action::Unfreeze { target: c.target },
+        C::proposeRemoveOrganization(c) => Action::RemoveOrganization {
+            id: parse_org(&c.id).map_err(|e| e.to_string())?,
+        },
+        C::proposeResetLightClient(c) => reset_action(&c),
+        _ => {
+            return Err(
+                "a governance packet carries a freeze, an unfreeze, an organisation's removal \
+                 or a light client's reset, nothing else"
+                    .into(),
+            )
+        }
+    })
+}
+
+fn reset_action(c: &abi::proposeResetLightClientCall) -> Action {
+    Action::ResetLightClient {
+        chain_id: c.chainId,
+        root: Anchored {
+            height: c.height,
+            hash: c.blockHash,
+            state_root: c.stateRoot,
+            timestamp_ms: c.timestampMs,
+        },
+        validators: c
+            .validators
+            .iter()
+            .map(|v| SubchainValidator {
+                public_key: v.publicKey,
+                power: v.power,
+            })
+            .collect(),
+    }
 }
 
 impl Action {
@@ -176,6 +238,8 @@ impl Action {
             Action::RetireSubchain { .. } => "retireSubchain",
             Action::RecoverSubchain { .. } => "recoverSubchain",
             Action::DelegatePrefix { .. } => "delegatePrefix",
+            Action::ResetLightClient { .. } => "resetLightClient",
+            Action::SendToSubchain { .. } => "sendToSubchain",
         }
     }
 
@@ -237,11 +301,36 @@ impl Action {
             Action::DelegatePrefix { prefix, org } => {
                 format!("delegate identifier prefix {prefix} to {org}")
             }
+            Action::ResetLightClient {
+                chain_id,
+                root,
+                validators,
+            } => format!(
+                "reset the light client of chain {chain_id} to trust {} validators from its \
+                 block {} ({})",
+                validators.len(),
+                root.height,
+                root.hash
+            ),
+            Action::SendToSubchain { chain_id, call } => match packet_action(call) {
+                Ok(action) => format!("on sub-chain {chain_id}: {}", action.describe()),
+                Err(e) => format!("send sub-chain {chain_id} {e}"),
+            },
         }
     }
 
+    /// Freezes and unfreezes (of accounts and of light clients) need a supervisor's approval
+    /// when the consortium has supervisors, and supervisors may propose them.
     fn needs_supervisor(&self) -> bool {
-        matches!(self, Action::Freeze { .. } | Action::Unfreeze { .. })
+        match self {
+            Action::Freeze { .. } | Action::Unfreeze { .. } | Action::ResetLightClient { .. } => {
+                true
+            }
+            Action::SendToSubchain { call, .. } => {
+                packet_action(call).is_ok_and(|a| a.needs_supervisor())
+            }
+            _ => false,
+        }
     }
 }
 
@@ -356,14 +445,29 @@ pub struct Effects {
     pub validators_changed: bool,
     /// Sub-chains created: their genesis is derived from the state after this block.
     pub subchains_created: Vec<u64>,
+    /// Light clients to reset.
+    pub clients_reset: Vec<ClientReset>,
+    /// Governance packets to send: (sub-chain, the `propose…` call it applies).
+    pub packets: Vec<(u64, Vec<u8>)>,
+}
+
+/// A light client's reset a vote asked for: it trusts `validators` (node key, power) from the
+/// header `root` of chain `chain_id` on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientReset {
+    pub chain_id: u64,
+    pub root: Anchored,
+    pub validators: Vec<(B256, u64)>,
 }
 
 impl Effects {
-    fn merge(&mut self, other: Effects) {
+    pub fn merge(&mut self, other: Effects) {
         self.nodes_added.extend(other.nodes_added);
         self.nodes_removed.extend(other.nodes_removed);
         self.validators_changed |= other.validators_changed;
         self.subchains_created.extend(other.subchains_created);
+        self.clients_reset.extend(other.clients_reset);
+        self.packets.extend(other.packets);
     }
 }
 
@@ -1164,6 +1268,22 @@ impl<'s, S: Slots> Governance<'s, S> {
                 },
                 c.effectiveHeight,
             )?,
+            C::proposeResetLightClient(c) => {
+                if c.validators.len() as u64 > MAX_VALIDATORS {
+                    return revert(format!(
+                        "a light client trusts at most {MAX_VALIDATORS} validators"
+                    ));
+                }
+                self.propose(ctx, reset_action(&c), c.effectiveHeight)?
+            }
+            C::proposeToSubchain(c) => self.propose(
+                ctx,
+                Action::SendToSubchain {
+                    chain_id: c.chainId,
+                    call: c.call.to_vec(),
+                },
+                c.effectiveHeight,
+            )?,
             C::proposeDelegatePrefix(c) => {
                 let prefix =
                     Prefix::parse(&c.prefix).map_err(|e| CallError::revert(e.to_string()))?;
@@ -1653,6 +1773,33 @@ impl<'s, S: Slots> Governance<'s, S> {
                 Some(s) if !s.retired => Err(format!("sub-chain {chain_id} is not retired")),
                 Some(_) => Ok(()),
             },
+            Action::ResetLightClient {
+                chain_id,
+                validators,
+                ..
+            } => {
+                if *chain_id == self.config()?.chain_id {
+                    Err(format!(
+                        "chain {chain_id} is this chain: it has no client of itself"
+                    ))
+                } else {
+                    check_trusted_set(validators)
+                }
+            }
+            Action::SendToSubchain { chain_id, call } => match self.subchain(*chain_id)? {
+                None => Err(format!("no sub-chain {chain_id}")),
+                Some(s) if s.retired => Err(format!("sub-chain {chain_id} is retired")),
+                Some(_) if call.len() > MAX_PACKET_BYTES => Err(format!(
+                    "a governance packet is at most {MAX_PACKET_BYTES} bytes"
+                )),
+                Some(_) => match packet_action(call) {
+                    Ok(Action::ResetLightClient { validators, .. }) => {
+                        check_trusted_set(&validators)
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                },
+            },
         })
     }
 
@@ -1959,6 +2106,46 @@ impl<'s, S: Slots> Governance<'s, S> {
         Ok(effects)
     }
 
+    /// Applies a governance packet this chain received from its hub's governance (message
+    /// `sequence` of chain `source`) after block `height`'s transactions, as a proposal passed
+    /// there: the action holds from the next height on. Its outcome is in the audit log
+    /// ("packet executed", or "packet failed" with the reason); a failure changes nothing.
+    pub fn apply_packet(
+        &mut self,
+        height: u64,
+        source: u64,
+        sequence: u64,
+        call: &[u8],
+    ) -> Result<Effects, SlotError> {
+        let ctx = CallContext {
+            caller: Address::ZERO,
+            height,
+            tx_hash: B256::ZERO,
+            is_static: false,
+        };
+        let action = packet_action(call);
+        let outcome = match &action {
+            Ok(action) => match self.check_action(action)? {
+                Ok(()) => self.apply_isolated(action, height + 1)?,
+                Err(reason) => Err(reason),
+            },
+            Err(reason) => Err(reason.clone()),
+        };
+        let what = format!("governance packet {sequence} from chain {source}");
+        match (outcome, action) {
+            (Ok(effects), Ok(action)) => {
+                let detail = format!("{what} applied: {}", action.describe());
+                self.record_audit(&ctx, "packet executed", None, &detail)?;
+                Ok(effects)
+            }
+            (Err(reason), _) | (_, Err(reason)) => {
+                let detail = format!("{what} could not be applied: {reason}");
+                self.record_audit(&ctx, "packet failed", None, &detail)?;
+                Ok(Effects::default())
+            }
+        }
+    }
+
     /// Applies `action` in a scratch overlay, keeping its writes only if it succeeds: an
     /// action the state refuses (`Err(reason)`) leaves nothing behind.
     fn apply_isolated(
@@ -2139,6 +2326,16 @@ impl<'s, S: Slots> Governance<'s, S> {
                 )?;
                 effects.subchains_created.push(chain_id);
             }
+            Action::ResetLightClient {
+                chain_id,
+                root,
+                validators,
+            } => effects.clients_reset.push(ClientReset {
+                chain_id,
+                root,
+                validators: validators.iter().map(|v| (v.public_key, v.power)).collect(),
+            }),
+            Action::SendToSubchain { chain_id, call } => effects.packets.push((chain_id, call)),
             Action::RetireSubchain { chain_id } | Action::RecoverSubchain { chain_id } => {
                 let mut record = self
                     .subchain(chain_id)?
@@ -2193,6 +2390,31 @@ fn power_overflow() -> String {
 }
 
 /// A point on the curve, and not the all-zero encoding (a small-order point no key produces).
+/// A set a light client may trust: 1 to [`MAX_VALIDATORS`] distinct Ed25519 keys, each with a
+/// positive power, the total within `u64`.
+fn check_trusted_set(validators: &[SubchainValidator]) -> std::result::Result<(), String> {
+    if validators.is_empty() || validators.len() as u64 > MAX_VALIDATORS {
+        return Err(format!(
+            "a light client trusts 1 to {MAX_VALIDATORS} validators, not {}",
+            validators.len()
+        ));
+    }
+    let mut total = 0u64;
+    for (i, v) in validators.iter().enumerate() {
+        if validators[..i].iter().any(|w| w.public_key == v.public_key) {
+            return Err(format!("validator {} is listed twice", v.public_key));
+        }
+        if !valid_ed25519(&v.public_key) {
+            return Err(format!("{} is not an Ed25519 public key", v.public_key));
+        }
+        if v.power == 0 {
+            return Err(format!("validator {} needs a positive power", v.public_key));
+        }
+        total = total.checked_add(v.power).ok_or_else(power_overflow)?;
+    }
+    Ok(())
+}
+
 fn valid_ed25519(key: &B256) -> bool {
     key != &B256::ZERO && ed25519_consensus::VerificationKey::try_from(key.0).is_ok()
 }

@@ -34,6 +34,7 @@ use alloy_sol_types::{sol, SolEvent, SolInterface, SolValue};
 use serde::{Deserialize, Serialize};
 
 use crate::clients::{self, Anchored};
+use crate::governance::{self, GOVERNANCE_ADDRESS};
 use crate::kv::{self, SlotError, Slots};
 use crate::{revert, CallError, CallOutput, LightClients, Result, LIGHT_CLIENTS_ADDRESS};
 
@@ -68,6 +69,12 @@ pub const MAX_PAGE: u64 = 1_000;
 pub const APP_DATA: u8 = 0;
 /// A value transfer: `abi.encode(uint64 origin, uint256 amount)`.
 pub const APP_VALUE: u8 = 1;
+/// A governance packet from the hub's governance contract: a `propose…` call this chain's
+/// governance applies at the end of the block that receives it ([`governance::packet_action`]).
+pub const APP_GOVERNANCE: u8 = 2;
+
+/// Governance packets received and not yet applied: (source, sequence), in arrival order.
+const PACKETS: kv::Set<'static> = kv::Set::new(b"xg");
 
 /// A message between chains.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -560,6 +567,14 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
         if client.frozen {
             return revert(format!("the client of chain {chain} is frozen"));
         }
+        if let Ok(floor) = clients.usable_from(chain)? {
+            if height < floor {
+                return revert(format!(
+                    "anchors of chain {chain} below height {floor}, where a vote reset its \
+                     client, prove nothing"
+                ));
+            }
+        }
         clients.anchor_at(chain, height)?.ok_or_else(|| {
             CallError::revert(format!(
                 "no anchored header of chain {chain} at height {height}"
@@ -603,7 +618,7 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
             .map(|h| {
                 h.account.nodes.len()
                     + h.slotProofs.iter().map(Vec::len).sum::<usize>()
-                    + h.frozenProof.len()
+                    + h.statusProof.len()
             })
             .sum();
         self.charge(
@@ -685,11 +700,27 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
                 slots.len()
             ));
         }
-        // The record, and the hub's client of `chain` not frozen.
-        let frozen = (
-            B256::from(clients::frozen_slot(chain)),
-            U256::ZERO,
-            hop.frozenProof.clone(),
+        // The record, and the hub's client of `chain` not frozen (nor reset above it).
+        match clients::usable_from(hop.statusWord) {
+            Err(fork) => {
+                return revert(format!(
+                    "chain {}'s client of chain {chain} is frozen (a fork at height {fork})",
+                    hop.chainId
+                ))
+            }
+            Ok(floor) if height < floor => {
+                return revert(format!(
+                    "chain {}'s anchors of chain {chain} below height {floor}, where a vote \
+                     reset its client, prove nothing",
+                    hop.chainId
+                ))
+            }
+            Ok(_) => {}
+        }
+        let status = (
+            B256::from(clients::status_slot(chain)),
+            hop.statusWord,
+            hop.statusProof.clone(),
         );
         trellis_light::verify_against_root(
             hub.state_root,
@@ -701,7 +732,7 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
                 .zip(&hop.values)
                 .zip(&hop.slotProofs)
                 .map(|((slot, value), proof)| (B256::from(*slot), *value, proof.clone()))
-                .chain(std::iter::once(frozen)),
+                .chain(std::iter::once(status)),
         )
         .map_err(|e| {
             CallError::revert(format!(
@@ -773,6 +804,7 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
                 Ok(())
             }
             APP_VALUE => self.credit(call, message)?,
+            APP_GOVERNANCE => self.accept_packet(message)?,
             app => Err(format!("unknown application {app}")),
         };
         let (success, reason) = match outcome {
@@ -855,6 +887,95 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
         kv::delete(self.slots, &key(b"xm:", destination, sequence))?;
         kv::Set::new(&pending_name(destination)).remove(self.slots, &sequence.to_be_bytes())?;
         Ok(())
+    }
+
+    /// Queues a governance packet for the end of the block, if it comes from this chain's
+    /// hub's governance contract and carries an action a packet may carry; else the refusal,
+    /// which its receipt records.
+    fn accept_packet(
+        &mut self,
+        message: &Message,
+    ) -> Result<std::result::Result<(), String>, SlotError> {
+        let hub = self.clients().hub()?;
+        if hub != Some(message.source) {
+            return Ok(Err(match hub {
+                Some(hub) => format!(
+                    "governance packets come only from this chain's hub, chain {hub}, not chain {}",
+                    message.source
+                ),
+                None => "this chain has no hub: it takes no governance packets".into(),
+            }));
+        }
+        if message.sender != GOVERNANCE_ADDRESS {
+            return Ok(Err(format!(
+                "governance packets come only from the hub's governance contract, not {}",
+                message.sender
+            )));
+        }
+        if let Err(reason) = governance::packet_action(&message.payload) {
+            return Ok(Err(reason));
+        }
+        let id = [message.source.to_be_bytes(), message.sequence.to_be_bytes()].concat();
+        kv::put(
+            self.slots,
+            &[b"xg:".as_slice(), &id].concat(),
+            &message.payload,
+        )?;
+        PACKETS.insert(self.slots, &id)?;
+        Ok(Ok(()))
+    }
+
+    /// The governance packets received since the last call, oldest first, taken out of the
+    /// queue: (source, sequence, the `propose…` call).
+    pub fn take_packets(&mut self) -> Result<Vec<(u64, u64, Vec<u8>)>, SlotError> {
+        let count = PACKETS.len(self.slots)?;
+        if count == 0 {
+            // Nothing written: most blocks of most chains receive no packet.
+            return Ok(Vec::new());
+        }
+        let mut packets = Vec::new();
+        for i in 0..count {
+            let id = PACKETS.get(self.slots, i)?;
+            let (Ok(source), Ok(sequence)) = (
+                <[u8; 8]>::try_from(&id[..id.len().min(8)]),
+                <[u8; 8]>::try_from(&id[id.len().min(8)..]),
+            ) else {
+                return Err(SlotError::invalid("corrupt governance packet id"));
+            };
+            let key = [b"xg:".as_slice(), &id].concat();
+            let call = kv::get(self.slots, &key)?.unwrap_or_default();
+            kv::delete(self.slots, &key)?;
+            packets.push((
+                u64::from_be_bytes(source),
+                u64::from_be_bytes(sequence),
+                call,
+            ));
+        }
+        PACKETS.clear(self.slots)?;
+        Ok(packets)
+    }
+
+    /// Commits a governance packet from this chain's governance contract to sub-chain
+    /// `destination` (at the end of the block a `proposeToSubchain` takes effect in); its
+    /// sequence number.
+    pub fn send_packet(
+        &mut self,
+        call: &Call,
+        destination: u64,
+        payload: Vec<u8>,
+        timeout_ms: u64,
+    ) -> Result<u64> {
+        let message = Message {
+            source: call.chain_id,
+            destination,
+            sequence: 0,
+            sender: GOVERNANCE_ADDRESS,
+            receiver: Address::ZERO,
+            app: APP_GOVERNANCE,
+            payload,
+            timeout_ms,
+        };
+        self.commit(call, message)
     }
 
     /// Gives a message's value back to its sender: this chain's value out of the escrow, or
@@ -1496,6 +1617,111 @@ mod tests {
     }
 
     #[test]
+    fn governance_packets_come_only_from_the_hubs_governance() {
+        // Chain 1 is 2's hub; 3 is followed by 2 but is not its hub.
+        let (mut main, mut sub, mut other) = (Chain::new(1), Chain::new(2), Chain::new(3));
+        main.follow(&sub);
+        other.follow(&sub);
+        sub.follow(&main);
+        sub.follow(&other);
+        LightClients::new(&mut sub.lc).set_hub(1).expect("hub");
+        let freeze = crate::governance::abi::proposeFreezeCall {
+            target: ALICE,
+            effectiveHeight: 0,
+        }
+        .abi_encode();
+        let deliver = |from: &mut Chain, sub: &mut Chain, seq: u64| {
+            let message = from.xc().message(2, seq).expect("read").expect("pending");
+            let header = from.commit(1_000);
+            sub.anchor(&header);
+            let proof = from.proof_of(outbox_slot(2, seq));
+            sub.run(BOB, 0, |x, c| x.receive(c, &message, &proof))
+                .expect("settled")
+        };
+        // From the hub's governance: queued for the end of the block, once.
+        main.run(ALICE, 0, |x, c| {
+            x.send_packet(c, 2, freeze.clone(), c.timestamp_ms + 60_000)
+        })
+        .expect("sent");
+        assert!(deliver(&mut main, &mut sub, 1));
+        assert_eq!(
+            sub.xc().take_packets().expect("read"),
+            vec![(1, 1, freeze.clone())]
+        );
+        assert!(sub.xc().take_packets().expect("read").is_empty());
+        // From another chain's governance, or not from a governance contract, or carrying
+        // what a packet may not: received, refused, nothing queued.
+        other
+            .run(ALICE, 0, |x, c| {
+                x.send_packet(c, 2, freeze.clone(), c.timestamp_ms + 60_000)
+            })
+            .expect("sent");
+        assert!(!deliver(&mut other, &mut sub, 1));
+        let receipt = sub.xc().receipt(3, 1).expect("read").expect("settled");
+        assert!(
+            receipt.reason.contains("only from this chain's hub"),
+            "{}",
+            receipt.reason
+        );
+        let forged = Message {
+            source: 1,
+            destination: 2,
+            sender: ALICE,
+            app: APP_GOVERNANCE,
+            payload: freeze.clone(),
+            timeout_ms: main.time + 60_000,
+            ..Message::default()
+        };
+        main.run(ALICE, 0, |x, c| x.commit(c, forged.clone()))
+            .expect("committed by a user");
+        assert!(!deliver(&mut main, &mut sub, 2));
+        let receipt = sub.xc().receipt(1, 2).expect("read").expect("settled");
+        assert!(
+            receipt.reason.contains("governance contract"),
+            "{}",
+            receipt.reason
+        );
+        let threshold = crate::governance::abi::proposeSetThresholdCall {
+            numerator: 2,
+            denominator: 3,
+            effectiveHeight: 0,
+        }
+        .abi_encode();
+        main.run(ALICE, 0, |x, c| {
+            x.send_packet(c, 2, threshold, c.timestamp_ms + 60_000)
+        })
+        .expect("sent");
+        assert!(!deliver(&mut main, &mut sub, 3));
+        assert!(sub.xc().take_packets().expect("read").is_empty());
+    }
+
+    #[test]
+    fn anchors_below_a_reset_prove_nothing() {
+        let (mut a, mut b) = pair();
+        a.run(ALICE, 0, |x, c| {
+            x.send(c, 2, BOB, b"old", c.timestamp_ms + 60_000)
+        })
+        .expect("sent");
+        let message = a.xc().message(2, 1).expect("read").expect("pending");
+        let header = a.commit(1_000);
+        b.anchor(&header);
+        let proof = a.proof_of(outbox_slot(2, 1));
+        // A vote resets b's client of a above that anchor: the old record proves nothing.
+        let root = Anchored {
+            height: 5,
+            hash: B256::repeat_byte(5),
+            state_root: B256::repeat_byte(6),
+            timestamp_ms: a.time + 1,
+        };
+        LightClients::new(&mut b.lc)
+            .reset(1, root, &a.members())
+            .expect("reset");
+        assert!(
+            reason(b.run(BOB, 0, |x, c| x.receive(c, &message, &proof))).contains("below height 5")
+        );
+    }
+
+    #[test]
     fn a_sub_chain_reaches_another_through_the_main_chains_anchor() {
         // Main chain 1 follows 2 and 3; each of them follows only the main chain.
         let (mut main, mut a, mut b) = (Chain::new(1), Chain::new(2), Chain::new(3));
@@ -1530,23 +1756,22 @@ mod tests {
             .expect("main anchored it")
             .len();
             let slots = hub_anchor_slots(chain, height, record_len);
-            let with_frozen: Vec<U256> = slots
+            let with_status: Vec<U256> = slots
                 .iter()
                 .copied()
-                .chain([clients::frozen_slot(chain)])
+                .chain([clients::status_slot(chain)])
                 .collect();
-            let (_, account, mut proofs) = main.prove(LIGHT_CLIENTS_ADDRESS, &with_frozen);
-            let frozen_proof = proofs.pop().expect("the frozen word's proof");
+            let (_, account, mut proofs) = main.prove(LIGHT_CLIENTS_ADDRESS, &with_status);
+            let status_proof = proofs.pop().expect("the status word's proof");
+            let word = |s: &U256| main.lc.writes.get(s).copied().unwrap_or_default();
             abi::Hop {
                 chainId: main.id,
                 height: main.height,
                 account,
-                values: slots
-                    .iter()
-                    .map(|s| main.lc.writes.get(s).copied().unwrap_or_default())
-                    .collect(),
+                values: slots.iter().map(word).collect(),
                 slotProofs: proofs,
-                frozenProof: frozen_proof,
+                statusWord: word(&clients::status_slot(chain)),
+                statusProof: status_proof,
             }
         };
         let mut proof = abi::Proof::abi_decode(&a_proof).expect("decode");
@@ -1604,7 +1829,7 @@ mod tests {
         b3.anchor(&main_header);
         main.lc
             .writes
-            .insert(clients::frozen_slot(2), U256::from(2));
+            .insert(clients::status_slot(2), U256::from(2));
         let frozen_header = main.commit(HUB_WINDOW_MS + 1);
         b3.anchor(&frozen_header);
         assert!(
@@ -1615,7 +1840,26 @@ mod tests {
         stale.via = vec![hop(&main, 2, 1)];
         assert!(
             reason(b3.run(BOB, 0, |x, c| x.receive(c, &message, &stale.abi_encode())))
+                .contains("is frozen (a fork at height 1)")
+        );
+        // A hop claiming the word is zero does not prove.
+        let mut hidden = stale.clone();
+        hidden.via[0].statusWord = U256::ZERO;
+        assert!(
+            reason(b3.run(BOB, 0, |x, c| x.receive(c, &message, &hidden.abi_encode())))
                 .contains("hub proof")
+        );
+        // Reset by a vote above the record: the record proves nothing any more.
+        main.lc
+            .writes
+            .insert(clients::status_slot(2), clients::RESET | U256::from(5));
+        let reset_header = main.commit(1_000);
+        b3.anchor(&reset_header);
+        let mut below = proof.clone();
+        below.via = vec![hop(&main, 2, 1)];
+        assert!(
+            reason(b3.run(BOB, 0, |x, c| x.receive(c, &message, &below.abi_encode())))
+                .contains("below height 5")
         );
     }
 

@@ -1550,3 +1550,151 @@ fn pending_proposals_are_the_undecided_ones_within_their_lifetime() {
     // Past the proposal lifetime (10 blocks) nothing is pending any more.
     assert!(ids(&mut c, h + 11).is_empty());
 }
+
+/// A main-chain vote sends a sub-chain a governance packet; the sub-chain applies it when it
+/// arrives, as if its own members had passed it, and says what came of it in its audit log.
+#[test]
+fn packets_to_a_subchain_are_voted_sent_and_applied_there() {
+    let mut main = Chain::new(true);
+    let create = main
+        .call(admin(0), subchain(9, "logistics", &["org0"], &[(0, 1)]))
+        .expect("propose");
+    let id = u64::abi_decode(&create.output).expect("id");
+    for i in 1..3 {
+        main.vote(admin(i), id, true).expect("vote");
+    }
+    main.next_block();
+
+    let freeze = abi::proposeFreezeCall {
+        target: USER,
+        effectiveHeight: 0,
+    }
+    .abi_encode();
+    let packet = |chain: u64, call: &[u8]| abi::proposeToSubchainCall {
+        chainId: chain,
+        call: call.to_vec().into(),
+        effectiveHeight: 0,
+    };
+    // Only to a sub-chain this chain created, and only what a packet may carry.
+    assert!(main
+        .call(admin(0), packet(10, &freeze))
+        .unwrap_err()
+        .contains("no sub-chain 10"));
+    let threshold = abi::proposeSetThresholdCall {
+        numerator: 3,
+        denominator: 4,
+        effectiveHeight: 0,
+    }
+    .abi_encode();
+    assert!(main
+        .call(admin(0), packet(9, &threshold))
+        .unwrap_err()
+        .contains("nothing else"));
+    assert!(main
+        .call(admin(0), packet(9, &[1, 2, 3]))
+        .unwrap_err()
+        .contains("undecodable"));
+
+    // A freeze there needs the supervisor's co-signature here, like one here.
+    let out = main.call(admin(0), packet(9, &freeze)).expect("proposed");
+    let id = u64::abi_decode(&out.output).expect("id");
+    for i in 1..4 {
+        main.vote(admin(i), id, true).expect("vote");
+    }
+    assert_eq!(main.status(id), abi::ProposalStatus::Pending);
+    main.vote(REGULATOR, id, true).expect("co-signed");
+    let h = main.height;
+    let effects = main.gov().end_block(h).expect("end block");
+    assert_eq!(effects.packets, vec![(9, freeze.clone())]);
+
+    // The sub-chain (its own governance state) applies it at the end of the block that
+    // received it: USER cannot send from the next block on.
+    let mut sub = Chain::new(true);
+    let h = sub.height;
+    let effects = sub.gov().apply_packet(h, 7, 1, &freeze).expect("applied");
+    assert!(!effects.validators_changed);
+    assert!(sub.gov().is_frozen(&USER).expect("read"));
+    let last = sub.gov().config().expect("config").audits - 1;
+    let entry = sub.gov().audit_entry(last).expect("read").expect("written");
+    assert_eq!(entry.action, "packet executed");
+    assert!(
+        entry.detail.contains("packet 1 from chain 7") && entry.detail.contains("freeze"),
+        "{}",
+        entry.detail
+    );
+    // One that cannot apply there (already frozen) changes nothing but the audit log: its
+    // writes are those of that one entry.
+    let mut expected = MapSlots::empty();
+    expected.writes = sub.slots.writes.clone();
+    sub.gov().apply_packet(h, 7, 2, &freeze).expect("recorded");
+    let last = sub.gov().config().expect("config").audits - 1;
+    let entry = sub.gov().audit_entry(last).expect("read").expect("written");
+    assert_eq!(entry.action, "packet failed");
+    assert!(entry.detail.contains("already frozen"), "{}", entry.detail);
+    let ctx = CallContext {
+        caller: Address::ZERO,
+        height: h,
+        tx_hash: B256::ZERO,
+        is_static: false,
+    };
+    Governance::new(&mut expected)
+        .record_audit(&ctx, "packet failed", None, &entry.detail)
+        .expect("audit");
+    assert_eq!(sub.slots.writes, expected.writes);
+
+    // A removal there changes its validators.
+    let remove = abi::proposeRemoveOrganizationCall {
+        id: "org3".into(),
+        effectiveHeight: 0,
+    }
+    .abi_encode();
+    let effects = sub.gov().apply_packet(h, 7, 3, &remove).expect("applied");
+    assert!(effects.validators_changed);
+    assert_eq!(effects.nodes_removed, vec![key(3)]);
+}
+
+#[test]
+fn a_light_client_reset_is_proposed_with_a_set_it_may_trust() {
+    let mut chain = Chain::new(true);
+    let reset = |chain_id: u64, validators: &[(u8, u64)]| abi::proposeResetLightClientCall {
+        chainId: chain_id,
+        height: 50,
+        blockHash: B256::repeat_byte(1),
+        stateRoot: B256::repeat_byte(2),
+        timestampMs: 3,
+        validators: validators
+            .iter()
+            .map(|(k, power)| abi::SubchainValidator {
+                publicKey: key(*k),
+                power: *power,
+            })
+            .collect(),
+        effectiveHeight: 0,
+    };
+    for (call, expected) in [
+        (reset(7, &[(0, 1)]), "this chain"),
+        (reset(9, &[]), "1 to 256 validators"),
+        (reset(9, &[(0, 1), (0, 1)]), "listed twice"),
+        (reset(9, &[(0, 0)]), "positive power"),
+        (reset(9, &[(0, u64::MAX), (1, 1)]), "would exceed"),
+    ] {
+        let err = chain.call(admin(0), call).unwrap_err();
+        assert!(err.contains(expected), "{err} does not mention {expected}");
+    }
+    let out = chain.call(admin(0), reset(9, &[(4, 2)])).expect("proposed");
+    let id = u64::abi_decode(&out.output).expect("id");
+    for i in 1..4 {
+        chain.vote(admin(i), id, true).expect("vote");
+    }
+    // An unfreeze of a light client is co-signed by a supervisor too.
+    assert_eq!(chain.status(id), abi::ProposalStatus::Pending);
+    chain.vote(REGULATOR, id, true).expect("co-signed");
+    let h = chain.height;
+    let effects = chain.gov().end_block(h).expect("end block");
+    let reset = &effects.clients_reset[0];
+    assert_eq!(
+        (reset.chain_id, reset.root.height, reset.root.hash),
+        (9, 50, B256::repeat_byte(1))
+    );
+    assert_eq!(reset.validators, vec![(key(4), 2)]);
+}
