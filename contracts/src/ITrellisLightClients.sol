@@ -10,8 +10,8 @@ pragma solidity ^0.8.20;
 /// thirds of that set's voting power. Heights may be skipped while the set holds; a set change
 /// is followed only through the header that names it (`nextValidatorsHash`), submitted with
 /// the new set. Two certified headers at one height freeze the client, with both kept as
-/// evidence, until a governance vote resets it (`ClientReset`; on a sub-chain, a main-chain
-/// vote carried as a governance packet).
+/// evidence, until a governance vote resets it (the governance contract's
+/// `proposeResetLightClient`; the reset is in its audit log).
 ///
 /// Anyone allowed to transact may submit anchors: the certificate is the proof, not the
 /// sender. A header the client already has is a cheap no-op.
@@ -22,10 +22,6 @@ interface ITrellisLightClients {
     event ValidatorSetChanged(uint64 indexed chainId, uint64 height, bytes32 validatorsHash);
     /// `chainId`'s validators signed two headers at `height`: the client is frozen.
     event ClientFrozen(uint64 indexed chainId, uint64 height, bytes32 anchoredHash, bytes32 conflictingHash);
-    /// A governance vote reset the client of `chainId`: it trusts the set hashing to
-    /// `validatorsHash` from the header `blockHash` at `height` on, frozen or not before;
-    /// anchors below `height` prove nothing any more.
-    event ClientReset(uint64 indexed chainId, uint64 height, bytes32 blockHash, bytes32 validatorsHash);
 
     /// Submits a header (RLP) of the followed chain with its commit certificate (as nodes
     /// serve them: `trellis_getAnchor`). `nextKeys`/`nextPowers` carry the validator set the

@@ -469,7 +469,20 @@ fn end_block(
     changes: &mut StateChanges,
 ) -> Result<(trellis_system::governance::Effects, Option<Validators>), ExecutionError> {
     let height = env.height;
-    let packets = take_packets(view, changes)?;
+    // The packets are taken out of their queue only if governance applies them: should its
+    // state be refused, they wait (and the error is logged) instead of being lost.
+    let (packets, queue_writes) = match take_packets(view, changes) {
+        Ok(taken) => taken,
+        Err(SlotError::Invalid(reason)) => {
+            tracing::error!(
+                height,
+                %reason,
+                "the governance packet queue is refused by the state; packets skipped for this block"
+            );
+            (Vec::new(), Default::default())
+        }
+        Err(e) => return Err(e.into()),
+    };
     let (effects, from_packets, next_validators, writes, created) = {
         let mut slots = pending_slots(view, changes, GOVERNANCE_ADDRESS);
         let ended = (|| {
@@ -524,6 +537,7 @@ fn end_block(
             Err(e) => return Err(e.into()),
         }
     };
+    write_storage(view, changes, trellis_system::XCHAIN_ADDRESS, queue_writes)?;
     if writes.is_empty() {
         return Ok((effects, next_validators));
     }
@@ -548,10 +562,22 @@ fn end_block(
                 tx_hash: B256::ZERO,
                 is_static: false,
             };
+            let mut recorded = Ok(());
             for (action, detail) in &audits {
-                Governance::new(&mut slots).record_audit(&ctx, action, None, detail)?;
+                recorded = Governance::new(&mut slots).record_audit(&ctx, action, None, detail);
+                if recorded.is_err() {
+                    break;
+                }
             }
-            slots.writes
+            match recorded {
+                Ok(()) => slots.writes,
+                // What was done stays done; only its record is missing, and the log says so.
+                Err(SlotError::Invalid(reason)) => {
+                    tracing::error!(height, %reason, ?audits, "audit entries not recorded");
+                    Default::default()
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
         write_storage(view, changes, GOVERNANCE_ADDRESS, writes)?;
     }
@@ -595,21 +621,20 @@ fn system_account_in(
     Ok(())
 }
 
-/// The governance packets this block's transactions received, taken out of the cross-chain
+/// The governance packets this block's transactions received, as taken out of the cross-chain
 /// contract's queue.
-fn take_packets(
-    view: &StateView,
-    changes: &mut StateChanges,
-) -> Result<Vec<(u64, u64, Vec<u8>)>, ExecutionError> {
+/// The packets and the writes that empty the queue (not yet applied to `changes`).
+type TakenPackets = (
+    Vec<(u64, u64, Vec<u8>)>,
+    std::collections::BTreeMap<U256, U256>,
+);
+
+fn take_packets(view: &StateView, changes: &StateChanges) -> Result<TakenPackets, SlotError> {
     use trellis_system::{CrossChain, LIGHT_CLIENTS_ADDRESS, XCHAIN_ADDRESS};
-    let (packets, writes) = {
-        let mut xc = pending_slots(view, changes, XCHAIN_ADDRESS);
-        let mut lc = pending_slots(view, changes, LIGHT_CLIENTS_ADDRESS);
-        let packets = CrossChain::new(&mut xc, &mut lc).take_packets()?;
-        (packets, xc.writes)
-    };
-    write_storage(view, changes, trellis_system::XCHAIN_ADDRESS, writes)?;
-    Ok(packets)
+    let mut xc = pending_slots(view, changes, XCHAIN_ADDRESS);
+    let mut lc = pending_slots(view, changes, LIGHT_CLIENTS_ADDRESS);
+    let packets = CrossChain::new(&mut xc, &mut lc).take_packets()?;
+    Ok((packets, xc.writes))
 }
 
 /// Resets the light clients a vote asked to (`by_packet`: the main chain's, in a packet); the

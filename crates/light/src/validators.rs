@@ -31,6 +31,9 @@ pub enum ValidatorSetError {
     PowerOverflow,
 }
 
+/// How many parsed sets [`ValidatorSet::from_keys_cached`] keeps.
+pub const CACHED_SETS: usize = 32;
+
 /// A non-empty set of validators with distinct addresses and non-zero powers, ordered by
 /// address (the order the engine uses, and the order [`ValidatorSet::hash`] commits to).
 #[derive(Clone, Debug)]
@@ -73,6 +76,38 @@ impl ValidatorSet {
             .try_fold(0u64, |sum, v| sum.checked_add(v.power))
             .ok_or(ValidatorSetError::PowerOverflow)?;
         Ok(ValidatorSet { validators, total })
+    }
+
+    /// [`ValidatorSet::from_keys`], remembered: a light client parses the set it trusts for
+    /// every header it checks, and parsing a key (a point decompression) costs about a third
+    /// of a signature check. The last [`CACHED_SETS`] sets parsed are kept, keyed by a hash of
+    /// exactly the keys and powers given, so the answer is the function's, only sooner.
+    pub fn from_keys_cached(members: &[(B256, u64)]) -> Result<ValidatorSet, ValidatorSetError> {
+        static CACHE: std::sync::Mutex<Vec<(B256, ValidatorSet)>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut input = Vec::with_capacity(members.len() * 40);
+        for (key, power) in members {
+            input.extend_from_slice(key.as_slice());
+            input.extend_from_slice(&power.to_be_bytes());
+        }
+        let id = keccak256(&input);
+        let cached = {
+            let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .iter()
+                .find(|(k, _)| *k == id)
+                .map(|(_, set)| set.clone())
+        };
+        if let Some(set) = cached {
+            return Ok(set);
+        }
+        let set = ValidatorSet::from_keys(members.iter().copied())?;
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHED_SETS {
+            cache.remove(0);
+        }
+        cache.push((id, set.clone()));
+        Ok(set)
     }
 
     /// The validators, ordered by address.
@@ -132,6 +167,29 @@ pub fn members_hash(members: &[(B256, u64)]) -> B256 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remembered_set_is_the_parsed_one_and_refusals_are_not_remembered() {
+        let members: Vec<(B256, u64)> = (1..=4).map(|i| (key(i), u64::from(i))).collect();
+        let parsed = ValidatorSet::from_keys(members.iter().copied()).expect("set");
+        for _ in 0..2 {
+            let cached = ValidatorSet::from_keys_cached(&members).expect("set");
+            assert_eq!(cached.hash(), parsed.hash());
+            assert_eq!(cached.total_power(), parsed.total_power());
+        }
+        // Same keys, other powers: another set.
+        let heavier: Vec<(B256, u64)> = members.iter().map(|(k, p)| (*k, p + 1)).collect();
+        assert_ne!(
+            ValidatorSet::from_keys_cached(&heavier)
+                .expect("set")
+                .hash(),
+            parsed.hash()
+        );
+        let bad = vec![(key(1), 0)];
+        for _ in 0..2 {
+            assert!(ValidatorSet::from_keys_cached(&bad).is_err());
+        }
+    }
 
     fn key(seed: u8) -> B256 {
         B256::from(

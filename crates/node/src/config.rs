@@ -130,6 +130,11 @@ pub struct RpcConfig {
     /// Under a closed `read_access`, still serve the resolution paths (DIDs, identifiers,
     /// evidence) and `/health` to anyone.
     pub public_resolution: bool,
+    /// Serve every other chain this process hosts under `/chains/{id}` on this port (each
+    /// through its own read access), and list them in `trellis_getChains` and `/v1/chains`.
+    /// Every chain of a process shares this section, so a chain whose own port listens on
+    /// loopback only is reachable through a public port unless this is `false`.
+    pub hosted_chains: bool,
     /// Serve the port over TLS only (HTTPS, WSS), where clients may also authenticate with
     /// a client certificate their organisation registered. Unset: plain HTTP.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -225,6 +230,7 @@ impl Default for RpcConfig {
             max_subscriptions: limits.max_subscriptions,
             read_access: limits.read_access.policy,
             public_resolution: limits.read_access.public_resolution,
+            hosted_chains: limits.hosted_chains,
             tls: None,
         }
     }

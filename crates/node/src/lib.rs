@@ -755,6 +755,7 @@ async fn bring_up(
             public_resolution: config.rpc.public_resolution,
             node_key: Some((*key.public().as_bytes()).into()),
         },
+        hosted_chains: config.rpc.hosted_chains,
         ..Default::default()
     };
     if config.rpc.read_access == trellis_rpc::ReadPolicy::Open

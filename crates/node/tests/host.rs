@@ -667,6 +667,32 @@ async fn a_subchain_created_by_vote_starts_by_itself_and_stops_while_retired() {
         cross_chain(&main, |x| x.outbox(602)) == (3, 0)
     })
     .await;
+    // The sub-chain's own vote resets only its client of the main chain: any other is
+    // refused as it is proposed (only the main chain's vote, by a packet, resets those).
+    let reset_other = abi::proposeResetLightClientCall {
+        chainId: 603,
+        height: 1_000,
+        blockHash: B256::repeat_byte(1),
+        stateRoot: B256::repeat_byte(2),
+        timestampMs: 0,
+        validators: vec![abi::SubchainValidator {
+            publicKey: validator,
+            power: 1,
+        }],
+        effectiveHeight: 0,
+    };
+    assert!(
+        !transact(
+            &sub,
+            &admin,
+            3,
+            GOVERNANCE_ADDRESS,
+            0,
+            reset_other.abi_encode()
+        )
+        .await,
+        "refused when proposed"
+    );
 
     // What does not match is refused: another block, a changed genesis, a changed slot.
     assert!(subchains::verify(&derived, B256::repeat_byte(1)).is_err());

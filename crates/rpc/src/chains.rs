@@ -185,7 +185,10 @@ impl<B> Clone for ChainsState<B> {
 /// `GET /v1/chain`: this chain's status.
 pub(crate) async fn rest_status<B: Backend>(
     State(state): State<ChainsState<B>>,
+    axum::Extension(charge): axum::Extension<crate::rest::Charge>,
 ) -> Result<Json<api::ChainStatus>, RestError> {
+    // It reads up to a page of organisations and of clients: priced like a proof.
+    charge.extra(crate::PROOF_COST)?;
     let status = crate::rest::read(move || {
         chain_status(&*state.backend, state.host.as_deref())
             .map_err(|e| RestError::internal(e.to_string()))
@@ -193,6 +196,9 @@ pub(crate) async fn rest_status<B: Backend>(
     .await?;
     Ok(Json(status))
 }
+
+/// How long `/v1/chains` waits for one chain's status.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Most bytes of one chain's status read back from its service.
 const MAX_STATUS_BYTES: usize = 4 * 1024 * 1024;
@@ -202,8 +208,11 @@ const MAX_STATUS_BYTES: usize = 4 * 1024 * 1024;
 /// read answers why instead.
 pub(crate) async fn rest_chains<B: Backend>(
     State(state): State<ChainsState<B>>,
+    axum::Extension(charge): axum::Extension<crate::rest::Charge>,
     request: axum::extract::Request,
 ) -> Result<Json<Vec<api::ChainOverview>>, RestError> {
+    // This chain's status is read here; the others' are charged by their own services.
+    charge.extra(crate::PROOF_COST)?;
     let caller = Caller::of(&request);
     drop(request);
     let own = state.backend.chain_id();
@@ -269,7 +278,10 @@ async fn status_through(dispatch: &Dispatch, caller: &Caller) -> Result<api::Cha
     if let Some(certificate) = caller.certificate {
         request.extensions_mut().insert(certificate);
     }
-    let response = dispatch(request).await.map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(STATUS_TIMEOUT, dispatch(request))
+        .await
+        .map_err(|_| format!("no answer within {} s", STATUS_TIMEOUT.as_secs()))?
+        .map_err(|e| e.to_string())?;
     let status = response.status();
     let body = axum::body::to_bytes(
         axum::body::Body::new(response.into_body()),
@@ -377,6 +389,11 @@ where
             Route::Here => return Box::pin(self.inner.call(request)),
             Route::Invalid => {
                 let message = "use /chains/{chain id}/… (trellis_getChains lists them)".to_owned();
+                return Box::pin(async move { Ok(refuse(http::StatusCode::NOT_FOUND, message)) });
+            }
+            Route::Chain { id, path } if path.starts_with("/explorer") && id != self.chain_id => {
+                // Its pages link and sign in at absolute paths: served on its own port only.
+                let message = format!("the explorer of chain {id} is served on its own port");
                 return Box::pin(async move { Ok(refuse(http::StatusCode::NOT_FOUND, message)) });
             }
             Route::Chain { id, path } => (id, path.to_owned()),

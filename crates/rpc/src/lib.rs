@@ -111,6 +111,8 @@ pub struct RpcLimits {
     pub max_subscriptions: u32,
     /// Who may read ([`access`]).
     pub read_access: ReadAccess,
+    /// Serve the other chains of the host under `/chains/{id}` ([`chains`]).
+    pub hosted_chains: bool,
 }
 
 impl Default for RpcLimits {
@@ -125,6 +127,7 @@ impl Default for RpcLimits {
             call_burst: 20_000,
             max_subscriptions: 1_024,
             read_access: ReadAccess::default(),
+            hosted_chains: true,
         }
     }
 }
@@ -181,6 +184,8 @@ pub async fn serve<B: Backend>(
         .set_id_provider(HexIdProvider)
         .build();
     let mut methods = build_module(backend.clone()).map_err(|e| invalid(e.to_string()))?;
+    // The other hosted chains, when this port serves them.
+    let others = host.clone().filter(|_| limits.hosted_chains);
     {
         use trellis_api::{AdminApiServer, ChainsApiServer};
         let admin = admin::AdminRpc {
@@ -192,7 +197,7 @@ pub async fn serve<B: Backend>(
             .map_err(|e| invalid(e.to_string()))?;
         let chains = chains::ChainsRpc {
             backend: backend.clone(),
-            host: host.clone(),
+            host: others.clone(),
         };
         methods
             .merge(chains.into_rpc())
@@ -232,7 +237,7 @@ pub async fn serve<B: Backend>(
                 ))
                 .layer(access::AccessLayer::new(gate))
                 .layer(rest::RestLayer::new(
-                    rest::router(backend.clone(), pages, metrics.clone(), host),
+                    rest::router(backend.clone(), pages, metrics.clone(), others),
                     limiter.clone(),
                     metrics,
                 ))

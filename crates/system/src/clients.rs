@@ -217,8 +217,8 @@ impl<'s, S: Slots> LightClients<'s, S> {
         Ok(())
     }
 
-    /// Resets the client of `chain_id` by a governance vote — the only way a frozen client
-    /// takes anchors again: it trusts `validators` (node key, power) to decide the headers
+    /// Resets the client of `chain_id` by a governance vote (at the end of a block: no event,
+    /// the audit log says it) — the only way a frozen client takes anchors again: it trusts `validators` (node key, power) to decide the headers
     /// after `root`, a header the vote agreed on above every anchor so far. Anchors below
     /// `root` stay on record but prove nothing any more (they may be of either side of a
     /// fork); the fork's evidence stays too.
@@ -255,12 +255,6 @@ impl<'s, S: Slots> LightClients<'s, S> {
             status_slot(chain_id),
             RESET | alloy_primitives::U256::from(root.height),
         )?;
-        self.emit(abi::ClientReset {
-            chainId: chain_id,
-            height: root.height,
-            blockHash: root.hash,
-            validatorsHash: trellis_light::members_hash(validators),
-        });
         Ok(())
     }
 
@@ -378,7 +372,8 @@ impl<'s, S: Slots> LightClients<'s, S> {
                  needs {gas} gas beyond the call's base"
             ));
         }
-        let trusted = ValidatorSet::from_keys(stored.validators.iter().copied())
+        // Still priced per key above: the cache only makes it cheaper for this node.
+        let trusted = ValidatorSet::from_keys_cached(&stored.validators)
             .map_err(|e| SlotError::invalid(format!("stored validator set: {e}")))?;
         let next_set = match next.is_empty() {
             true => None,

@@ -190,12 +190,36 @@ impl SystemContract for GovernanceContract {
         GOVERNANCE_BASE_GAS
     }
 
+    /// To refuse, when proposed, a sub-chain's own vote to reset a client other than its
+    /// hub's (only the main chain's vote resets those, by a packet).
+    fn reads_light_clients(&self) -> bool {
+        true
+    }
+
     fn call(
         &self,
         env: &mut SystemEnv<'_>,
         mut slots: &mut dyn Slots,
         input: &[u8],
     ) -> Result<CallOutput> {
+        use crate::governance::abi::proposeResetLightClientCall as Reset;
+        use alloy_sol_types::SolCall;
+        if input.starts_with(&Reset::SELECTOR) {
+            if let (Ok(reset), Some(mut clients)) =
+                (Reset::abi_decode(input), env.light_clients.as_deref_mut())
+            {
+                if let Some(hub) = crate::LightClients::new(&mut clients).hub()? {
+                    if hub != reset.chainId {
+                        return crate::revert(format!(
+                            "this sub-chain's client of chain {} is reset only by a vote of its \
+                             main chain {hub} (proposeToSubchain there); its own vote resets \
+                             only its client of the main chain",
+                            reset.chainId
+                        ));
+                    }
+                }
+            }
+        }
         Governance::new(&mut slots).call(&env.context(), input)
     }
 }

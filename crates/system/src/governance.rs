@@ -1421,7 +1421,8 @@ impl<'s, S: Slots> Governance<'s, S> {
         let may_propose = org.member || (org.supervisor && action.needs_supervisor());
         if !may_propose {
             return revert(format!(
-                "organisation {} is a supervisor and may only propose freezes and unfreezes",
+                "organisation {} is a supervisor and may only propose freezes and unfreezes (of \
+                 accounts, and of light clients by a reset), here or on a sub-chain",
                 org.id
             ));
         }
@@ -2124,9 +2125,17 @@ impl<'s, S: Slots> Governance<'s, S> {
             is_static: false,
         };
         let action = packet_action(call);
+        // A state this packet cannot apply to (a corrupt record) fails the packet, not the
+        // proposals due with it; only a failing database stops here.
+        fn invalid<T>(e: SlotError) -> Result<std::result::Result<T, String>, SlotError> {
+            match e {
+                SlotError::Invalid(reason) => Ok(Err(reason)),
+                e => Err(e),
+            }
+        }
         let outcome = match &action {
-            Ok(action) => match self.check_action(action)? {
-                Ok(()) => self.apply_isolated(action, height + 1)?,
+            Ok(action) => match self.check_action(action).or_else(invalid)? {
+                Ok(()) => self.apply_isolated(action, height + 1).or_else(invalid)?,
                 Err(reason) => Err(reason),
             },
             Err(reason) => Err(reason.clone()),
@@ -2389,7 +2398,6 @@ fn power_overflow() -> String {
     )
 }
 
-/// A point on the curve, and not the all-zero encoding (a small-order point no key produces).
 /// A set a light client may trust: 1 to [`MAX_VALIDATORS`] distinct Ed25519 keys, each with a
 /// positive power, the total within `u64`.
 fn check_trusted_set(validators: &[SubchainValidator]) -> std::result::Result<(), String> {
@@ -2415,6 +2423,7 @@ fn check_trusted_set(validators: &[SubchainValidator]) -> std::result::Result<()
     Ok(())
 }
 
+/// A point on the curve, and not the all-zero encoding (a small-order point no key produces).
 fn valid_ed25519(key: &B256) -> bool {
     key != &B256::ZERO && ed25519_consensus::VerificationKey::try_from(key.0).is_ok()
 }
