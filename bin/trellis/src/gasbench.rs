@@ -602,7 +602,8 @@ fn system_workloads(tx_gas: u64) -> Vec<Workload> {
         Workload {
             name: "light-client-anchors".into(),
             what: "light-client `submitAnchor`: a new header of a followed chain of 4 \
-                   validators per call (4 signatures checked, 4 keys parsed)"
+                   validators per call (4 signatures checked as one batch; 4 keys priced, \
+                   parsed once)"
                 .into(),
             send: Send::Call {
                 to: trellis_system::LIGHT_CLIENTS_ADDRESS,
