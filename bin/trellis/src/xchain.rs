@@ -108,6 +108,20 @@ pub enum XchainCommand {
         /// the source is not trusted with it). `--ca-cert` serves both nodes.
         #[arg(long, env = "TRELLIS_FROM_TOKEN", hide_env_values = true)]
         from_token: Option<String>,
+        /// A node of the destination's hub (the main chain), when the destination does not
+        /// follow `--from` (two sub-chains): the proofs go through the hub's anchor of the
+        /// source, which this relay submits there too (so the signer must be registered on the
+        /// hub as well).
+        #[arg(long, value_name = "URL")]
+        hub: Option<String>,
+        /// Token for `--hub` if it restricts reads (`--token` is the destination's).
+        #[arg(
+            long,
+            env = "TRELLIS_HUB_TOKEN",
+            hide_env_values = true,
+            requires = "hub"
+        )]
+        hub_token: Option<String>,
         /// Run one round and exit.
         #[arg(long)]
         once: bool,
@@ -264,6 +278,8 @@ pub async fn run(command: XchainCommand) -> anyhow::Result<()> {
         XchainCommand::Relay {
             from,
             from_token,
+            hub,
+            hub_token,
             once,
             interval_secs,
             endpoint,
@@ -274,8 +290,13 @@ pub async fn run(command: XchainCommand) -> anyhow::Result<()> {
                 from_token.as_deref(),
                 endpoint.tls_for(&from)?,
             )?;
+            let hub = hub.map(|rpc| Endpoint {
+                rpc,
+                token: hub_token,
+                ..endpoint.clone()
+            });
             loop {
-                match relay_round(&source, &endpoint, &signer).await {
+                match relay_round(&source, &endpoint, hub.as_ref(), &signer).await {
                     Ok(0) => {}
                     Ok(n) => println!("relayed {n}"),
                     Err(e) if !once => eprintln!("relay round failed: {e:#}"),
@@ -430,10 +451,12 @@ enum Due {
     Timeout(u64),
 }
 
-/// One round from `source` to the destination at `endpoint`; how many relays it sent.
+/// One round from `source` to the destination at `endpoint` (through `hub` when the
+/// destination does not follow the source); how many relays it sent.
 async fn relay_round(
     source: &HttpClient,
     endpoint: &Endpoint,
+    hub: Option<&Endpoint>,
     signer: &Signer,
 ) -> anyhow::Result<usize> {
     let dest = endpoint.client()?;
@@ -513,34 +536,26 @@ async fn relay_round(
             Err(e) => return Err(e.context(format!("proving at chain {from}'s block {height}"))),
         }
     };
-    let known = lc::anchorAtCall {
-        chainId: from,
-        height,
-    };
-    if !view(&dest, LIGHT_CLIENTS_ADDRESS, known, latest)
+    let follows = lc::clientCall { chainId: from };
+    let proofs = if view(&dest, LIGHT_CLIENTS_ADDRESS, follows, latest)
         .await?
-        .found
+        .exists
     {
-        let anchor = source
-            .anchor(U64::from(height))
-            .await?
-            .with_context(|| format!("the source has no anchor of its block {height}"))?;
-        let next = anchor.next_validators.unwrap_or_default();
-        let call = lc::submitAnchorCall {
-            header: anchor.header,
-            certificate: anchor.certificate,
-            nextKeys: next.iter().map(|m| m.public_key).collect(),
-            nextPowers: next.iter().map(|m| m.power).collect(),
+        anchor_on(source, from, height, &dest, endpoint, signer).await?;
+        proofs
+    } else {
+        let Some(hub) = hub else {
+            bail!(
+                "chain {to} does not follow chain {from}: pass --hub with a node of its hub \
+                 (the main chain) to relay through the hub's anchors"
+            );
         };
-        send_to(endpoint, signer, LIGHT_CLIENTS_ADDRESS, call.abi_encode())
-            .await
-            .with_context(|| {
-                format!(
-                    "anchoring chain {from}'s block {height} on chain {to} (a validator-set \
-                     change not yet anchored must go first: a backbone node's courier sends it)"
-                )
-            })?;
-    }
+        through_hub(source, from, height, proofs, &dest, endpoint, hub, signer).await?
+    };
+    let proofs: Vec<Bytes> = proofs
+        .iter()
+        .map(|p| trellis_system::xchain::encode_proof(p).into())
+        .collect();
     let mut sent = 0;
     for (relay, proof) in due.into_iter().zip(proofs) {
         let (what, input) = match relay {
@@ -584,6 +599,149 @@ async fn relay_round(
     Ok(sent)
 }
 
+/// Anchors block `height` of chain `chain` (read from `source`) on the chain of `dest` (sent
+/// through `endpoint`), unless it has that anchor already.
+async fn anchor_on(
+    source: &HttpClient,
+    chain: u64,
+    height: u64,
+    dest: &HttpClient,
+    endpoint: &Endpoint,
+    signer: &Signer,
+) -> anyhow::Result<()> {
+    let known = lc::anchorAtCall {
+        chainId: chain,
+        height,
+    };
+    if view(dest, LIGHT_CLIENTS_ADDRESS, known, BlockId::latest())
+        .await?
+        .found
+    {
+        return Ok(());
+    }
+    let anchor = source
+        .anchor(U64::from(height))
+        .await?
+        .with_context(|| format!("chain {chain} has no anchor of its block {height}"))?;
+    let next = anchor.next_validators.unwrap_or_default();
+    let call = lc::submitAnchorCall {
+        header: anchor.header,
+        certificate: anchor.certificate,
+        nextKeys: next.iter().map(|m| m.public_key).collect(),
+        nextPowers: next.iter().map(|m| m.power).collect(),
+    };
+    send_to(endpoint, signer, LIGHT_CLIENTS_ADDRESS, call.abi_encode())
+        .await
+        .with_context(|| {
+            format!(
+                "anchoring chain {chain}'s block {height} at {} (a validator-set change not yet \
+                 anchored must go first: a backbone node's courier sends it)",
+                endpoint.rpc
+            )
+        })?;
+    Ok(())
+}
+
+/// `proofs` (of the source `from` at `height`) made two-hop: the hub anchors that height, its
+/// record is proven at its tip, and the destination anchors that hub height.
+#[allow(clippy::too_many_arguments)]
+async fn through_hub(
+    source: &HttpClient,
+    from: u64,
+    height: u64,
+    mut proofs: Vec<abi::Proof>,
+    dest: &HttpClient,
+    endpoint: &Endpoint,
+    hub: &Endpoint,
+    signer: &Signer,
+) -> anyhow::Result<Vec<abi::Proof>> {
+    let hub_client = hub.client()?;
+    let hub_id: u64 = hub_client.chain_id().await?.to();
+    anchor_on(source, from, height, &hub_client, hub, signer).await?;
+    let mut attempt = 0;
+    let hop = loop {
+        attempt += 1;
+        let at: u64 = hub_client.block_number().await?.to();
+        match hop_at(&hub_client, hub_id, from, height, at).await {
+            Ok(hop) => break hop,
+            Err(e) if attempt < 5 => {
+                tracing::debug!(error = %e, "the hub moved on; proving again");
+            }
+            Err(e) => return Err(e.context(format!("proving the hub {hub_id}'s record"))),
+        }
+    };
+    anchor_on(&hub_client, hub_id, hop.height, dest, endpoint, signer).await?;
+    for proof in &mut proofs {
+        proof.via = vec![hop.clone()];
+    }
+    Ok(proofs)
+}
+
+/// The hop through `hub` at its block `at`: its light-client record of chain `chain`'s block
+/// `height`, and its status word of that client, proven (`eth_getProof`).
+async fn hop_at(
+    hub: &HttpClient,
+    hub_id: u64,
+    chain: u64,
+    height: u64,
+    at: u64,
+) -> anyhow::Result<abi::Hop> {
+    use alloy_primitives::B256;
+    use trellis_system::xchain::hub_anchor_slots;
+    let base = hub_anchor_slots(chain, height, 0)[0];
+    let header = hub
+        .get_proof(
+            LIGHT_CLIENTS_ADDRESS,
+            vec![B256::from(base)],
+            BlockId::number(at),
+        )
+        .await?;
+    let word = header
+        .storage_proof
+        .first()
+        .map(|p| p.value)
+        .unwrap_or_default();
+    let len = usize::try_from(word)
+        .ok()
+        .and_then(|w| w.checked_sub(1))
+        .with_context(|| format!("chain {hub_id} holds no anchor of chain {chain} at {height}"))?;
+    let record = hub_anchor_slots(chain, height, len);
+    let keys = record
+        .iter()
+        .chain([&trellis_system::clients::status_slot(chain)])
+        .map(|s| B256::from(*s))
+        .collect();
+    let mut proof = hub
+        .get_proof(LIGHT_CLIENTS_ADDRESS, keys, BlockId::number(at))
+        .await?;
+    if proof.storage_proof.len() != record.len() + 1 {
+        bail!(
+            "asked the hub for {} storage proofs, it answered {}",
+            record.len() + 1,
+            proof.storage_proof.len()
+        );
+    }
+    let status = proof
+        .storage_proof
+        .pop()
+        .context("the status word's proof")?;
+    Ok(abi::Hop {
+        chainId: hub_id,
+        height: at,
+        account: abi::AccountProof {
+            nonce: proof.nonce,
+            balance: proof.balance,
+            storageRoot: proof.storage_hash,
+            codeHash: proof.code_hash,
+            nodes: proof.account_proof,
+        },
+        values: proof.storage_proof.iter().map(|p| p.value).collect(),
+        slotProofs: proof.storage_proof.into_iter().map(|p| p.proof).collect(),
+        statusWord: status.value,
+        statusProof: status.proof,
+    })
+}
+
 /// The time (ms) of `c`'s newest block, from its header.
 async fn tip_time(c: &HttpClient) -> anyhow::Result<u64> {
     let n: U64 = c.block_number().await?;
@@ -596,9 +754,12 @@ async fn tip_time(c: &HttpClient) -> anyhow::Result<u64> {
         .timestamp_ms)
 }
 
-/// Proofs of the cross-chain contract's `slots` at `source`'s block `height`, ABI-encoded
-/// as the contract takes them.
-async fn prove(source: &HttpClient, height: u64, slots: &[U256]) -> anyhow::Result<Vec<Bytes>> {
+/// Proofs of the cross-chain contract's `slots` at `source`'s block `height` (one hop).
+async fn prove(
+    source: &HttpClient,
+    height: u64,
+    slots: &[U256],
+) -> anyhow::Result<Vec<abi::Proof>> {
     let keys = slots
         .iter()
         .map(|s| alloy_primitives::B256::from(*s))
@@ -623,14 +784,11 @@ async fn prove(source: &HttpClient, height: u64, slots: &[U256]) -> anyhow::Resu
     Ok(proof
         .storage_proof
         .into_iter()
-        .map(|p| {
-            trellis_system::xchain::encode_proof(&abi::Proof {
-                height,
-                account: account.clone(),
-                slotProof: p.proof,
-                via: Vec::new(),
-            })
-            .into()
+        .map(|p| abi::Proof {
+            height,
+            account: account.clone(),
+            slotProof: p.proof,
+            via: Vec::new(),
         })
         .collect())
 }

@@ -2,7 +2,9 @@
 //! `trellis xchain relay` alone (the node runs no courier): each relay round proves one
 //! chain's state to the other, which checks it against its own light client. A transfer is
 //! received and acknowledged, vouchers come home, a relay round with nothing new carries
-//! nothing, and a message not received before its timeout is refunded on a proof of absence.
+//! nothing, and a message not received before its timeout is refunded on a proof of absence;
+//! then a second sub-chain, reached from the first only through the main chain's anchors
+//! (`relay --hub`).
 //! And `trellis testnet up --subchains 2`: a main chain and two sub-chains created by vote in
 //! four processes, where node-0's courier carries a transfer on its own.
 
@@ -19,13 +21,16 @@ const LIMIT: Duration = Duration::from_secs(120);
 async fn the_cli_carries_value_and_messages_between_a_main_chain_and_its_subchain() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let [rpc, p2p, gossip] = free_ports(3)[..] else {
-        unreachable!("three ports asked for")
+    let [rpc, p2p, gossip, rpc2, p2p2, gossip2] = free_ports(6)[..] else {
+        unreachable!("six ports asked for")
     };
-    let extra = format!(
-        "[[chains]]\nsubchain = 700\nrpc_listen = \"127.0.0.1:{rpc}\"\n[chains.p2p]\n\
-         listen = \"/ip4/127.0.0.1/tcp/{p2p}\"\ngossip_listen = \"/ip4/127.0.0.1/tcp/{gossip}\"\n"
-    );
+    let entry = |id: u64, rpc: u16, p2p: u16, gossip: u16| {
+        format!(
+            "[[chains]]\nsubchain = {id}\nrpc_listen = \"127.0.0.1:{rpc}\"\n[chains.p2p]\n\
+             listen = \"/ip4/127.0.0.1/tcp/{p2p}\"\ngossip_listen = \"/ip4/127.0.0.1/tcp/{gossip}\"\n"
+        )
+    };
+    let extra = entry(700, rpc, p2p, gossip) + &entry(701, rpc2, p2p2, gossip2);
     let (_node, main) = start_single_node(dir, &extra).await;
     wait_height(&client(&main), 1, LIMIT).await;
     let genesis: serde_json::Value =
@@ -162,6 +167,92 @@ async fn the_cli_carries_value_and_messages_between_a_main_chain_and_its_subchai
     let status = xchain(&["status", "--rpc", &main]);
     assert!(
         status.contains("messages sent 2, pending 0; escrowed for it 600"),
+        "{status}"
+    );
+
+    // A second sub-chain. The two follow only the main chain: a relay between them goes
+    // through its anchors (--hub), anchoring on the main chain and on the destination itself.
+    gov(
+        dir,
+        &main,
+        0,
+        &[
+            "propose",
+            "create-subchain",
+            "--chain-id",
+            "701",
+            "--name",
+            "customs",
+            "--member",
+            "org1",
+            "--validator",
+            &key,
+        ],
+    );
+    wait_for_http(rpc2, LIMIT).await;
+    let customs = format!("http://127.0.0.1:{rpc2}");
+    wait_height(&client(&customs), 2, LIMIT).await;
+    let out = xchain(&[
+        "send",
+        "--rpc",
+        &sub,
+        "--dev-account",
+        "1",
+        "--to-chain",
+        "701",
+        "--receiver",
+        &bob.to_string(),
+        "--text",
+        "certificate of origin 9",
+    ]);
+    assert!(out.contains("message 1 to chain 701 committed"), "{out}");
+    let hop_relay = |from: &str, to: &str| {
+        xchain(&[
+            "relay",
+            "--from",
+            from,
+            "--hub",
+            &main,
+            "--rpc",
+            to,
+            "--dev-account",
+            "1",
+            "--once",
+        ])
+    };
+    let refused = cli_fails(
+        dir,
+        &[
+            "xchain",
+            "relay",
+            "--from",
+            &sub,
+            "--rpc",
+            &customs,
+            "--dev-account",
+            "1",
+            "--once",
+        ],
+    );
+    assert!(refused.contains("pass --hub"), "{refused}");
+    let out = hop_relay(&sub, &customs);
+    assert!(out.contains("message 1 of chain 700 received"), "{out}");
+    xchain(&[
+        "verify",
+        "--rpc",
+        &customs,
+        "--source",
+        "700",
+        "--sequence",
+        "1",
+        "--text",
+        "certificate of origin 9",
+    ]);
+    let out = hop_relay(&customs, &sub);
+    assert!(out.contains("message 1 to chain 701 acknowledged"), "{out}");
+    let status = xchain(&["status", "--rpc", &sub, "--chain", "701"]);
+    assert!(
+        status.contains("chain 701 (not followed): messages sent 1, pending 0"),
         "{status}"
     );
 }

@@ -156,9 +156,19 @@ async fn two_chains_in_one_host_finalize_independently_and_stop_alone() {
         "the main chain started first was stopped"
     );
 
+    // Each chain stays on its own port: nothing of the other is served under /chains/{id}.
+    config.rpc.hosted_chains = false;
     let host = ChainHost::start(config).await.expect("host starts");
     let ids: Vec<u64> = host.chains().iter().map(|n| n.chain.chain_id()).collect();
     assert_eq!(ids, vec![501, 502]);
+    let port = host.chain(501).expect("main chain").rpc_addr;
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
+    let (status, body) = http(port, "POST", "/chains/502", None, call).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = http(port, "POST", "/chains/501", None, call).await;
+    assert_eq!(status, 200, "its own chain still answers there: {body}");
+    let (_, body) = http(port, "GET", "/v1/chains", None, "").await;
+    assert!(!body.contains("502"), "not listed: {body}");
     let main = host.chain(501).expect("main chain").chain.clone();
     let sub = host.chain(502).expect("sub-chain").chain.clone();
     assert_ne!(

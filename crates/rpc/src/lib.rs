@@ -233,7 +233,7 @@ pub async fn serve<B: Backend>(
             tower::ServiceBuilder::new()
                 .layer(chains::HostRouterLayer::new(
                     backend.chain_id(),
-                    host.clone(),
+                    others.clone(),
                 ))
                 .layer(access::AccessLayer::new(gate))
                 .layer(rest::RestLayer::new(
