@@ -114,13 +114,9 @@ pub enum XchainCommand {
         /// hub as well).
         #[arg(long, value_name = "URL")]
         hub: Option<String>,
-        /// Token for `--hub` if it restricts reads (`--token` is the destination's).
-        #[arg(
-            long,
-            env = "TRELLIS_HUB_TOKEN",
-            hide_env_values = true,
-            requires = "hub"
-        )]
+        /// Token for `--hub` if it restricts reads (`--token` is the destination's); unused
+        /// without `--hub`.
+        #[arg(long, env = "TRELLIS_HUB_TOKEN", hide_env_values = true)]
         hub_token: Option<String>,
         /// Run one round and exit.
         #[arg(long)]
@@ -290,10 +286,16 @@ pub async fn run(command: XchainCommand) -> anyhow::Result<()> {
                 from_token.as_deref(),
                 endpoint.tls_for(&from)?,
             )?;
-            let hub = hub.map(|rpc| Endpoint {
-                rpc,
-                token: hub_token,
-                ..endpoint.clone()
+            // The hub gets its own token, and the TLS files only if it speaks TLS.
+            let hub = hub.map(|rpc| {
+                let tls = rpc.starts_with("https://");
+                Endpoint {
+                    token: hub_token,
+                    ca_cert: endpoint.ca_cert.clone().filter(|_| tls),
+                    client_cert: endpoint.client_cert.clone().filter(|_| tls),
+                    client_key: endpoint.client_key.clone().filter(|_| tls),
+                    rpc,
+                }
             });
             loop {
                 match relay_round(&source, &endpoint, hub.as_ref(), &signer).await {
@@ -657,12 +659,22 @@ async fn through_hub(
 ) -> anyhow::Result<Vec<abi::Proof>> {
     let hub_client = hub.client()?;
     let hub_id: u64 = hub_client.chain_id().await?.to();
+    let to: u64 = dest.chain_id().await?.to();
+    if hub_id == from || hub_id == to {
+        bail!(
+            "--hub {} is chain {hub_id}, the source or the destination: give a node of the \
+             destination's hub (the main chain)",
+            hub.rpc
+        );
+    }
     anchor_on(source, from, height, &hub_client, hub, signer).await?;
+    // The record's length, from its first slot: it never changes once anchored.
+    let len = record_len(&hub_client, hub_id, from, height).await?;
     let mut attempt = 0;
     let hop = loop {
         attempt += 1;
         let at: u64 = hub_client.block_number().await?.to();
-        match hop_at(&hub_client, hub_id, from, height, at).await {
+        match hop_at(&hub_client, hub_id, from, height, len, at).await {
             Ok(hop) => break hop,
             Err(e) if attempt < 5 => {
                 tracing::debug!(error = %e, "the hub moved on; proving again");
@@ -677,23 +689,19 @@ async fn through_hub(
     Ok(proofs)
 }
 
-/// The hop through `hub` at its block `at`: its light-client record of chain `chain`'s block
-/// `height`, and its status word of that client, proven (`eth_getProof`).
-async fn hop_at(
+/// The length of `hub`'s light-client record of chain `chain`'s block `height`.
+async fn record_len(
     hub: &HttpClient,
     hub_id: u64,
     chain: u64,
     height: u64,
-    at: u64,
-) -> anyhow::Result<abi::Hop> {
-    use alloy_primitives::B256;
-    use trellis_system::xchain::hub_anchor_slots;
-    let base = hub_anchor_slots(chain, height, 0)[0];
+) -> anyhow::Result<usize> {
+    let base = trellis_system::xchain::hub_anchor_slots(chain, height, 0)[0];
     let header = hub
         .get_proof(
             LIGHT_CLIENTS_ADDRESS,
-            vec![B256::from(base)],
-            BlockId::number(at),
+            vec![alloy_primitives::B256::from(base)],
+            BlockId::latest(),
         )
         .await?;
     let word = header
@@ -701,10 +709,24 @@ async fn hop_at(
         .first()
         .map(|p| p.value)
         .unwrap_or_default();
-    let len = usize::try_from(word)
+    usize::try_from(word)
         .ok()
         .and_then(|w| w.checked_sub(1))
-        .with_context(|| format!("chain {hub_id} holds no anchor of chain {chain} at {height}"))?;
+        .with_context(|| format!("chain {hub_id} holds no anchor of chain {chain} at {height}"))
+}
+
+/// The hop through `hub` at its block `at`: its light-client record (`len` bytes) of chain
+/// `chain`'s block `height`, and its status word of that client, proven (`eth_getProof`).
+async fn hop_at(
+    hub: &HttpClient,
+    hub_id: u64,
+    chain: u64,
+    height: u64,
+    len: usize,
+    at: u64,
+) -> anyhow::Result<abi::Hop> {
+    use alloy_primitives::B256;
+    use trellis_system::xchain::hub_anchor_slots;
     let record = hub_anchor_slots(chain, height, len);
     let keys = record
         .iter()

@@ -167,8 +167,12 @@ async fn two_chains_in_one_host_finalize_independently_and_stop_alone() {
     assert_eq!(status, 404, "{body}");
     let (status, body) = http(port, "POST", "/chains/501", None, call).await;
     assert_eq!(status, 200, "its own chain still answers there: {body}");
-    let (_, body) = http(port, "GET", "/v1/chains", None, "").await;
-    assert!(!body.contains("502"), "not listed: {body}");
+    let (status, body) = http(port, "GET", "/v1/chains", None, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("501") && !body.contains("502"),
+        "not listed: {body}"
+    );
     let main = host.chain(501).expect("main chain").chain.clone();
     let sub = host.chain(502).expect("sub-chain").chain.clone();
     assert_ne!(
