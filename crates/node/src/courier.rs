@@ -162,15 +162,9 @@ impl Send {
         (sent, now): (&mut HashMap<RelayKey, (Instant, u32)>, Instant),
     ) -> Send {
         let sequence = relay.sequence();
-        let hop_nodes: usize = proof
-            .via
-            .iter()
-            .map(|h| {
-                h.account.nodes.len()
-                    + h.slotProofs.iter().map(Vec::len).sum::<usize>()
-                    + h.statusProof.len()
-            })
-            .sum();
+        // The one-hop part is within RELAY_GAS; the hop's nodes come on top.
+        let hop_nodes = xchain::proof_nodes(proof)
+            .saturating_sub(proof.account.nodes.len() + proof.slotProof.len());
         let (action, input) = relay.call(source, xchain::encode_proof(proof));
         let key = (dest.chain_id(), source, sequence, action);
         let attempts = sent.get(&key).map_or(0, |(_, n)| *n);

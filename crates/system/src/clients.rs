@@ -158,6 +158,19 @@ fn evidence_key(chain: u64) -> Vec<u8> {
     [b"lcx:".as_slice(), &chain.to_be_bytes()].concat()
 }
 
+/// Refuses a set a client of `chain_id` may not trust: over [`MAX_VALIDATORS`], or not a
+/// valid validator set.
+fn check_trusted(chain_id: u64, validators: &[(B256, u64)]) -> Result<(), CallError> {
+    if validators.len() > MAX_VALIDATORS {
+        return revert(format!(
+            "light client of chain {chain_id}: more than {MAX_VALIDATORS} validators"
+        ));
+    }
+    ValidatorSet::from_keys(validators.iter().copied())
+        .map_err(|e| CallError::revert(format!("light client of chain {chain_id}: {e}")))?;
+    Ok(())
+}
+
 /// The light-client contract over its storage.
 pub struct LightClients<'s, S: Slots> {
     slots: &'s mut S,
@@ -195,13 +208,7 @@ impl<'s, S: Slots> LightClients<'s, S> {
         root: Anchored,
         validators: &[(B256, u64)],
     ) -> Result<(), CallError> {
-        if validators.len() > MAX_VALIDATORS {
-            return revert(format!(
-                "light client of chain {chain_id}: more than {MAX_VALIDATORS} validators"
-            ));
-        }
-        ValidatorSet::from_keys(validators.iter().copied())
-            .map_err(|e| CallError::revert(format!("light client of chain {chain_id}: {e}")))?;
+        check_trusted(chain_id, validators)?;
         if self.read::<Client>(&client_key(chain_id))?.is_some() {
             return revert(format!("chain {chain_id} already has a light client"));
         }
@@ -218,8 +225,9 @@ impl<'s, S: Slots> LightClients<'s, S> {
     }
 
     /// Resets the client of `chain_id` by a governance vote (at the end of a block: no event,
-    /// the audit log says it) — the only way a frozen client takes anchors again: it trusts `validators` (node key, power) to decide the headers
-    /// after `root`, a header the vote agreed on above every anchor so far. Anchors below
+    /// the audit log says it) — the only way a frozen client takes anchors again: it trusts
+    /// `validators` (node key, power) to decide the headers after `root`, a header the vote
+    /// agreed on above every anchor so far. Anchors below
     /// `root` stay on record but prove nothing any more (they may be of either side of a
     /// fork); the fork's evidence stays too.
     pub fn reset(
@@ -228,13 +236,7 @@ impl<'s, S: Slots> LightClients<'s, S> {
         root: Anchored,
         validators: &[(B256, u64)],
     ) -> Result<(), CallError> {
-        if validators.len() > MAX_VALIDATORS {
-            return revert(format!(
-                "light client of chain {chain_id}: more than {MAX_VALIDATORS} validators"
-            ));
-        }
-        ValidatorSet::from_keys(validators.iter().copied())
-            .map_err(|e| CallError::revert(format!("light client of chain {chain_id}: {e}")))?;
+        check_trusted(chain_id, validators)?;
         let Some(mut client) = self.read::<Client>(&client_key(chain_id))? else {
             return revert(format!("this chain does not follow chain {chain_id}"));
         };

@@ -242,6 +242,21 @@ pub fn digest_payload(algorithm: crate::evidence::HashAlgorithm, digest: B256) -
     <(sol_data::Uint<8>, sol_data::FixedBytes<32>)>::abi_encode_params(&(algorithm.code(), digest))
 }
 
+/// The trie nodes `proof` carries, hops included: what the contract charges
+/// [`PROOF_NODE_GAS`] for.
+pub fn proof_nodes(proof: &abi::Proof) -> usize {
+    let hops: usize = proof
+        .via
+        .iter()
+        .map(|h| {
+            h.account.nodes.len()
+                + h.slotProofs.iter().map(Vec::len).sum::<usize>()
+                + h.statusProof.len()
+        })
+        .sum();
+    proof.account.nodes.len() + proof.slotProof.len() + hops
+}
+
 /// A proof as the contract's `proof` arguments take it (`abi.encode(proof)`).
 pub fn encode_proof(proof: &abi::Proof) -> Vec<u8> {
     proof.abi_encode()
@@ -612,19 +627,7 @@ impl<'s, S: Slots, C: Slots + ?Sized> CrossChain<'s, S, C> {
         }
         let proof = <abi::Proof as SolValue>::abi_decode(proof)
             .map_err(|e| CallError::revert(format!("malformed proof: {e}")))?;
-        let hop_nodes: usize = proof
-            .via
-            .iter()
-            .map(|h| {
-                h.account.nodes.len()
-                    + h.slotProofs.iter().map(Vec::len).sum::<usize>()
-                    + h.statusProof.len()
-            })
-            .sum();
-        self.charge(
-            call,
-            proof.account.nodes.len() + proof.slotProof.len() + hop_nodes,
-        )?;
+        self.charge(call, proof_nodes(&proof))?;
         let header = match proof.via.as_slice() {
             [] => self.anchored(chain, proof.height)?,
             [hop] => self.through_hub(chain, proof.height, hop)?,
