@@ -227,9 +227,8 @@ impl<'s, S: Slots> LightClients<'s, S> {
     /// Resets the client of `chain_id` by a governance vote (at the end of a block: no event,
     /// the audit log says it) — the only way a frozen client takes anchors again: it trusts
     /// `validators` (node key, power) to decide the headers after `root`, a header the vote
-    /// agreed on above every anchor so far. Anchors below
-    /// `root` stay on record but prove nothing any more (they may be of either side of a
-    /// fork); the fork's evidence stays too.
+    /// agreed on above every anchor so far. Anchors below `root` stay on record but prove
+    /// nothing any more (they may be of either side of a fork); the fork's evidence stays too.
     pub fn reset(
         &mut self,
         chain_id: u64,
